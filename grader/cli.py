@@ -1,0 +1,197 @@
+"""Command line: wires arguments to stage functions and nothing more.
+
+Exit codes: 0 success (for `check`: every visible check passed); 1 the work was done and something
+failed (a check, an invalid rubric); 2 the command could not run as asked (usage, missing rubric).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grader import __version__
+from grader.answer_key import answer_key, render_json, render_text
+from grader.checkspec import Visibility
+from grader.errors import GraderError, RubricInvalid, UsageError
+from grader.export.report_json import report_schema, write_report_json
+from grader.export.table import render_table
+from grader.handout import render_handout
+from grader.report import CheckStatus
+from grader.rubric import Rubric
+from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric, rubric_hash
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command named in `argv` (default: sys.argv) and return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except RubricInvalid as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except GraderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backprop-grader", description="Grade backpropagation assignments.")
+    parser.add_argument("--version", action="version", version=f"backprop-grader {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    rubric = commands.add_parser("rubric", help="list, show, validate rubrics, or print their JSON Schema")
+    rubric_commands = rubric.add_subparsers(title="rubric commands", metavar="ACTION", required=True)
+    listing = rubric_commands.add_parser("list", help="bundled rubrics")
+    listing.add_argument("--ids", action="store_true", help="print the ids only, one per line")
+    listing.set_defaults(run=_rubric_list)
+    show = rubric_commands.add_parser("show", help="tasks, checks, points, trials and limits of a rubric")
+    show.add_argument("rubric", help="bundled rubric id or path of a .toml file")
+    show.set_defaults(run=_rubric_show)
+    validate = rubric_commands.add_parser("validate", help="validate rubric files; exit 1 if any is invalid")
+    validate.add_argument("rubrics", nargs="+", help="ids or paths")
+    validate.set_defaults(run=_rubric_validate)
+    schema = rubric_commands.add_parser("schema", help="JSON Schema of rubric files")
+    schema.set_defaults(run=_rubric_schema)
+
+    solve = commands.add_parser("solve", help="the answer key: every expected quantity of a trial")
+    solve.add_argument("--rubric", required=True, help="bundled rubric id or path")
+    solve.add_argument("--trial", type=int, default=0, help="trial index (default 0)")
+    solve.add_argument("--hidden", action="store_true", help="a hidden trial instead of a public one")
+    solve.add_argument("--hidden-seed", type=int, help="seed of the hidden trials (default: the rubric's)")
+    solve.add_argument("--json", action="store_true", help="print JSON instead of text")
+    solve.set_defaults(run=_solve)
+
+    check = commands.add_parser("check", help="check a submission on the public trials (students: before handing in)")
+    check.add_argument("file", type=Path, help="your .py file or .ipynb notebook")
+    check.add_argument("--rubric", required=True, help="bundled rubric id or path")
+    check.add_argument("--out", type=Path, default=Path("backprop-grader-report"), help="folder for report.json (default: %(default)s)")
+    check.add_argument("--timeout", type=float, help="wall and CPU seconds allowed (default: the rubric's)")
+    check.set_defaults(run=_check)
+
+    schema = commands.add_parser("schema", help="JSON Schema of report.json or of rubric files")
+    schema.add_argument("what", choices=["report", "rubric"])
+    schema.set_defaults(run=_schema)
+
+    handout = commands.add_parser("handout", help="write the starter file students fill in")
+    handout.add_argument("--rubric", required=True, help="bundled rubric id or path")
+    handout.add_argument("-o", "--output", type=Path, help="file to write (default: <rubric id>.py; - for stdout)")
+    handout.add_argument("--force", action="store_true", help="overwrite an existing file")
+    handout.set_defaults(run=_handout)
+    return parser
+
+
+def _rubric_list(args: argparse.Namespace) -> int:
+    for rubric_id in bundled_rubrics():
+        if args.ids:
+            print(rubric_id)
+            continue
+        rubric = load_rubric(rubric_id)
+        tasks = ", ".join(f"{task.id} ({task.kind})" for task in rubric.tasks)
+        print(f"{rubric.id:<18} {rubric.max_points():>5g} pts  {rubric.title}\n{'':<18} tasks: {tasks}")
+    return EXIT_OK
+
+
+def _rubric_show(args: argparse.Namespace) -> int:
+    rubric = load_rubric(args.rubric)
+    print(_describe(rubric, find_rubric(args.rubric)))
+    return EXIT_OK
+
+
+def _rubric_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for name in args.rubrics:
+        try:
+            rubric = load_rubric(name)
+        except GraderError as error:
+            failed += 1
+            print(f"INVALID {error}", file=sys.stderr)
+        else:
+            print(f"ok      {find_rubric(name)}: {rubric.id}, {len(rubric.tasks)} task(s), {rubric.max_points():g} points")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _rubric_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(Rubric.model_json_schema(), indent=1))
+    return EXIT_OK
+
+
+def _solve(args: argparse.Namespace) -> int:
+    rubric = load_rubric(args.rubric)
+    group = "hidden" if args.hidden else "public"
+    count = rubric.trials.hidden if args.hidden else rubric.trials.public
+    if not 0 <= args.trial < count:
+        raise UsageError(f"--trial {args.trial}: rubric {rubric.id} has {count} {group} trial(s), numbered 0 to {count - 1}")
+    if args.hidden and args.hidden_seed is None and rubric.trials.hidden_seed is None:
+        raise UsageError(f"--hidden: rubric {rubric.id} has no trials.hidden_seed; pass --hidden-seed N")
+    key = answer_key(rubric, group, args.trial, args.hidden_seed)
+    print(render_json(key) if args.json else render_text(key))
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from grader.grade import grade_submission  # the sandbox is imported only by commands that run code
+    from grader.sandbox import Sandbox
+
+    rubric = load_rubric(args.rubric)
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file; pass the path of your .py file or .ipynb notebook")
+    limits = rubric.limits
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise UsageError(f"--timeout {args.timeout}: expected a positive number of seconds")
+        limits = limits.model_copy(update={"wall_seconds": args.timeout, "cpu_seconds": args.timeout})
+    with Sandbox(jobs=1, hide=[args.out.resolve()]) as sandbox:
+        report = grade_submission(rubric, rubric_hash(args.rubric), args.file, sandbox, ("public",), limits)
+    path = write_report_json(report, args.out)
+    print(render_table(report))
+    print(f"report: {path}")
+    visible = [c for c in report.checks if c.visibility == Visibility.visible]
+    return EXIT_OK if report.status == "graded" and all(c.status == CheckStatus.passed for c in visible) else EXIT_FAILED
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(report_schema() if args.what == "report" else json.dumps(Rubric.model_json_schema(), indent=1))
+    return EXIT_OK
+
+
+def _handout(args: argparse.Namespace) -> int:
+    rubric = load_rubric(args.rubric)
+    if rubric.submission.kind != "contract":
+        raise UsageError(f"--rubric {rubric.id}: a handout is for contract rubrics; this one takes free-form notebooks")
+    source = render_handout(rubric)
+    if str(args.output) == "-":
+        sys.stdout.write(source)
+        return EXIT_OK
+    output = args.output or Path(f"{rubric.id}.py")
+    if output.exists() and not args.force:
+        raise UsageError(f"-o {output}: the file exists; pass --force to overwrite it or choose another name")
+    output.write_text(source, encoding="utf-8")
+    print(f"wrote {output}: fill in every function, then run: backprop-grader check {output} --rubric {rubric.id}")
+    return EXIT_OK
+
+
+def _describe(rubric: Rubric, path: Path) -> str:
+    trials = rubric.trials
+    lines = [
+        f"{rubric.id}: {rubric.title}",
+        f"  file: {path}",
+        f"  submission: {rubric.submission.kind}; weight gradients in (in, out) layout "
+        + ("accepted" if rubric.submission.allow_in_out else "rejected"),
+        f"  trials: {trials.public} public (seed {rubric.seed}), {trials.hidden} hidden "
+        f"(seed {'set' if trials.hidden_seed is not None else 'not set'}, {trials.hidden_weight:.0%} of points, "
+        f"{trials.hidden_visibility})",
+        f"  tolerance: rtol {rubric.tolerance.rtol:g}, atol {rubric.tolerance.atol:g}, atol_rel {rubric.tolerance.atol_rel:g}",
+        "  limits: " + ", ".join(f"{name} {value:g}" for name, value in rubric.limits.model_dump().items()),
+    ]
+    for task in rubric.tasks:
+        functions = ", ".join(f"{source}: {name}()" for source, name in task.contract.functions().items())
+        lines += ["", f"  task {task.id} [{task.kind}] {task.title}", f"    functions: {functions}"]
+        lines += [f"    {check.quantity:<22} {check.points:>5g} pts  {check.visibility}" for check in task.checks]
+    lines.append(f"\n  total: {rubric.max_points():g} points")
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""The check table printed in a terminal by `check`: one row per visible check, then the score."""
+
+from grader.checkspec import Visibility
+from grader.report import CheckStatus, GradeReport
+
+_MARK = {
+    CheckStatus.passed: "PASS",
+    CheckStatus.failed: "FAIL",
+    CheckStatus.missing: "MISSING",
+    CheckStatus.not_verifiable: "UNVERIFIABLE",
+    CheckStatus.error: "ERROR",
+}
+
+
+def render_table(report: GradeReport, width: int = 100) -> str:
+    """Student-facing table of the visible checks; instructor-only fields never appear."""
+    visible = [c for c in report.checks if c.visibility == Visibility.visible]
+    lines = [f"{report.submission} — rubric {report.rubric_id}, trials {', '.join(report.trials)}"]
+    if report.message:
+        lines.append(f"! {report.message}")
+    if report.run is not None and report.run.status != "ok" and report.run.message not in lines[-1]:
+        lines.append(f"! {report.run.message}")
+    lines += [f"note: {note}" for note in report.notes]
+    name_width = max([len(c.quantity) for c in visible] + [8])
+    lines.append(f"{'check':<{name_width}}  {'result':<12} {'points':>9}  detail")
+    for check in visible:
+        detail = "" if check.status == CheckStatus.passed else check.message
+        if len(detail) > width:
+            detail = detail[: width - 1] + "…"
+        points = f"{check.points:g}/{check.max_points:g}"
+        lines.append(f"{check.quantity:<{name_width}}  {_MARK[check.status]:<12} {points:>9}  {detail}")
+    earned = sum(c.points for c in visible)
+    available = sum(c.max_points for c in visible)
+    passed = sum(c.status == CheckStatus.passed for c in visible)
+    lines.append(f"{passed} of {len(visible)} visible checks passed; {earned:g} of {available:g} points")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""Trials: concrete instances of a task, generated from (seed, trial index) — DESIGN §4.
+
+Everything random comes from `numpy.random.default_rng([seed, index, task position])`, never from torch's
+RNG (its streams differ across versions, OSes and devices), so the same rubric gives bit-identical trials
+on every machine and every run. Parameters follow torch's default `nn.Linear` range
+U(−1/√fan_in, 1/√fan_in); dropout keep-masks are drawn here and handed to the student.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from grader.rubric import Rubric
+from grader.tasks import DropoutTrainingTask, MlpRegressionTask, Task
+from reference import mlp_regression
+
+Group = Literal["public", "hidden"]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One instance of one task: inputs, targets, initial parameters and, for dropout, keep-masks."""
+
+    task_id: str
+    group: Group
+    index: int
+    x: np.ndarray
+    y: np.ndarray
+    params: dict[str, np.ndarray]
+    masks: np.ndarray | None = None
+    given: bool = False
+    scalars: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """`public-0`, `hidden-2`: how reports and the answer key name a trial."""
+        return f"{self.group}-{self.index}"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the trial by name (`x`, `y`, `W1`, …, `masks`), for handing to a submission."""
+        arrays = {"x": self.x, "y": self.y, **self.params}
+        if self.masks is not None:
+            arrays["masks"] = self.masks
+        return arrays
+
+
+def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed: int | None = None) -> Trial:
+    """Trial `index` of `group` for `task`; public trial 0 is the task's given instance when it has one."""
+    position = [t.id for t in rubric.tasks].index(task.id)
+    seed = rubric.seed if group == "public" else _hidden_seed(rubric, hidden_seed)
+    rng = np.random.default_rng([seed, index, position])
+    x, y, params = _random_instance(task, rng)
+    is_given = group == "public" and index == 0 and task.given is not None
+    if is_given:
+        given = task.given.arrays()  # type: ignore[union-attr]
+        x = given["x"]
+        y = given["y"] if "y" in given else _target(task, x)
+        params = {name: given[name] for name in task.param_shapes()}
+    masks, scalars = None, {}
+    if isinstance(task, DropoutTrainingTask):
+        # One keep-mask per epoch, keep probability 1 − p; drawn after the weights so they never shift.
+        masks = (rng.random((task.epochs, task.batch_size, task.hidden)) >= task.p).astype(np.float64)
+        scalars = {"p": task.p, "lr": task.lr}
+    return Trial(task.id, group, index, x, y, params, masks, is_given, scalars)
+
+
+def trials_for(rubric: Rubric, task: Task, groups: tuple[Group, ...], hidden_seed: int | None = None) -> list[Trial]:
+    """Every trial of the given groups, public first, in index order."""
+    counts = {"public": rubric.trials.public, "hidden": rubric.trials.hidden}
+    return [make_trial(rubric, task, group, i, hidden_seed) for group in groups for i in range(counts[group])]
+
+
+def _hidden_seed(rubric: Rubric, override: int | None) -> int:
+    seed = override if override is not None else rubric.trials.hidden_seed
+    if seed is None:
+        raise ValueError(f"rubric {rubric.id} has no trials.hidden_seed; pass one to run hidden trials")
+    return seed
+
+
+def _random_instance(task: Task, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """x, y and torch-default initial parameters, all float64."""
+    shapes = task.input_shapes()
+    if isinstance(task, MlpRegressionTask) or task.kind == "autograd_graph":
+        x = rng.random(shapes["x"])  # x ~ U[0, 1]^d, as the assignment states
+    else:
+        x = rng.uniform(-2.0, 2.0, shapes["x"])
+    y = _target(task, x, rng)
+    params = {}
+    for name, shape in task.param_shapes().items():
+        fan_in = shape[1] if name.startswith("W") else task.param_shapes()["W" + name[1:]][1]
+        bound = 1.0 / np.sqrt(fan_in)  # torch's nn.Linear default: U(−1/√fan_in, 1/√fan_in)
+        params[name] = rng.uniform(-bound, bound, shape)
+    return x, y, params
+
+
+def _target(task: Task, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Regression target Σx²/d, or random one-hot labels for the classifiers."""
+    if task.kind in {"mlp_regression", "autograd_graph"}:
+        return mlp_regression.target(x)
+    if rng is None:
+        raise ValueError(f"task {task.id}: given values need y for a classifier")
+    labels = rng.integers(0, task.classes, size=x.shape[0])  # type: ignore[union-attr]
+    return np.eye(task.classes)[labels]  # type: ignore[union-attr]

@@ -1,0 +1,111 @@
+"""Task 1, mlp_regression: a fully connected net regressing y = Σx²/d, backprop written by hand.
+
+Net: a0 = x (N, d); for l = 1..L:  z_l = a_{l-1} W_lᵀ + b_l,  a_l = f(z_l) for hidden layers and
+a_L = z_L (identity output). Loss L = Σ (a_L − y)² ("sum") or that over the number of elements ("mean",
+as torch.nn.MSELoss). Parameters are in torch layout: W_l (out, in), b_l (out,). Biases are all present
+or all absent. Everything is float64 so the reference agrees with its torch twin to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from reference.activations import get_activation
+
+Array = np.ndarray
+
+REDUCTIONS = ("sum", "mean")
+
+
+def target(x: Array) -> Array:
+    """y = (x1² + … + xd²) / d per row of x (N, d), as a column (N, 1)."""
+    x = np.asarray(x, dtype=np.float64)
+    return (x**2).sum(axis=1, keepdims=True) / x.shape[1]
+
+
+def count_layers(params: Mapping[str, Array]) -> tuple[int, bool]:
+    """(L, has_bias) from the keys W1..WL and b1..bL; rejects gaps and partial biases."""
+    L = 0
+    while f"W{L + 1}" in params:
+        L += 1
+    if L == 0:
+        raise ValueError(f"params: expected weights W1, W2, …; found keys {sorted(params)}")
+    expected = {f"W{l}" for l in range(1, L + 1)}
+    biases = {f"b{l}" for l in range(1, L + 1)}
+    unexpected = set(params) - expected - biases
+    if unexpected:
+        raise ValueError(f"params: unexpected keys {sorted(unexpected)} for a {L}-layer net")
+    present = biases & set(params)
+    if present and present != biases:
+        raise ValueError(f"params: biases must be all present or all absent; found {sorted(present)}")
+    return L, bool(present)
+
+
+def check_reduction(reduction: str) -> None:
+    """Reject anything but "sum" or "mean" with a message naming both."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; expected 'sum' or 'mean'")
+
+
+def forward(x: Array, params: Mapping[str, Array], activation: str = "sigmoid") -> dict[str, Array]:
+    """Every intermediate of the forward pass: "a0", "z1", "a1", …, "zL", "aL" (aL = zL)."""
+    f = get_activation(activation).f
+    L, has_bias = count_layers(params)
+    cache: dict[str, Array] = {"a0": np.array(x, dtype=np.float64)}  # a copy: callers may edit it
+    for l in range(1, L + 1):
+        W = np.asarray(params[f"W{l}"], dtype=np.float64)
+        z = cache[f"a{l - 1}"] @ W.T  # z_l = a_{l-1} W_lᵀ (+ b_l)
+        if has_bias:
+            z = z + np.asarray(params[f"b{l}"], dtype=np.float64)
+        cache[f"z{l}"] = z
+        cache[f"a{l}"] = f(z) if l < L else z  # hidden: a_l = f(z_l); output: identity
+    return cache
+
+
+def loss(prediction: Array, y: Array, reduction: str = "sum") -> float:
+    """Σ (prediction − y)², divided by the number of elements when reduction is "mean"."""
+    check_reduction(reduction)
+    r = np.asarray(prediction, dtype=np.float64) - np.asarray(y, dtype=np.float64)
+    total = float((r * r).sum())
+    return total / r.size if reduction == "mean" else total
+
+
+def scratch(
+    x: Array,
+    y: Array,
+    params: Mapping[str, Array],
+    activation: str = "sigmoid",
+    reduction: str = "sum",
+) -> dict[str, Array]:
+    """Prediction, loss and every dW_l (and db_l when biases exist) by the chain rule, layer by layer.
+
+    Returns "prediction" (N, out), "loss" (0-d), "dW1".."dWL" shaped like W_l, "db1".."dbL" (out,).
+    """
+    check_reduction(reduction)
+    df = get_activation(activation).df
+    L, has_bias = count_layers(params)
+    cache = forward(x, params, activation)
+    y = np.asarray(y, dtype=np.float64)
+    aL = cache[f"a{L}"]
+
+    out: dict[str, Array] = {"prediction": aL, "loss": np.array(loss(aL, y, reduction))}
+
+    # dL/daL = 2 (aL − y), over the element count for "mean"
+    dL_daL = 2.0 * (aL - y)
+    if reduction == "mean":
+        dL_daL = dL_daL / aL.size
+    # identity output: deltaL = dL/dzL = dL/daL
+    delta = dL_daL
+
+    for l in range(L, 0, -1):
+        W = np.asarray(params[f"W{l}"], dtype=np.float64)
+        # z_l = a_{l-1} W_lᵀ + b_l  ⇒  dW_l = delta_lᵀ a_{l-1},  db_l = Σ_rows delta_l
+        out[f"dW{l}"] = delta.T @ cache[f"a{l - 1}"]
+        if has_bias:
+            out[f"db{l}"] = delta.sum(axis=0)
+        if l > 1:
+            # delta_{l-1} = (delta_l W_l) ⊙ f'(z_{l-1})
+            delta = (delta @ W) * df(cache[f"z{l - 1}"])
+    return out

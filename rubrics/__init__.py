@@ -1,0 +1,1 @@
+"""Bundled rubrics (TOML), found by id after a normal install; see `grader.rubric.find_rubric`."""

@@ -1,0 +1,92 @@
+"""The command line, run as students and instructors run it: real subprocesses."""
+
+import json
+
+import numpy as np
+import pytest
+
+from grader.rubric_files import load_rubric
+from grader.trials import make_trial
+from reference import twins
+
+from conftest import BUNDLED_RUBRICS
+
+
+def test_rubric_list_names_every_bundled_rubric(cli):
+    result = cli("rubric", "list", "--ids")
+    assert result.returncode == 0
+    assert result.stdout.split() == BUNDLED_RUBRICS
+
+
+def test_rubric_show_lists_checks_points_and_hides_the_hidden_seed(cli):
+    result = cli("rubric", "show", "bs6207-a1")
+    assert result.returncode == 0
+    assert "scratch.dW1" in result.stdout and "total: 15 points" in result.stdout
+    assert "620701" not in result.stdout  # the hidden seed is never printed
+
+
+def test_rubric_validate_fails_with_the_file_and_field(cli, tmp_path, rubric_source):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(rubric_source("bs6207-a1").replace("layers = [2, 10, 10, 1]", "layers = [2, 10, 0, 1]"))
+    result = cli("rubric", "validate", "bs6207-a1", str(bad))
+    assert result.returncode == 1
+    assert "ok " in result.stdout and str(bad) in result.stderr and "tasks[0].layers[2]" in result.stderr
+
+
+def test_rubric_schema_is_json_schema_that_forbids_unknown_keys(cli):
+    schema = json.loads(cli("rubric", "schema").stdout)
+    assert schema["additionalProperties"] is False and "tasks" in schema["properties"]
+
+
+def test_solve_softmax_dropout_prints_probs_loss_and_gradients_equal_to_autograd(cli):
+    result = cli("solve", "--rubric", "softmax-dropout", "--json")
+    assert result.returncode == 0, result.stderr
+    key = json.loads(result.stdout)["tasks"]["classifier"]
+    rubric = load_rubric("softmax-dropout")
+    trial = make_trial(rubric, rubric.task("classifier"), "public", 0)
+    assert key["given_instance"] and key["inputs"]["x"] == [[1, 2, 3], [4, 5, 6]]
+    autograd = twins.softmax_classifier(trial.x, trial.y, trial.params, "sum")
+    for name in ("probs", "loss", "dW1", "dW2"):
+        np.testing.assert_allclose(np.array(key["expected"][name]), autograd[name], rtol=1e-12, atol=1e-14)
+
+
+def test_solve_text_names_every_quantity(cli):
+    result = cli("solve", "--rubric", "softmax-dropout")
+    assert result.returncode == 0, result.stderr
+    for name in ("probs", "loss", "dW1", "dW2", "W1", "masks"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("rubric_id", BUNDLED_RUBRICS)
+def test_solve_works_for_every_bundled_rubric_and_hidden_trials(cli, rubric_id):
+    assert cli("solve", "--rubric", rubric_id, "--trial", "1").returncode == 0
+    assert cli("solve", "--rubric", rubric_id, "--hidden", "--trial", "2", "--json").returncode == 0
+
+
+def test_solve_with_a_trial_out_of_range_says_how_many_there_are(cli):
+    result = cli("solve", "--rubric", "bs6207-a1", "--trial", "7")
+    assert result.returncode == 2 and "2 public trial(s), numbered 0 to 1" in result.stderr
+
+
+def test_an_unknown_rubric_exits_2_with_the_bundled_ids(cli):
+    result = cli("solve", "--rubric", "nope")
+    assert result.returncode == 2 and "bs6207-a1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_handout_refuses_to_overwrite_a_file(cli, tmp_path):
+    target = tmp_path / "mine.py"
+    target.write_text("my work")
+    result = cli("handout", "--rubric", "bs6207-a1", "-o", str(target))
+    assert result.returncode == 2 and "--force" in result.stderr
+    assert target.read_text() == "my work"
+
+
+def test_python_dash_m_grader_and_the_console_script_agree(cli):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = shutil.which("backprop-grader") or str(Path(sys.executable).parent / "backprop-grader")
+    by_script = subprocess.run([script, "rubric", "list", "--ids"], capture_output=True, text=True)
+    assert by_script.returncode == 0 and by_script.stdout == cli("rubric", "list", "--ids").stdout
