@@ -1,0 +1,92 @@
+"""The one comparison every numeric check goes through (DESIGN §6).
+
+float64 throughout. Shape first: the expected shape, the same numbers with singleton axes added or
+dropped (`db1` as (1, 10) instead of (10,)), or — where the rubric allows it — the transposed (in, out)
+layout of a weight gradient, which the result reports. Then values, element-wise:
+|found − expected| ≤ atol_eff + rtol·|expected|, with atol_eff = max(atol, atol_rel·max|expected|).
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from grader.checkspec import Tolerance
+
+
+class Verdict(StrEnum):
+    """Outcome of one comparison."""
+
+    passed = "passed"
+    failed = "failed"
+    wrong_shape = "wrong_shape"
+    not_finite = "not_finite"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What one comparison found: verdict, layout read, worst errors and where, tolerance used."""
+
+    verdict: Verdict
+    message: str
+    layout: str = "as expected"
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    where: tuple[int, ...] | None = None
+    atol_eff: float | None = None
+    rtol: float | None = None
+    aligned: np.ndarray | None = None
+
+
+def compare(name: str, found: np.ndarray, expected: np.ndarray, tolerance: Tolerance, allow_transposed: bool = False) -> Comparison:
+    """Compare `found` with `expected` for quantity `name`; the message says what was expected and found."""
+    found = np.asarray(found, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    aligned, layout = align(found, expected, allow_transposed)
+    if aligned is None:
+        hint = " — this is the transpose; return gradients in the same layout as params" if (
+            found.ndim == 2 and found.T.shape == expected.shape
+        ) else ""
+        return Comparison(Verdict.wrong_shape, f"{name}: expected shape {expected.shape}, found {found.shape}{hint}")
+    if not np.all(np.isfinite(aligned)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(aligned))[0])
+        value = aligned[bad] if aligned.ndim else aligned
+        return Comparison(Verdict.not_finite, f"{name}: expected finite numbers, found {value} at {bad}", layout, where=bad)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    atol_eff = max(tolerance.atol, tolerance.atol_rel * scale)
+    error = np.abs(aligned - expected)
+    allowed = atol_eff + tolerance.rtol * np.abs(expected)
+    worst = np.unravel_index(int(np.argmax(error - allowed)), error.shape) if error.size else ()
+    max_abs = float(error.max()) if error.size else 0.0
+    rel = error / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
+    max_rel = float(rel.max()) if error.size else 0.0
+    where = tuple(int(i) for i in worst)
+    fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=where, atol_eff=atol_eff, rtol=tolerance.rtol, aligned=aligned)
+    if np.all(error <= allowed):
+        return Comparison(Verdict.passed, f"{name}: matches (largest error {max_abs:.3g})", **fields)
+    at = f" at {where}" if where else ""
+    return Comparison(
+        Verdict.failed,
+        f"{name}: expected {_number(expected[worst])}{at}, found {_number(aligned[worst])} "
+        f"(error {error[worst]:.3g} > allowed {allowed[worst]:.3g}; {int(np.sum(error > allowed))} of {error.size} values off)",
+        **fields,
+    )
+
+
+def align(found: np.ndarray, expected: np.ndarray, allow_transposed: bool) -> tuple[np.ndarray | None, str]:
+    """`found` brought to `expected`'s shape, and which layout that took; (None, "") when impossible."""
+    if found.shape == expected.shape:
+        return found, "as expected"
+    if found.size == expected.size and _squeezed(found.shape) == _squeezed(expected.shape):
+        return found.reshape(expected.shape), f"shape {found.shape} read as {expected.shape}"
+    if allow_transposed and expected.ndim == 2 and found.ndim == 2 and found.T.shape == expected.shape:
+        return found.T, "transposed (in, out) layout"
+    return None, ""
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n for n in shape if n != 1)
+
+
+def _number(value: float) -> str:
+    return f"{float(value):.6g}"

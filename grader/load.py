@@ -1,0 +1,111 @@
+"""Load stage: a submission file becomes cells of Python source, or a clear reason why it cannot.
+
+Nothing here executes student code. A notebook's `!shell` and `%magic` lines (and whole `%%cell`
+magics) are dropped and noted, never run; so is IPython automagic such as a bare `pip install …` line.
+A file that cannot be used at all (empty, not UTF-8, corrupt or non-v4 notebook, no code) gets a
+`problem` the report shows the student, and the run is skipped.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_SOURCE_BYTES = 20 * 1024 * 1024  # a notebook with embedded plots is a few MB; 20 MB is not a hand-in
+_AUTOMAGIC = re.compile(r"^\s*(pip|conda|cd|ls|mkdir|rm|cp|mv|wget|curl|unzip|apt|apt-get)\s+\S")
+_MAGIC = re.compile(r"^\s*[!%]")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A loaded submission: its cells (a .py file is one cell), what was dropped, and any problem."""
+
+    path: Path
+    kind: str
+    sha256: str
+    cells: list[str] = field(default_factory=list)
+    cell_numbers: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problem: tuple[str, str] | None = None
+
+    @property
+    def student(self) -> str:
+        """The student id: the file name without its suffix."""
+        return self.path.stem
+
+
+def load_submission(path: Path) -> Submission:
+    """Read `path` (.py or .ipynb); never raises for bad content, only records a problem."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    kind = path.suffix.lower().lstrip(".")
+
+    def problem(status: str, message: str) -> Submission:
+        return Submission(path, kind, digest, problem=(status, message))
+
+    if kind not in {"py", "ipynb"}:
+        return problem("wrong_file_type", f"{path.name}: expected a .py file or a .ipynb notebook, found a .{kind} file; hand in your code as .py or .ipynb.")
+    if len(data) > MAX_SOURCE_BYTES:
+        return problem("too_large", f"{path.name}: expected at most {MAX_SOURCE_BYTES // 2**20} MB, found {len(data) / 2**20:.1f} MB; clear the notebook's outputs and hand it in again.")
+    if not data.strip():
+        return problem("empty", f"{path.name}: the file is empty; hand in the file with your code in it.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return problem("not_utf8", f"{path.name}: not UTF-8 text (invalid byte 0x{data[error.start]:02x} at offset {error.start}); save the file as UTF-8 and hand it in again.")
+    if kind == "py":
+        return Submission(path, kind, digest, [text], [1])
+    return _notebook(path, digest, text)
+
+
+def _notebook(path: Path, digest: str, text: str) -> Submission:
+    def problem(status: str, message: str) -> Submission:
+        return Submission(path, "ipynb", digest, problem=(status, message))
+
+    try:
+        notebook = json.loads(text)
+    except json.JSONDecodeError as error:
+        return problem("corrupt_notebook", f"{path.name}: not a readable notebook (JSON error at line {error.lineno}: {error.msg}); download it again from Jupyter or Colab (File → Download .ipynb).")
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        return problem("corrupt_notebook", f"{path.name}: expected a notebook with a list of cells, found none; download it again from Jupyter or Colab.")
+    if notebook.get("nbformat") != 4:
+        return problem("old_notebook", f"{path.name}: expected notebook format 4, found {notebook.get('nbformat')!r}; open it in a current Jupyter and save it again.")
+    cells, numbers, notes = [], [], []
+    for number, cell in enumerate(notebook["cells"], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        kept, dropped = strip_magics(source)
+        notes += [f"cell {number}: `{line.strip()}` was not run (shell and magic lines never run here)" for line in dropped]
+        cells.append(kept)
+        numbers.append(number)
+    if not any(cell.strip() for cell in cells):
+        return problem("no_code", f"{path.name}: the notebook has no code cells; put your functions in code cells.")
+    return Submission(path, "ipynb", digest, cells, numbers, notes)
+
+
+def strip_magics(source: str) -> tuple[str, list[str]]:
+    """Source with shell/magic lines replaced by `pass` lines (line numbers kept), and the dropped lines."""
+    lines = source.split("\n")
+    if lines and lines[0].lstrip().startswith("%%"):
+        return "\n".join("" for _ in lines), [lines[0]]
+    kept, dropped = [], []
+    for line in lines:
+        if _MAGIC.match(line) or (_AUTOMAGIC.match(line) and not _is_python(line.strip())):
+            indent = line[: len(line) - len(line.lstrip())]
+            kept.append(f"{indent}pass")
+            dropped.append(line)
+        else:
+            kept.append(line)
+    return "\n".join(kept), dropped
+
+
+def _is_python(line: str) -> bool:
+    """Whether a line parses as Python on its own (`cd = 3` does; `pip install torch` does not)."""
+    try:
+        compile(line, "<line>", "exec")
+    except SyntaxError:
+        return False
+    return True

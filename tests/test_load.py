@@ -1,0 +1,69 @@
+"""Load stage: files become cells, and unusable files get a clear problem instead of a crash."""
+
+import json
+
+import pytest
+
+from grader.load import load_submission, strip_magics
+
+
+def notebook(cells, nbformat=4) -> str:
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": nbformat, "nbformat_minor": 5})
+
+
+def code(source: str) -> dict:
+    return {"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
+
+
+def test_a_python_file_is_one_cell(tmp_path):
+    path = tmp_path / "alice.py"
+    path.write_text("x = 1\n")
+    submission = load_submission(path)
+    assert submission.problem is None and submission.cells == ["x = 1\n"] and submission.student == "alice"
+    assert len(submission.sha256) == 64
+
+
+def test_notebook_shell_and_magic_lines_are_dropped_and_noted_with_line_numbers_kept(tmp_path):
+    path = tmp_path / "bob.ipynb"
+    source = "!pip install torch\n%matplotlib inline\npip install numpy\nx = 1\n  !ls\ncd = 3"
+    path.write_text(notebook([{"cell_type": "markdown", "source": "# hi"}, code(source), code(["y = x\n", "z = 2"])]))
+    submission = load_submission(path)
+    assert submission.problem is None
+    assert submission.cell_numbers == [2, 3]
+    first = submission.cells[0].split("\n")
+    assert first[3] == "x = 1" and first[5] == "cd = 3"  # lines keep their numbers; `cd = 3` is Python
+    assert "pip" not in submission.cells[0] and "matplotlib" not in submission.cells[0]
+    assert len(submission.notes) == 4 and "cell 2: `!pip install torch` was not run" in submission.notes[0]
+    assert submission.cells[1] == "y = x\nz = 2"
+
+
+def test_a_cell_magic_drops_the_whole_cell():
+    kept, dropped = strip_magics("%%bash\nrm -rf /\necho hi")
+    assert "rm" not in kept and dropped == ["%%bash"]
+
+
+@pytest.mark.parametrize(
+    "name, content, status, words",
+    [
+        ("empty.py", b"  \n", "empty", "empty"),
+        ("latin.py", "x = 'caf\u00e9'".encode("latin-1"), "not_utf8", "UTF-8"),
+        ("broken.ipynb", b'{"cells": [', "corrupt_notebook", "not a readable notebook"),
+        ("list.ipynb", b"[1, 2]", "corrupt_notebook", "list of cells"),
+        ("old.ipynb", notebook([code("x = 1")], nbformat=3).encode(), "old_notebook", "format 4"),
+        ("prose.ipynb", notebook([{"cell_type": "markdown", "source": "only words"}]).encode(), "no_code", "no code cells"),
+        ("report.pdf", b"%PDF-1.4", "wrong_file_type", ".py file or a .ipynb"),
+    ],
+)
+def test_unusable_files_get_a_problem_that_says_what_to_do(tmp_path, name, content, status, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    submission = load_submission(path)
+    assert submission.problem is not None
+    found_status, message = submission.problem
+    assert found_status == status and words in message and name in message
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.py"
+    path.write_bytes(b"\xef\xbb\xbfx = 1\n")
+    assert load_submission(path).cells == ["x = 1\n"]
