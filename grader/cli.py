@@ -146,6 +146,7 @@ def _check(args: argparse.Namespace) -> int:
         if args.timeout <= 0:
             raise UsageError(f"--timeout {args.timeout}: expected a positive number of seconds")
         limits = limits.model_copy(update={"wall_seconds": args.timeout, "cpu_seconds": args.timeout})
+    args.out.mkdir(parents=True, exist_ok=True)  # hidden from the submission, so it must exist first
     with Sandbox(jobs=1, hide=[args.out.resolve()]) as sandbox:
         report = grade_submission(rubric, rubric_hash(args.rubric), args.file, sandbox, ("public",), limits)
     path = write_report_json(report, args.out)

@@ -44,3 +44,50 @@ def init_params(rng, layers, bias=True):
         if bias:
             params[f"b{l}"] = rng.uniform(-k, k, size=n_out)
     return params
+
+
+# --- sandbox fixtures (grader/sandbox) -------------------------------------------------------------
+import shutil as _shutil
+from pathlib import Path as _Path
+
+import pytest as _pytest
+
+REPO_ROOT = _Path(__file__).resolve().parents[1]
+
+
+@_pytest.fixture(scope="session")
+def sandbox_secret_dir(tmp_path_factory):
+    """A directory the sandbox is told to hide, holding a file no submission may read."""
+    secret = tmp_path_factory.mktemp("hidden-from-sandbox")
+    (secret / "expected.json").write_text('{"dW1": "the answer key"}')
+    return secret
+
+
+@_pytest.fixture(scope="session")
+def bwrap_sandbox(sandbox_secret_dir):
+    """One bubblewrap Sandbox with two slots, shared by the sandbox tests (workers start once)."""
+    if _shutil.which("bwrap") is None:
+        _pytest.skip("bubblewrap (bwrap) is not installed")
+    from grader.sandbox import Sandbox
+
+    with Sandbox(jobs=2, hide=[sandbox_secret_dir, REPO_ROOT], mode="bwrap") as sandbox:
+        yield sandbox
+
+
+@_pytest.fixture(scope="session")
+def fallback_sandbox():
+    """One Sandbox in fallback mode (no namespaces), shared by the fallback tests."""
+    from grader.sandbox import Sandbox
+
+    with Sandbox(jobs=1, mode="fallback") as sandbox:
+        yield sandbox
+
+
+# --- grading -------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def grading_sandbox():
+    """One real sandbox (bubblewrap where available) shared by the grading tests, as a batch shares it."""
+    from grader.sandbox import Sandbox
+
+    with Sandbox(jobs=1) as sandbox:
+        yield sandbox

@@ -1,0 +1,144 @@
+"""Check stage: each rubric check, on each trial, from what the submission returned against the reference.
+
+Scores come only from what was verified: a quantity that is missing, unreadable or not finite fails.
+A check passes on a group of trials (public, hidden) only if it passes on every trial of the group;
+public trials earn (1 − hidden_weight) of its points and hidden trials the rest when hidden trials ran.
+"""
+
+import numpy as np
+
+from grader.checkspec import Check
+from grader.compare import Verdict, align, compare
+from grader.expected import expected_values
+from grader.report import CheckResult, CheckStatus, TrialResult
+from grader.rubric import Rubric
+from grader.run import call_id
+from grader.sandbox import CallResult, RunResult
+from grader.tasks import Task
+from grader.trials import Trial
+
+_VERDICT_STATUS = {Verdict.passed: CheckStatus.passed}
+
+
+def check_task(rubric: Rubric, task: Task, trials: list[Trial], run: RunResult) -> list[CheckResult]:
+    """Every check of `task` over `trials`, from the sandbox's run."""
+    expected = {trial.name: expected_values(task, trial) for trial in trials}
+    results = []
+    for check in task.checks:
+        per_trial = [_check_trial(rubric, task, check, trial, expected[trial.name], run) for trial in trials]
+        results.append(_score(rubric, task, check, per_trial))
+    return results
+
+
+def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, run: RunResult) -> TrialResult:
+    if check.quantity == "architecture":
+        return _architecture(rubric, task, trial, run)
+    source, name = check.quantity.split(".", 1)
+    result = run.calls.get(call_id(task, source, trial))
+    found, problem = _found(result, name, check.quantity, task.contract.functions()[source])
+    if problem is not None:
+        return TrialResult(trial=trial.name, status=CheckStatus.missing, message=problem)
+    if name == "nodes":
+        return _nodes(check.quantity, trial, found, expected["nodes"])
+    want = expected[name]
+    label = check.quantity
+    if source == "trained":  # lr 0.01 moves weights under 1 %: compare the update, not the weights
+        initial = trial.params[name]
+        aligned, _ = align(np.asarray(found, dtype=np.float64), want, rubric.submission.allow_in_out)
+        if aligned is not None:
+            found, want, label = aligned - initial, want - initial, f"{check.quantity} (update W_final − W_initial)"
+    tolerance = rubric.tolerance_for(check)
+    outcome = compare(label, found, want, tolerance, rubric.submission.allow_in_out and name.startswith("dW"))
+    return TrialResult(
+        trial=trial.name,
+        status=_VERDICT_STATUS.get(outcome.verdict, CheckStatus.failed),
+        message=outcome.message,
+        layout=outcome.layout if outcome.verdict != Verdict.wrong_shape else None,
+        max_abs_error=outcome.max_abs_error,
+        max_rel_error=outcome.max_rel_error,
+        where=list(outcome.where) if outcome.where is not None else None,
+        tolerance=tolerance,
+        atol_eff=outcome.atol_eff,
+    )
+
+
+def _found(result: CallResult | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:
+    """The returned value for `name`, or a student-facing reason it is not there."""
+    if result is None or result.status == "not_run":
+        return None, f"{quantity}: not run — {function}() was never called because the code did not load"
+    if result.status != "ok":
+        return None, f"{quantity}: {result.message}"
+    if name in result.problems:
+        return None, result.problems[name]
+    if name in result.values:
+        return result.values[name], None
+    if name in result.texts:
+        return result.texts[name], None
+    returned = sorted([*result.values, *result.texts, *result.problems])
+    return None, (
+        f"{quantity}: {function}() returned no {name!r}; expected a dict with key {name!r}, "
+        f"found keys {returned or 'none'}; add {name!r} to the returned dict"
+    )
+
+
+def _nodes(quantity: str, trial: Trial, found: object, expected: list[str]) -> TrialResult:
+    found_sorted = sorted(str(node) for node in found) if isinstance(found, list) else None
+    if found_sorted == sorted(expected):
+        return TrialResult(trial=trial.name, status=CheckStatus.passed, message=f"{quantity}: all {len(expected)} nodes named")
+    if found_sorted is None:
+        message = f"{quantity}: expected a list of node names, found {type(found).__name__}"
+    else:
+        missing = sorted(set(expected) - set(found_sorted))
+        extra = sorted(set(found_sorted) - set(expected))
+        message = f"{quantity}: expected {len(expected)} nodes, found {len(found_sorted)}; missing {missing or 'none'}, unexpected {extra or 'none'}"
+    return TrialResult(trial=trial.name, status=CheckStatus.failed, message=message)
+
+
+def _architecture(rubric: Rubric, task: Task, trial: Trial, run: RunResult) -> TrialResult:
+    """Contract submissions: every returned parameter-shaped value has the task's shapes."""
+    wrong, seen = [], 0
+    shapes = task.param_shapes()
+    names = {f"d{p}": s for p, s in shapes.items()} if task.kind != "dropout_training" else shapes
+    for source in task.contract.functions():
+        result = run.calls.get(call_id(task, source, trial))
+        if result is None or result.status != "ok":
+            continue
+        for name, shape in names.items():
+            if name in result.values:
+                seen += 1
+                aligned, _ = align(result.values[name], np.zeros(shape), rubric.submission.allow_in_out)
+                if aligned is None:
+                    wrong.append(f"{source}.{name} {tuple(result.values[name].shape)} (expected {shape})")
+    if wrong:
+        return TrialResult(trial=trial.name, status=CheckStatus.failed, message="architecture: shapes differ from the rubric's net: " + ", ".join(wrong))
+    if not seen:
+        return TrialResult(trial=trial.name, status=CheckStatus.missing, message="architecture: no parameter-shaped values were returned to check")
+    return TrialResult(trial=trial.name, status=CheckStatus.passed, message=f"architecture: every returned shape matches {list(shapes.values())}")
+
+
+def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult]) -> CheckResult:
+    groups = {}
+    for result in per_trial:
+        groups.setdefault(result.trial.split("-")[0], []).append(result.status == CheckStatus.passed)
+    hidden_share = rubric.trials.hidden_weight if "hidden" in groups else 0.0
+    share = {"public": 1.0 - hidden_share, "hidden": hidden_share}
+    points = sum(check.points * share[group] for group, passed in groups.items() if all(passed))
+    failing = [r for r in per_trial if r.status != CheckStatus.passed]
+    status = CheckStatus.passed if not failing else _worst(failing)
+    message = failing[0].message if failing else per_trial[0].message if per_trial else check.quantity
+    if failing and len(per_trial) > 1:
+        message += f" [trial {failing[0].trial}; fails on {len(failing)} of {len(per_trial)} trials]"
+    source = check.quantity.split(".", 1)[0]
+    provenance = f"{task.contract.functions()[source]}()" if source in task.contract.functions() else ""
+    return CheckResult(
+        task=task.id, quantity=check.quantity, status=status, points=round(points, 10), max_points=check.points,
+        visibility=check.visibility, message=message, provenance=provenance, trials=per_trial,
+    )
+
+
+def _worst(failing: list[TrialResult]) -> CheckStatus:
+    statuses = {r.status for r in failing}
+    for status in (CheckStatus.failed, CheckStatus.missing, CheckStatus.not_verifiable, CheckStatus.error):
+        if status in statuses:
+            return status
+    return CheckStatus.failed

@@ -1,0 +1,116 @@
+"""Grading one submission end to end: load → scan → run in the sandbox → check → GradeReport.
+
+The same function serves `check` (public trials) and `grade` (public and hidden). Student code runs only
+inside the sandbox; everything here runs in the grading process on data the sandbox returned.
+"""
+
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+from grader import __version__
+from grader.checks import check_task
+from grader.limits import Limits
+from grader.load import Submission, load_submission
+from grader.report import CheckResult, CheckStatus, GradeReport, RunRecord
+from grader.rubric import Rubric
+from grader.run import plan
+from grader.sandbox import RunResult, Sandbox
+from grader.scan import scan_scratch
+from grader.trials import Group
+
+
+def grade_submission(
+    rubric: Rubric,
+    rubric_hash: str,
+    path: Path,
+    sandbox: Sandbox,
+    groups: tuple[Group, ...] = ("public",),
+    limits: Limits | None = None,
+    hidden_seed: int | None = None,
+) -> GradeReport:
+    """Grade the file at `path`; never raises for anything the submission does."""
+    started = time.perf_counter()
+    submission = load_submission(path)
+    groups = _runnable_groups(rubric, groups, hidden_seed)
+    base = _header(rubric, rubric_hash, submission, groups, hidden_seed)
+    if submission.problem is not None:
+        status, message = submission.problem
+        checks = [_unrun(task.id, check, message) for task in rubric.tasks for check in task.checks]
+        return GradeReport(**base, status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks)
+    planned = plan(rubric, submission, groups, hidden_seed)
+    loaded = time.perf_counter()
+    run = sandbox.run(planned.job, limits or rubric.limits)
+    ran = time.perf_counter()
+    checks = [
+        result
+        for task in rubric.tasks
+        for result in check_task(rubric, task, planned.trials[task.id], run)
+    ]
+    scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
+    flags = scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name])
+    return GradeReport(
+        **base,
+        status="graded",
+        message=run.message if run.status != "ok" else "",
+        score=round(sum(c.points for c in checks), 10),
+        max_score=rubric.max_points(),
+        checks=checks,
+        run=_record(run, submission),
+        notes=submission.notes,
+        flags=flags,
+        timing={"load": loaded - started, "run": ran - loaded, "check": time.perf_counter() - ran},
+    )
+
+
+def _runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: int | None) -> tuple[Group, ...]:
+    """Hidden trials run only when there are some and a hidden seed is known."""
+    has_hidden = rubric.trials.hidden > 0 and (hidden_seed is not None or rubric.trials.hidden_seed is not None)
+    return tuple(g for g in groups if g == "public" or has_hidden)
+
+
+def _header(rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: int | None) -> dict:
+    trials = [f"{group}-{i}" for group in groups for i in range(rubric.trials.public if group == "public" else rubric.trials.hidden)]
+    seeds: dict[str, int | str] = {"public": rubric.seed}
+    if "hidden" in groups:
+        seeds["hidden"] = "set"
+    return dict(
+        grader_version=__version__,
+        rubric_id=rubric.id,
+        rubric_hash=rubric_hash,
+        student=submission.student,
+        submission=submission.path.name,
+        submission_hash=submission.sha256,
+        trials=trials,
+        seeds=seeds,
+        environment=environment(),
+    )
+
+
+def environment() -> dict[str, str]:
+    """Versions that can change a float: Python, numpy, torch (read without importing torch)."""
+    versions = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    for package in ("numpy", "torch"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _record(run: RunResult, submission: Submission) -> RunRecord:
+    """The run as the report keeps it; `cell` becomes the notebook's own cell number."""
+    cell = submission.cell_numbers[run.cell - 1] if run.cell and run.cell <= len(submission.cell_numbers) else run.cell
+    return RunRecord(
+        status=run.status.value, message=run.message, detail=run.detail, cell=cell, line=run.line,
+        stdout=run.stdout, stderr=run.stderr, protections=run.protections, wall_seconds=run.wall_seconds,
+        calls={call: result.status.value for call, result in run.calls.items()},
+    )
+
+
+def _unrun(task_id: str, check, message: str) -> CheckResult:
+    return CheckResult(
+        task=task_id, quantity=check.quantity, status=CheckStatus.missing, points=0.0, max_points=check.points,
+        visibility=check.visibility, message=f"{check.quantity}: not checked — {message}",
+    )

@@ -1,0 +1,170 @@
+"""How a worker is started: bubblewrap when it works, a documented fallback otherwise.
+
+bwrap mode (the default wherever bubblewrap runs): the worker lives in a bubblewrap sandbox with no
+network, its own PID/IPC/UTS namespaces, a read-only root holding only an allow-list (system directories,
+a few /etc files, the Python installation, the venv, site-packages), tmpfs over the `grader`, `reference`
+and `rubrics` packages wherever they are found and over every path in `hide`. The worker keeps only the
+capabilities it needs to build each child's namespaces (SYS_ADMIN, SETUID, SETGID, KILL; SETFCAP in a user
+namespace); every child drops all of them before student code runs (worker.py). As root, bubblewrap runs
+without a user namespace so children can drop to a real unprivileged uid (nobody); as another user it
+runs in a user namespace of that user.
+
+fallback mode (no usable bubblewrap, e.g. a Docker container without the privileges namespaces need):
+no namespaces at all. As root each child drops to a uid of its own slot (a reaper kills every process of
+that uid after the run; per slot, so a reaper never touches another slot's job); otherwise it only gets
+rlimits and its own session. In both, the worker is a child subreaper and kills every process reparented
+to it after a job. RunResult.protections says which protections were off.
+
+BACKPROP_GRADER_SANDBOX=bwrap|fallback forces a mode; BACKPROP_GRADER_SANDBOX_USERNS=1 forces the
+user-namespace variant of bwrap mode even as root (how tests cover the non-root path).
+"""
+
+import functools
+import importlib.util
+import os
+import shutil
+import site
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from grader.errors import SandboxError
+
+ENV_MODE = "BACKPROP_GRADER_SANDBOX"
+ENV_USERNS = "BACKPROP_GRADER_SANDBOX_USERNS"
+HIDDEN_PACKAGES = ("grader", "reference", "rubrics")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
+             "alternatives", "hosts")
+NOBODY = 65534
+WORKER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+              "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+PROTECTIONS = ("bubblewrap", "no_network", "read_only_system", "private_tmp", "pid_namespace", "hidden_paths",
+               "unprivileged_user", "no_new_privs", "rlimits", "worker_not_dumpable", "process_cleanup")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything needed to start the worker of any slot."""
+
+    mode: str  # "bwrap" or "fallback"
+    userns: bool
+    prefix: tuple[str, ...]  # the bwrap command line before the python command, or ()
+    protections: dict[str, bool] = field(default_factory=dict)
+
+    def config(self, slot: int) -> dict:
+        """The worker's configuration for one slot (see worker.py)."""
+        root = os.geteuid() == 0
+        if self.mode == "bwrap":
+            return {"ns": True, "uid": None if self.userns else NOBODY, "workdir_base": None}
+        uid = 100000 + (os.getpid() % 10000) * 64 + slot % 64 if root else None
+        return {"ns": False, "uid": uid, "workdir_base": None}
+
+    def verified(self, setup: dict | None) -> dict[str, bool]:
+        """The protections of one run: the mode's, confirmed by what the child checked about itself."""
+        result = dict(self.protections)
+        if setup:
+            result["no_new_privs"] = result["no_new_privs"] and setup.get("no_new_privs") is True
+            result["pid_namespace"] = result["pid_namespace"] and setup.get("pid1") is True
+            result["unprivileged_user"] = result["unprivileged_user"] and setup.get("caps_cleared") is True
+        return result
+
+
+def python_paths() -> list[Path]:
+    """The Python installation, the venv and every site-packages directory, resolved."""
+    candidates = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix,
+                  os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    candidates |= set(site.getsitepackages()) | {p for p in sys.path if "-packages" in p}
+    paths = sorted({Path(p) for p in candidates if p and os.path.isdir(p)} |
+                   {Path(os.path.realpath(p)) for p in candidates if p and os.path.isdir(p)})
+    return [p for p in paths if not any(q != p and q in p.parents for q in paths)]
+
+
+def package_dirs() -> list[Path]:
+    """Directories of the grader's own packages, wherever Python would import them from."""
+    found = []
+    for name in HIDDEN_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            found += [Path(location), Path(os.path.realpath(location))]
+    return sorted(set(found))
+
+
+def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
+    """The bubblewrap command line that starts a worker.
+
+    No --die-with-parent: its death signal follows the *thread* that started bwrap, and workers are
+    (re)started from short-lived threads. A worker ends when its stdin closes, which also happens when
+    the grader dies; bwrap's PID namespace then takes every remaining process with it.
+    """
+    command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+               "--hostname", "sandbox", "--new-session", "--cap-drop", "ALL"]
+    caps = ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"] + (["CAP_SETFCAP"] if userns else [])
+    for cap in caps:
+        command += ["--cap-add", cap]
+    if userns:
+        command += ["--unshare-user", "--uid", "0", "--gid", "0"]
+    # (depth, order, args), applied shallow first; at one depth: binds, then covers, then parent directories
+    mounts: list[tuple[int, int, list[str]]] = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            command += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            mounts.append((path.count("/"), 0, ["--ro-bind", path, path]))
+    for name in ETC_FILES:
+        mounts.append((2, 0, ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]))
+    for path in python_paths():
+        mounts.append((len(path.parts), 0, ["--ro-bind", str(path), str(path)]))
+    for path in [*package_dirs(), *(Path(os.path.abspath(p)) for p in hide)]:
+        if path.is_dir():
+            mounts.append((len(path.parts), 1, ["--tmpfs", str(path)]))
+        elif path.exists():
+            mounts.append((len(path.parts), 1, ["--ro-bind", "/dev/null", str(path)]))
+    parents = {parent for *_, args in mounts for parent in Path(args[-1]).parents if len(parent.parts) > 1}
+    for parent in parents - {Path(p) for p in SYSTEM_DIRS}:
+        mounts.append((len(parent.parts), 2, ["--perms", "0755", "--dir", str(parent)]))  # bwrap's are 0700
+    for _, _, args in sorted(mounts, key=lambda m: (m[0], m[1])):
+        command += args
+    command += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/job",
+                "--remount-ro", "/", "--chdir", "/"]
+    return command
+
+
+@functools.lru_cache(maxsize=4)
+def bwrap_problem(userns: bool) -> str | None:
+    """None when bubblewrap can build our kind of sandbox here, else why not (cached per process)."""
+    if shutil.which("bwrap") is None:
+        return "bwrap is not installed (Debian/Ubuntu package 'bubblewrap')"
+    command = bwrap_command([], userns) + ["/bin/sh", "-c", "exit 0"]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=20, env=WORKER_ENV)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap failed to start: {exc}"
+    if done.returncode != 0:
+        return f"bwrap exited with {done.returncode}: {done.stderr.decode(errors='replace').strip()[:500]}"
+    return None
+
+
+def plan(hide: Sequence[Path] = (), mode: str | None = None) -> Plan:
+    """Choose the mode (argument, then $BACKPROP_GRADER_SANDBOX, then auto) and describe its protections."""
+    requested = mode or os.environ.get(ENV_MODE, "").strip() or None
+    if requested not in (None, "bwrap", "fallback"):
+        raise SandboxError(f"{ENV_MODE}={requested!r}: expected 'bwrap' or 'fallback' (or unset for automatic)")
+    root = os.geteuid() == 0
+    userns = not root or os.environ.get(ENV_USERNS, "") == "1"
+    if requested != "fallback":
+        problem = bwrap_problem(userns)
+        if problem is None:
+            on = dict.fromkeys(PROTECTIONS, True)
+            on["unprivileged_user"] = not (userns and root)  # a user namespace of root maps to host root
+            return Plan("bwrap", userns, tuple(bwrap_command(hide, userns)), on)
+        if requested == "bwrap":
+            raise SandboxError(f"{ENV_MODE}=bwrap but bubblewrap cannot be used here: {problem}. Install "
+                               f"bubblewrap, allow user namespaces, or set {ENV_MODE}=fallback.")
+    protections = dict.fromkeys(PROTECTIONS, False)
+    protections.update(rlimits=True, no_new_privs=True, worker_not_dumpable=True, unprivileged_user=root,
+                       process_cleanup=True)
+    return Plan("fallback", False, (), protections)

@@ -1,0 +1,231 @@
+"""Confinement of one job's child: namespaces, mounts, user, capabilities, rlimits, descriptors.
+
+Standalone on purpose: shipped as source into the sandbox with worker.py and imports only the standard
+library. `child` is the body of the worker's per-job child. The worker unshares a PID namespace for its
+children just before forking, so the child is PID 1 of a fresh PID namespace; the child then unshares
+mount and IPC namespaces (SysV objects die with the job), mounts its own /proc, /tmp, /dev/shm and work
+directory, drops to an unprivileged user (as root) inside a user namespace of its own (so RLIMIT_NPROC
+counts this job only), clears every capability, sets no_new_privs and rlimits, keeps only fds 0-3, and
+only then runs student code. When it exits or is killed, the kernel kills every process in its namespace. What it verified about itself goes to the worker on a
+control pipe (fd 4) that it closes before student code runs, so nothing on it can be forged.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import time
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID = 0x20000, 0x8000000, 0x10000000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
+SETUP_FAILED = 70
+
+
+def _check(result: int, what: str) -> None:
+    """Raise OSError naming the failed system call when a libc call returned non-zero."""
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str, target: str, fstype, flags: int, options) -> None:
+    _check(LIBC.mount(source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                      options and options.encode()), f"mount {target}")
+
+
+def _write_proc(name: str, text: str) -> None:
+    fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _clear_capabilities() -> None:
+    """Drop the bounding set (where allowed), ambient, effective, permitted and inheritable capabilities."""
+    for cap in range(64):
+        if LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:
+            break  # EINVAL: past the last capability the kernel knows
+    LIBC.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    _check(LIBC.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
+
+
+def _status_fields() -> dict:
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def _arrange_fds(wanted: dict) -> None:
+    """Put each fd at its target number (0..4) and close every other descriptor."""
+    import fcntl
+    high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for target, fd in wanted.items()}
+    for target, fd in high.items():
+        os.dup2(fd, target)
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    os.closerange(max(wanted) + 1, min(limit if limit > 0 else 1 << 20, 1 << 20))  # close_range(2): fast
+
+
+def enter_jail(cfg: dict, limits: dict, workdir: str) -> dict:
+    """Confine the current process (the runner) before student code runs; returns what was verified.
+
+    Order matters: mounts need the worker's capabilities, the uid drop and the user namespace come after
+    them, rlimits last (RLIMIT_NPROC must be set inside the job's own user namespace to count only it).
+    """
+    size = max(16, int(limits["file_mb"]))
+    if cfg["ns"]:
+        _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        owner = "" if cfg["uid"] is None else f",uid={cfg['uid']},gid={cfg['uid']}"
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,nr_inodes=20000,mode=1777")
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,nr_inodes=1000,mode=1777")
+        _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={2 * size}m,nr_inodes=20000,mode=0700{owner}")
+    else:
+        os.setsid()
+    if cfg["uid"] is not None:
+        os.setgroups([])
+        os.setgid(cfg["uid"])
+        os.setuid(cfg["uid"])
+    LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the student's own /proc/self stays readable to it
+    if cfg["ns"]:
+        uid, gid = os.getuid(), os.getgid()
+        _check(LIBC.unshare(CLONE_NEWUSER), "unshare(user)")
+        _write_proc("setgroups", "deny")
+        _write_proc("uid_map", f"{uid} {uid} 1")
+        _write_proc("gid_map", f"{gid} {gid} 1")
+    _clear_capabilities()
+    _check(LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    os.chdir(workdir)
+    cpu = max(1, int(-(-float(limits["cpu_seconds"]) // 1)))
+    nproc = int(limits["processes"]) + (0 if cfg["ns"] or cfg["uid"] is not None else _own_process_count())
+    for which, value in ((resource.RLIMIT_AS, int(limits["memory_mb"]) << 20), (resource.RLIMIT_CPU, cpu),
+                         (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, int(limits["file_mb"]) << 20),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(which, (value, value + 1 if which == resource.RLIMIT_CPU else value))
+    status = _status_fields()
+    return {"pid1": os.getpid() == 1, "uid": os.getuid(), "no_new_privs": status.get("NoNewPrivs") == "1",
+            "caps_cleared": int(status.get("CapEff", "1"), 16) == 0 and int(status.get("CapPrm", "1"), 16) == 0,
+            "root": os.geteuid() == 0}
+
+
+def _own_process_count() -> int:
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        try:
+            count += entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
+        except OSError:
+            pass
+    return count
+
+
+def new_pid_namespace_for_children(own: int) -> None:
+    """Make the next fork of this process PID 1 of a new PID namespace (resetting the last one first)."""
+    _check(LIBC.setns(own, CLONE_NEWPID), "setns(own pid namespace)")
+    _check(LIBC.unshare(CLONE_NEWPID), "unshare(pid)")
+
+
+def own_pid_namespace_for_children(own: int) -> None:
+    """Forks of this process land in its own PID namespace again."""
+    _check(LIBC.setns(own, CLONE_NEWPID), "setns(own pid namespace)")
+
+
+def child(cfg: dict, header: dict, blob: bytes, runner, pipes: dict, workdir: str) -> None:
+    """Body of the per-job child: confine this process, report what was verified, run the job, exit.
+
+    Any failure before student code runs is reported on the control pipe as setup_error (a sandbox error,
+    never the student's fault) and the child exits with SETUP_FAILED.
+    """
+    ctl = pipes["ctl"]
+    try:
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the worker dies -> the job dies
+        null = os.open("/dev/null", os.O_RDWR)
+        _arrange_fds({0: null, 1: pipes["out"], 2: pipes["err"], 3: pipes["res"], 4: ctl})
+        ctl = 4
+        if cfg["ns"]:
+            _check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(mount, ipc)")
+        setup = enter_jail(cfg, header["limits"], workdir)
+        os.write(4, (json.dumps({"setup": setup}) + "\n").encode())
+        os.close(4)
+    except BaseException as exc:  # noqa: BLE001 - report any setup failure, never run student code
+        try:
+            os.write(ctl, (json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
+        finally:
+            os._exit(SETUP_FAILED)
+    runner.main(header, blob, 3, workdir)
+    os._exit(SETUP_FAILED)
+
+
+def reap(cfg: dict, runner_pid, reap_children: bool = True) -> None:
+    """Kill whatever the job left running: every process of its uid (fallback as root), its process
+    group, and everything reparented to us (the worker is a child subreaper, so double-forked daemons
+    end up as our children however they detach)."""
+    if cfg["uid"] is not None and not cfg["ns"]:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(cfg["uid"])
+                os.setuid(cfg["uid"])
+                for _ in range(100):
+                    os.kill(-1, signal.SIGKILL)  # every process this uid may signal, never ourselves
+            except ProcessLookupError:
+                os._exit(0)
+            except BaseException:  # noqa: BLE001
+                os._exit(1)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    if runner_pid and not cfg["ns"]:
+        try:
+            os.killpg(runner_pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if reap_children:
+        kill_descendants()
+
+
+def _children() -> list:
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as listing:
+            return [int(pid) for pid in listing.read().split()]
+    except OSError:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if entry.isdigit() and int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+        return found
+
+
+def kill_descendants(seconds: float = 5.0) -> None:
+    """SIGKILL and reap every child until none is left (their own children are reparented to us)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return
+        for pid in _children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.002)

@@ -1,0 +1,122 @@
+"""Turn what the worker reported and what the child sent into a RunResult.
+
+The worker's report (exit status, signal, wall time, CPU time, timeout, output sizes) is trusted: the
+student's code cannot reach the worker. The child's result stream is not, and goes through wire.py first.
+"""
+
+import os
+import signal
+
+from grader.limits import Limits
+from grader.sandbox import messages
+from grader.sandbox.models import CallResult, CallStatus, Job, RunResult, RunStatus
+from grader.sandbox.wire import ChildResults, ResultInvalid, parse_results
+
+RUNNER_FAILED = 71  # runner.py exits with this when the sandbox itself failed before student code ran
+RESULTS_FAILED = 72  # ... and with this when it could not send results after student code ran
+
+
+def output_text(kept: bytes, total: int, limits: Limits, stream: str) -> str:
+    """Decoded output with a note when part of it was dropped."""
+    text = kept.decode("utf-8", "replace")
+    if total > len(kept):
+        text += (f"\n[{stream} truncated: kept the first {len(kept)} of {total} bytes; stdout and stderr "
+                 f"together are limited to {limits.output_kb} KiB]")
+    return text
+
+
+def _wait_status(report: dict) -> tuple[int | None, int | None]:
+    status = report.get("status")
+    if not isinstance(status, int):
+        return None, None
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+def _run_status(report: dict, results: ChildResults, limits: Limits, code: int | None, sig: int | None) -> RunStatus:
+    cells = results.cells
+    memory = (cells is not None and cells.status == "memory_limit") or any(
+        frame.memory for frame, _ in results.calls.values())
+    if report.get("timed_out"):
+        return RunStatus.timeout
+    if code == RESULTS_FAILED:
+        return RunStatus.result_invalid
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and float(report.get("cpu") or 0) >= limits.cpu_seconds):
+        return RunStatus.cpu_limit
+    if memory:
+        return RunStatus.memory_limit
+    if sig is not None:
+        return RunStatus.killed
+    if cells is None or (cells.status == "ok" and not results.done):
+        return RunStatus.exited if code is not None else RunStatus.result_invalid
+    return RunStatus(cells.status)
+
+
+def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, blob: bytes,
+          protections: dict[str, bool]) -> RunResult:
+    """The RunResult for one finished job."""
+    code, sig = _wait_status(report)
+    base = {"stdout": output_text(stdout, int(report.get("stdout_bytes", 0)), limits, "stdout"),
+            "stderr": output_text(stderr, int(report.get("stderr_bytes", 0)), limits, "stderr"),
+            "protections": protections, "wall_seconds": float(report.get("wall", 0.0))}
+    facts = (f"exit code {code}, signal {sig}, cpu {float(report.get('cpu') or 0):.3f} s, "
+             f"wall {base['wall_seconds']:.3f} s, max rss {report.get('maxrss_kb')} KiB, setup {report.get('setup')}")
+    calls = {call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
+             for call in job.calls}
+    if report.get("setup_error") or code == RUNNER_FAILED:
+        ours = base.pop("stderr")  # no student code ran: this is the sandbox's own traceback
+        return RunResult(status=RunStatus.sandbox_error, message=messages.SANDBOX_ERROR, calls=calls, stderr="",
+                         detail=f"sandbox setup failed: {report.get('setup_error')}; {facts}\n{ours}", **base)
+    try:
+        if report.get("result_over_size"):
+            raise ResultInvalid(f"the result stream exceeded {limits.result_mb} MiB")
+        results, truncated = parse_results(blob, job, limits)
+    except ResultInvalid as exc:
+        return RunResult(status=RunStatus.result_invalid, message=messages.result_invalid(job, limits),
+                         detail=f"result_invalid: {exc}; {facts}", calls=calls, **base)
+    status = _run_status(report, results, limits, code, sig)
+    if truncated and status == RunStatus.ok:
+        status = RunStatus.result_invalid
+    running = next((call for call in job.calls if call.id == results.started), None)
+    out_of_memory = next((call for call in job.calls if call.id in results.calls
+                          and results.calls[call.id][0].memory), None)
+    during = messages.signature(running or out_of_memory) if running or out_of_memory else None
+    cells = results.cells
+    detail = facts
+    cell = line = None
+    if status in (RunStatus.timeout, RunStatus.cpu_limit, RunStatus.memory_limit, RunStatus.killed):
+        message = messages.limit_hit(status.value, job, limits, during, sig)
+    elif status == RunStatus.exited and (cells is None or cells.status == "ok"):
+        message = messages.os_exit(job, code, during)
+    elif status == RunStatus.result_invalid:
+        message = messages.result_invalid(job, limits)
+        detail = (f"result stream incomplete (cut short: {truncated}, done: {results.done}; exit code "
+                  f"{RESULTS_FAILED} means the runner failed after student code ran); {facts}")
+    elif status == RunStatus.ok:
+        message = detail = ""  # nothing to diagnose; and re-grading must reproduce the result exactly
+    else:
+        message = messages.cells_failed(job, cells)
+    if cells is not None and cells.status != "ok":
+        cell, line = cells.cell, cells.line
+        if status == RunStatus.memory_limit:
+            message = messages.limit_hit("memory_limit", job, limits, messages.place(job, cell, line))
+        detail += f"\nstudent traceback:\n{cells.traceback}" if cells.traceback else ""
+    for call in job.calls:
+        if call.id in results.calls:
+            frame, values = results.calls[call.id]
+            calls[call.id] = CallResult(status=CallStatus(frame.status), message=messages.call_message(job, call, frame),
+                                        traceback=frame.traceback, values=values, texts=frame.texts,
+                                        problems=frame.problems, seconds=frame.seconds)
+        elif call is running:
+            calls[call.id] = CallResult(status=CallStatus.timeout if status == RunStatus.timeout else CallStatus.raised,
+                                        message=message)
+        else:
+            reason = ("the code stopped before the graded functions could be called (see the first error)"
+                      if cells is None or cells.status != "ok" else f"the run ended early ({status.value})")
+            calls[call.id] = CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, reason))
+    exit_code = None
+    if status == RunStatus.exited:
+        exit_code = cells.exit_code if cells is not None and cells.status == "exited" else code
+    return RunResult(status=status, message=message, detail=detail, cell=cell, line=line, exit_code=exit_code,
+                     calls=calls, **base)

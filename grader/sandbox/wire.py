@@ -1,0 +1,227 @@
+"""Frames between grader and worker, and strict validation of everything a child sent back.
+
+The child runs student code, so its output is hostile until proven otherwise: it is parsed as JSON and
+`.npz` only (np.load with allow_pickle=False; nothing is ever unpickled), every frame must match a schema
+with no extra keys, frames must come in the order the runner writes them, ids must be the job's, every
+array must be float64 with the announced shape, and sizes are capped before anything is decompressed or
+loaded. Any violation raises ResultInvalid; the caller turns it into RunStatus.result_invalid.
+"""
+
+import io
+import json
+import math
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+
+from grader.limits import Limits
+from grader.sandbox.models import Job
+
+HEADER = struct.Struct(">Q")
+MAX_JSON_FRAME = 16 << 20
+
+
+class ResultInvalid(Exception):
+    """The child's results cannot be trusted; the message says what was wrong (instructor detail)."""
+
+
+def frame(payload: bytes) -> bytes:
+    """One length-prefixed frame."""
+    return HEADER.pack(len(payload)) + payload
+
+
+def encode_job(job: Job, limits: Limits) -> list[bytes]:
+    """The two payloads the worker expects for a job: header JSON and the input arrays as raw float64
+    bytes (grader to child only: trusted data, so no container format is needed in this direction)."""
+    layout, chunks, offset = [], [], 0
+    for name, array in job.arrays.items():
+        data = np.ascontiguousarray(array, dtype="<f8").tobytes()
+        layout.append([name, list(array.shape), offset])
+        chunks.append(data)
+        offset += len(data)
+    header = {"filename": job.filename, "cells": job.cells, "seed": job.seed, "arrays": layout,
+              "calls": [call.model_dump() for call in job.calls], "limits": limits.model_dump()}
+    return [json.dumps(header).encode(), b"".join(chunks)]
+
+
+def _clean(value: object) -> object:
+    """Replace lone surrogates (json.loads accepts them) so every text encodes as UTF-8 later."""
+    return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
+
+
+def Text(limit: int):  # noqa: N802 - a type factory, used like a type
+    return Annotated[str, BeforeValidator(_clean), Field(max_length=limit)]
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+Key = Text(1000)
+
+
+class CellsFrame(BaseModel):
+    model_config = _STRICT
+    kind: Literal["cells"]
+    status: Literal["ok", "syntax_error", "import_error", "exited", "memory_limit"]
+    cell: StrictInt | None = Field(None, ge=1)
+    line: StrictInt | None = Field(None, ge=0)
+    error_type: Text(200)
+    error: Text(5000)
+    traceback: Text(50000)
+    exit_code: StrictInt | None
+
+
+class StartFrame(BaseModel):
+    model_config = _STRICT
+    kind: Literal["start"]
+    id: Text(200)
+
+
+class ValueSpec(BaseModel):
+    model_config = _STRICT
+    name: str = Field(..., pattern=r"^v[0-9]{1,6}$")
+    shape: list[Annotated[int, Field(ge=0)]] = Field(..., max_length=32)
+
+
+class CallFrame(BaseModel):
+    model_config = _STRICT
+    kind: Literal["call"]
+    id: Text(200)
+    status: Literal["ok", "missing_function", "not_callable", "raised", "bad_return"]
+    error_type: Text(200)
+    error: Text(5000)
+    traceback: Text(50000)
+    suggestions: list[Text(200)] = Field(..., max_length=3)
+    found: Text(500)
+    memory: StrictBool
+    seconds: float = Field(..., ge=0, allow_inf_nan=False)
+    values: dict[Key, ValueSpec] = Field(..., max_length=2000)
+    texts: dict[Key, Annotated[list[Text(1000)], Field(max_length=10000)]] = Field(..., max_length=2000)
+    problems: dict[Key, Text(2000)] = Field(..., max_length=2001)
+
+
+class DoneFrame(BaseModel):
+    model_config = _STRICT
+    kind: Literal["done"]
+
+
+@dataclass
+class ChildResults:
+    """The validated content of a child's result stream (possibly cut short by a kill)."""
+
+    cells: CellsFrame | None = None
+    calls: dict[str, tuple[CallFrame, dict[str, np.ndarray]]] = field(default_factory=dict)
+    started: str | None = None  # a call that started and never reported
+    done: bool = False
+
+
+def split_frames(blob: bytes) -> tuple[list[bytes], bool]:
+    """Frames in blob, and whether the last one was cut short."""
+    frames, offset = [], 0
+    while offset < len(blob):
+        if offset + HEADER.size > len(blob):
+            return frames, True
+        (size,) = HEADER.unpack_from(blob, offset)
+        if offset + HEADER.size + size > len(blob):
+            return frames, True
+        frames.append(blob[offset + HEADER.size: offset + HEADER.size + size])
+        offset += HEADER.size + size
+    return frames, False
+
+
+def _json(payload: bytes, model: type[BaseModel]):
+    if len(payload) > MAX_JSON_FRAME:
+        raise ResultInvalid(f"a {model.__name__} frame of {len(payload)} bytes is over {MAX_JSON_FRAME}")
+    try:
+        data = json.loads(payload)
+        return model.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        raise ResultInvalid(f"expected a {model.__name__}: {str(exc)[:1000]}") from None
+
+
+def load_values(payload: bytes, specs: dict[str, ValueSpec], budget: int) -> tuple[dict[str, np.ndarray], int]:
+    """Arrays announced by specs, read from an .npz without pickles; returns them and the budget left."""
+    names = [spec.name for spec in specs.values()]
+    if len(set(names)) != len(names):
+        raise ResultInvalid("two values share one array name")
+    declared = sum(math.prod(spec.shape) * 8 for spec in specs.values())
+    if declared > budget:
+        raise ResultInvalid(f"values of {declared} bytes exceed the {budget} bytes left for results")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ResultInvalid(f"values are not a valid .npz: {exc}") from None
+    if sorted(info.filename for info in infos) != sorted(f"{name}.npy" for name in names):
+        raise ResultInvalid(f"the .npz holds {[i.filename for i in infos][:20]}, expected {sorted(names)[:20]}")
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > declared + 4096 * len(infos):
+            raise ResultInvalid(f"{info.filename}: compressed or larger than announced ({info.file_size} bytes)")
+    values = {}
+    if names:
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+                for key, spec in specs.items():
+                    array = npz[spec.name]
+                    if array.dtype != np.dtype("<f8") or array.shape != tuple(spec.shape):
+                        raise ResultInvalid(f"{key!r}: expected float64 {tuple(spec.shape)}, "
+                                            f"found {array.dtype} {array.shape}")
+                    values[key] = array
+        except ResultInvalid:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to read is a forged or broken result
+            raise ResultInvalid(f"values cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}") from None
+    return values, budget - declared
+
+
+def parse_results(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, bool]:
+    """Validate the result stream against the job; returns the results and whether the stream was cut short."""
+    frames, truncated = split_frames(blob)
+    results, budget = ChildResults(), limits.result_mb << 20
+    expected_ids = [call.id for call in job.calls]
+    position = 0
+    if frames:
+        results.cells = _json(frames[0], CellsFrame)
+    index = 1
+    while index < len(frames):
+        payload = frames[index]
+        kind = _peek_kind(payload)
+        if kind == "done":
+            _json(payload, DoneFrame)
+            if index != len(frames) - 1 or results.started is not None:
+                raise ResultInvalid("'done' is not the last frame or arrived during a call")
+            results.done = True
+        elif kind == "start" and results.cells.status == "ok" and results.started is None:
+            start = _json(payload, StartFrame)
+            if position >= len(expected_ids) or start.id != expected_ids[position]:
+                raise ResultInvalid(f"call {start.id!r} started out of order")
+            results.started = start.id
+        elif kind == "call" and results.started is not None:
+            call = _json(payload, CallFrame)
+            if call.id != results.started:
+                raise ResultInvalid(f"result for {call.id!r} while {results.started!r} was running")
+            if index + 1 >= len(frames):
+                if truncated:
+                    break
+                raise ResultInvalid(f"call {call.id!r}: values are missing")
+            values, budget = load_values(frames[index + 1], call.values, budget)
+            results.calls[call.id] = (call, values)
+            results.started, position, index = None, position + 1, index + 1
+        else:
+            raise ResultInvalid(f"unexpected frame {kind!r} at position {index}")
+        index += 1
+    return results, truncated
+
+
+def _peek_kind(payload: bytes) -> str:
+    if len(payload) > MAX_JSON_FRAME:
+        raise ResultInvalid(f"a frame of {len(payload)} bytes where a small JSON frame was expected")
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        raise ResultInvalid("a frame that is not JSON where JSON was expected") from None
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+        raise ResultInvalid("a frame without a 'kind'")
+    return data["kind"]

@@ -1,0 +1,126 @@
+"""DESIGN §11 at the level that matters: scores. Every hostile submission ends with a clear status and
+zero for what could not be verified; none raises its own score, changes another's, leaves a process
+behind or reads an expected value. After each one, a correct submission graded by the same sandbox keeps
+its full score."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from grader.grade import grade_submission
+from grader.report import CheckStatus
+from grader.rubric_files import load_rubric, rubric_hash
+
+from conftest import REPO
+
+RUBRIC = "bs6207-a1"
+CORRECT = (REPO / "submissions" / RUBRIC / "correct.py").read_text()
+FAST = load_rubric(RUBRIC).limits.model_copy(update={"wall_seconds": 8, "cpu_seconds": 8, "memory_mb": 1536})
+CONSTANT = "def scratch_gradients(x, y, params):\n    return {k: v * 0 for k, v in params.items()}\n"
+
+HOSTILE = {
+    "infinite_loop": ("while True:\n    pass\n", "timeout", "time"),
+    "memory_bomb": ("blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))\n", "memory_limit", "memory"),
+    "fork_bomb": ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", None, ""),
+    "exit_zero_at_import": ("import sys\nsys.exit(0)\n" + CORRECT, "exited", "exit"),
+    "os_exit_3_at_import": ("import os\nos._exit(3)\n" + CORRECT, "exited", "3"),
+    "exception_at_import": ("import numpy as np\nvalues = np.zeros(3)\nvalues[7] = 1\n" + CORRECT, "import_error", "IndexError"),
+    "syntax_error": ("def scratch_gradients(x, y, params)\n    return {}\n", "syntax_error", "line 1"),
+    "misspelled_functions": (CORRECT.replace("def scratch_gradients", "def scratch_gradient").replace("def torch_gradients", "def torch_gradiants"), "ok", ""),
+    "wrong_return_types": ("def scratch_gradients(x, y, params):\n    return 'dW1'\n\ndef torch_gradients(x, y, params):\n    return None\n", "ok", ""),
+    "nan_and_inf": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {k: np.full_like(v, np.nan) for k, v in params.items()} | {'loss': np.inf}\n", "ok", ""),
+    "wrong_shapes": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'d' + k: np.zeros(3) for k in params}\n", "ok", ""),
+    "huge_return": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'dW1': np.broadcast_to(np.float64(1), (10**9,))}\n", None, ""),
+    "object_array": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'dW1': np.array([object(), 1], dtype=object)}\n", "ok", ""),
+    "reads_the_reference_and_rubric": (
+        "import os, sys\nroots = [REPO] + sys.path\n"
+        "found = [r for r in roots if os.path.exists(os.path.join(r, 'reference', 'mlp_regression.py'))]\n"
+        "rubric_visible = any(os.path.exists(os.path.join(r, 'rubrics', 'bs6207-a1.toml')) for r in roots)\n"
+        "if found:\n    sys.path.insert(0, found[0])\n"
+        "    from reference.mlp_regression import scratch as _s\n"
+        "    def scratch_gradients(x, y, params):\n        return _s(x, y, params)\n".replace("REPO", repr(str(REPO))), "ok", ""),
+    "monkeypatches_numpy_and_harness": (
+        "import numpy as np, builtins\nnp.allclose = lambda *a, **k: True\nnp.testing.assert_allclose = lambda *a, **k: None\n"
+        "np.array_equal = lambda *a, **k: True\nbuiltins.abs = lambda v: 0\nimport json\njson.dumps = lambda *a, **k: '{}'\n" + CONSTANT, None, ""),
+    "forges_observation_files": (
+        "import json, numpy as np\nfor name in ('observations.json', 'results.json', 'report.json', 'out.json'):\n"
+        "    open(name, 'w').write(json.dumps({'score': 15, 'status': 'ok', 'calls': {}}))\nnp.savez('results.npz', dW1=np.zeros(1))\n" + CONSTANT, "ok", ""),
+}
+
+
+def grade(sandbox, path):
+    rubric = load_rubric(RUBRIC)
+    return grade_submission(rubric, rubric_hash(RUBRIC), path, sandbox, ("public",), FAST)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_submission_scores_zero_with_a_clear_status_and_a_correct_one_keeps_full_marks(grading_sandbox, tmp_path, case):
+    source, status, words = HOSTILE[case]
+    path = tmp_path / f"{case}.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, path)
+    assert report.score == 0, [c.message for c in report.checks if c.points]
+    if status is not None:
+        assert report.run.status == status, (report.run.status, report.run.message)
+    if words:
+        assert words.lower() in report.run.message.lower(), report.run.message
+    assert all(c.message for c in report.checks)
+    assert "Traceback" not in report.run.message
+    honest = tmp_path / "honest.py"
+    honest.write_text(CORRECT)
+    after = grade(grading_sandbox, honest)
+    assert after.score == after.max_score, [c.message for c in after.checks if c.status != CheckStatus.passed]
+
+
+def test_a_missing_function_is_named_with_a_did_you_mean(grading_sandbox, tmp_path):
+    path = tmp_path / "typo.py"
+    path.write_text(HOSTILE["misspelled_functions"][0])
+    report = grade(grading_sandbox, path)
+    message = next(c for c in report.checks if c.quantity == "scratch.dW1").message
+    assert "scratch_gradients" in message and "scratch_gradient" in message and "did you mean" in message.lower()
+
+
+@pytest.mark.parametrize("content, status", [(b"", "empty"), (b"x = '\xe9'\n", "not_utf8")])
+def test_empty_and_non_utf8_files_score_zero_and_say_what_to_do(grading_sandbox, tmp_path, content, status):
+    path = tmp_path / "bad.py"
+    path.write_bytes(content)
+    report = grade(grading_sandbox, path)
+    assert report.status == status and report.score == 0 and report.run is None
+    assert "hand" in report.message or "save" in report.message
+
+
+def test_writes_outside_the_work_directory_land_nowhere_on_the_host(grading_sandbox, tmp_path):
+    target = tmp_path / "escaped.txt"
+    source = (
+        f"for path in ['../escape.txt', {str(target)!r}, '/tmp/escape-{os.getpid()}.txt']:\n"
+        "    try:\n        open(path, 'w').write('x')\n    except OSError:\n        pass\n" + CORRECT
+    )
+    path = tmp_path / "writer.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, path)
+    assert report.score == report.max_score  # writing is not cheating; it just goes nowhere
+    assert not target.exists() and not (tmp_path.parent / "escape.txt").exists()
+    assert not os.path.exists(f"/tmp/escape-{os.getpid()}.txt")
+
+
+def test_a_background_process_cannot_outlive_the_run_or_rewrite_the_report(grading_sandbox, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    report_path = out / "report.json"
+    report_path.write_text("graded")
+    marker = f"outlive-{os.getpid()}"
+    source = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        for _ in range(30):\n            time.sleep(0.1)\n            try:\n"
+        f"                open({str(report_path)!r}, 'w').write('forged')\n            except OSError:\n                pass\n"
+        f"        os.execvp('sleep', ['sleep', '30', {marker!r}])\n    os._exit(0)\n" + CONSTANT
+    )
+    path = tmp_path / "daemon.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, path)
+    time.sleep(3.5)
+    assert report.score == 0 and report_path.read_text() == "graded"
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert marker not in ps

@@ -1,0 +1,75 @@
+"""The child's side: converting returns, keeping student frames only, and scratch mode (run in-process here)."""
+
+import numpy as np
+import pytest
+import torch
+
+from grader.sandbox.sandbox import shipped_sources
+from grader.sandbox.worker import load_modules
+
+MODULES = load_modules(shipped_sources())
+convert, runner = MODULES["bpg_convert"], MODULES["bpg_runner"]
+
+
+def converted(value, budget=1 << 20):
+    converter = convert.Converter(budget)
+    converter.add("", value)
+    return converter
+
+
+def test_arrays_tensors_and_numbers_become_float64_under_their_keys():
+    c = converted({"a": np.arange(3, dtype=np.int32), "t": torch.ones(2, requires_grad=True) * 2, "n": 3,
+                   "nested": {"dW1": np.float32(1.5)}, "b": True})
+    assert all(v.dtype == np.float64 for v in c.values.values())
+    assert set(c.values) == {"a", "t", "n", "nested.dW1", "b"} and c.problems == {}
+    np.testing.assert_array_equal(c.values["t"], [2.0, 2.0])
+
+
+def test_values_that_are_not_real_numbers_become_problems_saying_what_was_found():
+    c = converted({"s": "x", "none": None, "c": torch.ones(2, dtype=torch.complex64), "o": np.array([None, 1]),
+                   "ragged": [[1, 2], [3]], "big": 10 ** 400, "obj": object()})
+    assert c.values == {}
+    assert "found a string ('x')" in c.problems["s"] and "found None" in c.problems["none"]
+    assert "complex" in c.problems["c"] and "dtype object" in c.problems["o"]
+    assert "not a rectangular array" in c.problems["ragged"] and "too large for a float" in c.problems["big"]
+    assert "found an object" in c.problems["obj"]
+
+
+def test_the_size_budget_is_checked_before_copying_and_shared_across_values():
+    c = converted({"view": np.broadcast_to(np.float64(1), (10 ** 9,)), "a": np.ones(100), "b": np.ones(100)},
+                  budget=1000)
+    assert "too large: 1000000000 elements" in c.problems["view"]
+    assert "a" in c.values and "too large: 100 elements" in c.problems["b"]
+
+
+def test_lists_of_tensors_of_any_dtype_are_stacked_and_complex_ones_rejected():
+    c = converted({"l": [torch.ones(2, dtype=torch.bfloat16), torch.zeros(2, requires_grad=True)],
+                   "c": [torch.ones(1, dtype=torch.complex64)]})
+    np.testing.assert_array_equal(c.values["l"], [[1, 1], [0, 0]])
+    assert "complex" in c.problems["c"]
+
+
+def test_lists_of_strings_are_texts_and_sets_are_sorted():
+    c = converted({"names": ["AddmmBackward0"], "set": {"b", "a"}})
+    assert c.texts == {"names": ["AddmmBackward0"], "set": ["a", "b"]}
+
+
+def test_scratch_mode_blocks_autograd_and_restores_it():
+    x = torch.ones(2, requires_grad=True)
+    with runner.ScratchMode("scratch_gradients"):
+        assert not torch.is_grad_enabled()
+        with pytest.raises(RuntimeError, match="from scratch: torch.autograd.grad\\(\\) is not allowed in scratch_gradients"):
+            torch.autograd.grad(x.sum(), x)
+    assert torch.is_grad_enabled()
+    (x * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_cells_stop_at_the_first_error_and_say_where():
+    namespace = {"__name__": "submission"}
+    frame = runner.run_cells(["a = 1\n", "def f():\n    raise ValueError('bad')\n", "b = 2\nf()\n"], "nb.ipynb", namespace)
+    assert (frame["status"], frame["cell"], frame["line"]) == ("import_error", 3, 2)
+    assert frame["traceback"].splitlines()[1] == '  File "<cell 3>", line 2, in <module>'
+    assert "<sandbox" not in frame["traceback"]
+    assert runner.run_cells(["x = (\n"], "a.py", {})["status"] == "syntax_error"
+    assert runner.run_cells(["import sys\nsys.exit(2)\n"], "a.py", {})["exit_code"] == 2
