@@ -59,6 +59,7 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
         where=list(outcome.where) if outcome.where is not None else None,
         tolerance=tolerance,
         atol_eff=outcome.atol_eff,
+        excess=outcome.excess.tolist() if outcome.excess is not None and outcome.excess.ndim else None,
     )
 
 

@@ -36,6 +36,7 @@ class Comparison:
     atol_eff: float | None = None
     rtol: float | None = None
     aligned: np.ndarray | None = None
+    excess: np.ndarray | None = None
 
 
 def compare(name: str, found: np.ndarray, expected: np.ndarray, tolerance: Tolerance, allow_transposed: bool = False) -> Comparison:
@@ -61,7 +62,7 @@ def compare(name: str, found: np.ndarray, expected: np.ndarray, tolerance: Toler
     rel = error / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
     max_rel = float(rel.max()) if error.size else 0.0
     where = tuple(int(i) for i in worst)
-    fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=where, atol_eff=atol_eff, rtol=tolerance.rtol, aligned=aligned)
+    fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=where, atol_eff=atol_eff, rtol=tolerance.rtol, aligned=aligned, excess=error / np.maximum(allowed, np.finfo(np.float64).tiny))
     if np.all(error <= allowed):
         return Comparison(Verdict.passed, f"{name}: matches (largest error {max_abs:.3g})", **fields)
     at = f" at {where}" if where else ""

@@ -26,6 +26,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Diagnosis(_Model):
+    """The known mistake a failing quantity matches, or the uniform factor it is off by."""
+
+    mistake: str = Field(description="Catalogue id (e.g. `missing_factor_2`), or `uniform_factor` when only a factor k fits.")
+    title: str = Field(description="Short name of the mistake.")
+    explanation: str = Field(description="Student-facing: what the found values are consistent with.")
+    hint: str = Field(description="Student-facing: what to look at.")
+    factor: float | None = Field(None, description="k in found ≈ k·expected, when the mismatch is a uniform factor.")
+    layer: int | None = Field(None, description="Layer where the error first appears, counting back from the output (the largest failing l).")
+    trials: list[str] = Field(default_factory=list, description="Trials on which the found values match this diagnosis.")
+
+
 class TrialResult(_Model):
     """One check on one trial."""
 
@@ -38,6 +50,9 @@ class TrialResult(_Model):
     where: list[int] | None = Field(None, description="Index of the worst element (in the expected layout).")
     tolerance: Tolerance | None = Field(None, description="Tolerance the comparison used.")
     atol_eff: float | None = Field(None, description="Effective absolute tolerance max(atol, atol_rel·max|expected|).")
+    excess: list[float] | list[list[float]] | None = Field(
+        None, description="Per element |found − expected| / allowed (in the expected layout; > 1 fails): the heat map."
+    )
 
 
 class CheckResult(_Model):
@@ -51,6 +66,7 @@ class CheckResult(_Model):
     visibility: Visibility = Field(description="Who may see this result.")
     message: str = Field(description="Student-facing one-line summary.")
     provenance: str = Field("", description="Where the found value came from: function and key, or file and line.")
+    diagnosis: Diagnosis | None = Field(None, description="The mistake this failure matches, when one does.")
     trials: list[TrialResult] = Field(default_factory=list, description="Per-trial results (public then hidden).")
 
 
