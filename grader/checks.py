@@ -123,7 +123,9 @@ def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult
         groups.setdefault(result.trial.split("-")[0], []).append(result.status == CheckStatus.passed)
     hidden_share = rubric.trials.hidden_weight if "hidden" in groups else 0.0
     share = {"public": 1.0 - hidden_share, "hidden": hidden_share}
-    points = sum(check.points * share[group] for group, passed in groups.items() if all(passed))
+    group_max = {group: round(check.points * share[group], 10) for group in groups}
+    group_points = {group: group_max[group] if all(passed) else 0.0 for group, passed in groups.items()}
+    points = sum(group_points.values())
     failing = [r for r in per_trial if r.status != CheckStatus.passed]
     status = CheckStatus.passed if not failing else _worst(failing)
     message = failing[0].message if failing else per_trial[0].message if per_trial else check.quantity
@@ -133,6 +135,7 @@ def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult
     provenance = f"{task.contract.functions()[source]}()" if source in task.contract.functions() else ""
     return CheckResult(
         task=task.id, quantity=check.quantity, status=status, points=round(points, 10), max_points=check.points,
+        group_points=group_points, group_max_points=group_max,
         visibility=check.visibility, message=message, provenance=provenance, trials=per_trial,
     )
 
