@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     handout.add_argument("-o", "--output", type=Path, help="file to write (default: <rubric id>.py; - for stdout)")
     handout.add_argument("--force", action="store_true", help="overwrite an existing file")
     handout.set_defaults(run=_handout)
+
+    # Commands whose wiring lives beside their stage register here, one line each.
     return parser
 
 
