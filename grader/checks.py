@@ -9,6 +9,7 @@ import numpy as np
 
 from grader.checkspec import Check
 from grader.compare import Verdict, align, compare
+from grader.diagnose import diagnose
 from grader.expected import expected_values
 from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric import Rubric
@@ -17,7 +18,7 @@ from grader.sandbox import CallResult, RunResult
 from grader.tasks import Task
 from grader.trials import Trial
 
-_VERDICT_STATUS = {Verdict.passed: CheckStatus.passed}
+_VERDICT_STATUS = {Verdict.passed: CheckStatus.passed, Verdict.not_verifiable: CheckStatus.not_verifiable}
 
 
 def check_task(rubric: Rubric, task: Task, trials: list[Trial], run: RunResult) -> list[CheckResult]:
@@ -27,7 +28,7 @@ def check_task(rubric: Rubric, task: Task, trials: list[Trial], run: RunResult) 
     for check in task.checks:
         per_trial = [_check_trial(rubric, task, check, trial, expected[trial.name], run) for trial in trials]
         results.append(_score(rubric, task, check, per_trial))
-    return results
+    return diagnose(rubric, task, trials, expected, results, run)
 
 
 def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, run: RunResult) -> TrialResult:

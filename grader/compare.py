@@ -21,6 +21,7 @@ class Verdict(StrEnum):
     failed = "failed"
     wrong_shape = "wrong_shape"
     not_finite = "not_finite"
+    not_verifiable = "not_verifiable"
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,20 @@ class Comparison:
     excess: np.ndarray | None = None
 
 
-def compare(name: str, found: np.ndarray, expected: np.ndarray, tolerance: Tolerance, allow_transposed: bool = False) -> Comparison:
-    """Compare `found` with `expected` for quantity `name`; the message says what was expected and found."""
+def compare(
+    name: str,
+    found: np.ndarray,
+    expected: np.ndarray,
+    tolerance: Tolerance,
+    allow_transposed: bool = False,
+    uncertainty: np.ndarray | None = None,
+) -> Comparison:
+    """Compare `found` with `expected` for quantity `name`; the message says what was expected and found.
+
+    `uncertainty` is the printed precision of values read from text (half a unit in the last digit, per
+    element): rounding never counts against the student, and a value printed too coarsely to tell a right
+    answer from a wrong one is `not_verifiable`, never `passed`.
+    """
     found = np.asarray(found, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     aligned, layout = align(found, expected, allow_transposed)
@@ -56,13 +69,24 @@ def compare(name: str, found: np.ndarray, expected: np.ndarray, tolerance: Toler
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     atol_eff = max(tolerance.atol, tolerance.atol_rel * scale)
     error = np.abs(aligned - expected)
-    allowed = atol_eff + tolerance.rtol * np.abs(expected)
+    printed = np.zeros_like(expected)
+    if uncertainty is not None:
+        printed, _ = align(np.asarray(uncertainty, dtype=np.float64), expected, allow_transposed)
+    allowed = atol_eff + tolerance.rtol * np.abs(expected) + printed
     worst = np.unravel_index(int(np.argmax(error - allowed)), error.shape) if error.size else ()
     max_abs = float(error.max()) if error.size else 0.0
     rel = error / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
     max_rel = float(rel.max()) if error.size else 0.0
     where = tuple(int(i) for i in worst)
     fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=where, atol_eff=atol_eff, rtol=tolerance.rtol, aligned=aligned, excess=error / np.maximum(allowed, np.finfo(np.float64).tiny))
+    if np.all(error <= allowed) and printed.size and printed.max() > tolerance.precision_rel * scale:
+        return Comparison(
+            Verdict.not_verifiable,
+            f"{name}: not verifiable at this precision: printed to ±{printed.max():.1g}, but the values are at most "
+            f"{scale:.3g}, so a wrong answer would match as well; print more digits (e.g. np.set_printoptions(precision=10) "
+            "or torch.set_printoptions(precision=10))",
+            **fields,
+        )
     if np.all(error <= allowed):
         return Comparison(Verdict.passed, f"{name}: matches (largest error {max_abs:.3g})", **fields)
     at = f" at {where}" if where else ""

@@ -158,12 +158,19 @@ class MlpRegressionTask(_Task):
     bias: bool = Field(True, description="Whether every layer has a bias.")
     batch_size: Size = Field(1, description="Samples per trial (N).")
     reduction: Reduction = Field("sum", description="Loss over the batch: Σ (prediction − y)², or its mean.")
+    dead_units: int = Field(
+        0, ge=0, le=4096,
+        description="Units of the first hidden layer whose incoming weights and bias are zero on every random trial, "
+        "so their pre-activation is exactly 0: a ReLU derivative taken as 1 at 0 then shows.",
+    )
     contract: GradientContract = Field(default_factory=GradientContract, description="Functions the submission defines.")
 
     @model_validator(mode="after")
     def _one_output(self) -> "MlpRegressionTask":
         if self.layers[-1] != 1:
             raise ValueError(f"layers: the target Σx²/d has one output; expected a last layer of 1, found {self.layers[-1]}")
+        if self.dead_units and (len(self.layers) < 3 or self.dead_units >= self.layers[1]):
+            raise ValueError(f"dead_units: expected fewer than the first hidden layer's {self.layers[1] if len(self.layers) > 2 else 0} units, found {self.dead_units}")
         return self
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -186,7 +193,18 @@ class SoftmaxClassifierTask(_Task):
     bias: bool = Field(False, description="Whether both layers have biases.")
     batch_size: Size = Field(2, description="Samples per trial (N).")
     reduction: Reduction = Field("sum", description="Cross-entropy summed over the batch, or its mean.")
+    dead_units: int = Field(
+        0, ge=0, le=4096,
+        description="Units of the first hidden layer whose incoming weights and bias are zero on every random trial, "
+        "so their pre-activation is exactly 0: a ReLU derivative taken as 1 at 0 then shows.",
+    )
     contract: GradientContract = Field(default_factory=GradientContract, description="Functions the submission defines.")
+
+    @model_validator(mode="after")
+    def _dead_units_fit(self) -> "SoftmaxClassifierTask":
+        if self.dead_units >= self.hidden:
+            raise ValueError(f"dead_units: expected fewer than the {self.hidden} hidden units, found {self.dead_units}")
+        return self
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return _layer_shapes([self.inputs, self.hidden, self.classes], self.bias)

@@ -62,6 +62,12 @@ def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed
         # One keep-mask per epoch, keep probability 1 − p; drawn after the weights so they never shift.
         masks = (rng.random((task.epochs, task.batch_size, task.hidden)) >= task.p).astype(np.float64)
         scalars = {"p": task.p, "lr": task.lr}
+    if not is_given and getattr(task, "dead_units", 0):
+        # Zero incoming weights and bias: z = 0 exactly, where ReLU's derivative is a choice (torch: 0).
+        dead = rng.choice(params["W1"].shape[0], task.dead_units, replace=False)
+        params["W1"][dead] = 0.0
+        if "b1" in params:
+            params["b1"][dead] = 0.0
     return Trial(task.id, group, index, x, y, params, masks, is_given, scalars)
 
 

@@ -52,3 +52,31 @@ def test_the_worst_error_and_tolerance_are_reported():
     result = compare("db2", found, expected, TOL)
     assert result.max_abs_error == 0.5 and result.where == (1,)
     assert result.atol_eff == max(TOL.atol, TOL.atol_rel * 3.0)
+
+
+def test_printed_rounding_does_not_count_against_the_student():
+    expected = np.array([0.012345678, -0.5])
+    found = np.round(expected, 4)
+    result = compare("db1", found, expected, TOL, uncertainty=np.full(2, 0.5e-4))
+    assert result.verdict == Verdict.passed
+
+
+def test_a_gradient_of_1e_minus_7_printed_to_4_decimals_is_not_verifiable_never_passed():
+    expected = np.array([[1.2e-7, -3.4e-7], [5.0e-8, 2.2e-7]])
+    found = np.round(expected, 4)  # all zeros: a wrong answer (0) prints the same
+    result = compare("dW1", found, expected, TOL, uncertainty=np.full((2, 2), 0.5e-4))
+    assert result.verdict == Verdict.not_verifiable
+    assert "not verifiable at this precision" in result.message and "print more digits" in result.message
+
+
+def test_the_same_small_gradient_printed_in_scientific_notation_is_verified():
+    expected = np.array([1.1669e-09, 6.6035e-10])
+    found = np.array([1.1669e-09, 6.6035e-10])
+    uncertainty = np.array([0.5e-13, 0.5e-14])
+    assert compare("dW1", found, expected, TOL, uncertainty=uncertainty).verdict == Verdict.passed
+
+
+def test_a_coarsely_printed_wrong_value_still_fails():
+    expected = np.array([0.25, 0.5])
+    found = np.array([0.5, 1.0])  # factor 2 off, printed to one decimal
+    assert compare("db2", found, expected, TOL, uncertainty=np.full(2, 0.05)).verdict == Verdict.failed

@@ -91,7 +91,7 @@ def test_check_exits_1_and_says_why_when_a_check_fails(cli, tmp_path):
     (tmp_path / "half.py").write_text(source)
     result = cli("check", "half.py", "--rubric", "bs6207-a1", cwd=tmp_path)
     assert result.returncode == 1
-    assert "FAIL" in result.stdout and "scratch.dW1: expected" in result.stdout
+    assert "FAIL" in result.stdout and "→ missing factor 2 of the squared loss" in result.stdout
     assert (tmp_path / "backprop-grader-report" / "report.json").is_file()
 
 

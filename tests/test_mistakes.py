@@ -430,7 +430,7 @@ def test_on_the_softmax_handout_instance_relu_mistakes_are_invisible():
 
 
 # --- buggy samples -------------------------------------------------------------------------------
-SAMPLES = sorted(p for p in (REPO / "submissions").glob("*/*.py") if p.stem != "correct")
+SAMPLES = sorted(p for p in (REPO / "submissions").glob("*/*.py") if not p.stem.startswith("correct"))
 HEADER = re.compile(r"# mistake: (\w+) \(in ([\w, ]+)\) — .+")
 
 

@@ -1,7 +1,7 @@
 """The check table printed in a terminal by `check`: one row per visible check, then the score."""
 
 from grader.checkspec import Visibility
-from grader.report import CheckStatus, GradeReport
+from grader.report import CheckResult, CheckStatus, GradeReport
 
 _MARK = {
     CheckStatus.passed: "PASS",
@@ -24,7 +24,7 @@ def render_table(report: GradeReport, width: int = 100) -> str:
     name_width = max([len(c.quantity) for c in visible] + [8])
     lines.append(f"{'check':<{name_width}}  {'result':<12} {'points':>9}  detail")
     for check in visible:
-        detail = "" if check.status == CheckStatus.passed else check.message
+        detail = "" if check.status == CheckStatus.passed else _detail(check)
         if len(detail) > width:
             detail = detail[: width - 1] + "…"
         points = f"{check.points:g}/{check.max_points:g}"
@@ -33,4 +33,15 @@ def render_table(report: GradeReport, width: int = 100) -> str:
     available = sum(c.max_points for c in visible)
     passed = sum(c.status == CheckStatus.passed for c in visible)
     lines.append(f"{passed} of {len(visible)} visible checks passed; {earned:g} of {available:g} points")
+    diagnoses = {c.diagnosis.mistake: c.diagnosis for c in visible if c.diagnosis is not None}
+    for diagnosis in diagnoses.values():
+        lines += ["", f"{diagnosis.title}: {diagnosis.explanation}", f"  hint: {diagnosis.hint}"]
     return "\n".join(lines)
+
+
+def _detail(check: CheckResult) -> str:
+    """One line: the diagnosis when there is one (with where it first appears), else what was found."""
+    if check.diagnosis is None:
+        return check.message
+    where = f", first at layer {check.diagnosis.layer}" if check.diagnosis.layer else ""
+    return f"→ {check.diagnosis.title}{where}  ({check.message.split(': ', 1)[-1]})"

@@ -1,0 +1,181 @@
+"""Diagnosis: name the mistake behind failing checks (DESIGN §7).
+
+For each contract source of a task (the student's scratch backprop, their autograd, their training),
+every catalogued mutant of the reference is run on the same trials, and a mutant explains a failing
+quantity when, on every trial where it failed, the mutant's value matches the student's (same tolerance
+as the check) while differing from the reference. The mutant that explains the most failing quantities
+of the source wins (catalogue order breaks ties), so one mistake is named for one bug. A failure no
+mutant explains is tested for a uniform factor (found ≈ k·expected). The layer where the error first
+appears is the failing gradient closest to the output: backprop runs from the output down.
+"""
+
+import re
+
+import numpy as np
+
+from grader.compare import Verdict, align, compare
+from grader.report import CheckResult, CheckStatus, Diagnosis
+from grader.rubric import Rubric
+from grader.run import call_id
+from grader.sandbox import RunResult
+from grader.tasks import Task
+from grader.trials import Trial
+from reference.mistakes import UPDATE_LEARNING_RATES, Mistake, mistakes_for, run_mutant
+
+_LAYER = re.compile(r"^d[Wb](\d+)$")
+
+
+def diagnose(
+    rubric: Rubric, task: Task, trials: list[Trial], expected: dict[str, dict], results: list[CheckResult], run: RunResult
+) -> list[CheckResult]:
+    """`results` with a diagnosis on each failed check that a known mistake or a uniform factor explains."""
+    if task.kind == "autograd_graph":
+        return results
+    by_quantity = {r.quantity: r for r in results}
+    for source in task.contract.functions():
+        failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status == CheckStatus.failed]
+        if not failing:
+            continue
+        found = {trial.name: _found(rubric, task, source, trial, run) for trial in trials}
+        names = [r.quantity.split(".", 1)[1] for r in failing]
+        failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
+        explained = _best_mutant(rubric, task, trials, expected, found, names, failed_on)
+        layer = _first_layer(names)
+        for result in failing:
+            name = result.quantity.split(".", 1)[1]
+            diagnosis = None
+            if explained and name in explained[1]:
+                diagnosis = _from_mistake(explained[0], layer, sorted(failed_on[name]))
+            else:
+                diagnosis = _uniform_factor(rubric, task, trials, expected, found, name, failed_on[name], layer)
+            if diagnosis is not None:
+                by_quantity[result.quantity] = result.model_copy(update={"diagnosis": diagnosis})
+    return [by_quantity[r.quantity] for r in results]
+
+
+def _found(rubric: Rubric, task: Task, source: str, trial: Trial, run: RunResult) -> dict[str, np.ndarray]:
+    """The student's values for this source and trial, in the expected layout (unreadable ones left out)."""
+    result = run.calls.get(call_id(task, source, trial))
+    if result is None or result.status != "ok":
+        return {}
+    shapes = {**{f"d{p}": s for p, s in task.param_shapes().items()}, **task.param_shapes()}
+    values = {}
+    for name, value in result.values.items():
+        target = shapes.get(name)
+        aligned = value
+        if target is not None:
+            aligned, _ = align(value, np.zeros(target), rubric.submission.allow_in_out)
+        if aligned is not None:
+            values[name] = aligned
+    return values
+
+
+def _mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:
+    """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update)."""
+    rates = UPDATE_LEARNING_RATES if mistake.id == "gradients_after_update" else (task.lr if task.kind == "dropout_training" else 0.0,)
+    variants = []
+    for lr in rates:
+        values = run_mutant(
+            mistake, task.kind, trial.x, trial.y, trial.params,
+            activation=getattr(task, "activation", "relu"), reduction=task.reduction,
+            masks=trial.masks, p=getattr(task, "p", 0.0), lr=lr,
+        )
+        if values is not None:
+            variants.append(values)
+    return variants
+
+
+def _matches(rubric: Rubric, task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray) -> bool:
+    """Whether `found` equals `candidate` within the check's tolerance (updates for trained weights)."""
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if task.kind == "dropout_training":
+        initial = trial.params[name]
+        found, candidate = found - initial, candidate - initial
+    if found.shape != candidate.shape:
+        aligned, _ = align(found, candidate, False)
+        if aligned is None:
+            return False
+        found = aligned
+    return _close(rubric, task, name, found, candidate)
+
+
+def _best_mutant(rubric, task, trials, expected, found, names, failed_on) -> tuple[Mistake, set[str]] | None:
+    """The mistake explaining the most failing quantities, with the set it explains."""
+    best: tuple[Mistake, set[str]] | None = None
+    for mistake in mistakes_for(task.kind):
+        variants_by_trial = {trial.name: _mutants(task, trial, mistake) for trial in trials}
+        explained = set()
+        for name in names:
+            trial_names = failed_on[name]
+            if not trial_names or any(name not in found[t] for t in trial_names):
+                continue
+            for variant in range(max((len(v) for v in variants_by_trial.values()), default=0)):
+                ok = True
+                for trial in trials:
+                    if trial.name not in trial_names:
+                        continue
+                    variants = variants_by_trial[trial.name]
+                    if variant >= len(variants) or name not in variants[variant]:
+                        ok = False
+                        break
+                    candidate = variants[variant][name]
+                    if _matches(rubric, task, trial, name, expected[trial.name][name], candidate):
+                        ok = False  # the mutant equals the reference here: it cannot be the explanation
+                        break
+                    if not _matches(rubric, task, trial, name, found[trial.name][name], candidate):
+                        ok = False
+                        break
+                if ok:
+                    explained.add(name)
+                    break
+        if explained and (best is None or len(explained) > len(best[1])):
+            best = (mistake, explained)
+    return best
+
+
+def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, layer) -> Diagnosis | None:
+    """found ≈ k·expected on every failing trial with one k, reported when no mutant explains it."""
+    factors = []
+    for trial in trials:
+        if trial.name not in trial_names:
+            continue
+        value = found[trial.name].get(name)
+        if value is None:
+            return None
+        want = np.asarray(expected[trial.name][name], dtype=np.float64)
+        if task.kind == "dropout_training":
+            value, want = value - trial.params[name], want - trial.params[name]
+        if value.shape != want.shape or not np.any(want):
+            return None
+        k = float(np.sum(value * want) / np.sum(want * want))
+        if not _close(rubric, task, name, value, k * want):
+            return None
+        factors.append(k)
+    if not factors or max(factors) - min(factors) > 1e-3 * max(abs(f) for f in factors) or abs(factors[0]) < 1e-12:
+        return None
+    k = factors[0]
+    return Diagnosis(
+        mistake="uniform_factor",
+        title=f"off by a factor of {k:.4g}",
+        explanation=f"Every value is the correct one times {k:.4g}: the computation is right up to a constant factor.",
+        hint="Look for a constant you multiply or divide by (a factor 2, the batch size, a learning rate) or a sign.",
+        factor=k,
+        layer=layer,
+        trials=sorted(trial_names),
+    )
+
+
+def _close(rubric: Rubric, task: Task, name: str, found: np.ndarray, candidate: np.ndarray) -> bool:
+    """`found` equals `candidate` within the tolerance of the check of `name`."""
+    check = next(c for c in task.checks if c.quantity.endswith(f".{name}"))
+    return compare(name, found, candidate, rubric.tolerance_for(check)).verdict == Verdict.passed
+
+
+def _from_mistake(mistake: Mistake, layer: int | None, trials: list[str]) -> Diagnosis:
+    return Diagnosis(mistake=mistake.id, title=mistake.title, explanation=mistake.explanation, hint=mistake.hint, layer=layer, trials=trials)
+
+
+def _first_layer(names: list[str]) -> int | None:
+    """The failing gradient closest to the output (largest l), where a backward pass goes wrong first."""
+    layers = [int(m.group(1)) for m in map(_LAYER.match, names) if m]
+    return max(layers) if layers else None

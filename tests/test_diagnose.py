@@ -1,0 +1,83 @@
+"""Diagnosis: every mistake sample is graded in the real sandbox and named by its catalogue id."""
+
+import re
+
+import numpy as np
+import pytest
+
+from grader.grade import grade_submission
+from grader.report import CheckStatus
+from grader.rubric_files import load_rubric, rubric_hash
+from grader.export.table import render_table
+
+from conftest import BUNDLED_RUBRICS, REPO
+
+SAMPLES = REPO / "submissions"
+HEADER = re.compile(r"^# mistake: (\w+)")
+
+
+def mistake_samples():
+    for rubric_id in BUNDLED_RUBRICS:
+        for path in sorted((SAMPLES / rubric_id).glob("*.py")):
+            match = HEADER.match(path.read_text().splitlines()[0])
+            if match:
+                yield pytest.param(rubric_id, path, match.group(1), id=f"{rubric_id}/{path.stem}")
+
+
+def grade(sandbox, rubric_id, path, groups=("public", "hidden")):
+    return grade_submission(load_rubric(rubric_id), rubric_hash(rubric_id), path, sandbox, groups)
+
+
+@pytest.mark.parametrize("rubric_id, path, mistake", list(mistake_samples()))
+def test_every_mistake_sample_is_diagnosed_by_its_id(grading_sandbox, rubric_id, path, mistake):
+    report = grade(grading_sandbox, rubric_id, path)
+    failed = [c for c in report.checks if c.status != CheckStatus.passed]
+    if mistake == "transposed_gradient" and rubric_id == "softmax-dropout":
+        # Every matrix here is non-square and the rubric accepts the (in, out) layout: not a mistake.
+        assert failed == [] and any(t.layout == "transposed (in, out) layout" for c in report.checks for t in c.trials)
+        return
+    assert failed, "the sample must fail something"
+    assert {c.diagnosis.mistake if c.diagnosis else None for c in failed} == {mistake}, [
+        (c.quantity, c.diagnosis and c.diagnosis.mistake) for c in failed
+    ]
+
+
+@pytest.mark.parametrize("name", ["correct.py", "correct.ipynb", "correct_float32.py"])
+def test_correct_samples_in_float64_and_float32_get_no_diagnosis(grading_sandbox, name):
+    report = grade(grading_sandbox, "bs6207-a1", SAMPLES / "bs6207-a1" / name)
+    assert all(c.diagnosis is None and c.status == CheckStatus.passed for c in report.checks)
+
+
+def test_the_layer_where_the_error_first_appears_is_reported(grading_sandbox):
+    report = grade(grading_sandbox, "bs6207-a1", SAMPLES / "bs6207-a1" / "derivative_at_activation.py")
+    failed = [c for c in report.checks if c.status == CheckStatus.failed]
+    assert {c.quantity for c in failed} == {"scratch.dW1", "scratch.db1", "scratch.dW2", "scratch.db2"}
+    assert {c.diagnosis.layer for c in failed} == {2}  # σ'(z2) is the first wrong factor going backwards
+
+
+def test_a_failure_no_mistake_explains_reports_its_uniform_factor(grading_sandbox, tmp_path):
+    source = (SAMPLES / "bs6207-a1" / "correct.py").read_text().replace("d3 = 2 * (y_hat - y)", "d3 = 6 * (y_hat - y)")
+    path = tmp_path / "triple.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, "bs6207-a1", path, ("public",))
+    failed = [c for c in report.checks if c.status == CheckStatus.failed]
+    assert failed and all(c.diagnosis.mistake == "uniform_factor" for c in failed)
+    assert all(np.isclose(c.diagnosis.factor, 3.0) for c in failed)
+    assert "factor of 3" in failed[0].diagnosis.title
+
+
+def test_a_failure_nothing_explains_gets_no_diagnosis(grading_sandbox, tmp_path):
+    source = (SAMPLES / "bs6207-a1" / "correct.py").read_text().replace("dW1 = d1.T @ x", "dW1 = d1.T @ x + 0.01")
+    path = tmp_path / "noise.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, "bs6207-a1", path, ("public",))
+    dW1 = next(c for c in report.checks if c.quantity == "scratch.dW1")
+    assert dW1.status == CheckStatus.failed and dW1.diagnosis is None
+
+
+def test_the_check_table_shows_the_diagnosis_on_one_line_per_failed_check(grading_sandbox):
+    report = grade(grading_sandbox, "bs6207-a1", SAMPLES / "bs6207-a1" / "missing_factor_2.py", ("public",))
+    table = render_table(report)
+    rows = [line for line in table.splitlines() if " FAIL " in line]
+    assert len(rows) == 6 and all("→ missing factor 2 of the squared loss" in row for row in rows)
+    assert "hint: Look at the first step of your backward pass" in table
