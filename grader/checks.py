@@ -5,6 +5,8 @@ A check passes on a group of trials (public, hidden) only if it passes on every 
 public trials earn (1 − hidden_weight) of its points and hidden trials the rest when hidden trials ran.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from grader.checkspec import Check
@@ -14,28 +16,30 @@ from grader.expected import expected_values
 from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric import Rubric
 from grader.run import call_id
-from grader.sandbox import CallResult, RunResult
+from grader.found import Found
 from grader.tasks import Task
 from grader.trials import Trial
 
 _VERDICT_STATUS = {Verdict.passed: CheckStatus.passed, Verdict.not_verifiable: CheckStatus.not_verifiable}
 
 
-def check_task(rubric: Rubric, task: Task, trials: list[Trial], run: RunResult) -> list[CheckResult]:
-    """Every check of `task` over `trials`, from the sandbox's run."""
+def check_task(rubric: Rubric, task: Task, trials: list[Trial], found: Mapping[str, Found]) -> list[CheckResult]:
+    """Every check of `task` over `trials`, from what the submission produced (keyed by call id)."""
     expected = {trial.name: expected_values(task, trial) for trial in trials}
     results = []
     for check in task.checks:
-        per_trial = [_check_trial(rubric, task, check, trial, expected[trial.name], run) for trial in trials]
-        results.append(_score(rubric, task, check, per_trial))
-    return diagnose(rubric, task, trials, expected, results, run)
+        per_trial = [_check_trial(rubric, task, check, trial, expected[trial.name], found) for trial in trials]
+        source = check.quantity.split(".", 1)[0]
+        first = found.get(call_id(task, source, trials[0])) if trials else None
+        results.append(_score(rubric, task, check, per_trial, first))
+    return diagnose(rubric, task, trials, expected, results, found)
 
 
-def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, run: RunResult) -> TrialResult:
+def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]) -> TrialResult:
     if check.quantity == "architecture":
-        return _architecture(rubric, task, trial, run)
+        return _architecture(rubric, task, trial, found_by_call)
     source, name = check.quantity.split(".", 1)
-    result = run.calls.get(call_id(task, source, trial))
+    result = found_by_call.get(call_id(task, source, trial))
     found, problem = _found(result, name, check.quantity, task.contract.functions()[source])
     if problem is not None:
         return TrialResult(trial=trial.name, status=CheckStatus.missing, message=problem)
@@ -49,7 +53,8 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
         if aligned is not None:
             found, want, label = aligned - initial, want - initial, f"{check.quantity} (update W_final − W_initial)"
     tolerance = rubric.tolerance_for(check)
-    outcome = compare(label, found, want, tolerance, rubric.submission.allow_in_out and name.startswith("dW"))
+    allow_in_out = rubric.submission.allow_in_out and name.startswith("dW")
+    outcome = compare(label, found, want, tolerance, allow_in_out, result.uncertainty.get(name))
     return TrialResult(
         trial=trial.name,
         status=_VERDICT_STATUS.get(outcome.verdict, CheckStatus.failed),
@@ -64,7 +69,7 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
     )
 
 
-def _found(result: CallResult | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:
+def _found(result: Found | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:
     """The returned value for `name`, or a student-facing reason it is not there."""
     if result is None or result.status == "not_run":
         return None, f"{quantity}: not run — {function}() was never called because the code did not load"
@@ -96,13 +101,13 @@ def _nodes(quantity: str, trial: Trial, found: object, expected: list[str]) -> T
     return TrialResult(trial=trial.name, status=CheckStatus.failed, message=message)
 
 
-def _architecture(rubric: Rubric, task: Task, trial: Trial, run: RunResult) -> TrialResult:
+def _architecture(rubric: Rubric, task: Task, trial: Trial, found_by_call: Mapping[str, Found]) -> TrialResult:
     """Contract submissions: every returned parameter-shaped value has the task's shapes."""
     wrong, seen = [], 0
     shapes = task.param_shapes()
     names = {f"d{p}": s for p, s in shapes.items()} if task.kind != "dropout_training" else shapes
     for source in task.contract.functions():
-        result = run.calls.get(call_id(task, source, trial))
+        result = found_by_call.get(call_id(task, source, trial))
         if result is None or result.status != "ok":
             continue
         for name, shape in names.items():
@@ -118,12 +123,12 @@ def _architecture(rubric: Rubric, task: Task, trial: Trial, run: RunResult) -> T
     return TrialResult(trial=trial.name, status=CheckStatus.passed, message=f"architecture: every returned shape matches {list(shapes.values())}")
 
 
-def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult]) -> CheckResult:
+def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult], first: Found | None) -> CheckResult:
     groups = {}
     for result in per_trial:
         groups.setdefault(result.trial.split("-")[0], []).append(result.status == CheckStatus.passed)
     hidden_share = rubric.trials.hidden_weight if "hidden" in groups else 0.0
-    share = {"public": 1.0 - hidden_share, "hidden": hidden_share}
+    share = {group: hidden_share if group == "hidden" else 1.0 - hidden_share for group in groups}
     group_max = {group: round(check.points * share[group], 10) for group in groups}
     group_points = {group: group_max[group] if all(passed) else 0.0 for group, passed in groups.items()}
     points = sum(group_points.values())
@@ -132,8 +137,8 @@ def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult
     message = failing[0].message if failing else per_trial[0].message if per_trial else check.quantity
     if failing and len(per_trial) > 1:
         message += f" [trial {failing[0].trial}; fails on {len(failing)} of {len(per_trial)} trials]"
-    source = check.quantity.split(".", 1)[0]
-    provenance = f"{task.contract.functions()[source]}()" if source in task.contract.functions() else ""
+    name = check.quantity.split(".", 1)[-1]
+    provenance = first.provenance.get(name, "") if first is not None else ""
     return CheckResult(
         task=task.id, quantity=check.quantity, status=status, points=round(points, 10), max_points=check.points,
         group_points=group_points, group_max_points=group_max,

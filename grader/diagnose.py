@@ -10,6 +10,7 @@ appears is the failing gradient closest to the output: backprop runs from the ou
 """
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from grader.compare import Verdict, align, compare
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric import Rubric
 from grader.run import call_id
-from grader.sandbox import RunResult
+from grader.found import Found
 from grader.tasks import Task
 from grader.trials import Trial
 from reference.mistakes import UPDATE_LEARNING_RATES, Mistake, mistakes_for, run_mutant
@@ -26,7 +27,8 @@ _LAYER = re.compile(r"^d[Wb](\d+)$")
 
 
 def diagnose(
-    rubric: Rubric, task: Task, trials: list[Trial], expected: dict[str, dict], results: list[CheckResult], run: RunResult
+    rubric: Rubric, task: Task, trials: list[Trial], expected: dict[str, dict], results: list[CheckResult],
+    found_by_call: Mapping[str, Found],
 ) -> list[CheckResult]:
     """`results` with a diagnosis on each failed check that a known mistake or a uniform factor explains."""
     if task.kind == "autograd_graph":
@@ -36,7 +38,7 @@ def diagnose(
         failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status == CheckStatus.failed]
         if not failing:
             continue
-        found = {trial.name: _found(rubric, task, source, trial, run) for trial in trials}
+        found = {trial.name: _found(rubric, task, source, trial, found_by_call) for trial in trials}
         names = [r.quantity.split(".", 1)[1] for r in failing]
         failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
         explained = _best_mutant(rubric, task, trials, expected, found, names, failed_on)
@@ -53,9 +55,9 @@ def diagnose(
     return [by_quantity[r.quantity] for r in results]
 
 
-def _found(rubric: Rubric, task: Task, source: str, trial: Trial, run: RunResult) -> dict[str, np.ndarray]:
+def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call: Mapping[str, Found]) -> dict[str, np.ndarray]:
     """The student's values for this source and trial, in the expected layout (unreadable ones left out)."""
-    result = run.calls.get(call_id(task, source, trial))
+    result = found_by_call.get(call_id(task, source, trial))
     if result is None or result.status != "ok":
         return {}
     shapes = {**{f"d{p}": s for p, s in task.param_shapes().items()}, **task.param_shapes()}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.checks import check_task
+from grader.found import from_run
 from grader.limits import Limits
 from grader.load import Submission, load_submission
 from grader.report import CheckResult, CheckStatus, GradeReport, RunRecord
@@ -43,11 +44,8 @@ def grade_submission(
     loaded = time.perf_counter()
     run = sandbox.run(planned.job, limits or rubric.limits)
     ran = time.perf_counter()
-    checks = [
-        result
-        for task in rubric.tasks
-        for result in check_task(rubric, task, planned.trials[task.id], run)
-    ]
+    found = from_run(run, {call.id: call.function for call in planned.job.calls})
+    checks = [result for task in rubric.tasks for result in check_task(rubric, task, planned.trials[task.id], found)]
     scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
     flags = scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name])
     return GradeReport(

@@ -1,0 +1,42 @@
+"""What a submission produced for each (task, source, trial) — the one input the check stage reads.
+
+Contract submissions fill it from the sandbox's call results; free-form notebooks from what was observed
+while they ran (.dat files, variables, parameter gradients). Either way the check stage and the
+diagnosis see the same shape: values to compare, or the student-facing reason there are none, plus the
+printed precision of values read from text and where each value came from.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from grader.sandbox import RunResult
+
+
+@dataclass(frozen=True)
+class Found:
+    """The values one contract source produced on one trial, or why it produced none."""
+
+    status: str = "ok"
+    message: str = ""
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+
+def from_run(run: RunResult, functions: dict[str, str]) -> dict[str, Found]:
+    """Call id → Found for a contract run; `functions` maps call id → the function it called."""
+    found = {}
+    for call, result in run.calls.items():
+        where = f"{functions.get(call, '?')}()"
+        found[call] = Found(
+            status=result.status.value,
+            message=result.message,
+            values=result.values,
+            texts=result.texts,
+            problems=result.problems,
+            provenance={name: f"{where} returned {name!r}" for name in [*result.values, *result.texts]},
+        )
+    return found
