@@ -1,0 +1,151 @@
+"""Numbers as students' files print them: their values, their printed precision, and bracketed arrays.
+
+Precision rule (one rule for every format). A number printed with D digits after the decimal point of
+its mantissa and exponent E ('0.0123': D=4, E=0; '1.2345e-04': D=4, E=-4) is known to half a unit in
+its last digit: uncertainty = 0.5 · 10^(E − D). numpy (floatmode 'maxprec', the default, also used by
+`np.array2string`) drops trailing zeros of single elements ('-0.30313' in an array printed with
+precision 7) and pads them with spaces, so within one array D is the largest number of digits any
+element of the same notation (fixed or scientific) shows: the precision the array evidently has. torch
+and Python lists print every element with the digits they need, and the same rule gives their own
+precision. Integers ('1', '10') have D = 0; nan and inf have an uncertainty of nan. The rule can only
+see what is printed: a one-element array whose value ends in zeros ('[0.447]' for 0.4470 at precision 4)
+shows fewer digits than it was printed with, so its uncertainty is larger than it need be — never smaller.
+"""
+
+import re
+
+import numpy as np
+
+NUMBER = r"[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|(?:nan|inf)(?![a-z]))"
+NUMBER_RE = re.compile(NUMBER, re.IGNORECASE)
+_TOKEN_RE = re.compile(r"\s+|,|\[|\]|\.\.\.|" + NUMBER, re.IGNORECASE)
+
+
+class BlockError(ValueError):
+    """A block that starts like a numeric array but cannot be read; `end` is where the block stops."""
+
+    def __init__(self, message: str, end: int):
+        super().__init__(message)
+        self.end = end
+
+
+def measure(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Values and uncertainties (flat, float64) of numbers printed together in one array."""
+    parts = []
+    for token in tokens:
+        text = token.lower()
+        if "nan" in text or "inf" in text:
+            parts.append((float(text), None, 0, False))
+            continue
+        mantissa, _, exponent = text.partition("e")
+        parts.append((float(text), len(mantissa.partition(".")[2]), int(exponent or 0), bool(exponent)))
+    digits_fixed = max((d for _, d, _, sci in parts if d is not None and not sci), default=0)
+    digits_sci = max((d for _, d, _, sci in parts if d is not None and sci), default=0)
+    values = np.array([p[0] for p in parts], dtype=np.float64)
+    uncertainty = np.array(
+        [np.nan if d is None else _half_unit(e - (digits_sci if sci else digits_fixed)) for _, d, e, sci in parts],
+        dtype=np.float64,
+    )
+    return values, uncertainty
+
+
+def _half_unit(power: int) -> float:
+    """0.5 · 10^power, read as a literal so that it is the float nearest to it (inf or 0 at the extremes)."""
+    return float(f"5e{power - 1}")
+
+
+class Node(list):
+    """A bracketed list as printed; `start` is the offset of its '['."""
+
+    def __init__(self, start: int):
+        super().__init__()
+        self.start = start
+
+
+MAX_DEPTH = 32  # numpy prints at most 32 dimensions; deeper brackets are not an array
+
+
+def closing_brackets(text: str) -> dict[int, int]:
+    """For every '(' or '[' in `text`, the offset just past the bracket that closes it (both kinds counted
+    together, as a reader would); an opener that never closes maps to the end of the text. One pass."""
+    closes: dict[int, int] = {}
+    stack: list[int] = []
+    for j, char in enumerate(text):
+        if char in "([":
+            stack.append(j)
+        elif char in ")]" and stack:
+            closes[stack.pop()] = j + 1
+    closes.update({j: len(text) for j in stack})
+    return closes
+
+
+def read_brackets(text: str, i: int, closes: dict[int, int]) -> tuple[int, Node] | None:
+    """Read the bracketed numeric array opening at text[i] == '['.
+
+    Returns (end offset, nested Nodes of number strings), or None when the brackets do not hold numbers
+    (a list of `array(...)`, words in brackets). Raises BlockError for numeric blocks that cannot be read:
+    numpy's summarized form with '...', or an unexpected character among the numbers.
+    """
+    stack: list[Node] = []
+    root: Node | None = None
+    summarized = False
+    count = 0  # numbers read so far
+    j = i
+    while j < len(text):
+        match = _TOKEN_RE.match(text, j)
+        if match is None:
+            if count < 2:  # '[1/100]', '[see 2]': brackets in prose, not an array
+                return None
+            raise BlockError(f"unexpected {text[j]!r} among the numbers", closes.get(i, len(text)))
+        token = match.group()
+        if token == "[":
+            if len(stack) >= MAX_DEPTH:
+                message = f"brackets nested more than {MAX_DEPTH} deep are not an array"
+                raise BlockError(message, closes.get(i, len(text)))
+            node = Node(j)
+            if stack:
+                stack[-1].append(node)
+            else:
+                root = node
+            stack.append(node)
+        elif token == "]":
+            if not stack:
+                break
+            stack.pop()
+            if not stack:
+                if not count:
+                    return None
+                if summarized:
+                    raise BlockError("the array is printed in numpy's summarized form ('...'), so some of its "
+                                     "values are not in the file", match.end())
+                return match.end(), root
+        elif token == "...":
+            summarized = True
+        elif token.strip() and token != ",":
+            if not stack:
+                return None
+            stack[-1].append(token)
+            count += 1
+        j = match.end()
+    if count:
+        raise BlockError("the array never closes (missing ']')", len(text))
+    return None
+
+
+def shape_of(node) -> tuple[int, ...] | None:
+    """Shape of a nested Node, or None when it is ragged (rows of different lengths or depths)."""
+    if isinstance(node, str):
+        return ()
+    shapes = {shape_of(child) for child in node}
+    if not shapes:
+        return (0,)
+    if len(shapes) != 1 or None in shapes:
+        return None
+    return (len(node),) + shapes.pop()
+
+
+def flatten(node) -> list[str]:
+    """Number strings of a nested Node in row-major order."""
+    if isinstance(node, str):
+        return [node]
+    return [token for child in node for token in flatten(child)]
