@@ -114,3 +114,32 @@ def call_message(job: Job, call: Call, frame: CallFrame) -> str:
 
 def not_run(job: Job, call: Call, reason: str) -> str:
     return f"{signature(call)} was not called: {reason}."
+
+
+def cell_message(frame, limits: Limits) -> str:
+    """What went wrong in one notebook-mode cell (observed.CellFrame), without the place: the grader
+    says which cell and line around it. Empty for a cell that ran."""
+    if frame.status == "ok":
+        return ""
+    if frame.status == "syntax_error":
+        return f"syntax error: {frame.error}; nothing in this cell ran. Fix the syntax, then run the notebook again."
+    if frame.status == "exited" and frame.error_type == "os._exit":
+        return (f"os._exit({frame.exit_code}) ended the whole run here, so the cells after it did not run; "
+                f"everything observed up to here was kept. Remove os._exit() from the notebook.")
+    if frame.status == "exited":
+        argument = "" if frame.error in ("", "None") else frame.error
+        return f"sys.exit({argument}) ended this cell early. Remove sys.exit(), exit() and quit() from notebook cells."
+    if frame.missing_module:
+        return (f"module {frame.missing_module!r} is not installed in the grader (numpy and torch are), so this "
+                f"cell stopped at the import. Remove the import if you do not need it, or use numpy/torch instead.")
+    if frame.memory:
+        return (f"{frame.error_type}: ran out of memory (limit {limits.memory_mb} MiB). Look for a huge array "
+                f"(e.g. np.zeros((100000, 100000))) or a list that grows without end.")
+    return f"{frame.error_type}: {frame.error}"
+
+
+def notebook_stopped(job: Job, code: int | None, cell: int | None) -> str:
+    """A notebook-mode run that ended by a hard exit: what was kept, what did not run."""
+    where = f" in cell {cell}" if cell is not None else ""
+    return (f"{job.filename}: the process ended with exit code {code}{where} (os._exit() or a similar hard exit), "
+            f"so the cells after it did not run; everything observed before it was kept. Remove os._exit().")

@@ -11,7 +11,12 @@ from typing import Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
+from grader.sandbox.records import CellRecord, ForwardCall, GradSnapshot, NamespaceEntry
+
 Arg = Union[StrictStr, dict[StrictStr, StrictStr], StrictInt, StrictFloat]
+MAX_INPUT_FILES = 100
+MAX_INPUT_FILE_BYTES = 16 << 20
+MAX_INPUT_TOTAL_BYTES = 32 << 20
 
 
 class RunStatus(str, Enum):
@@ -70,6 +75,35 @@ class Job(BaseModel):
     arrays: dict[str, np.ndarray] = Field(default_factory=dict, description="Inputs by name, converted to float64.")
     calls: list[Call] = Field(default_factory=list, description="Graded calls, made in order after the cells ran.")
     seed: int = Field(0, description="Seed for random, numpy.random and torch before the first cell runs.")
+    observe: bool = Field(False, description=(
+        "Notebook mode: run every cell even after one fails (each cell gets a CellRecord), with the "
+        "google.colab, get_ipython and display shims, absolute paths outside the work directory redirected "
+        "into it by file name, and observation of module forward calls, parameter gradients, namespace "
+        "arrays and written files (RunResult.cells, forward_calls, grads, namespace, arrays, files, notes)."))
+    files: dict[str, bytes] = Field(default_factory=dict, description=(
+        f"Input files placed in the work directory before the first cell (e.g. the data files handed in "
+        f"beside a notebook), by plain file name (no '/', not '.' or '..'); at most {MAX_INPUT_FILES} files, "
+        f"{MAX_INPUT_FILE_BYTES >> 20} MiB each, {MAX_INPUT_TOTAL_BYTES >> 20} MiB in all."))
+
+    @field_validator("files")
+    @classmethod
+    def _plain_names(cls, files: dict) -> dict:
+        if len(files) > MAX_INPUT_FILES:
+            raise ValueError(f"files: expected at most {MAX_INPUT_FILES} input files, found {len(files)}")
+        for name, data in files.items():
+            if (not name or name in (".", "..") or any(c in name for c in "/\\\0")
+                    or len(name.encode("utf-8", "replace")) > 255 or not name.isprintable()
+                    or any(0xD800 <= ord(c) <= 0xDFFF for c in name)):
+                raise ValueError(f"files: {name!r} is not a plain file name (no '/' or '\\', not '.' or '..', "
+                                 f"printable UTF-8, at most 255 bytes)")
+            if not isinstance(data, bytes):
+                raise ValueError(f"files[{name!r}]: expected bytes, found {type(data).__name__}")
+            if len(data) > MAX_INPUT_FILE_BYTES:
+                raise ValueError(f"files[{name!r}]: {len(data)} bytes, more than {MAX_INPUT_FILE_BYTES}")
+        total = sum(len(data) for data in files.values())
+        if total > MAX_INPUT_TOTAL_BYTES:
+            raise ValueError(f"files: {total} bytes in all, more than {MAX_INPUT_TOTAL_BYTES}")
+        return files
 
     @field_validator("arrays")
     @classmethod
@@ -132,3 +166,34 @@ class RunResult(BaseModel):
     stderr: str = Field("", description="Captured standard error, truncated to Limits.output_kb.")
     protections: dict[str, bool] = Field(default_factory=dict, description="Which protections were really active.")
     wall_seconds: float = Field(0.0, description="Wall time of the child, from fork to exit.")
+    cells: list[CellRecord] = Field(default_factory=list, description=(
+        "Notebook mode: one record per cell that finished (or ended the run), in order; cells after a hard "
+        "exit or a limit are absent."))
+    forward_calls: list[ForwardCall] = Field(default_factory=list, description=(
+        "Notebook mode: top-level torch.nn.Module calls, per instance the first 3 and the last, in the order made."))
+    grads: list[GradSnapshot] = Field(default_factory=list, description=(
+        "Notebook mode: after each cell, each module reachable from the namespace whose parameters or .grad "
+        "changed (or that was seen for the first time)."))
+    namespace: list[NamespaceEntry] = Field(default_factory=list, description=(
+        "Notebook mode: numeric arrays and tensors in the namespace after each cell, when new or changed."))
+    arrays: dict[str, np.ndarray] = Field(default_factory=dict, description=(
+        "Notebook mode: every observed array as float64, by the key the records above use; equal arrays "
+        "share one key."))
+    files: dict[str, bytes] = Field(default_factory=dict, description=(
+        "Notebook mode: files the run left in its work directory (redirected writes included; sub-folders "
+        "joined with '/'), each at most 1 MiB and 8 MiB in all; input files still as given are left out."))
+    file_sizes: dict[str, int] = Field(default_factory=dict, description=(
+        "Notebook mode: size in bytes of every file in RunResult.files and of every file too large to collect."))
+    notes: list[str] = Field(default_factory=list, description=(
+        "Notebook mode, for the student: redirected paths, shims used, and what was capped or left out."))
+
+    @model_validator(mode="after")
+    def _array_references(self) -> "RunResult":
+        keys = [c.input for c in self.forward_calls] + [c.output for c in self.forward_calls]
+        keys += [k for c in self.forward_calls for k in c.params.values()]
+        keys += [k for s in self.grads for k in (*s.params.values(), *s.grads.values())]
+        keys += [e.array for e in self.namespace]
+        missing = sorted({k for k in keys if k is not None and k not in self.arrays})
+        if missing:
+            raise ValueError(f"records refer to arrays that are not in RunResult.arrays: {missing[:10]}")
+        return self

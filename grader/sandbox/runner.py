@@ -9,7 +9,9 @@ Result channel (fd 3), length-prefixed frames in this order:
     {"kind": "cells", ...}                              how executing the cells ended
     {"kind": "start", "id"} {"kind": "call", ...} npz    per call, in job order (npz: the values)
     {"kind": "done"}
-A call that never sends its "call" frame (killed, exited) is still known to have started.
+A call that never sends its "call" frame (killed, exited) is still known to have started. In notebook
+mode (Job.observe) bpg_notebook (notebook.py) runs the cells instead of run_cells, and its per-cell and
+files frames come before the "cells" frame, which is then always "ok".
 
 The module namespace is called "submission", not "__main__", so a student's
 `if __name__ == "__main__":` block (their own experiments, plots, input()) does not run under grading.
@@ -31,7 +33,8 @@ import numpy as np
 import torch
 from bpg_convert import Converter, _describe, _text
 
-OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>"})
+OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>",
+                       "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>"})
 MAX_TEXT = 20000
 
 
@@ -205,6 +208,9 @@ def _prepare(header: dict, blob: bytes, workdir: str) -> tuple[dict, types.Modul
     random.seed(seed)
     np.random.seed(seed)
     torch.random.default_generator.manual_seed(seed)  # what torch.manual_seed does on a CPU-only build
+    for name, offset, size in header.get("files", []):  # input files, before any student code runs
+        with open(os.path.join(workdir, name), "xb") as handle:
+            handle.write(blob[offset:offset + size])
     module = types.ModuleType("submission")
     module.__file__ = os.path.join(workdir, header["filename"])
     sys.modules["submission"] = module
@@ -212,14 +218,20 @@ def _prepare(header: dict, blob: bytes, workdir: str) -> tuple[dict, types.Modul
     return arrays, module
 
 
-def _execute(header: dict, arrays: dict, module: types.ModuleType, result_fd: int) -> None:
-    """Cells, then calls, streaming one frame per step so a later kill loses only the unfinished step."""
-    cells = run_cells(header["cells"], header["filename"], module.__dict__)
-    student_files = set(cells.pop("student_files", []))
+def _execute(header: dict, blob: bytes, arrays: dict, module: types.ModuleType, result_fd: int, workdir: str) -> None:
+    """Cells, then calls, streaming one frame per step so a later kill loses only the unfinished step.
+
+    In notebook mode (header "observe") bpg_notebook runs the cells and streams its own frames first."""
+    if header.get("observe"):
+        inputs = {name: blob[offset:offset + size] for name, offset, size in header.get("files", [])}
+        cells = sys.modules["bpg_notebook"].run(header, module.__dict__, result_fd, workdir, inputs)
+    else:
+        cells = run_cells(header["cells"], header["filename"], module.__dict__)
+    student_files, sent = set(cells.pop("student_files", [])), cells.pop("sent", 0)
     _send(result_fd, cells)
     if cells["status"] != "ok":
         return
-    converter = Converter(int(header["limits"]["result_mb"]) << 20)
+    converter = Converter(max(0, (int(header["limits"]["result_mb"]) << 20) - sent))
     for call in header["calls"]:
         _send(result_fd, {"kind": "start", "id": call["id"]})
         converter.values, converter.texts, converter.problems = {}, {}, {}
@@ -244,7 +256,7 @@ def main(header: dict, blob: bytes, result_fd: int, workdir: str) -> None:
         os.write(2, f"sandbox runner failed before student code:\n{traceback.format_exc()}".encode())
         os._exit(71)
     try:
-        _execute(header, arrays, module, result_fd)
+        _execute(header, blob, arrays, module, result_fd, workdir)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -3,7 +3,7 @@
 A worker is started once per slot (numpy and torch imported once, ~1-2 s) and reused for every job; each
 job forks a fresh child from it, so a job costs tens of milliseconds and inherits nothing from the jobs
 before it. If a worker dies or stops answering it is killed and started again, and the job is retried once.
-The worker's source (worker.py, jail.py, runner.py, convert.py) is sent over its stdin at start: the
+The worker's source (worker.py and the SHIPPED modules) is sent over its stdin at start: the
 grader's package directories are not visible inside the sandbox.
 """
 
@@ -44,7 +44,8 @@ START_TIMEOUT = 120.0
 REPLY_SLACK = 30.0
 
 
-SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_jail": "jail.py"}  # in import order
+SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_observe": "observe.py",
+           "bpg_shims": "shims.py", "bpg_notebook": "notebook.py", "bpg_jail": "jail.py"}  # in import order
 
 
 def shipped_sources() -> dict[str, str]:

@@ -8,7 +8,7 @@ import os
 import signal
 
 from grader.limits import Limits
-from grader.sandbox import messages
+from grader.sandbox import messages, observed
 from grader.sandbox.models import CallResult, CallStatus, Job, RunResult, RunStatus
 from grader.sandbox.wire import ChildResults, ResultInvalid, parse_results
 
@@ -71,7 +71,11 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
     try:
         if report.get("result_over_size"):
             raise ResultInvalid(f"the result stream exceeded {limits.result_mb} MiB")
-        results, truncated = parse_results(blob, job, limits)
+        notebook = None
+        if job.observe:
+            results, truncated, notebook = observed.parse_run(blob, job, limits)
+        else:
+            results, truncated = parse_results(blob, job, limits)
     except ResultInvalid as exc:
         return RunResult(status=RunStatus.result_invalid, message=messages.result_invalid(job, limits),
                          detail=f"result_invalid: {exc}; {facts}", calls=calls, **base)
@@ -85,8 +89,13 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
     cells = results.cells
     detail = facts
     cell = line = None
+    stopped = notebook.stopped_at(job) if notebook is not None and status != RunStatus.ok else None
+    if stopped is not None and during is None:
+        during = messages.place(job, stopped, None)
     if status in (RunStatus.timeout, RunStatus.cpu_limit, RunStatus.memory_limit, RunStatus.killed):
         message = messages.limit_hit(status.value, job, limits, during, sig)
+    elif status == RunStatus.exited and notebook is not None and running is None:
+        message = messages.notebook_stopped(job, code, stopped)
     elif status == RunStatus.exited and (cells is None or cells.status == "ok"):
         message = messages.os_exit(job, code, during)
     elif status == RunStatus.result_invalid:
@@ -118,5 +127,10 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
     exit_code = None
     if status == RunStatus.exited:
         exit_code = cells.exit_code if cells is not None and cells.status == "exited" else code
+    extra = observed.fields(job, limits, notebook) if notebook is not None else {}
+    if stopped is not None and running is None:
+        cell = stopped
+        last = notebook.cells[-1] if notebook.cells else None
+        line = last.line if last is not None and last.cell == stopped else None
     return RunResult(status=status, message=message, detail=detail, cell=cell, line=line, exit_code=exit_code,
-                     calls=calls, **base)
+                     calls=calls, **base, **extra)

@@ -35,16 +35,22 @@ def frame(payload: bytes) -> bytes:
 
 
 def encode_job(job: Job, limits: Limits) -> list[bytes]:
-    """The two payloads the worker expects for a job: header JSON and the input arrays as raw float64
-    bytes (grader to child only: trusted data, so no container format is needed in this direction)."""
-    layout, chunks, offset = [], [], 0
+    """The two payloads the worker expects for a job: header JSON, and the input arrays as raw float64
+    bytes followed by the input files' bytes (grader to child only: trusted data, so no container format
+    is needed in this direction)."""
+    layout, files, chunks, offset = [], [], [], 0
     for name, array in job.arrays.items():
         data = np.ascontiguousarray(array, dtype="<f8").tobytes()
         layout.append([name, list(array.shape), offset])
         chunks.append(data)
         offset += len(data)
+    for name, data in job.files.items():
+        files.append([name, offset, len(data)])
+        chunks.append(data)
+        offset += len(data)
     header = {"filename": job.filename, "cells": job.cells, "seed": job.seed, "arrays": layout,
-              "calls": [call.model_dump() for call in job.calls], "limits": limits.model_dump()}
+              "calls": [call.model_dump() for call in job.calls], "limits": limits.model_dump(),
+              "observe": job.observe, "files": files}
     return [json.dumps(header).encode(), b"".join(chunks)]
 
 
@@ -179,7 +185,12 @@ def load_values(payload: bytes, specs: dict[str, ValueSpec], budget: int) -> tup
 def parse_results(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, bool]:
     """Validate the result stream against the job; returns the results and whether the stream was cut short."""
     frames, truncated = split_frames(blob)
-    results, budget = ChildResults(), limits.result_mb << 20
+    return parse_frames(frames, truncated, job, limits.result_mb << 20), truncated
+
+
+def parse_frames(frames: list[bytes], truncated: bool, job: Job, budget: int) -> ChildResults:
+    """Validate the frames from the "cells" frame on (frames[0]); budget is the bytes left for arrays."""
+    results = ChildResults()
     expected_ids = [call.id for call in job.calls]
     position = 0
     if frames:
@@ -212,7 +223,7 @@ def parse_results(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, 
         else:
             raise ResultInvalid(f"unexpected frame {kind!r} at position {index}")
         index += 1
-    return results, truncated
+    return results
 
 
 def _peek_kind(payload: bytes) -> str:

@@ -1,0 +1,90 @@
+"""What notebook mode (Job.observe) brings back besides the RunResult's status: one record per cell and
+what was observed while the cells ran. Every array is referenced by key into RunResult.arrays.
+
+"cell N" always means the 1-based position in Job.cells (the grader maps it to the notebook's own numbers).
+"""
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class CellStatus(str, Enum):
+    """How one cell ended in notebook mode (execution always goes on with the next cell)."""
+
+    ok = "ok"
+    raised = "raised"  # an exception escaped the cell (MemoryError included)
+    syntax_error = "syntax_error"  # the cell does not compile; nothing of it ran
+    exited = "exited"  # sys.exit()/exit()/quit() ended the cell, or os._exit() ended the run
+
+
+class CellRecord(BaseModel):
+    """One cell of a notebook-mode run."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="1-based position in Job.cells.")
+    status: CellStatus = Field(..., description="How the cell ended.")
+    message: str = Field("", description="For the student: what went wrong in this cell; empty when it ran.")
+    error_type: str = Field("", description="Exception class name ('SystemExit', 'os._exit' for a hard exit).")
+    traceback: str = Field("", description="The student's own frames only (instructor field).")
+    line: int | None = Field(None, description="Line in the cell where it stopped.")
+    exit_code: int | None = Field(None, description="Code given to sys.exit() or os._exit().")
+    missing_module: str | None = Field(None, description="Module name of a ModuleNotFoundError that stopped the cell.")
+    name_errors: list[str] = Field(default_factory=list, description=(
+        "Names of a NameError that stopped the cell; with missing_module, tells an import that was needed "
+        "(a later cell fails on its name) from one that was not."))
+    stdout: str = Field("", description=(
+        "What the cell printed through sys.stdout, truncated to a few KiB (output of C code or subprocesses "
+        "only appears in RunResult.stdout)."))
+    seconds: float = Field(0.0, ge=0, description="Time the cell took to run, as measured inside the sandbox.")
+
+
+class ForwardCall(BaseModel):
+    """One top-level call of a torch.nn.Module (not nested in another module's forward).
+
+    Per module instance the first 3 calls and the last are kept; total_calls counts them all.
+    """
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell in which the call happened.")
+    module: str = Field(..., description="Class name of the module, e.g. 'Sequential' or the student's 'Net'.")
+    variable: str | None = Field(None, description=(
+        "Name of the module in the notebook's namespace ('model', \"nets['a']\"), resolved after the cell; "
+        "None when no variable holds it."))
+    instance: int = Field(..., ge=0, description="Module instance number (order of first sight), shared with GradSnapshot.")
+    index: int = Field(..., ge=0, description="0-based number of this call among the instance's top-level calls.")
+    total_calls: int = Field(..., ge=1, description="Top-level calls of this instance seen during the whole run.")
+    input: str | None = Field(None, description="Array key of the first tensor argument, None if absent or too large.")
+    output: str | None = Field(None, description="Array key of the output (first tensor of a tuple), None if the call raised.")
+    params: dict[str, str] = Field(default_factory=dict, description=(
+        "named_parameters() as they were when the call started, name ('0.weight', 'fc1.bias') to array key."))
+
+
+class GradSnapshot(BaseModel):
+    """A module's parameters and their .grad after a cell that changed either (or when first seen)."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell after which the snapshot was taken.")
+    variable: str = Field(..., description="Namespace name the module was reached by ('model', \"nets[0]\").")
+    module: str = Field(..., description="Class name of the module.")
+    instance: int = Field(..., ge=0, description="Module instance number, shared with ForwardCall.")
+    params: dict[str, str] = Field(default_factory=dict, description="Parameter name to array key of its value.")
+    grads: dict[str, str] = Field(default_factory=dict, description="Parameter name to array key of its .grad (absent when None).")
+
+
+class NamespaceEntry(BaseModel):
+    """A numeric numpy array or torch tensor in the namespace after a cell, new or changed since the last."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell after which the value was seen.")
+    name: str = Field(..., description="Variable name, or one level inside a container: \"grads['dW1']\", 'out[2]'.")
+    array: str = Field(..., description="Array key of the value (float64 in RunResult.arrays).")
+    kind: str = Field(..., pattern="^(ndarray|tensor)$", description="'ndarray' (numpy arrays and scalars) or 'tensor'.")
+    requires_grad: bool = Field(False, description="Whether the tensor requires grad (False for numpy).")
+    dtype: str = Field(..., description="Dtype name as the student had it, e.g. 'float32', 'float64', 'int64'.")
