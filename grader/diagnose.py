@@ -43,13 +43,14 @@ def diagnose(
         failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
         explained = _best_mutant(rubric, task, trials, expected, found, names, failed_on)
         layer = _first_layer(names)
-        for result in failing:
+        factors: list[float] = []
+        # Quantities of one number last: a single value fits any factor, so it only takes one the others showed.
+        for result in sorted(failing, key=lambda r: -_size(found, r.quantity.split(".", 1)[1])):
             name = result.quantity.split(".", 1)[1]
-            diagnosis = None
             if explained and name in explained[1]:
                 diagnosis = _from_mistake(explained[0], layer, sorted(failed_on[name]))
             else:
-                diagnosis = _uniform_factor(rubric, task, trials, expected, found, name, failed_on[name], layer)
+                diagnosis = _uniform_factor(rubric, task, trials, expected, found, name, failed_on[name], layer, factors)
             if diagnosis is not None:
                 by_quantity[result.quantity] = result.model_copy(update={"diagnosis": diagnosis})
     return [by_quantity[r.quantity] for r in results]
@@ -135,8 +136,14 @@ def _best_mutant(rubric, task, trials, expected, found, names, failed_on) -> tup
     return best
 
 
-def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, layer) -> Diagnosis | None:
-    """found ≈ k·expected on every failing trial with one k, reported when no mutant explains it."""
+def _size(found: dict[str, dict[str, np.ndarray]], name: str) -> int:
+    sizes = [values[name].size for values in found.values() if name in values]
+    return max(sizes, default=0)
+
+
+def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, layer, seen: list[float]) -> Diagnosis | None:
+    """found ≈ k·expected on every failing trial with one k, reported when no mutant explains it. A quantity
+    of one number takes a factor only if a larger quantity of the same source showed it (`seen`)."""
     factors = []
     for trial in trials:
         if trial.name not in trial_names:
@@ -156,6 +163,9 @@ def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, la
     if not factors or max(factors) - min(factors) > 1e-3 * max(abs(f) for f in factors) or abs(factors[0]) < 1e-12:
         return None
     k = factors[0]
+    if _size(found, name) < 2 and not any(abs(k - other) <= 1e-3 * abs(other) for other in seen):
+        return None  # one number is always some multiple of another: no evidence of a factor on its own
+    seen.append(k)
     return Diagnosis(
         mistake="uniform_factor",
         title=f"off by a factor of {k:.4g}",

@@ -4,6 +4,7 @@ The same function serves `check` (public trials) and `grade` (public and hidden)
 inside the sandbox; everything here runs in the grading process on data the sandbox returned.
 """
 
+import dataclasses
 import platform
 import time
 from importlib import metadata
@@ -12,8 +13,9 @@ from pathlib import Path
 from grader import __version__
 from grader.checks import check_task
 from grader.found import from_run
+from grader.grade_notebook import check_notebook, run_notebook
 from grader.limits import Limits
-from grader.load import Submission, load_submission
+from grader.load import Submission, load_submission, submission_hash
 from grader.report import CheckResult, CheckStatus, GradeReport, RunRecord
 from grader.rubric import Rubric
 from grader.run import plan
@@ -30,24 +32,36 @@ def grade_submission(
     groups: tuple[Group, ...] = ("public",),
     limits: Limits | None = None,
     hidden_seed: int | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> GradeReport:
-    """Grade the file at `path`; never raises for anything the submission does."""
+    """Grade the file at `path`; never raises for anything the submission does.
+
+    `files` are handed in beside a notebook (its .dat and data files) and placed in its work directory.
+    """
     started = time.perf_counter()
     submission = load_submission(path)
+    if files:  # files handed in beside a notebook are part of what was graded
+        submission = dataclasses.replace(submission, sha256=submission_hash(submission.sha256, files))
     groups = _runnable_groups(rubric, groups, hidden_seed)
     base = _header(rubric, rubric_hash, submission, groups, hidden_seed)
     if submission.problem is not None:
         status, message = submission.problem
         checks = [_unrun(task.id, check, message) for task in rubric.tasks for check in task.checks]
         return GradeReport(**base, status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks)
-    planned = plan(rubric, submission, groups, hidden_seed)
     loaded = time.perf_counter()
-    run = sandbox.run(planned.job, limits or rubric.limits)
-    ran = time.perf_counter()
-    found = from_run(run, {call.id: call.function for call in planned.job.calls})
-    checks = [result for task in rubric.tasks for result in check_task(rubric, task, planned.trials[task.id], found)]
-    scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
-    flags = scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name])
+    if rubric.submission.kind == "notebook":
+        run = run_notebook(rubric, submission, sandbox, limits or rubric.limits, files or {})
+        ran = time.perf_counter()
+        checks, notes, flags = check_notebook(rubric, submission, run, files or {})
+    else:
+        planned = plan(rubric, submission, groups, hidden_seed)
+        run = sandbox.run(planned.job, limits or rubric.limits)
+        ran = time.perf_counter()
+        found = from_run(run, {call.id: call.function for call in planned.job.calls})
+        checks = [result for task in rubric.tasks for result in check_task(rubric, task, planned.trials[task.id], found)]
+        scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
+        flags = scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name])
+        notes = []
     return GradeReport(
         **base,
         status="graded",
@@ -56,7 +70,7 @@ def grade_submission(
         max_score=rubric.max_points(),
         checks=checks,
         run=_record(run, submission),
-        notes=submission.notes,
+        notes=[*submission.notes, *notes],
         flags=flags,
         timing={"load": loaded - started, "run": ran - loaded, "check": time.perf_counter() - ran},
     )
@@ -70,6 +84,8 @@ def _runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: int
 
 def _header(rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: int | None) -> dict:
     trials = [f"{group}-{i}" for group in groups for i in range(rubric.trials.public if group == "public" else rubric.trials.hidden)]
+    if rubric.submission.kind == "notebook":
+        trials = ["notebook-0"]  # the student's own run, on the weights their net actually used
     seeds: dict[str, int | str] = {"public": rubric.seed}
     if "hidden" in groups:
         seeds["hidden"] = "set"
@@ -99,7 +115,7 @@ def environment() -> dict[str, str]:
 
 def _record(run: RunResult, submission: Submission) -> RunRecord:
     """The run as the report keeps it; `cell` becomes the notebook's own cell number."""
-    cell = submission.cell_numbers[run.cell - 1] if run.cell and run.cell <= len(submission.cell_numbers) else run.cell
+    cell = submission.notebook_cell(run.cell) if run.cell else run.cell
     return RunRecord(
         status=run.status.value, message=run.message, detail=run.detail, cell=cell, line=run.line,
         stdout=run.stdout, stderr=run.stderr, protections=run.protections, wall_seconds=run.wall_seconds,

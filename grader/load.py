@@ -28,11 +28,27 @@ class Submission:
     cell_numbers: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problem: tuple[str, str] | None = None
+    saved_outputs: list[str] = field(default_factory=list)
+
+    def notebook_cell(self, position: int) -> int:
+        """The notebook's own number for the 1-based `position` among the code cells that ran."""
+        return self.cell_numbers[position - 1] if 0 < position <= len(self.cell_numbers) else position
 
     @property
     def student(self) -> str:
         """The student id: the file name without its suffix."""
         return self.path.stem
+
+
+def submission_hash(source_sha256: str, files: dict[str, bytes]) -> str:
+    """The hash a report records: the file's sha256, combined with the files handed in beside it (if any),
+    so a changed .dat file beside a notebook counts as a changed submission (`grade --resume`)."""
+    if not files:
+        return source_sha256
+    digest = hashlib.sha256(source_sha256.encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
 
 
 def load_submission(path: Path) -> Submission:
@@ -71,7 +87,7 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
         return problem("corrupt_notebook", f"{path.name}: expected a notebook with a list of cells, found none; download it again from Jupyter or Colab.")
     if notebook.get("nbformat") != 4:
         return problem("old_notebook", f"{path.name}: expected notebook format 4, found {notebook.get('nbformat')!r}; open it in a current Jupyter and save it again.")
-    cells, numbers, notes = [], [], []
+    cells, numbers, notes, saved = [], [], [], []
     for number, cell in enumerate(notebook["cells"], start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -81,9 +97,22 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
         notes += [f"cell {number}: `{line.strip()}` was not run (shell and magic lines never run here)" for line in dropped]
         cells.append(kept)
         numbers.append(number)
+        saved.append(_stream_text(cell.get("outputs")))
     if not any(cell.strip() for cell in cells):
         return problem("no_code", f"{path.name}: the notebook has no code cells; put your functions in code cells.")
-    return Submission(path, "ipynb", digest, cells, numbers, notes)
+    return Submission(path, "ipynb", digest, cells, numbers, notes, saved_outputs=saved)
+
+
+def _stream_text(outputs: object) -> str:
+    """The stdout a code cell printed when the student last ran it (stream outputs only)."""
+    if not isinstance(outputs, list):
+        return ""
+    parts = []
+    for output in outputs:
+        if isinstance(output, dict) and output.get("output_type") == "stream" and output.get("name") == "stdout":
+            text = output.get("text", "")
+            parts.append("".join(text) if isinstance(text, list) else str(text))
+    return "".join(parts)
 
 
 def strip_magics(source: str) -> tuple[str, list[str]]:

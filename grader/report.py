@@ -50,7 +50,7 @@ class TrialResult(_Model):
     where: list[int] | None = Field(None, description="Index of the worst element (in the expected layout).")
     tolerance: Tolerance | None = Field(None, description="Tolerance the comparison used.")
     atol_eff: float | None = Field(None, description="Effective absolute tolerance max(atol, atol_rel·max|expected|).")
-    excess: list[float] | list[list[float]] | None = Field(
+    excess: list[float | None] | list[list[float | None]] | None = Field(
         None, description="Per element |found − expected| / allowed (in the expected layout; > 1 fails): the heat map."
     )
 

@@ -16,6 +16,15 @@ from grader.tasks import Task
 RUBRIC_ID = r"^[a-z0-9][a-z0-9-]*$"
 
 
+class NotebookFiles(BaseModel):
+    """The files a free-form notebook is asked to write, by the source they hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    torch: str = Field("torch_autograd.dat", min_length=1, description="File with the gradients from torch autograd.")
+    scratch: str = Field("my_autograd.dat", min_length=1, description="File with the gradients of the student's own backprop.")
+
+
 class SubmissionSpec(BaseModel):
     """How submissions are written and handed in."""
 
@@ -29,6 +38,7 @@ class SubmissionSpec(BaseModel):
     allow_in_out: bool = Field(
         True, description="Accept weight gradients in the transposed (in, out) layout, and say so in the report."
     )
+    files: NotebookFiles = Field(default_factory=NotebookFiles, description="Notebooks: the .dat files the handout asks for.")
 
 
 class TrialsSpec(BaseModel):

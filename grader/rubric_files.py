@@ -20,11 +20,8 @@ from grader.rubric import Rubric
 def bundled_rubrics() -> dict[str, Path]:
     """Id → path of every rubric shipped with the package."""
     folder = resources.files("rubrics")
-    return {
-        Path(entry.name).stem: Path(str(entry))
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".toml")
-    }
+    found = {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".toml")}
+    return dict(sorted(found.items()))
 
 
 def find_rubric(name: str) -> Path:

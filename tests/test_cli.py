@@ -9,7 +9,7 @@ from grader.rubric_files import load_rubric
 from grader.trials import make_trial
 from reference import twins
 
-from conftest import BUNDLED_RUBRICS
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 
 def test_rubric_list_names_every_bundled_rubric(cli):
@@ -57,7 +57,7 @@ def test_solve_text_names_every_quantity(cli):
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("rubric_id", BUNDLED_RUBRICS)
+@pytest.mark.parametrize("rubric_id", CONTRACT_RUBRICS)
 def test_solve_works_for_every_bundled_rubric_and_hidden_trials(cli, rubric_id):
     assert cli("solve", "--rubric", rubric_id, "--trial", "1").returncode == 0
     assert cli("solve", "--rubric", rubric_id, "--hidden", "--trial", "2", "--json").returncode == 0

@@ -9,7 +9,7 @@ from grader.grade import grade_submission
 from grader.report import CheckStatus, GradeReport
 from grader.rubric_files import load_rubric, rubric_hash
 
-from conftest import BUNDLED_RUBRICS, REPO
+from conftest import CONTRACT_RUBRICS, REPO
 
 SAMPLES = REPO / "submissions"
 
@@ -19,7 +19,7 @@ def grade(sandbox, rubric_id: str, path, groups=("public",)) -> GradeReport:
     return grade_submission(rubric, rubric_hash(rubric_id), path, sandbox, groups)
 
 
-@pytest.mark.parametrize("rubric_id", BUNDLED_RUBRICS)
+@pytest.mark.parametrize("rubric_id", CONTRACT_RUBRICS)
 @pytest.mark.parametrize("suffix", [".py", ".ipynb"])
 def test_correct_samples_score_full_marks_on_public_and_hidden_trials(grading_sandbox, rubric_id, suffix):
     report = grade(grading_sandbox, rubric_id, SAMPLES / rubric_id / f"correct{suffix}", ("public", "hidden"))

@@ -7,10 +7,10 @@ import pytest
 from grader.handout import render_handout
 from grader.rubric_files import load_rubric
 
-from conftest import BUNDLED_RUBRICS
+from conftest import CONTRACT_RUBRICS
 
 
-@pytest.mark.parametrize("rubric_id", BUNDLED_RUBRICS)
+@pytest.mark.parametrize("rubric_id", CONTRACT_RUBRICS)
 def test_the_handout_defines_every_contract_function_and_each_raises_until_written(rubric_id):
     rubric = load_rubric(rubric_id)
     source = render_handout(rubric)

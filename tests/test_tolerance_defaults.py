@@ -18,7 +18,7 @@ from grader.rubric_files import load_rubric
 from grader.trials import trials_for
 from reference.mistakes import CATALOGUE, run_mutant
 
-from conftest import BUNDLED_RUBRICS, REPO
+from conftest import CONTRACT_RUBRICS, REPO
 
 MARGINS: dict[str, dict[str, float]] = {}
 ACTIVATION = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
@@ -65,7 +65,7 @@ def excess(task, rubric, name, found, expected, trial) -> tuple[Verdict, float]:
 
 
 def cases():
-    for rubric_id in BUNDLED_RUBRICS:
+    for rubric_id in CONTRACT_RUBRICS:
         rubric = load_rubric(rubric_id)
         for task in rubric.tasks:
             yield pytest.param(rubric, task, id=f"{rubric_id}/{task.id}")

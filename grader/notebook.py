@@ -1,0 +1,209 @@
+"""Observe stage for free-form notebooks: find what the student computed in what their notebook did.
+
+The net is the module of the first top-level forward call whose parameters chain into a fully connected
+net; the reference then runs on exactly the weights and input that call saw, so an unseeded notebook is
+graded as exactly as a seeded one. `torch.*` values come from the autograd file (torch_autograd.dat) or
+the parameters' `.grad`; `scratch.*` from the student's own file (my_autograd.dat) or their variables,
+by name first and by value second. Each value keeps where it came from and its printed precision.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.compare import align
+from grader.datfile import read_dat
+from grader.found import Found
+from grader.run import call_id
+from grader.sandbox import RunResult
+from grader.tasks import Task
+from grader.trials import Trial
+from reference import mlp_regression
+
+
+@dataclass(frozen=True)
+class Net:
+    """The student's network as its first top-level forward call saw it."""
+
+    layers: list[int]
+    activation: str | None
+    x: np.ndarray
+    params: dict[str, np.ndarray]
+    names: dict[str, str]
+    variable: str
+    cell: int
+
+
+@dataclass
+class Observed:
+    """Everything the check stage needs from one notebook run."""
+
+    net: Net | None
+    trial: Trial | None
+    found: dict[str, Found] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+def identify_net(run: RunResult) -> Net | None:
+    """The first top-level module call whose parameters form a chain of linear layers."""
+    for call in run.forward_calls:
+        weights = [(n, run.arrays[k]) for n, k in call.params.items() if run.arrays[k].ndim == 2]
+        biases = [(n, run.arrays[k]) for n, k in call.params.items() if run.arrays[k].ndim == 1]
+        if not weights or call.input not in run.arrays:
+            continue
+        x = np.atleast_2d(run.arrays[call.input])
+        shapes = [w.shape for _, w in weights]
+        if x.shape[-1] != shapes[0][1] or any(a[0] != b[1] for a, b in zip(shapes, shapes[1:])):
+            continue
+        params, names = {}, {}
+        for l, (name, w) in enumerate(weights, start=1):
+            params[f"W{l}"], names[f"W{l}"] = w, name
+        if len(biases) == len(weights) and all(b.shape[0] == w.shape[0] for (_, b), (_, w) in zip(biases, weights)):
+            for l, (name, b) in enumerate(biases, start=1):
+                params[f"b{l}"], names[f"b{l}"] = b, name
+        output = run.arrays.get(call.output) if call.output else None
+        activation = activation_of(x, params, output)
+        layers = [shapes[0][1], *(s[0] for s in shapes)]
+        return Net(layers, activation, x, params, names, call.variable or call.module, call.cell)
+    return None
+
+
+def observe(
+    task: Task, run: RunResult, files: dict[str, str], *, scratch_file: str, torch_file: str,
+    cell_number: Callable[[int], int] = lambda position: position,
+) -> Observed:
+    """The trial the student's own net defines, and what each source (torch, scratch) produced on it.
+
+    `cell_number` turns the sandbox's position among code cells into the notebook's own cell number."""
+    net = identify_net(run)
+    if net is None:
+        return Observed(None, None, notes=["no forward call of a torch.nn.Module with linear layers was seen; "
+                                           "build the net as an nn.Module (or nn.Sequential) and call it on x"])
+    x = net.x
+    y = mlp_regression.target(x)
+    trial = Trial(task.id, "notebook", 0, x, y, net.params)  # type: ignore[arg-type]
+    observed = Observed(net, trial)
+    grads = _module_grads(run, net)
+    autograd_copies = [v for k, v in grads.items() if k != "cell"]
+    reference = mlp_regression.scratch(x, y, net.params, net.activation or task.activation)
+    for source, file_name in (("torch", torch_file), ("scratch", scratch_file)):
+        values, uncertainty, provenance = {}, {}, {}
+        text = _file(files, file_name)
+        if text is not None:
+            assignment = read_dat(text, net.layers)
+            for key in assignment.values:
+                values[key], uncertainty[key] = assignment.in_torch_layout(key)
+                item = assignment.values[key]
+                label = f" ({item.label.strip()!r})" if item.label.strip() else ""
+                layout = ", read in the transposed (in, out) layout" if assignment.layouts.get(key) == "in_out" else ""
+                provenance[key] = f"{file_name} line {item.line}{label}{layout}"
+            observed.notes += [f"{file_name}: {note}" for note in assignment.problems]
+        else:
+            observed.notes.append(f"{file_name} was not written; looking for the {source} gradients in the notebook instead")
+        wanted = [f"d{p}" for p in net.params]
+        for key in wanted:
+            if key in values:
+                continue
+            if source == "torch" and key in grads:
+                values[key], provenance[key] = grads[key], f"cell {cell_number(grads['cell'])}: {net.variable}.{net.names[key[1:]]}.grad"
+            elif source == "scratch":
+                hit = _variable(run, key, net.params[key[1:]].shape) or _by_value(
+                    run, reference[key], [*autograd_copies, *net.params.values()]
+                )
+                if hit is not None:
+                    entry, how = hit
+                    values[key] = run.arrays[entry.array]
+                    provenance[key] = f"cell {cell_number(entry.cell)}: variable {entry.name}{how}"
+        observed.found[call_id(task, source, trial)] = Found(
+            values=values, uncertainty=uncertainty, provenance=provenance,
+            problems={k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
+                         f"write every gradient to {file_name} with a label such as 'dW1'" for k in wanted if k not in values},
+        )
+    return observed
+
+
+def _file(files: dict[str, str], name: str) -> str | None:
+    """A written file by name, ignoring case and folders (Colab paths were redirected by name)."""
+    for written, text in files.items():
+        if written.rsplit("/", 1)[-1].lower() == name.lower():
+            return text
+    return None
+
+
+def _module_grads(run: RunResult, net: Net) -> dict:
+    """`.grad` of the net's parameters at the first snapshot that has them (the first backward pass)."""
+    for snapshot in run.grads:
+        if snapshot.variable != net.variable:
+            continue
+        by_name = {name: run.arrays[key] for name, key in snapshot.grads.items()}
+        if not by_name:
+            continue
+        out: dict = {"cell": snapshot.cell}
+        for key, name in net.names.items():
+            if name in by_name:
+                out[f"d{key}"] = by_name[name]
+        return out
+    return {}
+
+
+_NAME = re.compile(r"^(?P<pre>d|dl_?d|dloss_?d|grad_?|g|delta_?)?(?P<kind>[wb])(?P<layer>\d+)(?P<post>_?grad|_?gradient)?$")
+_KEY = re.compile(r"^(?P<outer>.*)\[['\"]?(?P<inner>[^'\"\]]+)['\"]?\]$")
+
+
+def _gradient_name(name: str) -> str | None:
+    """`dW1` for names like dW1, dL_dW1, grad_w1, W1_grad, grads['W1'] or my_grads['dW1']; else None."""
+    keyed = _KEY.match(name)
+    outer, inner = (keyed.group("outer"), keyed.group("inner")) if keyed else ("", name)
+    match = _NAME.match(re.sub(r"[^a-z0-9_]", "", inner.lower()))
+    if not match:
+        return None
+    if not (match.group("pre") or match.group("post") or "grad" in outer.lower()):
+        return None  # a bare W1 is the weight, not its gradient
+    return f"d{match.group('kind').upper() if match.group('kind') == 'w' else 'b'}{match.group('layer')}"
+
+
+def _is_copy(value: np.ndarray, copies: list[np.ndarray]) -> bool:
+    return any(value.shape == c.shape and np.array_equal(value, c) for c in copies)
+
+
+def _variable(run: RunResult, key: str, shape: tuple[int, ...]) -> tuple[Any, str] | None:
+    """The namespace entry named like the gradient `key`, earliest cell first."""
+    for entry in run.namespace:
+        if entry.requires_grad or _gradient_name(entry.name) != key:
+            continue
+        if run.arrays[entry.array].size == int(np.prod(shape)):
+            return entry, ""
+    return None
+
+
+def _by_value(run: RunResult, expected: np.ndarray, excluded: list[np.ndarray]) -> tuple[Any, str] | None:
+    """The namespace array closest to `expected` (either layout), if it is within a factor of it; arrays
+    equal to `excluded` ones (autograd's .grad, the weights themselves) are never taken for scratch work."""
+    best, best_error = None, 1.0
+    scale = float(np.max(np.abs(expected))) or 1.0
+    for entry in run.namespace:
+        value = run.arrays[entry.array]
+        if entry.requires_grad or value.size != expected.size or _is_copy(value, excluded):
+            continue
+        aligned, _ = align(value, expected, allow_transposed=True)
+        if aligned is None:
+            continue
+        error = float(np.max(np.abs(aligned - expected))) / scale
+        if error < best_error:
+            best, best_error = (entry, " (found by its value)"), error
+    return best
+
+
+def activation_of(x: np.ndarray, params: dict[str, np.ndarray], output: np.ndarray | None) -> str | None:
+    """The hidden activation whose forward pass reproduces the module's recorded output."""
+    if output is None:
+        return None
+    for name in ("sigmoid", "relu", "tanh"):
+        prediction = mlp_regression.forward(x, params, name)[f"a{len(params) // 2 if 'b1' in params else len(params)}"]
+        if prediction.size == output.size and np.allclose(prediction.reshape(output.shape), output, rtol=1e-4, atol=1e-6):
+            return name
+    return None

@@ -1,0 +1,135 @@
+"""Free-form notebooks graded as an expert TA would: each sample trait gets its verdicts, notes and flags."""
+
+import json
+
+import pytest
+
+from grader.grade import grade_submission
+from grader.report import CheckStatus
+from grader.rubric_files import load_rubric, rubric_hash
+
+from conftest import REPO
+
+RUBRIC = "bs6207-a1-notebook"
+SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
+GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
+FULL_MARKS = ["correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "unseeded",
+              "cell_raises", "scratch_with_torch_ops", "pandas_csv_dat", "no_dat_files"]
+
+
+@pytest.fixture(scope="module")
+def reports(grading_sandbox):
+    rubric = load_rubric(RUBRIC)
+    return {
+        path.stem: grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
+        for path in sorted(SAMPLES.glob("*.ipynb"))
+    }
+
+
+def verdicts(report, source):
+    return {c.quantity.split(".")[1]: c.status for c in report.checks if c.quantity.startswith(f"{source}.")}
+
+
+@pytest.mark.parametrize("name", FULL_MARKS)
+def test_samples_whose_gradients_are_right_get_full_marks(reports, name):
+    report = reports[name]
+    assert report.score == report.max_score, [c.message for c in report.checks if c.status != CheckStatus.passed]
+    assert report.run.status == "ok"
+
+
+def test_the_colab_drive_path_costs_nothing_and_is_noted(reports):
+    notes = " ".join(reports["colab_drive_path"].notes)
+    assert "'/content/drive/MyDrive/BS6207/torch_autograd.dat' was written as 'torch_autograd.dat'" in notes
+    assert "drive.mount" in notes
+
+
+def test_an_unused_pandas_import_is_noted_and_the_rest_runs(reports):
+    assert any("module 'pandas' is not installed" in note for note in reports["unused_pandas"].notes)
+
+
+def test_a_cell_that_raises_is_recorded_and_execution_goes_on(reports):
+    notes = [n for n in reports["cell_raises"].notes if "execution went on" in n]
+    assert len(notes) == 1 and "RuntimeError" in notes[0] and notes[0].startswith("cell ")
+
+
+def test_the_in_out_layout_is_accepted_and_reported(reports):
+    report = reports["in_out_layout"]
+    dW1 = next(c for c in report.checks if c.quantity == "scratch.dW1")
+    assert dW1.status == CheckStatus.passed
+    assert "my_autograd.dat" in dW1.provenance and "transposed (in, out) layout" in dW1.provenance
+
+
+def test_values_printed_to_four_decimals_keep_their_precision(reports):
+    report = reports["four_decimals"]
+    dW1 = next(c for c in report.checks if c.quantity == "torch.dW1")
+    assert dW1.status == CheckStatus.passed and "torch_autograd.dat line" in dW1.provenance
+
+
+def test_a_2_10_5_1_net_fails_only_the_architecture_and_is_judged_on_its_own_net(reports):
+    report = reports["architecture_2_10_5_1"]
+    failed = [c for c in report.checks if c.status != CheckStatus.passed]
+    assert [c.quantity for c in failed] == ["architecture"]
+    assert "expected 2-10-10-1 with sigmoid, found 2-10-5-1 with sigmoid" in failed[0].message
+
+
+def test_scratch_missing_the_factor_2_fails_with_its_diagnosis_while_autograd_passes(reports):
+    report = reports["missing_factor_2"]
+    assert set(verdicts(report, "torch").values()) == {CheckStatus.passed}
+    scratch = [c for c in report.checks if c.quantity.startswith("scratch.")]
+    assert all(c.status == CheckStatus.failed and c.diagnosis.mistake == "missing_factor_2" for c in scratch)
+
+
+def test_gradients_reported_after_ten_sgd_steps_fail_are_explained_and_flagged(reports):
+    report = reports["after_10_sgd_steps"]
+    torch_checks = [c for c in report.checks if c.quantity.startswith("torch.")]
+    assert all(c.status != CheckStatus.passed for c in torch_checks)
+    assert all(c.diagnosis and c.diagnosis.mistake == "gradients_after_training" for c in torch_checks if c.status == CheckStatus.failed)
+    assert any(flag.startswith("gradients reported after training steps") for flag in report.flags)
+
+
+def test_an_unseeded_notebook_is_graded_exactly_on_the_weights_it_drew(reports, grading_sandbox):
+    assert reports["unseeded"].score == reports["unseeded"].max_score
+    assert any("saved outputs differ from a fresh run" in flag for flag in reports["unseeded"].flags)
+    assert not any("saved outputs" in flag for flag in reports["correct"].flags)
+
+
+def test_the_grade_of_a_correct_notebook_does_not_depend_on_its_seed(grading_sandbox, tmp_path):
+    rubric = load_rubric(RUBRIC)
+    notebook = json.loads((SAMPLES / "correct.ipynb").read_text())
+    scores = []
+    for seed in (0, 1, 12345):
+        for cell in notebook["cells"]:
+            cell["source"] = [line.replace("torch.manual_seed(0)", f"torch.manual_seed({seed})") for line in cell["source"]]
+        path = tmp_path / f"seed{seed}.ipynb"
+        path.write_text(json.dumps(notebook))
+        report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
+        scores.append(report.score)
+        for cell in notebook["cells"]:
+            cell["source"] = [line.replace(f"torch.manual_seed({seed})", "torch.manual_seed(0)") for line in cell["source"]]
+    assert scores == [rubric.max_points()] * 3
+
+
+def test_gradients_found_only_in_variables_say_where_they_came_from(reports):
+    report = reports["no_dat_files"]
+    provenance = {c.quantity: c.provenance for c in report.checks}
+    assert ".grad" in provenance["torch.dW1"] and "my_grads['W1']" in provenance["scratch.dW1"]
+    assert any("my_autograd.dat was not written" in note for note in report.notes)
+
+
+def test_a_notebook_handed_in_with_its_dat_files_is_graded_from_those_files(grading_sandbox, tmp_path):
+    """The notebook does not write the files when run here, but the student handed them in beside it."""
+    from grader.grade_notebook import run_notebook
+    from grader.load import load_submission
+
+    rubric = load_rubric(RUBRIC)
+    handed_in = run_notebook(rubric, load_submission(SAMPLES / "correct.ipynb"), grading_sandbox, rubric.limits, {}).files
+    assert {"torch_autograd.dat", "my_autograd.dat"} <= set(handed_in)
+    notebook = json.loads((SAMPLES / "correct.ipynb").read_text())
+    notebook["cells"] = [c for c in notebook["cells"] if ".dat" not in "".join(c["source"])]
+    path = tmp_path / "no_writes.ipynb"
+    path.write_text(json.dumps(notebook))
+    without = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
+    assert any("torch_autograd.dat was not written" in note for note in without.notes)
+    report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox, files=handed_in)
+    assert report.score == report.max_score
+    assert all("autograd.dat line" in c.provenance for c in report.checks if c.quantity != "architecture")
