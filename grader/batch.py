@@ -1,0 +1,299 @@
+"""Grading a class: discover submissions, grade them on N threads sharing one sandbox, write every file.
+
+    run_batch(BatchOptions) -> BatchResult
+
+Per student, out/<student>/report.html then out/<student>/report.json are written atomically, in that
+order, as soon as the student is graded: a batch killed at any moment leaves only whole files, and a
+report.json means the student is done. Nothing per student is kept in memory but a status word; the class
+files (results.jsonl, gradebook.csv, summary.html) are built at the end from the report.json files, one
+compact record per student. `--resume` skips students whose report.json has the same submission hash
+and rubric hash, when the run's settings (rubric, limits, hidden seed) are unchanged.
+"""
+
+import hashlib
+import inspect
+import json
+import queue
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from grader import __version__
+from grader.discover import Candidate, discover
+from grader.export.gradebook import write_gradebook
+from grader.export.html import write_report_html
+from grader.export.report_json import write_report_json
+from grader.export.results_jsonl import outcome, read_record, write_results_jsonl
+from grader.export.summary import write_summary
+from grader.files import write_atomic
+from grader.load import submission_hash
+from grader.grade import environment, grade_submission
+from grader.limits import Limits
+from grader.progress import Progress
+from grader.report import CheckResult, CheckStatus, GradeReport
+from grader.rubric import Rubric
+from grader.rubric_files import load_rubric, rubric_hash
+from grader.sandbox import Sandbox
+
+SETTINGS = ".grade-settings.json"
+GRADER_ERROR = ("grader_error", "The grader failed on this submission (its own fault, not yours); your instructor has been told.")
+REGRADE = {"grader_error", "sandbox_error"}  # never reused by --resume: the grader's fault, worth another try
+MAX_NOTES_PRINTED = 20
+_TAKES_FILES = "files" in inspect.signature(grade_submission).parameters  # data files beside a notebook (issue 7)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    paths: tuple[Path, ...]
+    rubric: str
+    out: Path
+    jobs: int = 1
+    resume: bool = False
+    timeout: float | None = None
+    hidden_seed: int | None = None
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: outcome word → number of students, and where the class files are."""
+
+    counts: Counter = field(default_factory=Counter)
+    graded: int = 0
+    reused: int = 0
+    full_marks: int = 0
+    notes: list[str] = field(default_factory=list)
+    out: Path = Path(".")
+
+    def closing_line(self) -> str:
+        total = sum(self.counts.values())
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items(), key=lambda item: (-item[1], item[0])))
+        resumed = f", {self.reused} unchanged and kept (--resume)" if self.reused else ""
+        return (f"{total} student{'s' * (total != 1)}: {statuses or 'none found'}; {self.full_marks} with full marks; "
+                f"{self.graded} graded in this run{resumed}; {len(self.notes)} note{'s' * (len(self.notes) != 1)} to review; "
+                f"summary: {self.out / 'summary.html'}")
+
+
+@dataclass
+class _Context:
+    rubric: Rubric
+    rubric_hash: str
+    limits: Limits
+    options: BatchOptions
+    out: Path
+    sandbox: Sandbox | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+def run_batch(options: BatchOptions, err: TextIO = sys.stderr) -> BatchResult:
+    """Grade every submission under `options.paths`; never stops for anything a submission does."""
+    rubric = load_rubric(options.rubric)
+    limits = rubric.limits
+    if options.timeout is not None:
+        limits = limits.model_copy(update={"wall_seconds": options.timeout, "cpu_seconds": options.timeout})
+    out = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)  # hidden from submissions, so it must exist before the sandbox starts
+    _remove_leftovers(out)
+    ctx = _Context(rubric, rubric_hash(options.rubric), limits, options, out)
+    result = BatchResult(out=options.out)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".extract-") as workdir:
+        found = discover(list(options.paths), Path(workdir), exclude=(out,))
+        result.notes = found.notes
+        _print_notes(found.notes, err)
+        resume = options.resume and _same_settings(ctx, err)
+        write_atomic(out / SETTINGS, json.dumps(_settings(ctx), indent=1) + "\n")
+        pending = [c for c in found.candidates if not (resume and _up_to_date(c, out / c.student, ctx.rubric_hash))]
+        result.reused = len(found.candidates) - len(pending)
+        result.graded = len(pending)
+        runnable = sum(1 for c in pending if c.problem is None)
+        if runnable:
+            hide = [out, *(p.resolve() for p in options.paths)]
+            with Sandbox(jobs=max(1, min(options.jobs, runnable)), hide=hide) as sandbox:
+                ctx.sandbox = sandbox
+                _grade_all(ctx, pending, Progress(len(pending), err))
+        else:
+            _grade_all(ctx, pending, Progress(len(pending), err))
+    _write_class_files(ctx, found.candidates, result)
+    return result
+
+
+def _grade_all(ctx: _Context, pending: list[Candidate], progress: Progress) -> None:
+    """Grade on up to `jobs` threads; the calling thread only reports progress."""
+    work: queue.SimpleQueue[Candidate] = queue.SimpleQueue()
+    for candidate in pending:
+        work.put(candidate)
+    finished: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while not ctx.stopping.is_set():
+            try:
+                candidate = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                _grade_one(ctx, candidate)
+            except Exception as error:  # noqa: BLE001 - e.g. the disk is full: say so, go on, leave no report
+                print(f"error: {candidate.student}: the report could not be written: {printable(str(error))}", file=sys.stderr)
+            finished.put(candidate.student)
+
+    threads = [threading.Thread(target=worker, name=f"grade-{i}", daemon=True)
+               for i in range(max(1, min(ctx.options.jobs, len(pending))))]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in pending:
+            progress.advance(finished.get())
+    except BaseException:
+        ctx.stopping.set()  # threads finish their current student, write nothing more, and stop
+        raise
+    for thread in threads:
+        thread.join()
+    progress.finish()
+
+
+def _grade_one(ctx: _Context, candidate: Candidate) -> None:
+    """Grade one student and write their two files (html first: a report.json means the student is done)."""
+    if candidate.problem is not None:
+        report = problem_report(ctx, candidate, candidate.problem)
+    else:
+        try:
+            extra = {"files": _read_files(candidate)} if candidate.data_files and _TAKES_FILES else {}
+            report = grade_submission(ctx.rubric, ctx.rubric_hash, candidate.source, ctx.sandbox, ("public", "hidden"),
+                                      ctx.limits, ctx.options.hidden_seed, **extra)
+        except Exception:  # noqa: BLE001 - a grader bug on one submission must not end the batch
+            report = problem_report(ctx, candidate, GRADER_ERROR, [f"grader error:\n{traceback.format_exc()}"])
+        if report.student != candidate.student or candidate.notes:  # a folder's or a duplicate's id, not the file's stem
+            report = report.model_copy(update={"student": candidate.student, "notes": [*report.notes, *candidate.notes]})
+    if ctx.stopping.is_set():
+        return
+    folder = ctx.out / candidate.student
+    write_report_html(report, folder, ctx.rubric, _command(ctx, candidate))
+    write_report_json(report, folder)
+
+
+def _read_files(candidate: Candidate) -> dict[str, bytes]:
+    """The data files of a student's folder, by plain name, for the notebook's work directory."""
+    return {path.name: path.read_bytes() for path in candidate.data_files}
+
+
+def problem_report(ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: list[str] | None = None) -> GradeReport:
+    """The report of a student whose submission could not be run at all: every check unchecked, and why."""
+    rubric, seed = ctx.rubric, ctx.options.hidden_seed
+    hidden = rubric.trials.hidden if seed is not None or rubric.trials.hidden_seed is not None else 0
+    status, message = problem
+    checks = [CheckResult(task=task.id, quantity=check.quantity, status=CheckStatus.missing, points=0.0,
+                          max_points=check.points, visibility=check.visibility, message=f"{check.quantity}: not checked — {message}")
+              for task in rubric.tasks for check in task.checks]
+    return GradeReport(
+        grader_version=__version__, rubric_id=rubric.id, rubric_hash=ctx.rubric_hash, student=candidate.student,
+        submission=candidate.name, submission_hash=_file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest(),
+        trials=[f"public-{i}" for i in range(rubric.trials.public)] + [f"hidden-{i}" for i in range(hidden)],
+        seeds={"public": rubric.seed, **({"hidden": "set"} if hidden else {})}, environment=environment(),
+        status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks, flags=flags or [],
+    )
+
+
+def _command(ctx: _Context, candidate: Candidate) -> str:
+    """The command that reproduces this grade (the hidden seed, a secret, only as a placeholder)."""
+    words = ["backprop-grader", "grade", shlex.quote(candidate.name), "--rubric", ctx.rubric.id, "--out", "regraded"]
+    if ctx.options.timeout is not None:
+        words += ["--timeout", f"{ctx.options.timeout:g}"]
+    if ctx.options.hidden_seed is not None:
+        words += ["--hidden-seed", "HIDDEN_SEED"]
+    return " ".join(words)
+
+
+def _write_class_files(ctx: _Context, candidates: list[Candidate], result: BatchResult) -> None:
+    records = []
+    for candidate in candidates:
+        record = read_record(ctx.out / candidate.student)
+        if record is None:
+            result.notes.append(f"missing: no readable report for {candidate.student} ({candidate.origin}); grade again with --resume")
+            continue
+        records.append(record)
+        result.counts[record["status"]] += 1
+        result.full_marks += bool(record["max_score"]) and record["score"] >= record["max_score"] - 1e-9
+    write_results_jsonl(records, ctx.out)
+    write_gradebook(ctx.rubric, records, ctx.out)
+    write_summary(ctx.rubric, records, result.notes, ctx.out)
+
+
+def _settings(ctx: _Context) -> dict:
+    """What besides the rubric and the file changes a grade. The hidden seed is stored only as a hash."""
+    seed = ctx.options.hidden_seed
+    return {
+        "rubric_hash": ctx.rubric_hash,
+        "limits": ctx.limits.model_dump(),
+        "hidden_seed": None if seed is None else hashlib.sha256(f"{ctx.rubric_hash}:{seed}".encode()).hexdigest(),
+    }
+
+
+def _same_settings(ctx: _Context, err: TextIO) -> bool:
+    try:
+        previous = json.loads((ctx.out / SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if previous == _settings(ctx):
+        return True
+    print("note: --resume: the rubric, --timeout or --hidden-seed differ from the last run in this folder "
+          "(or it left no record); grading every student again", file=err)
+    return False
+
+
+def _up_to_date(candidate: Candidate, folder: Path, rubric_hash: str) -> bool:
+    """Whether the student's files are complete and were made from this very file and rubric."""
+    if candidate.problem is not None or candidate.source is None or not (folder / "report.html").is_file():
+        return False
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(report, dict) and report.get("rubric_hash") == rubric_hash and report.get("student") == candidate.student
+            and outcome(report) not in REGRADE and report.get("submission_hash") == _current_hash(candidate))
+
+
+def _current_hash(candidate: Candidate) -> str | None:
+    """The hash grading this candidate now would record (the file, and the data files beside a notebook)."""
+    source = _file_hash(candidate.source)
+    if source is None:
+        return None
+    return submission_hash(source, _read_files(candidate) if candidate.data_files and _TAKES_FILES else {})
+
+
+def _file_hash(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temporary files of a batch that was killed: extraction folders and half-written files (never read)."""
+    for path in out.glob(".extract-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
+        path.unlink(missing_ok=True)
+
+
+def _print_notes(notes: list[str], err: TextIO) -> None:
+    for note in notes[:MAX_NOTES_PRINTED]:
+        print(f"note: {printable(note)}", file=err)
+    if len(notes) > MAX_NOTES_PRINTED:
+        print(f"note: … and {len(notes) - MAX_NOTES_PRINTED} more (see summary.html)", file=err)
+
+
+def printable(text: str) -> str:
+    """File names are student-controlled: no terminal control characters reach the instructor's terminal."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

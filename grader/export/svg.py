@@ -1,0 +1,107 @@
+"""Inline SVG figures: the heat map of where a matrix differs, and the class's score histogram.
+
+Figures are plain SVG markup inside the page (no scripts, no images to fetch). A heat map draws one path
+per colour level rather than one <rect> per element, so a 21×21 gradient costs a few KB; matrices larger
+than MAX_CELLS per side are shown by blocks (each block the worst of its elements).
+"""
+
+import math
+
+from grader.export.page import esc
+
+MAX_CELLS = 48
+# Level 0: within tolerance. Levels 1-7: over tolerance by up to 2×, 10×, 10², 10³, 10⁴, 10⁶, beyond (or nan).
+LEVEL_LIMITS = (1.0, 2.0, 10.0, 1e2, 1e3, 1e4, 1e6)
+LEVEL_COLOURS = ("#cfe9d6", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#e34a33", "#b30000", "#5c0000")
+LEVEL_LABELS = ("ok", "≤2×", "≤10×", "≤10²×", "≤10³×", "≤10⁴×", "≤10⁶×", "more")
+
+
+def level(excess: float | None) -> int:
+    """Colour level of one element's |found − expected| / allowed (None or nan: the darkest)."""
+    if excess is None or math.isnan(excess):
+        return len(LEVEL_LIMITS)
+    for index, limit in enumerate(LEVEL_LIMITS):
+        if excess <= limit:
+            return index
+    return len(LEVEL_LIMITS)
+
+
+def as_grid(excess: list) -> list[list[float | None]]:
+    """A vector becomes one row; a matrix stays as it is."""
+    if excess and isinstance(excess[0], list):
+        return [list(row) for row in excess]
+    return [list(excess)]
+
+
+def pooled(grid: list[list[float | None]]) -> tuple[list[list[int]], int, int]:
+    """Levels per cell, pooled by the worst element into at most MAX_CELLS per side; and the block sizes."""
+    rows, cols = len(grid), max((len(r) for r in grid), default=0)
+    step_r, step_c = max(1, math.ceil(rows / MAX_CELLS)), max(1, math.ceil(cols / MAX_CELLS))
+    levels = []
+    for r0 in range(0, rows, step_r):
+        line = []
+        for c0 in range(0, cols, step_c):
+            block = [level(v) for row in grid[r0:r0 + step_r] for v in row[c0:c0 + step_c]]
+            line.append(max(block, default=0))
+        levels.append(line)
+    return levels, step_r, step_c
+
+
+def heat_map(excess: list, where: list[int] | None, label: str) -> str:
+    """SVG heat map of one trial's excess map, the worst element outlined, with a legend."""
+    grid = as_grid(excess)
+    levels, step_r, step_c = pooled(grid)
+    rows, cols = len(levels), len(levels[0]) if levels else 0
+    if not rows or not cols:
+        return ""
+    cell = max(5, min(26, 340 // cols))
+    width, height = cols * cell, rows * cell
+    paths: dict[int, list[str]] = {}
+    for r, line in enumerate(levels):
+        c = 0
+        while c < cols:  # one rectangle per run of equal levels along the row
+            run = 1
+            while c + run < cols and line[c + run] == line[c]:
+                run += 1
+            paths.setdefault(line[c], []).append(f"M{c * cell} {r * cell}h{run * cell}v{cell}h-{run * cell}z")
+            c += run
+    shapes = [f'<path fill="{LEVEL_COLOURS[value]}" d="{"".join(parts)}"/>' for value, parts in sorted(paths.items())]
+    grid_lines = "".join(f"M{c * cell} 0v{height}" for c in range(1, cols)) + "".join(f"M0 {r * cell}h{width}" for r in range(1, rows))
+    if cell >= 8 and grid_lines:
+        shapes.append(f'<path d="{grid_lines}" stroke="#ffffff" stroke-width="1" fill="none"/>')
+    if where and len(where) in (1, 2):
+        r, c = (0, where[0]) if len(where) == 1 else (where[0], where[1])
+        x, y = (c // step_c) * cell, (r // step_r) * cell
+        shapes.append(f'<rect x="{x + 1}" y="{y + 1}" width="{cell - 2}" height="{cell - 2}" fill="none" stroke="#111" stroke-width="2"/>')
+    legend_y = height + 14
+    swatch = 30
+    legend = []
+    for index, (colour, text) in enumerate(zip(LEVEL_COLOURS, LEVEL_LABELS)):
+        x = index * (swatch + 4)
+        legend.append(f'<rect x="{x}" y="{legend_y}" width="{swatch}" height="10" fill="{colour}"/>'
+                      f'<text x="{x + swatch / 2}" y="{legend_y + 22}" font-size="9" text-anchor="middle" fill="#59636e">{text}</text>')
+    total_width = max(width, len(LEVEL_COLOURS) * (swatch + 4))
+    total_height = legend_y + 26
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {total_width} {total_height}" width="{total_width}" '
+            f'height="{total_height}" role="img" aria-label="{esc(label)}">'
+            + "".join(shapes) + "".join(legend) + "</svg>")
+
+
+def histogram(counts: list[int], labels: list[str], label: str) -> str:
+    """SVG bar chart of how many students fall in each score bin."""
+    width, height, top, bottom = 640, 220, 22, 34
+    slot = width / max(len(counts), 1)
+    tallest = max(counts, default=0) or 1
+    bars = []
+    for index, (count, text) in enumerate(zip(counts, labels)):
+        bar = (height - top - bottom) * count / tallest
+        x = index * slot + 4
+        y = height - bottom - bar
+        bars.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot - 8:.1f}" height="{bar:.1f}" rx="3" fill="#0969da"/>')
+        if count:
+            bars.append(f'<text x="{x + (slot - 8) / 2:.1f}" y="{y - 5:.1f}" font-size="12" text-anchor="middle" fill="#1f2328">{count}</text>')
+        bars.append(f'<text x="{x + (slot - 8) / 2:.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle" fill="#59636e">{esc(text)}</text>')
+    axis = f'<path d="M0 {height - bottom + .5}h{width}" stroke="#d1d9e0"/>'
+    caption = f'<text x="{width / 2}" y="{height - 2}" font-size="11" text-anchor="middle" fill="#59636e">points</text>'
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">'
+            + axis + "".join(bars) + caption + "</svg>")

@@ -1,0 +1,186 @@
+"""Grading a class end to end: real CLI subprocesses, the real sandbox, real sample submissions."""
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from grader.report import GradeReport
+
+from conftest import CLASS_RUBRIC, CLASS_STUDENTS, REPO, SCRIPT_LINE, grade_cli
+
+
+# A run that did not end ok keeps its measurements (cpu, wall, max rss) in the instructor's `run.detail` text.
+MEASURED = re.compile(r"cpu [0-9.]+ s, wall [0-9.]+ s, max rss [0-9]+ KiB")
+
+
+def reports(out):
+    """student → parsed report.json without the timing fields."""
+    found = {}
+    for path in sorted(out.glob("*/report.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.pop("timing")
+        data["run"].pop("wall_seconds")
+        data["run"]["detail"] = MEASURED.sub("(measured)", data["run"]["detail"])
+        found[path.parent.name] = data
+    return found
+
+
+def test_grading_a_class_folder_and_an_lms_zip_writes_every_report_and_the_class_files(graded_class):
+    done, out = graded_class.done, graded_class.out
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) == CLASS_STUDENTS
+    for student in CLASS_STUDENTS:
+        report = GradeReport.model_validate_json((out / student / "report.json").read_text(encoding="utf-8"))
+        assert report.student == student and report.status == "graded"  # ben's syntax error too: it ran
+        assert report.trials[-1].startswith("hidden")  # grade runs public and hidden trials
+        assert (out / student / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    rows = list(csv.reader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8"))))
+    assert rows[0] == ["student", "backprop", "total", "status"]
+    assert [row[0] for row in rows[1:]] == CLASS_STUDENTS
+    totals = {row[0]: float(row[2]) for row in rows[1:]}
+    assert totals["correct.py"] == totals["zoe"] == totals["printer"] == 15.0
+    assert totals["missing_factor_2"] < 15.0 and totals["ben_1002"] == 0.0
+    assert {row[0]: row[3] for row in rows[1:]}["ben_1002"] == "syntax_error"
+    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["student"] for line in lines] == CLASS_STUDENTS
+    summary = (out / "summary.html").read_text(encoding="utf-8")
+    assert all(f'href="{student}/report.html"' in summary for student in CLASS_STUDENTS)
+    assert done.stdout.strip().splitlines()[-1].startswith(
+        "9 students: 8 graded, 1 syntax_error; 6 with full marks; 9 graded in this run; 2 notes to review")
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".extract-")]
+    assert leftovers == []
+
+
+def test_junk_is_skipped_and_the_duplicate_student_is_reported(graded_class):
+    out, stderr = graded_class.out, graded_class.done.stderr
+    assert not any("checkpoint" in p.name or "MACOSX" in p.name or "hidden" in p.name or "DS_Store" in p.name for p in out.iterdir())
+    assert "duplicate: student id 'correct' is claimed by 2 submissions" in stderr
+    assert "duplicate: student id &#x27;correct&#x27; is claimed by 2 submissions" in (out / "summary.html").read_text(encoding="utf-8")
+    both = {json.loads((out / s / "report.json").read_text())["submission"] for s in ("correct.py", "correct.ipynb")}
+    assert both == {"correct.py", "correct.ipynb"}  # never mixed: each id keeps its own file
+
+
+def test_a_student_folder_is_graded_from_its_single_notebook_under_the_folder_name(graded_class):
+    report = json.loads((graded_class.out / "zoe" / "report.json").read_text(encoding="utf-8"))
+    assert report["student"] == "zoe" and report["submission"] == "a1.ipynb"
+    assert report["score"] == report["max_score"] == 15.0
+
+
+def test_a_script_printed_by_a_student_shows_as_text(graded_class):
+    page = (graded_class.out / "printer" / "report.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(&#x27;student&#x27;)&lt;/script&gt;" in page
+    assert "<script" not in page and SCRIPT_LINE not in page
+
+
+def masked(path):
+    """A report.json's bytes with the timing fields (`timing`, `run.wall_seconds`, measurements) blanked."""
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r'"timing": \{[^}]*\}', '"timing": {}', text)
+    text = re.sub(r'"wall_seconds": [0-9.e+-]+', '"wall_seconds": 0', text)
+    return MEASURED.sub("(measured)", text)
+
+
+def test_a_killed_batch_resumes_without_regrading_finished_students_and_gives_byte_identical_reports(graded_class, tmp_path):
+    """Also: grading twice gives byte-identical reports apart from timing (every report here is a second grading)."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "grader", "grade", *map(str, graded_class.inputs), "--rubric", CLASS_RUBRIC,
+               "--out", str(out), "--jobs", "1"]
+    batch = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/report.json")) and time.monotonic() < deadline and batch.poll() is None:
+        time.sleep(0.01)
+    batch.send_signal(signal.SIGKILL)  # students are graded in id order; correct_but_slow sleeps 1 s
+    batch.wait(timeout=30)
+    finished = {p.parent.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*/report.json")}
+    assert CLASS_STUDENTS[0] in finished and "correct_but_slow" not in finished, sorted(finished)
+    for path in out.glob("*/report.json"):  # whatever exists is whole
+        GradeReport.model_validate_json(path.read_text(encoding="utf-8"))
+
+    resumed = grade_cli(*graded_class.inputs, "--rubric", CLASS_RUBRIC, "--out", out, "--jobs", 1, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(CLASS_STUDENTS) - len(finished)} graded in this run, {len(finished)} unchanged and kept (--resume)" in resumed.stdout
+    for student, (mtime, data) in finished.items():
+        path = out / student / "report.json"
+        assert path.stat().st_mtime_ns == mtime and path.read_bytes() == data, student
+    assert reports(out) == reports(graded_class.out)
+    for student in CLASS_STUDENTS:
+        assert masked(out / student / "report.json") == masked(graded_class.out / student / "report.json"), student
+        assert (out / student / "report.html").read_bytes() == (graded_class.out / student / "report.html").read_bytes(), student
+    for name in ("gradebook.csv", "results.jsonl", "summary.html"):
+        assert (out / name).read_bytes() == (graded_class.out / name).read_bytes(), name
+    assert [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".extract-")] == []
+
+
+def test_an_lms_zip_is_graded_per_student_and_its_path_traversal_member_rejected(graded_class):
+    done, out = graded_class.done, graded_class.out
+    assert "member '../../escaped.py' rejected: its path leaves the archive's folder" in done.stderr
+    assert not list(out.parent.rglob("escaped.py")) and not list(graded_class.inputs[1].parent.parent.rglob("escaped.py"))
+    ann = json.loads((out / "Ann_Lee_1001_assignsubmission_file_" / "report.json").read_text())
+    assert ann["score"] == ann["max_score"] and ann["submission"] == "a1.py"
+    ben = json.loads((out / "ben_1002" / "report.json").read_text())
+    assert ben["run"]["status"] == "syntax_error" and ben["score"] == 0
+
+
+def test_usage_errors_exit_2_and_name_the_problem(tmp_path):
+    missing = grade_cli(tmp_path / "nowhere", "--rubric", CLASS_RUBRIC, "--out", tmp_path / "out")
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    (tmp_path / "a.py").write_text("x = 1\n")
+    jobs = grade_cli(tmp_path / "a.py", "--rubric", CLASS_RUBRIC, "--out", tmp_path / "out", "--jobs", 0)
+    assert jobs.returncode == 2 and "--jobs 0" in jobs.stderr
+    rubric = grade_cli(tmp_path / "a.py", "--rubric", "no-such-rubric", "--out", tmp_path / "out")
+    assert rubric.returncode == 2 and "bundled ids" in rubric.stderr
+
+
+def test_problems_found_by_discovery_get_a_report_and_do_not_stop_the_batch(tmp_path):
+    folder = tmp_path / "class"
+    (folder / "amy").mkdir(parents=True)
+    (folder / "amy" / "a.py").write_text("x = 1\n")
+    (folder / "amy" / "b.ipynb").write_text("{}")
+    (folder / "bo").mkdir()
+    (folder / "bo" / "notes.txt").write_text("I forgot")
+    os.symlink(tmp_path / "gone.py", folder / "cy.py")
+    (folder / "readme.md").write_text("read me")
+    done = grade_cli(folder, "--rubric", CLASS_RUBRIC, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    statuses = {s: json.loads((tmp_path / "out" / s / "report.json").read_text())["status"] for s in ("amy", "bo", "cy")}
+    assert statuses == {"amy": "ambiguous", "bo": "no_code", "cy": "unreadable"}
+    assert "skipped" in done.stderr and "readme.md" in done.stderr
+    amy = (tmp_path / "out" / "amy" / "report.html").read_text()
+    assert "hand in exactly one .py or .ipynb file" in amy
+    assert done.stdout.strip().endswith(f"summary: {tmp_path / 'out' / 'summary.html'}")
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_progress_is_a_bar_with_eta_on_a_terminal_and_sparse_lines_in_a_log():
+    from grader.progress import Progress
+
+    now = [0.0]
+    log = _Stream(tty=False)
+    progress = Progress(100, log, clock=lambda: now[0])
+    for i in range(100):
+        now[0] = i + 1.0  # one student per second
+        progress.advance(f"s{i}")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0] == "grading: 10/100 (10%), about 1:30 left" and lines[-1] == "grading: 100/100 (100%)"
+    terminal = _Stream(tty=True)
+    now[0] = 0.0
+    progress = Progress(4, terminal, clock=lambda: now[0])
+    now[0] = 5.0
+    progress.advance("ann")
+    progress.finish()
+    assert terminal.getvalue().startswith("\r\x1b[Kgrading █") and "1/4  25% · ETA 0:15  ann" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\x1b[K")
