@@ -12,7 +12,10 @@ from pathlib import Path
 from grader import __version__
 from grader.answer_key import answer_key, render_json, render_text
 from grader.checkspec import Visibility
+from grader.cli_grade import add_grade_command
+from grader.cli_gradescope import add_gradescope_command
 from grader.errors import GraderError, RubricInvalid, UsageError
+from grader.export.html import write_report_html
 from grader.export.report_json import report_schema, write_report_json
 from grader.export.table import render_table
 from grader.handout import render_handout
@@ -85,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     handout.set_defaults(run=_handout)
 
     # Commands whose wiring lives beside their stage register here, one line each.
+    add_grade_command(commands)
+    add_gradescope_command(commands)
     return parser
 
 
@@ -152,8 +157,9 @@ def _check(args: argparse.Namespace) -> int:
     with Sandbox(jobs=1, hide=[args.out.resolve()]) as sandbox:
         report = grade_submission(rubric, rubric_hash(args.rubric), args.file, sandbox, ("public",), limits)
     path = write_report_json(report, args.out)
+    html = write_report_html(report, args.out, rubric, f"backprop-grader check {args.file} --rubric {args.rubric}")
     print(render_table(report))
-    print(f"report: {path}")
+    print(f"report: {path} and {html}")
     visible = [c for c in report.checks if c.visibility == Visibility.visible]
     return EXIT_OK if report.status == "graded" and all(c.status == CheckStatus.passed for c in visible) else EXIT_FAILED
 

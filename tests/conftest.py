@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED_RUBRICS = ["bs6207-a1", "deep-relu", "softmax-dropout"]
+CONTRACT_RUBRICS = ["bs6207-a1", "deep-relu", "softmax-dropout"]
+BUNDLED_RUBRICS = sorted([*CONTRACT_RUBRICS, "bs6207-a1-notebook"])
 
 
 @pytest.fixture
@@ -91,3 +92,183 @@ def grading_sandbox():
 
     with Sandbox(jobs=1) as sandbox:
         yield sandbox
+
+
+# --- Gradescope (grader/gradescope) ----------------------------------------------------------------
+import json as _json
+import os as _os
+import tempfile as _tempfile
+
+_GRADESCOPE_VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
+_GRADESCOPE_FORMAT = {"enum": ["text", "html", "simple_format", "md", "ansi"]}
+# Written from the field list of Gradescope's autograder specification (results.json); every field the
+# specification allows, nothing else; `required` is what backprop-grader promises to write.
+GRADESCOPE_RESULTS_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["score", "execution_time", "output", "output_format", "visibility", "stdout_visibility", "tests"],
+    "properties": {
+        "score": {"type": "number", "minimum": 0},
+        "execution_time": {"type": "number", "minimum": 0},
+        "output": {"type": "string"},
+        "output_format": _GRADESCOPE_FORMAT,
+        "test_output_format": _GRADESCOPE_FORMAT,
+        "test_name_format": _GRADESCOPE_FORMAT,
+        "visibility": _GRADESCOPE_VISIBILITY,
+        "stdout_visibility": _GRADESCOPE_VISIBILITY,
+        "extra_data": {"type": "object"},
+        "leaderboard": {"type": "array", "items": {
+            "type": "object", "required": ["name", "value"], "additionalProperties": False,
+            "properties": {"name": {"type": "string"}, "value": {"type": ["number", "string"]},
+                           "order": {"enum": ["asc", "desc"]}}}},
+        "tests": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "number", "score", "max_score", "status", "output", "visibility"],
+            "properties": {
+                "score": {"type": "number", "minimum": 0},
+                "max_score": {"type": "number", "minimum": 0},
+                "status": {"enum": ["passed", "failed"]},
+                "name": {"type": "string", "minLength": 1},
+                "name_format": _GRADESCOPE_FORMAT,
+                "number": {"type": "string", "minLength": 1},
+                "output": {"type": "string"},
+                "output_format": _GRADESCOPE_FORMAT,
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "visibility": _GRADESCOPE_VISIBILITY,
+                "extra_data": {"type": "object"},
+            },
+        }},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def gradescope_schema():
+    """A validator of results.json against GRADESCOPE_RESULTS_SCHEMA (raises on the first problem)."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(GRADESCOPE_RESULTS_SCHEMA)
+    validator = jsonschema.Draft202012Validator(GRADESCOPE_RESULTS_SCHEMA)
+
+    def validate(results: dict) -> dict:
+        validator.validate(results)
+        return results
+
+    return validate
+
+
+@pytest.fixture
+def gradescope_container():
+    """Lay out a directory as Gradescope's /autograder: source/rubric.toml (a copy of a bundled rubric)
+    and submission/ with the given files (name → text, bytes, or a Path to copy). The directory and its
+    parent are world-traversable, as in the container, so only the grader's own chmod protects it."""
+    roots = []
+
+    def make(files: dict, rubric: str = "bs6207-a1") -> Path:
+        root = Path(_tempfile.mkdtemp(prefix="bpg-autograder-")) / "autograder"
+        roots.append(root.parent)
+        for folder in (root.parent, root):
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o755)
+        (root / "source").mkdir()
+        (root / "source" / "rubric.toml").write_bytes((REPO / "rubrics" / f"{rubric}.toml").read_bytes())
+        (root / "submission").mkdir()
+        for name, content in files.items():
+            path = root / "submission" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                _shutil.copyfile(content, path)
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        return root
+
+    yield make
+    for folder in roots:
+        _shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def gradescope_run():
+    """`python -m grader gradescope run --rubric <root>/source/rubric.toml --root <root> ARGS` as a real
+    subprocess from <root> (as run_autograder runs it); returns (CompletedProcess, parsed results.json)."""
+
+    def run(root: Path, *args: str, env: dict | None = None, timeout: float = 180):
+        done = subprocess.run(
+            [sys.executable, "-m", "grader", "gradescope", "run", "--rubric", str(root / "source" / "rubric.toml"),
+             "--root", str(root), *map(str, args)],
+            capture_output=True, text=True, cwd=root, timeout=timeout, env={**_os.environ, **(env or {})},
+        )
+        path = root / "results" / "results.json"
+        return done, (_json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
+
+    return run
+
+
+# --- grading a class (grader/batch.py, grader/discover.py, grader/export/html.py) -----------------------
+import types as _types
+import zipfile as _zipfile
+
+CLASS_RUBRIC = "bs6207-a1"
+CLASS_STUDENTS = ["Ann_Lee_1001_assignsubmission_file_", "ben_1002", "correct.ipynb", "correct.py", "correct_but_slow",
+                  "missing_factor_2", "printer", "transposed_gradient", "zoe"]
+SCRIPT_LINE = "<script>alert('student')</script>"
+
+
+def make_class(folder: Path) -> Path:
+    """A class folder as instructors get one: files, a folder per student, junk, a duplicate, a slow one."""
+    samples = REPO / "submissions" / CLASS_RUBRIC
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ["correct.py", "correct.ipynb", "missing_factor_2.py", "transposed_gradient.py"]:
+        _shutil.copy(samples / name, folder / name)
+    correct = (samples / "correct.py").read_text(encoding="utf-8")
+    (folder / "correct_but_slow.py").write_text("import time\ntime.sleep(1.0)\n" + correct, encoding="utf-8")
+    (folder / "printer.py").write_text(f"print({SCRIPT_LINE!r})\n" + correct, encoding="utf-8")
+    (folder / "zoe").mkdir()
+    _shutil.copy(samples / "correct.ipynb", folder / "zoe" / "a1.ipynb")
+    (folder / "zoe" / "my_autograd.dat").write_text("dW1: [[0.1, 0.2]]\n")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (folder / "__MACOSX").mkdir()
+    (folder / "__MACOSX" / "._correct.py").write_bytes(b"\0\5\26\7")
+    (folder / ".ipynb_checkpoints").mkdir()
+    _shutil.copy(samples / "correct.ipynb", folder / ".ipynb_checkpoints" / "correct-checkpoint.ipynb")
+    (folder / ".hidden.py").write_text(correct, encoding="utf-8")
+    return folder
+
+
+def make_lms_zip(archive: Path) -> Path:
+    """A class as an LMS exports it: one .zip, a wrapper folder, a folder or a file per student, junk, and a
+    member that tries to leave the extraction folder."""
+    correct = (REPO / "submissions" / CLASS_RUBRIC / "correct.py").read_text(encoding="utf-8")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with _zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("A1/Ann Lee_1001_assignsubmission_file_/a1.py", correct)
+        zipped.writestr("A1/Ann Lee_1001_assignsubmission_file_/torch_autograd.dat", "dW1 = [[1.0]]")
+        zipped.writestr("A1/ben_1002.py", "def scratch_gradients(:\n")
+        zipped.writestr("../../escaped.py", "print('outside')\n")
+        zipped.writestr("__MACOSX/A1/._ben_1002.py", "junk")
+    return archive
+
+
+def grade_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m grader grade ARGS` as a real subprocess."""
+    return subprocess.run([sys.executable, "-m", "grader", "grade", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def class_inputs(tmp_path_factory):
+    """The PATHs of one class: a folder of submissions and an LMS .zip export."""
+    root = tmp_path_factory.mktemp("class")
+    return [make_class(root / "a1-submissions"), make_lms_zip(root / "exports" / "A1 submissions.zip")]
+
+
+@pytest.fixture(scope="session")
+def graded_class(class_inputs, tmp_path_factory):
+    """The class graded once by the real CLI (two jobs, real sandbox): inputs, out and the CompletedProcess."""
+    out = tmp_path_factory.mktemp("graded") / "out"
+    done = grade_cli(*class_inputs, "--rubric", CLASS_RUBRIC, "--out", out, "--jobs", 2)
+    return _types.SimpleNamespace(inputs=class_inputs, out=out, done=done)

@@ -1,0 +1,56 @@
+"""Command line of the Gradescope stage: `gradescope build` and `gradescope run`.
+
+    backprop-grader gradescope build --rubric ID -o autograder.zip [--torch-version 2.13.0]
+    backprop-grader gradescope run --rubric PATH [--root /autograder] [--timeout SECONDS]
+
+`run` exits 0 when the submission was graded (whatever its score) and 1 when the grader itself failed;
+in both cases <root>/results/results.json has been written.
+"""
+
+import argparse
+from pathlib import Path
+
+
+def add_gradescope_command(commands: argparse._SubParsersAction) -> None:
+    """Register `gradescope build|run` on the main parser's subcommands."""
+    gradescope = commands.add_parser("gradescope", help="Gradescope autograder: build the zip, run inside the container")
+    actions = gradescope.add_subparsers(title="gradescope commands", metavar="ACTION", required=True)
+
+    build = actions.add_parser("build", help="write the autograder zip to upload to Gradescope")
+    build.add_argument("--rubric", required=True, help="bundled rubric id or path (the copy with your hidden seed)")
+    build.add_argument("-o", "--output", type=Path, default=Path("autograder.zip"), help="zip to write (default: %(default)s)")
+    build.add_argument("--torch-version", help="torch release setup.sh installs (default: the installed torch's)")
+    build.add_argument("--torch-index-url", help="package index setup.sh installs torch from (default: pip's own)")
+    build.add_argument("--wheel", type=Path, help="a built backprop-grader wheel to bundle (default: build one from this source tree)")
+    build.set_defaults(run=_build)
+
+    run = actions.add_parser("run", help="inside the container: grade <root>/submission, write <root>/results/results.json")
+    run.add_argument("--rubric", required=True, help="bundled rubric id or path (run_autograder passes the bundled copy)")
+    run.add_argument("--root", type=Path, default=Path("/autograder"), help="the autograder directory (default: %(default)s)")
+    run.add_argument("--timeout", type=_seconds, help="wall and CPU seconds allowed (default: the rubric's)")
+    run.set_defaults(run=_run)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from grader.gradescope.build import build_autograder
+
+    path = build_autograder(args.rubric, args.output, args.torch_version, args.torch_index_url, args.wheel)
+    print(f"wrote {path}: upload it as the assignment's autograder (Configure Autograder → Zip file upload); "
+          "choose at least 2 GB of memory")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from grader.gradescope.run import run_gradescope
+
+    return run_gradescope(args.rubric, args.root, args.timeout)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of seconds")
+    return value

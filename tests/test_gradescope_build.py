@@ -1,0 +1,148 @@
+"""`gradescope build`: the zip Gradescope needs, with scripts that parse, a wheel that installs and works,
+and a run_autograder that writes results.json even when the grader cannot start."""
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader.errors import UsageError
+from grader.gradescope.build import build_autograder, installed_torch_version
+
+from conftest import REPO
+
+SCRIPTS = ("setup.sh", "run_autograder")
+
+
+def extract(archive: Path, folder: Path) -> None:
+    """Unzip keeping each entry's Unix permissions (zipfile drops them; Gradescope's unzip keeps them)."""
+    with zipfile.ZipFile(archive) as opened:
+        for info in opened.infolist():
+            path = Path(opened.extract(info, folder))
+            path.chmod(stat.S_IMODE(info.external_attr >> 16))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The zip built once by the real command, its files unzipped, and its wheel installed with --target."""
+    work = tmp_path_factory.mktemp("gradescope-build")
+    archive = work / "autograder.zip"
+    done = subprocess.run([sys.executable, "-m", "grader", "gradescope", "build", "--rubric", "bs6207-a1",
+                           "-o", str(archive), "--torch-version", "2.13.0"],
+                          capture_output=True, text=True, cwd=work, timeout=600)
+    assert done.returncode == 0, done.stderr
+    source = work / "source"
+    extract(archive, source)
+    [wheel] = source.glob("backprop_grader-*.whl")
+    site = work / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    return {"work": work, "archive": archive, "source": source, "site": site, "wheel": wheel, "stdout": done.stdout}
+
+
+def test_the_zip_holds_the_scripts_the_rubric_and_the_wheel_at_its_root(built):
+    with zipfile.ZipFile(built["archive"]) as archive:
+        names = archive.namelist()
+        modes = {info.filename: stat.S_IMODE(info.external_attr >> 16) for info in archive.infolist()}
+    assert sorted(names) == sorted([*SCRIPTS, "rubric.toml", built["wheel"].name])
+    assert all("/" not in name for name in names)
+    assert modes["setup.sh"] == modes["run_autograder"] == 0o755
+    assert (built["source"] / "rubric.toml").read_bytes() == (REPO / "rubrics" / "bs6207-a1.toml").read_bytes()
+    assert "2 GB" in built["stdout"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_scripts_are_executable_bash_that_parses(built, script):
+    path = built["source"] / script
+    assert os.access(path, os.X_OK) and path.read_text().startswith("#!/usr/bin/env bash\n")
+    check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert not re.search(r"@[A-Z_]+@", path.read_text())  # every placeholder was filled in
+
+
+def test_setup_installs_the_chosen_torch_and_the_bundled_wheel(built):
+    setup = (built["source"] / "setup.sh").read_text()
+    assert "TORCH_VERSION='2.13.0'" in setup and "TORCH_INDEX_URL=''" in setup
+    assert f"WHEEL='{built['wheel'].name}'" in setup and "RUBRIC='rubric.toml'" in setup
+    assert "bubblewrap" in setup and "apt-get" in setup
+    run = (built["source"] / "run_autograder").read_text()
+    assert 'gradescope run --rubric "$ROOT/source/rubric.toml" --root "$ROOT"' in run
+
+
+def test_the_bundled_wheel_installs_and_runs_on_its_own(built):
+    env = {**os.environ, "PYTHONPATH": str(built["site"])}
+    listing = subprocess.run([sys.executable, "-m", "grader", "rubric", "list", "--ids"],
+                             capture_output=True, text=True, cwd=built["work"], env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(listing.stdout.split()) == sorted(p.stem for p in (REPO / "rubrics").glob("*.toml"))
+    where = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"],
+                           capture_output=True, text=True, cwd=built["work"], env=env).stdout
+    assert str(built["site"]) in where and str(REPO) not in where
+    templates = built["site"] / "grader" / "gradescope" / "templates"
+    assert sorted(p.name for p in templates.iterdir()) == sorted(SCRIPTS)
+
+
+def container(built, tmp_path: Path, submission: Path | None) -> Path:
+    root = tmp_path / "autograder"
+    extract(built["archive"], root / "source")
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    if submission is not None:
+        (root / "submission" / submission.name).write_bytes(submission.read_bytes())
+    return root
+
+
+def test_run_autograder_grades_with_the_installed_wheel(built, tmp_path, gradescope_schema):
+    root = container(built, tmp_path, REPO / "submissions" / "bs6207-a1" / "correct.py")
+    grader = tmp_path / "backprop-grader"
+    grader.write_text(f'#!/bin/sh\nPYTHONPATH="{built["site"]}" exec "{sys.executable}" -m grader "$@"\n')
+    grader.chmod(0o755)
+    env = {**os.environ, "BACKPROP_GRADER_ROOT": str(root), "BACKPROP_GRADER_BIN": str(grader)}
+    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = gradescope_schema(json.loads((root / "results" / "results.json").read_text()))
+    assert results["score"] == 15 and "score 15" in done.stdout
+
+
+def test_run_autograder_writes_a_placeholder_when_the_grader_cannot_start(built, tmp_path, gradescope_schema):
+    root = container(built, tmp_path, None)
+    (root / "results" / "results.json").write_text('{"score": 99}')  # stale: must not survive
+    env = {**os.environ, "BACKPROP_GRADER_ROOT": str(root), "BACKPROP_GRADER_BIN": "/bin/false"}
+    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0
+    results = gradescope_schema(json.loads((root / "results" / "results.json").read_text()))
+    assert results["score"] == 0 and "not in your code" in results["output"]
+    assert [t["visibility"] for t in results["tests"]] == ["hidden"]
+    assert "without writing" in done.stderr
+
+
+def test_an_index_url_and_a_prebuilt_wheel_can_be_given(tmp_path):
+    wheel = tmp_path / "backprop_grader-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x05\x06" + bytes(18))
+    archive = build_autograder("deep-relu", tmp_path / "out" / "ag.zip", "2.13.0+cpu", "https://example.org/whl/cpu", wheel)
+    with zipfile.ZipFile(archive) as opened:
+        setup = opened.read("setup.sh").decode()
+        assert opened.read(wheel.name) == wheel.read_bytes()
+    assert "TORCH_VERSION='2.13.0+cpu'" in setup and "TORCH_INDEX_URL='https://example.org/whl/cpu'" in setup
+
+
+@pytest.mark.parametrize("version, url", [("2.13.0; rm -rf /", None), ("latest", None), ("2.13.0", "https://x.org/a b"),
+                                          ("2.13.0", "https://x.org/'$(id)'")])
+def test_values_that_could_break_the_shell_scripts_are_refused(tmp_path, version, url):
+    wheel = tmp_path / "backprop_grader-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    with pytest.raises(UsageError):
+        build_autograder("bs6207-a1", tmp_path / "ag.zip", version, url, wheel)
+    assert not (tmp_path / "ag.zip").exists()
+
+
+def test_the_default_torch_version_is_the_installed_one_without_its_local_label():
+    version = installed_torch_version()
+    assert version[0].isdigit() and "+" not in version
