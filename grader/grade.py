@@ -118,7 +118,7 @@ def _record(run: RunResult, submission: Submission) -> RunRecord:
     cell = submission.notebook_cell(run.cell) if run.cell else run.cell
     return RunRecord(
         status=run.status.value, message=run.message, detail=run.detail, cell=cell, line=run.line,
-        stdout=run.stdout, stderr=run.stderr, protections=run.protections, wall_seconds=run.wall_seconds,
+        stdout=run.stdout, stderr=run.stderr, protections=run.protections, wall_seconds=run.wall_seconds, usage=run.usage,
         calls={call: result.status.value for call, result in run.calls.items()},
     )
 

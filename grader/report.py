@@ -84,6 +84,7 @@ class RunRecord(_Model):
     stderr: str = Field("", description="Captured standard error (truncated).")
     protections: dict[str, bool] = Field(default_factory=dict, description="Sandbox protections and whether each was active.")
     wall_seconds: float = Field(0.0, description="Wall time of the run.")
+    usage: dict[str, float] = Field(default_factory=dict, description="Measured CPU seconds and peak memory; vary run to run like timings.")
     calls: dict[str, str] = Field(default_factory=dict, description="Call id → status (`ok`, `raised`, `missing_function`, …).")
 
 

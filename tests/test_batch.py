@@ -26,6 +26,7 @@ def reports(out):
         data = json.loads(path.read_text(encoding="utf-8"))
         data.pop("timing")
         data["run"].pop("wall_seconds")
+        data["run"].pop("usage", None)
         data["run"]["detail"] = MEASURED.sub("(measured)", data["run"]["detail"])
         found[path.parent.name] = data
     return found
@@ -83,6 +84,7 @@ def masked(path):
     text = path.read_text(encoding="utf-8")
     text = re.sub(r'"timing": \{[^}]*\}', '"timing": {}', text)
     text = re.sub(r'"wall_seconds": [0-9.e+-]+', '"wall_seconds": 0', text)
+    text = re.sub(r'"usage": \{[^}]*\}', '"usage": {}', text)
     return MEASURED.sub("(measured)", text)
 
 

@@ -166,6 +166,7 @@ class RunResult(BaseModel):
     stderr: str = Field("", description="Captured standard error, truncated to Limits.output_kb.")
     protections: dict[str, bool] = Field(default_factory=dict, description="Which protections were really active.")
     wall_seconds: float = Field(0.0, description="Wall time of the child, from fork to exit.")
+    usage: dict[str, float] = Field(default_factory=dict, description="Measured resources: cpu_seconds, max_rss_kb (vary run to run).")
     cells: list[CellRecord] = Field(default_factory=list, description=(
         "Notebook mode: one record per cell that finished (or ended the run), in order; cells after a hard "
         "exit or a limit are absent."))

@@ -59,9 +59,10 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
     code, sig = _wait_status(report)
     base = {"stdout": output_text(stdout, int(report.get("stdout_bytes", 0)), limits, "stdout"),
             "stderr": output_text(stderr, int(report.get("stderr_bytes", 0)), limits, "stderr"),
-            "protections": protections, "wall_seconds": float(report.get("wall", 0.0))}
-    facts = (f"exit code {code}, signal {sig}, cpu {float(report.get('cpu') or 0):.3f} s, "
-             f"wall {base['wall_seconds']:.3f} s, max rss {report.get('maxrss_kb')} KiB, setup {report.get('setup')}")
+            "protections": protections, "wall_seconds": float(report.get("wall", 0.0)),
+            "usage": {"cpu_seconds": float(report.get("cpu") or 0), "max_rss_kb": float(report.get("maxrss_kb") or 0)}}
+    # Measurements live in `usage`, not in `detail`: re-grading must reproduce everything but timings.
+    facts = f"exit code {code}, signal {sig}, setup {report.get('setup')}"
     calls = {call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
              for call in job.calls}
     if report.get("setup_error") or code == RUNNER_FAILED:
