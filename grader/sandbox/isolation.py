@@ -116,8 +116,11 @@ def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
             mounts.append((path.count("/"), 0, ["--ro-bind", path, path]))
     for name in ETC_FILES:
         mounts.append((2, 0, ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]))
+    mounts.append((1, 1, ["--tmpfs", "/tmp"]))  # before anything bound below /tmp (a checkout in /tmp)
     for path in python_paths():
         mounts.append((len(path.parts), 0, ["--ro-bind", str(path), str(path)]))
+        if Path("/tmp") in path.parents:  # a job's private /tmp would hide it: jail.py binds it back from here
+            mounts.append((len(path.parts) + 1, 0, ["--ro-bind", str(path), f"/.pystage{path}"]))
     for path in [*package_dirs(), *(Path(os.path.abspath(p)) for p in hide)]:
         if path.is_dir():
             mounts.append((len(path.parts), 1, ["--tmpfs", str(path)]))
@@ -128,7 +131,7 @@ def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
         mounts.append((len(parent.parts), 2, ["--perms", "0755", "--dir", str(parent)]))  # bwrap's are 0700
     for _, _, args in sorted(mounts, key=lambda m: (m[0], m[1])):
         command += args
-    command += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/job",
+    command += ["--dev", "/dev", "--proc", "/proc", "--dir", "/job",
                 "--remount-ro", "/", "--chdir", "/"]
     return command
 

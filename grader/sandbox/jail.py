@@ -20,6 +20,8 @@ import time
 LIBC = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID = 0x20000, 0x8000000, 0x10000000, 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+STAGE = "/.pystage"  # the worker's bwrap binds Python paths that lie under /tmp here too (see isolation.py)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
 SETUP_FAILED = 70
 
@@ -80,6 +82,18 @@ def _arrange_fds(wanted: dict) -> None:
     os.closerange(max(wanted) + 1, min(limit if limit > 0 else 1 << 20, 1 << 20))  # close_range(2): fast
 
 
+def _restore_staged_python() -> None:
+    """A venv under /tmp (a checkout in /tmp) is hidden by the job's private /tmp: bind it back, read-only."""
+    for root, dirs, _ in os.walk(STAGE):
+        target = root[len(STAGE):]
+        if not os.path.ismount(root) or not target:
+            continue
+        dirs.clear()
+        os.makedirs(target, exist_ok=True)
+        _mount(root, target, None, MS_BIND | MS_REC, None)
+        _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
 def enter_jail(cfg: dict, limits: dict, workdir: str) -> dict:
     """Confine the current process (the runner) before student code runs; returns what was verified.
 
@@ -92,6 +106,7 @@ def enter_jail(cfg: dict, limits: dict, workdir: str) -> dict:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         owner = "" if cfg["uid"] is None else f",uid={cfg['uid']},gid={cfg['uid']}"
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,nr_inodes=20000,mode=1777")
+        _restore_staged_python()
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,nr_inodes=1000,mode=1777")
         _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={2 * size}m,nr_inodes=20000,mode=0700{owner}")
     else:
