@@ -187,7 +187,7 @@ def test_the_same_notebook_gives_the_same_observations_every_time(bwrap_sandbox,
     again = bwrap_sandbox.run(notebook_job(), LIMITS)
 
     def comparable(result):
-        data = result.model_dump(exclude={"wall_seconds", "arrays"})
+        data = result.model_dump(exclude={"wall_seconds", "usage", "arrays"})
         for cell in data["cells"]:
             cell.pop("seconds")
         return data
@@ -229,7 +229,7 @@ def test_sys_exit_ends_only_its_cell_and_os_exit_ends_the_run_keeping_what_was_o
 
 def test_notebook_mode_observes_the_same_without_namespaces_in_fallback_mode(fallback_sandbox, bwrap_sandbox):
     results = [sandbox.run(notebook_job(EXITS, files={}), LIMITS) for sandbox in (fallback_sandbox, bwrap_sandbox)]
-    fallback, bwrap = (r.model_dump(exclude={"wall_seconds", "arrays", "protections", "detail"}) for r in results)
+    fallback, bwrap = (r.model_dump(exclude={"wall_seconds", "usage", "arrays", "protections", "detail"}) for r in results)
     for data in (fallback, bwrap):
         for cell in data["cells"]:
             cell.pop("seconds")
