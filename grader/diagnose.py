@@ -9,12 +9,13 @@ mutant explains is tested for a uniform factor (found ≈ k·expected). The laye
 appears is the failing gradient closest to the output: backprop runs from the output down.
 """
 
+import hashlib
 import re
 from collections.abc import Mapping
 
 import numpy as np
 
-from grader.compare import Verdict, align, compare
+from grader.compare import align, within
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric import Rubric
 from grader.run import call_id
@@ -41,7 +42,8 @@ def diagnose(
         found = {trial.name: _found(rubric, task, source, trial, found_by_call) for trial in trials}
         names = [r.quantity.split(".", 1)[1] for r in failing]
         failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
-        explained = _best_mutant(rubric, task, trials, expected, found, names, failed_on)
+        prints = {trial.name: _fingerprint(trial) for trial in trials}
+        explained = _best_mutant(rubric, task, trials, expected, found, names, failed_on, prints)
         layer = _first_layer(names)
         factors: list[float] = []
         # Quantities of one number last: a single value fits any factor, so it only takes one the others showed.
@@ -73,8 +75,53 @@ def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call:
     return values
 
 
-def _mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:
-    """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update)."""
+# Mutant values by (task settings, trial contents, mistake): every student of a class shares the trials, so
+# each mutant runs once per trial per batch instead of once per failing student. Bounded; values are never
+# modified by their users.
+_MUTANT_CACHE: dict[tuple, object] = {}
+_MUTANT_CACHE_SIZE = 20000
+
+
+def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dict[str, np.ndarray]]:
+    """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update); `key`
+    is the _mutant_key of the three."""
+    cached = _MUTANT_CACHE.get(key)
+    if cached is None:
+        cached = _run_mutants(task, trial, mistake)
+        if len(_MUTANT_CACHE) >= _MUTANT_CACHE_SIZE:
+            _MUTANT_CACHE.clear()
+        _MUTANT_CACHE[key] = cached
+    return cached
+
+
+def _equals_reference(rubric, task, trial, key, variant, name, expected, candidate) -> bool:
+    """Whether this variant of the mutant gives the reference's value for `name` on `trial` (the same for
+    every student of a class, so it is cached with the mutant's values)."""
+    check = next(c for c in task.checks if c.quantity.endswith(f".{name}"))
+    key = ("equal", key, variant, name, repr(rubric.tolerance_for(check)))
+    cached = _MUTANT_CACHE.get(key)
+    if cached is None:
+        cached = _MUTANT_CACHE[key] = _matches(rubric, task, trial, name, expected, candidate)
+    return cached
+
+
+def _mutant_key(task: Task, fingerprint: str, mistake: Mistake) -> tuple:
+    """What a mutant's values depend on: the task's settings, the trial's arrays, the mistake."""
+    return (task.kind, getattr(task, "activation", "relu"), task.reduction, getattr(task, "p", 0.0),
+            getattr(task, "lr", 0.0), fingerprint, mistake.id)
+
+
+def _fingerprint(trial: Trial) -> str:
+    """A digest of every array of the trial (names, shapes, bytes): equal digests, equal mutant values."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, value in sorted(trial.arrays().items()):
+        value = np.ascontiguousarray(value, dtype=np.float64)
+        digest.update(f"{name}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _run_mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:
     rates = UPDATE_LEARNING_RATES if mistake.id == "gradients_after_update" else (task.lr if task.kind == "dropout_training" else 0.0,)
     variants = []
     for lr in rates:
@@ -102,11 +149,12 @@ def _matches(rubric: Rubric, task: Task, trial: Trial, name: str, found: np.ndar
     return _close(rubric, task, name, found, candidate)
 
 
-def _best_mutant(rubric, task, trials, expected, found, names, failed_on) -> tuple[Mistake, set[str]] | None:
+def _best_mutant(rubric, task, trials, expected, found, names, failed_on, prints) -> tuple[Mistake, set[str]] | None:
     """The mistake explaining the most failing quantities, with the set it explains."""
     best: tuple[Mistake, set[str]] | None = None
     for mistake in mistakes_for(task.kind):
-        variants_by_trial = {trial.name: _mutants(task, trial, mistake) for trial in trials}
+        keys = {trial.name: _mutant_key(task, prints[trial.name], mistake) for trial in trials}
+        variants_by_trial = {trial.name: _mutants(task, trial, mistake, keys[trial.name]) for trial in trials}
         explained = set()
         for name in names:
             trial_names = failed_on[name]
@@ -122,7 +170,7 @@ def _best_mutant(rubric, task, trials, expected, found, names, failed_on) -> tup
                         ok = False
                         break
                     candidate = variants[variant][name]
-                    if _matches(rubric, task, trial, name, expected[trial.name][name], candidate):
+                    if _equals_reference(rubric, task, trial, keys[trial.name], variant, name, expected[trial.name][name], candidate):
                         ok = False  # the mutant equals the reference here: it cannot be the explanation
                         break
                     if not _matches(rubric, task, trial, name, found[trial.name][name], candidate):
@@ -180,7 +228,7 @@ def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, la
 def _close(rubric: Rubric, task: Task, name: str, found: np.ndarray, candidate: np.ndarray) -> bool:
     """`found` equals `candidate` within the tolerance of the check of `name`."""
     check = next(c for c in task.checks if c.quantity.endswith(f".{name}"))
-    return compare(name, found, candidate, rubric.tolerance_for(check)).verdict == Verdict.passed
+    return within(found, candidate, rubric.tolerance_for(check))
 
 
 def _from_mistake(mistake: Mistake, layer: int | None, trials: list[str]) -> Diagnosis:

@@ -80,3 +80,19 @@ def test_a_coarsely_printed_wrong_value_still_fails():
     expected = np.array([0.25, 0.5])
     found = np.array([0.5, 1.0])  # factor 2 off, printed to one decimal
     assert compare("db2", found, expected, TOL, uncertainty=np.full(2, 0.05)).verdict == Verdict.failed
+
+
+def test_within_agrees_with_compare_on_every_kind_of_value():
+    """`within` is the quick test diagnosis runs thousands of times; it must never disagree with compare."""
+    from grader.compare import within
+
+    rng = np.random.default_rng(7)
+    for case in range(400):
+        expected = rng.normal(size=(4, 3)) * 10.0 ** rng.integers(-6, 3)
+        scale = 10.0 ** rng.uniform(-9, -1)
+        found = expected + scale * rng.normal(size=expected.shape) * np.abs(expected).max()
+        if case % 25 == 0:
+            found[1, 1] = np.nan if case % 50 == 0 else np.inf
+        agreed = compare("dW1", found, expected, TOL).verdict == Verdict.passed
+        assert within(found, expected, TOL) == agreed, (case, scale)
+    assert not within(np.zeros((3, 4)), np.zeros((4, 3)), TOL)

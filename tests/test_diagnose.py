@@ -81,3 +81,20 @@ def test_the_check_table_shows_the_diagnosis_on_one_line_per_failed_check(gradin
     rows = [line for line in table.splitlines() if " FAIL " in line]
     assert len(rows) == 6 and all("→ missing factor 2 of the squared loss" in row for row in rows)
     assert "hint: Look at the first step of your backward pass" in table
+
+
+def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same_diagnosis(grading_sandbox, monkeypatch):
+    """The mutants depend on the trial only, so the second student with a mistake reuses the first one's."""
+    import grader.diagnose as diagnose_module
+
+    runs = []
+    real = diagnose_module.run_mutant
+    monkeypatch.setattr(diagnose_module, "run_mutant", lambda *a, **k: runs.append(a[0].id) or real(*a, **k))
+    monkeypatch.setattr(diagnose_module, "_MUTANT_CACHE", {})
+    path = SAMPLES / "bs6207-a1" / "sign_flip.py"
+    first = grade(grading_sandbox, "bs6207-a1", path)
+    ran_for_first = len(runs)
+    second = grade(grading_sandbox, "bs6207-a1", path)
+    assert ran_for_first > 0 and len(runs) == ran_for_first
+    assert [c.diagnosis for c in second.checks] == [c.diagnosis for c in first.checks]
+    assert any(c.diagnosis and c.diagnosis.mistake == "sign_flip" for c in second.checks)
