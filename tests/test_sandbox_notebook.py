@@ -301,10 +301,9 @@ def _stream(*parts) -> bytes:
     return b"".join(frame(p if isinstance(p, bytes) else json.dumps(p).encode()) for p in parts)
 
 
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+def _raw(*arrays) -> bytes:
+    """Arrays as the child sends them: float64 bytes laid end to end."""
+    return b"".join(np.asarray(a, dtype="<f8").tobytes() for a in arrays)
 
 
 def _cell(number=1, **changes) -> dict:
@@ -324,7 +323,7 @@ SUMMARY = {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_t
 
 def test_a_well_formed_notebook_stream_is_read():
     job = Job(filename="a.ipynb", cells=["x = 1"], observe=True)
-    results, truncated, observed = parse_run(_stream(_cell(), _npz(v0=np.ones(2)), FILES, b"hi", SUMMARY,
+    results, truncated, observed = parse_run(_stream(_cell(), _raw(np.ones(2)), FILES, b"hi", SUMMARY,
                                                      {"kind": "done"}), job, LIMITS)
     assert results.done and not truncated and observed.files == {"out.dat": b"hi"}
     np.testing.assert_array_equal(observed.arrays["a0"], np.ones(2))
@@ -332,15 +331,15 @@ def test_a_well_formed_notebook_stream_is_read():
 
 @pytest.mark.parametrize("parts, reason", [
     ([_cell(namespace=[{"cell": 1, "name": "x", "array": "a7", "kind": "ndarray", "requires_grad": False,
-                        "dtype": "float64"}]), _npz(v0=np.ones(2)), FILES, b"hi"], "undefined arrays"),
-    ([_cell(2), _npz(v0=np.ones(2)), FILES, b"hi"], "arrived after 0"),
-    ([_cell(), _npz(v0=np.ones(3)), FILES, b"hi"], "expected float64"),
-    ([_cell(arrays={"a0": {"name": "v0", "shape": [200001]}}), _npz(v0=np.ones(200001)), FILES, b"hi"], "elements"),
-    ([_cell(), _npz(v0=np.ones(2)), dict(FILES, files={"../x": 2}), b"hi"], "relative file name"),
-    ([_cell(), _npz(v0=np.ones(2)), FILES, b"toolong"], "were announced"),
-    ([_cell(surprise=1), _npz(v0=np.ones(2)), FILES, b"hi"], "CellFrame"),
-    ([_cell(), _npz(v0=np.ones(2)), SUMMARY], "before the notebook's files frame"),
-    ([_cell(), _npz(v0=np.ones(2)), FILES, b"hi", dict(SUMMARY, status="syntax_error")], "expected 'ok'"),
+                        "dtype": "float64"}]), _raw(np.ones(2)), FILES, b"hi"], "undefined arrays"),
+    ([_cell(2), _raw(np.ones(2)), FILES, b"hi"], "arrived after 0"),
+    ([_cell(), _raw(np.ones(3)), FILES, b"hi"], "where the announced shapes make 16"),
+    ([_cell(arrays={"a0": {"name": "v0", "shape": [200001]}}), _raw(np.ones(200001)), FILES, b"hi"], "elements"),
+    ([_cell(), _raw(np.ones(2)), dict(FILES, files={"../x": 2}), b"hi"], "relative file name"),
+    ([_cell(), _raw(np.ones(2)), FILES, b"toolong"], "were announced"),
+    ([_cell(surprise=1), _raw(np.ones(2)), FILES, b"hi"], "CellFrame"),
+    ([_cell(), _raw(np.ones(2)), SUMMARY], "before the notebook's files frame"),
+    ([_cell(), _raw(np.ones(2)), FILES, b"hi", dict(SUMMARY, status="syntax_error")], "expected 'ok'"),
 ])
 def test_forged_notebook_frames_are_rejected(parts, reason):
     job = Job(filename="a.ipynb", cells=["x = 1"], observe=True)

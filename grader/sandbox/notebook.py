@@ -5,7 +5,7 @@ Standalone on purpose: shipped as source into the sandbox (as bpg_notebook) and 
 runs student code; imports only the standard library, numpy, torch and its shipped siblings.
 
 Frames it writes to the result channel, before the usual "cells" frame (see runner.py):
-    {"kind": "cell", <record>, "forward_calls", "grads", "namespace", "notes", "arrays"}  npz
+    {"kind": "cell", <record>, "forward_calls", "grads", "namespace", "notes", "arrays"}  raw
         one pair per cell, sent as soon as the cell ran and was observed
     {"kind": "files", "files": {name: size}, "skipped": {name: size}, "notes"}  raw bytes
         after the last cell: the files in the work directory, bytes concatenated in "files" order
@@ -25,9 +25,8 @@ import traceback
 
 import bpg_observe
 import bpg_shims
-import numpy as np
 from bpg_convert import _text
-from bpg_runner import MAX_TEXT, _frame, _is_memory_error, _student_traceback, _where
+from bpg_runner import MAX_TEXT, _frame, _is_memory_error, _pack, _student_traceback, _where
 
 STDOUT_KEEP = 4000  # characters of each cell's stdout kept in its record
 MAX_FILE = 1 << 20
@@ -35,7 +34,7 @@ MAX_FILES_TOTAL = 8 << 20
 MAX_FILE_ENTRIES = 200
 MAX_DEPTH = 4
 SLACK = 512 << 10  # JSON beyond Limits.result_mb the channel may use (the worker allows 1 MiB)
-_dumps, _savez = json.dumps, np.savez  # bound before student code can replace them
+_dumps = json.dumps  # bound before student code can replace them
 
 
 class Tee(io.TextIOBase):
@@ -216,11 +215,9 @@ class Session:
             observed = {"forward_calls": [], "grads": [], "namespace": []}
             self.notes.add(f"observation failed after this cell ({type(exc).__name__})")
         arrays = self.observer.store.take()
-        specs = {key: {"name": f"v{i}", "shape": list(array.shape)} for i, (key, array) in enumerate(arrays.items())}
-        buffer = io.BytesIO()
-        _savez(buffer, **{spec["name"]: arrays[key] for key, spec in specs.items()})
+        specs, data = _pack(arrays)
         frame = dict(record, **observed, notes=self.notes.take(), arrays=specs)
-        self.channel.cell(frame, buffer.getvalue())
+        self.channel.cell(frame, data)
 
     def hard_exit(self, code) -> None:
         """os._exit from a cell: send what was observed, then exit (only in this process, only once)."""

@@ -1,7 +1,7 @@
 """The grader's side of notebook mode: validate the per-cell and files frames, then build the records.
 
 Same rules as wire.py (the child ran student code, so all of this is hostile until proven otherwise):
-JSON frames with strict schemas and no extra keys, cells in order, arrays only from .npz without pickles,
+JSON frames with strict schemas and no extra keys, cells in order, arrays only as raw float64 bytes,
 float64 with the announced shape, at most MAX_ELEMENTS elements each and MAX_SENT in all, sizes within
 Limits.result_mb, every array key a record uses defined by then, file names relative without '..',
 file bytes exactly as announced. Any violation raises ResultInvalid. A stream cut by a kill keeps every

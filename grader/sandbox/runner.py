@@ -7,7 +7,7 @@ frame (see grader/sandbox/wire.py).
 
 Result channel (fd 3), length-prefixed frames in this order:
     {"kind": "cells", ...}                              how executing the cells ended
-    {"kind": "start", "id"} {"kind": "call", ...} npz    per call, in job order (npz: the values)
+    {"kind": "start", "id"} {"kind": "call", ...} npz    per call, in job order (raw: the values)
     {"kind": "done"}
 A call that never sends its "call" frame (killed, exited) is still known to have started. In notebook
 mode (Job.observe) bpg_notebook (notebook.py) runs the cells instead of run_cells, and its per-cell and
@@ -42,6 +42,13 @@ def _frame(fd: int, payload: bytes) -> None:
     view = memoryview(struct.pack(">Q", len(payload)) + payload)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _pack(arrays: dict) -> tuple[dict, bytes]:
+    """Specs (name, shape) for float64 arrays, and their raw bytes one after another in the same order:
+    the grader reads them back with np.frombuffer, nothing to parse (float64 is checked by the converter)."""
+    specs = {key: {"name": f"v{i}", "shape": list(array.shape)} for i, (key, array) in enumerate(arrays.items())}
+    return specs, b"".join(array.astype("<f8", copy=False).tobytes(order="C") for array in arrays.values())
 
 
 def _send(fd: int, message: dict) -> None:
@@ -236,12 +243,9 @@ def _execute(header: dict, blob: bytes, arrays: dict, module: types.ModuleType, 
         _send(result_fd, {"kind": "start", "id": call["id"]})
         converter.values, converter.texts, converter.problems = {}, {}, {}
         result = run_call(call, module.__dict__, arrays, converter, student_files)
-        specs = {key: {"name": f"v{i}", "shape": list(array.shape)}
-                 for i, (key, array) in enumerate(converter.values.items())}
-        buffer = io.BytesIO()
-        np.savez(buffer, **{spec["name"]: converter.values[key] for key, spec in specs.items()})
+        specs, data = _pack(converter.values)
         _send(result_fd, dict(result, values=specs, texts=converter.texts, problems=converter.problems))
-        _frame(result_fd, buffer.getvalue())
+        _frame(result_fd, data)
 
 
 def main(header: dict, blob: bytes, result_fd: int, workdir: str) -> None:

@@ -1,17 +1,15 @@
 """Frames between grader and worker, and strict validation of everything a child sent back.
 
 The child runs student code, so its output is hostile until proven otherwise: it is parsed as JSON and
-`.npz` only (np.load with allow_pickle=False; nothing is ever unpickled), every frame must match a schema
+raw float64 bytes only (nothing is ever unpickled, no container format is parsed), every frame must match a schema
 with no extra keys, frames must come in the order the runner writes them, ids must be the job's, every
-array must be float64 with the announced shape, and sizes are capped before anything is decompressed or
-loaded. Any violation raises ResultInvalid; the caller turns it into RunStatus.result_invalid.
+array must be float64 with the announced shape, and sizes are capped before anything is
+read. Any violation raises ResultInvalid; the caller turns it into RunStatus.result_invalid.
 """
 
-import io
 import json
 import math
 import struct
-import zipfile
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -148,37 +146,22 @@ def _json(payload: bytes, model: type[BaseModel]):
 
 
 def load_values(payload: bytes, specs: dict[str, ValueSpec], budget: int) -> tuple[dict[str, np.ndarray], int]:
-    """Arrays announced by specs, read from an .npz without pickles; returns them and the budget left."""
+    """Arrays announced by specs, read as raw float64 bytes laid end to end in the specs' order (nothing
+    is parsed, let alone unpickled); the payload must be exactly as long as the shapes say. Returns the
+    arrays and the budget left."""
     names = [spec.name for spec in specs.values()]
     if len(set(names)) != len(names):
         raise ResultInvalid("two values share one array name")
-    declared = sum(math.prod(spec.shape) * 8 for spec in specs.values())
+    sizes = [math.prod(spec.shape) for spec in specs.values()]
+    declared = sum(sizes) * 8
     if declared > budget:
         raise ResultInvalid(f"values of {declared} bytes exceed the {budget} bytes left for results")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(payload))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ResultInvalid(f"values are not a valid .npz: {exc}") from None
-    if sorted(info.filename for info in infos) != sorted(f"{name}.npy" for name in names):
-        raise ResultInvalid(f"the .npz holds {[i.filename for i in infos][:20]}, expected {sorted(names)[:20]}")
-    for info in infos:
-        if info.compress_type != zipfile.ZIP_STORED or info.file_size > declared + 4096 * len(infos):
-            raise ResultInvalid(f"{info.filename}: compressed or larger than announced ({info.file_size} bytes)")
-    values = {}
-    if names:
-        try:
-            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-                for key, spec in specs.items():
-                    array = npz[spec.name]
-                    if array.dtype != np.dtype("<f8") or array.shape != tuple(spec.shape):
-                        raise ResultInvalid(f"{key!r}: expected float64 {tuple(spec.shape)}, "
-                                            f"found {array.dtype} {array.shape}")
-                    values[key] = array
-        except ResultInvalid:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure to read is a forged or broken result
-            raise ResultInvalid(f"values cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}") from None
+    if len(payload) != declared:
+        raise ResultInvalid(f"values of {len(payload)} bytes where the announced shapes make {declared}")
+    values, offset = {}, 0
+    for (key, spec), size in zip(specs.items(), sizes):
+        values[key] = np.frombuffer(payload, dtype="<f8", count=size, offset=offset).reshape(spec.shape)
+        offset += size * 8
     return values, budget - declared
 
 
