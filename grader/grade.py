@@ -5,6 +5,7 @@ inside the sandbox; everything here runs in the grading process on data the sand
 """
 
 import dataclasses
+import functools
 import platform
 import time
 from importlib import metadata
@@ -104,6 +105,11 @@ def _header(rubric: Rubric, rubric_hash: str, submission: Submission, groups: tu
 
 def environment() -> dict[str, str]:
     """Versions that can change a float: Python, numpy, torch (read without importing torch)."""
+    return dict(_environment())
+
+
+@functools.cache
+def _environment() -> dict[str, str]:
     versions = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     for package in ("numpy", "torch"):
         try:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 MAX_ELEMENTS = 100_000
+_NUMPY_DTYPES = frozenset({torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16,
+                           torch.int8, torch.uint8, torch.bool})
 QUOTAS = {"forward": 96, "grads": 80, "namespace": 80}  # arrays kept per kind of record; 256 in all
 MAX_SENT = 1024  # arrays sent in all, superseded "last calls" included (the grader drops those)
 FIRST_CALLS = 3  # per module instance, plus the last
@@ -57,7 +59,11 @@ def _fingerprint(value) -> tuple | None:
         grad = isinstance(plain, torch.Tensor) and plain.requires_grad
         if isinstance(plain, torch.Tensor):
             dtype, shape = str(plain.dtype), tuple(plain.shape)
-            raw = plain.detach().resolve_conj().resolve_neg().reshape(-1).contiguous().view(torch.uint8).numpy()
+            plain = plain.detach()
+            if plain.is_contiguous() and not plain.is_conj() and not plain.is_neg() and plain.dtype in _NUMPY_DTYPES:
+                raw = plain.numpy()  # the common case, without four more tensor ops (run ~100 times a notebook)
+            else:
+                raw = plain.resolve_conj().resolve_neg().reshape(-1).contiguous().view(torch.uint8).numpy()
         else:
             dtype, shape = plain.dtype.str, plain.shape
             raw = np.ascontiguousarray(plain.reshape(-1)).view(np.uint8)
@@ -150,22 +156,8 @@ class Observer:
         self.entries = 0
 
     def install(self) -> None:
-        """Wrap torch.nn.Module.__call__ so every top-level module call is recorded."""
-        original, observer = torch.nn.Module.__call__, self
-
-        def __call__(module, *args, **kwargs):
-            if observer.depth:
-                return original(module, *args, **kwargs)
-            observer.depth += 1
-            started, output = observer._before(module, args, kwargs), None
-            try:
-                output = original(module, *args, **kwargs)
-                return output
-            finally:
-                observer.depth -= 1
-                observer._after(started, output)
-
-        torch.nn.Module.__call__ = __call__
+        """Record every top-level module call of this run from now on (see _observed_call)."""
+        _ACTIVE[0] = self
 
     def _number(self, module) -> int:
         entry = self.instances.get(id(module))
@@ -304,3 +296,27 @@ class Observer:
         return {"cell": self.cell, "name": name, "array": key, "kind": "tensor" if tensor else "ndarray",
                 "requires_grad": tensor and bool(value.requires_grad),
                 "dtype": str(value.dtype).removeprefix("torch.") if tensor else str(np.asarray(value).dtype)}
+
+
+# torch.nn.Module.__call__ is wrapped once, in the worker, when this module is loaded there: patching a
+# class in each child would write to every nn.Module subclass (type caches) and copy those pages after
+# each fork. Until a notebook run installs its Observer, the wrapper only passes calls through.
+_ACTIVE: list = [None]
+_original_call = torch.nn.Module.__call__
+
+
+def _observed_call(module, *args, **kwargs):
+    observer = _ACTIVE[0]
+    if observer is None or observer.depth:
+        return _original_call(module, *args, **kwargs)
+    observer.depth += 1
+    started, output = observer._before(module, args, kwargs), None
+    try:
+        output = _original_call(module, *args, **kwargs)
+        return output
+    finally:
+        observer.depth -= 1
+        observer._after(started, output)
+
+
+torch.nn.Module.__call__ = _observed_call

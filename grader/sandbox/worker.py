@@ -7,7 +7,7 @@ grader over its stdin/stdout in length-prefixed frames (8-byte big-endian length
 
     grader -> worker   boot {"worker", "modules", "config"}   (read by the bootstrap, see sandbox.py)
     worker -> grader   {"ready": true, ...}
-    grader -> worker   job header JSON, arrays (.npz bytes)                       one pair per job
+    grader -> worker   job header JSON, arrays (raw float64)                     one pair per job
     worker -> grader   report JSON, stdout bytes, stderr bytes, raw result bytes   one set per job
 
 Per job it forks a keeper (jail.py), drains the child's stdout, stderr and result pipes (keeping the first
@@ -228,10 +228,7 @@ def load_modules(sources: dict) -> dict:
 
 def _warm_up(numpy, torch) -> None:
     """Do once here what every child would otherwise do first (lazy imports inside numpy and torch)."""
-    import io
-    buffer = io.BytesIO()
-    numpy.savez(buffer, v0=numpy.zeros(2))
-    numpy.frombuffer(buffer.getvalue()[:16], dtype=numpy.float64).astype(numpy.float64)
+    numpy.frombuffer(numpy.zeros(2).astype("<f8", copy=False).tobytes(), dtype=numpy.float64).astype(numpy.float64)
     torch.random.default_generator.manual_seed(0)
     numpy.random.seed(0)
     torch.zeros(2, dtype=torch.float32).double().numpy()
@@ -253,6 +250,27 @@ def _warm_optimizers(header: dict, torch) -> bool:
     return True
 
 
+def _huge_pages() -> None:
+    """Back the worker's private anonymous memory (~150 MB once torch is imported) with 2 MB pages where
+    the kernel can (MADV_COLLAPSE, Linux 6.1+): a fork then copies a few hundred page-table entries
+    instead of ~36,000, and a child's fork and exit cost about a third as much CPU. A write in a child
+    still copies only 4 KB. Only a speed-up: any failure leaves memory as it was."""
+    huge, madvise = 2 << 20, LIBC.madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    try:
+        with open("/proc/self/maps") as maps:
+            regions = [line.split() for line in maps]
+    except OSError:
+        return
+    for fields in regions:
+        if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
+            continue
+        start, end = (int(value, 16) for value in fields[0].split("-"))
+        start, end = -(-start // huge) * huge, end // huge * huge
+        if end - start >= huge and madvise(start, end - start, 14) == 0:  # MADV_HUGEPAGE
+            madvise(start, end - start, 25)  # MADV_COLLAPSE
+
+
 def main(boot: dict) -> None:
     """Serve jobs until the grader closes our stdin."""
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -271,13 +289,16 @@ def main(boot: dict) -> None:
     runner, cfg = modules["bpg_runner"], boot["config"]
     pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if cfg["ns"] else None
     write_frame(proto_out, json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())
-    warm = False
+    warm, jobs = False, 0
     while True:
         try:
             header = json.loads(read_frame(proto_in))
             blob = read_frame(proto_in)
         except EOFError:
             os._exit(0)  # nothing to clean up; interpreter teardown of torch._dynamo alone takes seconds
+        jobs += 1
+        if jobs == 2:
+            _huge_pages()  # once a second job comes: a one-job `check` never pays for it
         warm = warm or _warm_optimizers(header, torch)
         for frame in run_job(cfg, header, blob, runner, pidns):
             write_frame(proto_out, frame)
