@@ -7,6 +7,8 @@ never changes a score; it asks a person to look.
 """
 
 import ast
+from collections import deque
+from collections.abc import Iterator
 
 _SUSPECT_ATTRIBUTES = {"backward", "grad", "autograd", "requires_grad", "requires_grad_", "retain_grad", "func", "vjp", "jacrev", "jacfwd", "grad_fn"}
 _SUSPECT_NAMES = {"autograd", "functorch", "jax", "vjp", "jacrev", "jacfwd", "getattr", "__import__", "eval", "exec", "importlib"}
@@ -20,7 +22,7 @@ def scan_scratch(cells: list[str], cell_numbers: list[int], functions: list[str]
             tree = ast.parse(source)
         except SyntaxError:
             continue
-        for node in ast.walk(tree):
+        for node in _statements(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 definitions.setdefault(node.name, (node, number))
     flags: list[str] = []
@@ -39,6 +41,19 @@ def scan_scratch(cells: list[str], cell_numbers: list[int], functions: list[str]
             if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in definitions:
                 queue.append(inner.func.id)  # helpers called by the scratch function are scratch code too
     return sorted(set(flags))
+
+
+def _statements(tree: ast.Module) -> Iterator[ast.AST]:
+    """Every statement in breadth-first order, as ast.walk gives them, without visiting expressions (a
+    function is defined by a statement; skipping expressions makes this several times quicker)."""
+    pending = deque(tree.body)
+    while pending:
+        node = pending.popleft()
+        yield node
+        for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+            statements = getattr(node, block, None)
+            if isinstance(statements, list):
+                pending.extend(statements)
 
 
 def _suspicious(node: ast.AST) -> str | None:

@@ -30,3 +30,23 @@ def test_evasion_through_getattr_and_requires_grad_is_flagged():
 
 def test_unparsable_cells_are_skipped():
     assert scan_scratch(["def (:"], [1], ["scratch_gradients"]) == []
+
+
+def test_a_scratch_function_defined_inside_if_try_with_or_a_class_is_still_scanned():
+    source = (
+        "import torch\n"
+        "if True:\n"
+        "    try:\n"
+        "        with open(__file__):\n"
+        "            def scratch_gradients(x, y, params):\n"
+        "                return helper(x)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "class Net:\n"
+        "    def unused(self):\n"
+        "        pass\n"
+        "def helper(x):\n"
+        "    x.backward()\n"
+    )
+    flags = scan_scratch([source], [3], ["scratch_gradients"])
+    assert flags == ["scratch code uses `.backward` in helper() (cell 3, line 13); check that the backward pass is by hand"]
