@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from grader.checkspec import Tolerance
 from grader.compare import align, within
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric import Rubric
@@ -35,6 +36,9 @@ def diagnose(
     if task.kind == "autograd_graph":
         return results
     by_quantity = {r.quantity: r for r in results}
+    tolerances: dict[str, Tolerance] = {}  # by quantity name: the first check of that name sets it
+    for check in task.checks:
+        tolerances.setdefault(check.quantity.split(".", 1)[-1], rubric.tolerance_for(check))
     for source in task.contract.functions():
         failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status == CheckStatus.failed]
         if not failing:
@@ -43,7 +47,7 @@ def diagnose(
         names = [r.quantity.split(".", 1)[1] for r in failing]
         failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
         prints = {trial.name: _fingerprint(trial) for trial in trials}
-        explained = _best_mutant(rubric, task, trials, expected, found, names, failed_on, prints)
+        explained = _best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances)
         layer = _first_layer(names)
         factors: list[float] = []
         # Quantities of one number last: a single value fits any factor, so it only takes one the others showed.
@@ -52,7 +56,7 @@ def diagnose(
             if explained and name in explained[1]:
                 diagnosis = _from_mistake(explained[0], layer, sorted(failed_on[name]))
             else:
-                diagnosis = _uniform_factor(rubric, task, trials, expected, found, name, failed_on[name], layer, factors)
+                diagnosis = _uniform_factor(task, trials, expected, found, name, failed_on[name], layer, factors, tolerances[name])
             if diagnosis is not None:
                 by_quantity[result.quantity] = result.model_copy(update={"diagnosis": diagnosis})
     return [by_quantity[r.quantity] for r in results]
@@ -84,7 +88,7 @@ _MUTANT_CACHE_SIZE = 20000
 
 def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dict[str, np.ndarray]]:
     """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update); `key`
-    is the _mutant_key of the three."""
+    identifies the three: the _task_key, the trial's fingerprint, the mistake's id."""
     cached = _MUTANT_CACHE.get(key)
     if cached is None:
         cached = _run_mutants(task, trial, mistake)
@@ -94,21 +98,19 @@ def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dic
     return cached
 
 
-def _equals_reference(rubric, task, trial, key, variant, name, expected, candidate) -> bool:
+def _equals_reference(task, trial, key, variant, name, expected, candidate, tolerance: Tolerance) -> bool:
     """Whether this variant of the mutant gives the reference's value for `name` on `trial` (the same for
     every student of a class, so it is cached with the mutant's values)."""
-    check = next(c for c in task.checks if c.quantity.endswith(f".{name}"))
-    key = ("equal", key, variant, name, repr(rubric.tolerance_for(check)))
+    key = ("equal", key, variant, name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
     cached = _MUTANT_CACHE.get(key)
     if cached is None:
-        cached = _MUTANT_CACHE[key] = _matches(rubric, task, trial, name, expected, candidate)
+        cached = _MUTANT_CACHE[key] = _matches(task, trial, name, expected, candidate, tolerance)
     return cached
 
 
-def _mutant_key(task: Task, fingerprint: str, mistake: Mistake) -> tuple:
-    """What a mutant's values depend on: the task's settings, the trial's arrays, the mistake."""
-    return (task.kind, getattr(task, "activation", "relu"), task.reduction, getattr(task, "p", 0.0),
-            getattr(task, "lr", 0.0), fingerprint, mistake.id)
+def _task_key(task: Task) -> tuple:
+    """The task settings a mutant's values depend on (with the trial's arrays and the mistake)."""
+    return (task.kind, getattr(task, "activation", "relu"), task.reduction, getattr(task, "p", 0.0), getattr(task, "lr", 0.0))
 
 
 def _fingerprint(trial: Trial) -> str:
@@ -135,7 +137,7 @@ def _run_mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, n
     return variants
 
 
-def _matches(rubric: Rubric, task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray) -> bool:
+def _matches(task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> bool:
     """Whether `found` equals `candidate` within the check's tolerance (updates for trained weights)."""
     candidate = np.asarray(candidate, dtype=np.float64)
     if task.kind == "dropout_training":
@@ -146,14 +148,15 @@ def _matches(rubric: Rubric, task: Task, trial: Trial, name: str, found: np.ndar
         if aligned is None:
             return False
         found = aligned
-    return _close(rubric, task, name, found, candidate)
+    return within(found, candidate, tolerance)
 
 
-def _best_mutant(rubric, task, trials, expected, found, names, failed_on, prints) -> tuple[Mistake, set[str]] | None:
+def _best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances) -> tuple[Mistake, set[str]] | None:
     """The mistake explaining the most failing quantities, with the set it explains."""
     best: tuple[Mistake, set[str]] | None = None
+    settings = _task_key(task)
     for mistake in mistakes_for(task.kind):
-        keys = {trial.name: _mutant_key(task, prints[trial.name], mistake) for trial in trials}
+        keys = {trial.name: (*settings, prints[trial.name], mistake.id) for trial in trials}
         variants_by_trial = {trial.name: _mutants(task, trial, mistake, keys[trial.name]) for trial in trials}
         explained = set()
         for name in names:
@@ -170,10 +173,11 @@ def _best_mutant(rubric, task, trials, expected, found, names, failed_on, prints
                         ok = False
                         break
                     candidate = variants[variant][name]
-                    if _equals_reference(rubric, task, trial, keys[trial.name], variant, name, expected[trial.name][name], candidate):
+                    tolerance = tolerances[name]
+                    if _equals_reference(task, trial, keys[trial.name], variant, name, expected[trial.name][name], candidate, tolerance):
                         ok = False  # the mutant equals the reference here: it cannot be the explanation
                         break
-                    if not _matches(rubric, task, trial, name, found[trial.name][name], candidate):
+                    if not _matches(task, trial, name, found[trial.name][name], candidate, tolerance):
                         ok = False
                         break
                 if ok:
@@ -189,7 +193,7 @@ def _size(found: dict[str, dict[str, np.ndarray]], name: str) -> int:
     return max(sizes, default=0)
 
 
-def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, layer, seen: list[float]) -> Diagnosis | None:
+def _uniform_factor(task, trials, expected, found, name, trial_names, layer, seen: list[float], tolerance: Tolerance) -> Diagnosis | None:
     """found ≈ k·expected on every failing trial with one k, reported when no mutant explains it. A quantity
     of one number takes a factor only if a larger quantity of the same source showed it (`seen`)."""
     factors = []
@@ -204,8 +208,8 @@ def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, la
             value, want = value - trial.params[name], want - trial.params[name]
         if value.shape != want.shape or not np.any(want):
             return None
-        k = float(np.sum(value * want) / np.sum(want * want))
-        if not _close(rubric, task, name, value, k * want):
+        k = float((value * want).sum() / (want * want).sum())
+        if not within(value, k * want, tolerance):
             return None
         factors.append(k)
     if not factors or max(factors) - min(factors) > 1e-3 * max(abs(f) for f in factors) or abs(factors[0]) < 1e-12:
@@ -223,12 +227,6 @@ def _uniform_factor(rubric, task, trials, expected, found, name, trial_names, la
         layer=layer,
         trials=sorted(trial_names),
     )
-
-
-def _close(rubric: Rubric, task: Task, name: str, found: np.ndarray, candidate: np.ndarray) -> bool:
-    """`found` equals `candidate` within the tolerance of the check of `name`."""
-    check = next(c for c in task.checks if c.quantity.endswith(f".{name}"))
-    return within(found, candidate, rubric.tolerance_for(check))
 
 
 def _from_mistake(mistake: Mistake, layer: int | None, trials: list[str]) -> Diagnosis:

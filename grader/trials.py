@@ -6,6 +6,7 @@ on every machine and every run. Parameters follow torch's default `nn.Linear` ra
 U(−1/√fan_in, 1/√fan_in); dropout keep-masks are drawn here and handed to the student.
 """
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,9 +33,9 @@ class Trial:
     given: bool = False
     scalars: dict[str, float] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """`public-0`, `hidden-2`: how reports and the answer key name a trial."""
+        """`public-0`, `hidden-2`: how reports and the answer key name a trial (read in hot loops)."""
         return f"{self.group}-{self.index}"
 
     def arrays(self) -> dict[str, np.ndarray]:
