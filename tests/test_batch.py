@@ -97,10 +97,10 @@ def test_a_killed_batch_resumes_without_regrading_finished_students_and_gives_by
     deadline = time.monotonic() + 120
     while not list(out.glob("*/report.json")) and time.monotonic() < deadline and batch.poll() is None:
         time.sleep(0.01)
-    batch.send_signal(signal.SIGKILL)  # students are graded in id order; correct_but_slow sleeps 1 s
+    batch.send_signal(signal.SIGKILL)  # at the first report; correct_but_slow sleeps 1 s, so it is not done
     batch.wait(timeout=30)
     finished = {p.parent.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*/report.json")}
-    assert CLASS_STUDENTS[0] in finished and "correct_but_slow" not in finished, sorted(finished)
+    assert finished and "correct_but_slow" not in finished and len(finished) < len(CLASS_STUDENTS), sorted(finished)
     for path in out.glob("*/report.json"):  # whatever exists is whole
         GradeReport.model_validate_json(path.read_text(encoding="utf-8"))
 
