@@ -7,7 +7,7 @@ frame (see grader/sandbox/wire.py).
 
 Result channel (fd 3), length-prefixed frames in this order:
     {"kind": "cells", ...}                              how executing the cells ended
-    {"kind": "start", "id"} {"kind": "call", ...} npz    per call, in job order (raw: the values)
+    {"kind": "start", "id"} {"kind": "call", ...} raw    per call, in job order (raw: the values, float64 bytes)
     {"kind": "done"}
 A call that never sends its "call" frame (killed, exited) is still known to have started. In notebook
 mode (Job.observe) bpg_notebook (notebook.py) runs the cells instead of run_cells, and its per-cell and
