@@ -209,7 +209,7 @@ def _uniform_factor(task, trials, expected, found, name, trial_names, layer, see
         if value.shape != want.shape or not np.any(want):
             return None
         k = float((value * want).sum() / (want * want).sum())
-        if not within(value, k * want, tolerance):
+        if abs(k) < 1e-12 or not within(value, k * want, tolerance):  # zeros are no factor of anything
             return None
         factors.append(k)
     if not factors or max(factors) - min(factors) > 1e-3 * max(abs(f) for f in factors) or abs(factors[0]) < 1e-12:

@@ -140,3 +140,12 @@ def test_a_large_matrix_is_drawn_by_blocks_and_a_vector_as_one_row():
     vector = heat_map([0.5, None, float("nan"), 5.0], [2], "db1")
     assert f'fill="{LEVEL_COLOURS[-1]}"' in vector  # nan (null in JSON) is drawn as the furthest off
     assert 'viewBox="0 0 272 ' in vector  # four cells of 26 px would be narrower than the legend
+
+
+def test_heat_map_levels_include_each_bound_and_draw_nan_and_none_darkest():
+    from grader.export.svg import LEVEL_LIMITS, levels_of
+
+    values = [0.0, 1.0, 1.0000001, 2.0, 10.0, 1e6, 1e6 * 1.0001, float("inf"), float("nan"), None]
+    darkest = len(LEVEL_LIMITS)
+    assert levels_of(values).tolist() == [0, 0, 1, 1, 2, 6, darkest, darkest, darkest, darkest]
+    assert levels_of([[0.5, 3.0], [None, 0.1]]).tolist() == [[0, 2], [darkest, 0]]

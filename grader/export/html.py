@@ -13,7 +13,7 @@ from pathlib import Path
 
 from grader.checkspec import Visibility
 from grader.export.page import esc, number, points, render_page
-from grader.export.svg import heat_map, level
+from grader.export.svg import heat_map, levels_of
 from grader.files import write_atomic
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, TrialResult
 from grader.rubric import Rubric
@@ -218,7 +218,7 @@ def _diagnosis(diagnosis: Diagnosis, quantities: list[str]) -> str:
 
 def _heat_figure(quantity: str, trial: TrialResult) -> str:
     values = [v for row in trial.excess for v in (row if isinstance(row, list) else [row])]
-    off = sum(level(v) > 0 for v in values)
+    off = int((levels_of(values) > 0).sum())
     matrix = trial.excess and isinstance(trial.excess[0], list)
     shape = f"{len(trial.excess)} × {len(trial.excess[0])}" if matrix else f"{len(trial.excess)}"
     label = f"Where {quantity} differs on trial {trial.trial}"

@@ -7,6 +7,8 @@ than MAX_CELLS per side are shown by blocks (each block the worst of its element
 
 import math
 
+import numpy as np
+
 from grader.export.page import esc
 
 MAX_CELLS = 48
@@ -16,14 +18,11 @@ LEVEL_COLOURS = ("#cfe9d6", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#e34a33
 LEVEL_LABELS = ("ok", "≤2×", "≤10×", "≤10²×", "≤10³×", "≤10⁴×", "≤10⁶×", "more")
 
 
-def level(excess: float | None) -> int:
-    """Colour level of one element's |found − expected| / allowed (None or nan: the darkest)."""
-    if excess is None or math.isnan(excess):
-        return len(LEVEL_LIMITS)
-    for index, limit in enumerate(LEVEL_LIMITS):
-        if excess <= limit:
-            return index
-    return len(LEVEL_LIMITS)
+def levels_of(excess: list) -> np.ndarray:
+    """Colour level of each element's |found − expected| / allowed: 0 within tolerance (≤ 1), then the
+    first LEVEL_LIMITS bound it stays under; None, nan or beyond every bound: the darkest."""
+    values = np.array(excess, dtype=np.float64)  # None becomes nan
+    return np.searchsorted(np.array(LEVEL_LIMITS), values, side="left")  # nan sorts last: the darkest
 
 
 def as_grid(excess: list) -> list[list[float | None]]:
@@ -37,14 +36,13 @@ def pooled(grid: list[list[float | None]]) -> tuple[list[list[int]], int, int]:
     """Levels per cell, pooled by the worst element into at most MAX_CELLS per side; and the block sizes."""
     rows, cols = len(grid), max((len(r) for r in grid), default=0)
     step_r, step_c = max(1, math.ceil(rows / MAX_CELLS)), max(1, math.ceil(cols / MAX_CELLS))
-    levels = []
-    for r0 in range(0, rows, step_r):
-        line = []
-        for c0 in range(0, cols, step_c):
-            block = [level(v) for row in grid[r0:r0 + step_r] for v in row[c0:c0 + step_c]]
-            line.append(max(block, default=0))
-        levels.append(line)
-    return levels, step_r, step_c
+    if not rows or not cols or any(len(row) != cols for row in grid):
+        return [], step_r, step_c
+    levels = levels_of(grid)
+    padded = np.zeros((-(-rows // step_r) * step_r, -(-cols // step_c) * step_c), dtype=levels.dtype)
+    padded[:rows, :cols] = levels
+    blocks = padded.reshape(padded.shape[0] // step_r, step_r, padded.shape[1] // step_c, step_c).max(axis=(1, 3))
+    return blocks.tolist(), step_r, step_c
 
 
 def heat_map(excess: list, where: list[int] | None, label: str) -> str:
