@@ -134,12 +134,21 @@ def test_output_from_c_code_and_subprocesses_is_captured(bwrap_sandbox):
 
 
 @pytest.mark.parametrize("statement, code", [("import sys\nsys.exit(0)", 0), ("import sys\nsys.exit(4)", 4),
-                                              ("import os\nos._exit(3)", 3), ("exit()", 0)])
+                                              ("import os\nos._exit(3)", 3), ("exit()", 0),
+                                              # the sandbox's own codes, said by a student: still the student's exit
+                                              ("import os\nos._exit(70)", 70), ("import os\nos._exit(71)", 71)])
 def test_exiting_at_import_is_reported_as_exited_with_the_code(bwrap_sandbox, statement, code):
     result = bwrap_sandbox.run(job(CORRECT + statement + "\n"), FAST)
     assert result.status == RunStatus.exited
     assert result.exit_code == code
     assert "exit" in result.message and "hostile.py" in result.message
+    assert result.calls["forward"].status == CallStatus.not_run
+
+
+def test_exit_code_72_from_a_student_is_their_broken_result_never_a_sandbox_error(bwrap_sandbox):
+    """72 is what the runner exits with when student code broke sending the results: theirs either way."""
+    result = bwrap_sandbox.run(job(CORRECT + "import os\nos._exit(72)\n"), FAST)
+    assert result.status == RunStatus.result_invalid and "exit code 72" in result.detail
     assert result.calls["forward"].status == CallStatus.not_run
 
 

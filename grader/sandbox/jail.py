@@ -7,7 +7,8 @@ mount and IPC namespaces (SysV objects die with the job), mounts its own /proc, 
 directory, drops to an unprivileged user (as root) inside a user namespace of its own (so RLIMIT_NPROC
 counts this job only), clears every capability, sets no_new_privs and rlimits, keeps only fds 0-3, and
 only then runs student code. When it exits or is killed, the kernel kills every process in its namespace. What it verified about itself goes to the worker on a
-control pipe (fd 4) that it closes before student code runs, so nothing on it can be forged.
+control pipe (fd 4), on which the runner then says "prepared" and which it closes before student code
+runs, so nothing on it can be forged.
 """
 
 import ctypes
@@ -173,14 +174,13 @@ def child(cfg: dict, header: dict, blob: bytes, runner, pipes: dict, workdir: st
         if cfg["ns"]:
             _check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(mount, ipc)")
         setup = enter_jail(cfg, header["limits"], workdir)
-        os.write(4, (json.dumps({"setup": setup}) + "\n").encode())
-        os.close(4)
+        os.write(4, (json.dumps({"setup": setup}) + "\n").encode())  # the runner closes fd 4 when prepared
     except BaseException as exc:  # noqa: BLE001 - report any setup failure, never run student code
         try:
             os.write(ctl, (json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
         finally:
             os._exit(SETUP_FAILED)
-    runner.main(header, blob, 3, workdir)
+    runner.main(header, blob, 3, workdir, control_fd=4)
     os._exit(SETUP_FAILED)
 
 

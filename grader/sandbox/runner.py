@@ -248,14 +248,18 @@ def _execute(header: dict, blob: bytes, arrays: dict, module: types.ModuleType, 
         _frame(result_fd, data)
 
 
-def main(header: dict, blob: bytes, result_fd: int, workdir: str) -> None:
+def main(header: dict, blob: bytes, result_fd: int, workdir: str, control_fd: int) -> None:
     """Run the job described by header, write its frames to result_fd, and end the process.
 
     Exit codes of our own: 71 when preparing failed (before any student code: a sandbox error), 72 when
     the results could not be produced after student code ran (typically it replaced numpy or json parts).
+    Student code can exit with 71 too, so "prepared" goes to the worker on control_fd, which is closed
+    before any student code runs: a 71 after it is the student's own exit.
     """
     try:
         arrays, module = _prepare(header, blob, workdir)
+        os.write(control_fd, b'{"prepared": true}\n')
+        os.close(control_fd)
     except BaseException:  # noqa: BLE001
         os.write(2, f"sandbox runner failed before student code:\n{traceback.format_exc()}".encode())
         os._exit(71)

@@ -13,6 +13,7 @@ from grader.sandbox.models import CallResult, CallStatus, Job, RunResult, RunSta
 from grader.sandbox.wire import ChildResults, ResultInvalid, parse_results
 
 RUNNER_FAILED = 71  # runner.py exits with this when the sandbox itself failed before student code ran
+# (only then: once the runner has said "prepared", a 71 is the student's own exit code)
 RESULTS_FAILED = 72  # ... and with this when it could not send results after student code ran
 
 
@@ -65,7 +66,7 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
     facts = f"exit code {code}, signal {sig}, setup {report.get('setup')}"
     calls = {call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
              for call in job.calls}
-    if report.get("setup_error") or code == RUNNER_FAILED:
+    if report.get("setup_error") or (code == RUNNER_FAILED and report.get("prepared") is not True):
         ours = base.pop("stderr")  # no student code ran: this is the sandbox's own traceback
         return RunResult(status=RunStatus.sandbox_error, message=messages.SANDBOX_ERROR, calls=calls, stderr="",
                          detail=f"sandbox setup failed: {report.get('setup_error')}; {facts}\n{ours}", **base)

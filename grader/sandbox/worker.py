@@ -111,7 +111,7 @@ class Collector:
                     message = json.loads(line)
                 except ValueError:
                     message = {"setup_error": f"unreadable control message {line[:200]!r}"}
-                self.report.update({k: message[k] for k in ("setup", "setup_error") if k in message})
+                self.report.update({k: message[k] for k in ("setup", "setup_error", "prepared") if k in message})
 
     def kill(self) -> None:
         try:
