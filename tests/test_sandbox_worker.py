@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -167,3 +168,54 @@ def test_a_sandbox_can_be_used_without_a_with_block_and_closed_explicitly():
     finally:
         sandbox.close()
     assert not sandbox._workers[0].alive()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (read from /proc), to check later that none is left."""
+    found, pending = set(), [pid]
+    while pending:
+        parent = pending.pop()
+        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as listing:
+                    children = {int(child) for child in listing.read().split()}
+            except OSError:
+                continue
+            pending += list(children - found)
+            found |= children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@NEEDS_BWRAP
+def test_closing_a_sandbox_in_the_middle_of_a_job_ends_the_job_and_every_process_it_started():
+    sandbox = Sandbox(jobs=1, mode="bwrap")
+    slow = "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\ntime.sleep(300)\n"
+    limits = Limits(wall_seconds=120, cpu_seconds=120)
+    done = []
+    thread = threading.Thread(target=lambda: done.append(sandbox.run(Job(filename="slow.py", cells=[slow]), limits)))
+    try:
+        assert run(sandbox, "def f():\n    return 1\n", [Call(id="f", function="f")]).status == RunStatus.ok
+        worker = sandbox._workers[0]
+        assert worker.namespace_pid is not None
+        thread.start()
+        deadline = time.monotonic() + 30
+        while len(_descendants(worker.process.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # bwrap's init, the worker, the job's child, and its `sleep`
+        inside = _descendants(worker.process.pid)
+        assert len(inside) >= 4, inside
+    finally:
+        sandbox.close()
+    thread.join(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in inside) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in inside)
+    assert done and done[0].status != RunStatus.ok

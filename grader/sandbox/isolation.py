@@ -98,7 +98,8 @@ def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
 
     No --die-with-parent: its death signal follows the *thread* that started bwrap, and workers are
     (re)started from short-lived threads. A worker ends when its stdin closes, which also happens when
-    the grader dies; bwrap's PID namespace then takes every remaining process with it.
+    the grader dies; bwrap's PID namespace then takes every remaining process with it. A worker stopped
+    in the middle of a job is ended through its namespace's init (Worker.start adds --info-fd to learn it).
     """
     command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                "--hostname", "sandbox", "--new-session", "--cap-drop", "ALL"]

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,18 +64,46 @@ class Worker:
     def __init__(self, plan: isolation.Plan, slot: int):
         self.plan, self.slot = plan, slot
         self.process: subprocess.Popen | None = None
+        self.namespace_pid: int | None = None  # bwrap's init inside the PID namespace, as seen from here
         self.log = tempfile.TemporaryFile(prefix="bpg-worker-")
 
     def start(self) -> None:
-        command = [*self.plan.prefix, sys.executable, "-s", "-P", "-c", BOOT]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                        env=isolation.WORKER_ENV, cwd="/", start_new_session=True, bufsize=0)
+        prefix, info = list(self.plan.prefix), None
+        if prefix[:1] == ["bwrap"]:  # bwrap tells us the PID (outside) of its namespace's init
+            info, info_write = os.pipe()
+            prefix[1:1] = ["--info-fd", str(info_write)]
+        command = [*prefix, sys.executable, "-s", "-P", "-c", BOOT]
+        try:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                            env=isolation.WORKER_ENV, cwd="/", start_new_session=True, bufsize=0,
+                                            pass_fds=() if info is None else (info_write,))
+        finally:
+            if info is not None:
+                os.close(info_write)
+        deadline = time.monotonic() + START_TIMEOUT
+        self.namespace_pid = None if info is None else self._namespace_pid(info, deadline)
         boot = {"worker": (HERE / "worker.py").read_text(), "modules": shipped_sources(),
                 "config": self.plan.config(self.slot)}
         self._send([json.dumps(boot).encode()])
-        ready = self._receive(1, time.monotonic() + START_TIMEOUT)
+        ready = self._receive(1, deadline)
         if not json.loads(ready[0]).get("ready"):
             raise WorkerDied(f"worker did not report ready: {ready[0][:200]!r}")
+
+    def _namespace_pid(self, info: int, deadline: float) -> int | None:
+        """The "child-pid" bwrap writes on its info fd once the namespace exists (None if it never does)."""
+        data = b""
+        try:
+            while time.monotonic() < deadline and select.select([info], [], [], deadline - time.monotonic())[0]:
+                chunk = os.read(info, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(info)
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -107,7 +136,7 @@ class Worker:
                 raise WorkerDied(f"no answer from the worker in time; {self.log_tail()}")
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:
-                raise WorkerDied(f"the worker exited ({self.process.poll()}); {self.log_tail()}")
+                raise WorkerDied(f"the worker exited ({self.process and self.process.poll()}); {self.log_tail()}")
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
@@ -120,6 +149,21 @@ class Worker:
         except OSError:
             return "worker stderr unavailable"
 
+    def kill(self) -> None:
+        """End the worker and everything inside its sandbox now, job included (from any thread: it only
+        sends signals). Killing bwrap alone would leave a running job alive until its own wall limit;
+        killing the namespace's init ends every process inside. While bwrap lives its init does too, so
+        the PID cannot have been reused."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        targets = [(os.kill, self.namespace_pid)] if self.namespace_pid else []
+        for kill, pid in [*targets, (os.killpg, process.pid)]:
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
     def stop(self) -> None:
         if self.process is None:
             return
@@ -129,10 +173,7 @@ class Worker:
         except (OSError, subprocess.TimeoutExpired):
             pass
         if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, 9)
-            except OSError:
-                pass
+            self.kill()
             self.process.wait()
         self.process.stdout.close()
         self.process = None
@@ -150,6 +191,7 @@ class Sandbox:
             raise SandboxError(f"Sandbox(jobs={jobs}): expected at least 1 parallel job")
         self.plan = isolation.plan(tuple(Path(p) for p in hide), mode)
         self._workers = [Worker(self.plan, slot) for slot in range(jobs)]
+        self._closed = False
         self._free: queue.Queue[Worker] = queue.Queue()
         for worker in self._workers:
             self._free.put(worker)
@@ -165,6 +207,7 @@ class Sandbox:
 
     def __enter__(self) -> "Sandbox":
         """Start every worker (in parallel); SandboxError if any cannot start."""
+        self._closed = False
         errors: list[str] = []
 
         def start(worker: Worker) -> None:
@@ -187,8 +230,22 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
+        """Stop every worker. A worker busy with a job (another thread's run) is killed, job included; that
+        run then returns a sandbox error, and the thread that ran it stops the worker."""
+        self._closed = True
+        idle = []
+        while True:
+            try:
+                idle.append(self._free.get_nowait())
+            except queue.Empty:
+                break
         for worker in self._workers:
-            worker.stop()
+            if any(worker is w for w in idle):
+                worker.stop()
+            else:
+                worker.kill()
+        for worker in idle:
+            self._free.put(worker)
 
     @staticmethod
     def _ensure(worker: Worker) -> None:
@@ -212,6 +269,9 @@ class Sandbox:
         payloads = encode_job(job, limits)
         problem = ""
         for _attempt in range(2):  # a worker that died is restarted and the job retried once
+            if self._closed:
+                worker.stop()
+                return self._failed(job, problem + "the sandbox was closed before the job finished")
             try:
                 self._ensure(worker)
                 report_raw, out, err, blob = worker.exchange(payloads, limits.wall_seconds + REPLY_SLACK)
