@@ -4,24 +4,24 @@ Exit codes: 0 success (for `check`: every visible check passed); 1 the work was 
 failed (a check, an invalid rubric); 2 the command could not run as asked (usage, missing rubric).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader import __version__
-from grader.answer_key import answer_key, render_json, render_text
-from grader.checkspec import Visibility
 from grader.cli_grade import add_grade_command
 from grader.cli_gradescope import add_gradescope_command
 from grader.errors import GraderError, RubricInvalid, UsageError
-from grader.export.html import write_report_html
-from grader.export.report_json import report_schema, write_report_json
-from grader.export.table import render_table
-from grader.handout import render_handout
-from grader.report import CheckStatus
-from grader.rubric import Rubric
-from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric, rubric_hash
+
+if TYPE_CHECKING:
+    from grader.rubric import Rubric
+
+# Stage modules (numpy, pydantic, torch-free but ~0.4 s to import) are imported inside the commands that use
+# them: `check` launches its sandbox worker first, so the worker's ~2 s start overlaps the grader's imports.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rubric_list(args: argparse.Namespace) -> int:
+    from grader.rubric_files import bundled_rubrics, load_rubric
+
     for rubric_id in bundled_rubrics():
         if args.ids:
             print(rubric_id)
@@ -105,12 +107,16 @@ def _rubric_list(args: argparse.Namespace) -> int:
 
 
 def _rubric_show(args: argparse.Namespace) -> int:
+    from grader.rubric_files import find_rubric, load_rubric
+
     rubric = load_rubric(args.rubric)
     print(_describe(rubric, find_rubric(args.rubric)))
     return EXIT_OK
 
 
 def _rubric_validate(args: argparse.Namespace) -> int:
+    from grader.rubric_files import find_rubric, load_rubric
+
     failed = 0
     for name in args.rubrics:
         try:
@@ -124,11 +130,16 @@ def _rubric_validate(args: argparse.Namespace) -> int:
 
 
 def _rubric_schema(args: argparse.Namespace) -> int:
+    from grader.rubric import Rubric
+
     print(json.dumps(Rubric.model_json_schema(), indent=1))
     return EXIT_OK
 
 
 def _solve(args: argparse.Namespace) -> int:
+    from grader.answer_key import answer_key, render_json, render_text
+    from grader.rubric_files import load_rubric
+
     rubric = load_rubric(args.rubric)
     group = "hidden" if args.hidden else "public"
     count = rubric.trials.hidden if args.hidden else rubric.trials.public
@@ -142,20 +153,31 @@ def _solve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from grader.grade import grade_submission  # the sandbox is imported only by commands that run code
-    from grader.sandbox import Sandbox
+    from grader.sandbox.sandbox import Sandbox  # light: the worker is launched before the stages are imported
 
-    rubric = load_rubric(args.rubric)
     if not args.file.is_file():
         raise UsageError(f"{args.file}: no such file; pass the path of your .py file or .ipynb notebook")
-    limits = rubric.limits
-    if args.timeout is not None:
-        if args.timeout <= 0:
-            raise UsageError(f"--timeout {args.timeout}: expected a positive number of seconds")
-        limits = limits.model_copy(update={"wall_seconds": args.timeout, "cpu_seconds": args.timeout})
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout}: expected a positive number of seconds")
     args.out.mkdir(parents=True, exist_ok=True)  # hidden from the submission, so it must exist first
-    with Sandbox(jobs=1, hide=[args.out.resolve()]) as sandbox:
-        report = grade_submission(rubric, rubric_hash(args.rubric), args.file, sandbox, ("public",), limits)
+    sandbox = Sandbox(jobs=1, hide=[args.out.resolve()]).launch()
+    try:
+        from grader.checkspec import Visibility
+        from grader.export.html import write_report_html
+        from grader.export.report_json import write_report_json
+        from grader.export.table import render_table
+        from grader.grade import grade_submission
+        from grader.report import CheckStatus
+        from grader.rubric_files import load_rubric, rubric_hash
+
+        rubric = load_rubric(args.rubric)
+        limits = rubric.limits
+        if args.timeout is not None:
+            limits = limits.model_copy(update={"wall_seconds": args.timeout, "cpu_seconds": args.timeout})
+        with sandbox:
+            report = grade_submission(rubric, rubric_hash(args.rubric), args.file, sandbox, ("public",), limits)
+    finally:
+        sandbox.close()
     path = write_report_json(report, args.out)
     html = write_report_html(report, args.out, rubric, f"backprop-grader check {args.file} --rubric {args.rubric}")
     print(render_table(report))
@@ -165,11 +187,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from grader.export.report_json import report_schema
+    from grader.rubric import Rubric
+
     print(report_schema() if args.what == "report" else json.dumps(Rubric.model_json_schema(), indent=1))
     return EXIT_OK
 
 
 def _handout(args: argparse.Namespace) -> int:
+    from grader.handout import render_handout
+    from grader.rubric_files import load_rubric
+
     rubric = load_rubric(args.rubric)
     if rubric.submission.kind != "contract":
         raise UsageError(f"--rubric {rubric.id}: a handout is for contract rubrics; this one takes free-form notebooks")

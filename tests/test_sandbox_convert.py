@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.sandbox.sandbox import shipped_sources
+from grader.sandbox.process import shipped_sources
 from grader.sandbox.worker import load_modules
 
 MODULES = load_modules(shipped_sources())

@@ -11,7 +11,8 @@ import torch
 from grader.limits import Limits
 from grader.sandbox import Call, CallStatus, CellStatus, Job, RunStatus
 from grader.sandbox.observed import parse_run
-from grader.sandbox.wire import ResultInvalid, frame
+from grader.sandbox.process import frame
+from grader.sandbox.wire import ResultInvalid
 
 SEED = 1234
 LIMITS = Limits(wall_seconds=20, cpu_seconds=20)

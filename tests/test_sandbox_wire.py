@@ -7,7 +7,8 @@ import pytest
 
 from grader.limits import Limits
 from grader.sandbox import Call, Job
-from grader.sandbox.wire import ResultInvalid, encode_job, frame, parse_results, split_frames
+from grader.sandbox.process import frame
+from grader.sandbox.wire import ResultInvalid, encode_job, parse_results, split_frames
 
 JOB = Job(filename="a.py", cells=["pass"], arrays={"x": np.arange(6.0).reshape(2, 3)},
           calls=[Call(id="one", function="f", args=["x"]), Call(id="two", function="g")])

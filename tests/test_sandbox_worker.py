@@ -219,3 +219,18 @@ def test_closing_a_sandbox_in_the_middle_of_a_job_ends_the_job_and_every_process
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in inside)
     assert done and done[0].status != RunStatus.ok
+
+
+@NEEDS_BWRAP
+def test_a_sandbox_launched_early_waits_for_its_worker_on_entry_and_is_killed_at_once_if_never_used():
+    """`check` launches its worker before importing the grader's stages; an early error must not wait for it."""
+    sandbox = Sandbox(jobs=1, mode="bwrap").launch()
+    worker = sandbox._workers[0]
+    assert worker.alive() and not worker.ready
+    with sandbox:
+        assert worker.ready
+        assert run(sandbox, "def f():\n    return 3\n", [Call(id="f", function="f")]).calls["f"].values[""] == 3
+    unused = Sandbox(jobs=1, mode="bwrap").launch()
+    process = unused._workers[0].process
+    unused.close()
+    assert process.returncode == -signal.SIGKILL  # killed, not left to finish importing torch and then exit

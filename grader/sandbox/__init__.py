@@ -10,9 +10,17 @@ protections of each mode. worker.py, jail.py, runner.py, convert.py, notebook.py
 are standalone scripts shipped into the sandbox; they are never imported by the grader.
 """
 
-from grader.sandbox.models import Call, CallResult, CallStatus, Job, RunResult, RunStatus
-from grader.sandbox.records import CellRecord, CellStatus, ForwardCall, GradSnapshot, NamespaceEntry
-from grader.sandbox.sandbox import Sandbox
+import importlib
 
-__all__ = ["Call", "CallResult", "CallStatus", "CellRecord", "CellStatus", "ForwardCall", "GradSnapshot", "Job",
-           "NamespaceEntry", "RunResult", "RunStatus", "Sandbox"]
+# Names are imported on first use (PEP 562), so that `check` can launch its worker through
+# grader.sandbox.sandbox before numpy and pydantic are imported (see Sandbox.launch).
+_HOMES = {"Call": "models", "CallResult": "models", "CallStatus": "models", "Job": "models", "RunResult": "models",
+          "RunStatus": "models", "CellRecord": "records", "CellStatus": "records", "ForwardCall": "records",
+          "GradSnapshot": "records", "NamespaceEntry": "records", "Sandbox": "sandbox"}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'grader.sandbox' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"grader.sandbox.{_HOMES[name]}"), name)

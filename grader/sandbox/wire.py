@@ -9,7 +9,6 @@ read. Any violation raises ResultInvalid; the caller turns it into RunStatus.res
 
 import json
 import math
-import struct
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -18,18 +17,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from grader.limits import Limits
 from grader.sandbox.models import Job
+from grader.sandbox.process import HEADER
 
-HEADER = struct.Struct(">Q")
 MAX_JSON_FRAME = 16 << 20
 
 
 class ResultInvalid(Exception):
     """The child's results cannot be trusted; the message says what was wrong (instructor detail)."""
-
-
-def frame(payload: bytes) -> bytes:
-    """One length-prefixed frame."""
-    return HEADER.pack(len(payload)) + payload
 
 
 def encode_job(job: Job, limits: Limits) -> list[bytes]:

@@ -1,0 +1,197 @@
+"""A warm worker process and the pipe protocol to it (started from sandbox.Sandbox, or launched early).
+
+Only the standard library and isolation.py are imported here, so a command can launch its worker before
+importing the rest of the grader (numpy, pydantic): the worker's `import torch` (~2 s) then overlaps the
+grader's own start-up. Frames are length-prefixed (8-byte big-endian length, then the payload).
+"""
+
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from grader.sandbox import isolation
+
+HEADER = struct.Struct(">Q")
+
+
+def frame(payload: bytes) -> bytes:
+    """One length-prefixed frame."""
+    return HEADER.pack(len(payload)) + payload
+
+
+HERE = Path(__file__).resolve().parent
+BOOT = """\
+import os, json
+def _read(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            raise SystemExit(3)
+        data += chunk
+    return data
+BOOT = json.loads(_read(int.from_bytes(_read(8), "big")))
+exec(compile(BOOT["worker"], "<sandbox worker>", "exec"), {"__name__": "bpg_worker", "BOOT": BOOT})
+"""
+START_TIMEOUT = 120.0
+
+
+SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_observe": "observe.py",
+           "bpg_shims": "shims.py", "bpg_notebook": "notebook.py", "bpg_jail": "jail.py"}  # in import order
+
+
+def shipped_sources() -> dict[str, str]:
+    """Source of the modules the worker creates inside the sandbox, by module name, in import order."""
+    return {name: (HERE / filename).read_text() for name, filename in SHIPPED.items()}
+
+
+class WorkerDied(Exception):
+    """The worker process ended or broke the protocol; the message says how (instructor detail)."""
+
+
+class Worker:
+    """One warm worker process and the pipe protocol to it. Not thread-safe: one job at a time."""
+
+    def __init__(self, plan: isolation.Plan, slot: int):
+        self.plan, self.slot = plan, slot
+        self.process: subprocess.Popen | None = None
+        self.namespace_pid: int | None = None  # bwrap's init inside the PID namespace, as seen from here
+        self.ready = False  # said "ready" since its launch
+        self.deadline = 0.0  # when a launched worker must be ready
+        self.log = tempfile.TemporaryFile(prefix="bpg-worker-")
+
+    def start(self) -> None:
+        """Launch the worker and wait until it is ready for jobs (WorkerDied if it never is)."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the worker process and send it its sources without waiting for it to be ready: it spends
+        ~2 s importing torch, which the caller can overlap with work of its own before wait_ready()."""
+        self.ready = False
+        prefix, info = list(self.plan.prefix), None
+        if prefix[:1] == ["bwrap"]:  # bwrap tells us the PID (outside) of its namespace's init
+            info, info_write = os.pipe()
+            prefix[1:1] = ["--info-fd", str(info_write)]
+        command = [*prefix, sys.executable, "-s", "-P", "-c", BOOT]
+        try:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                            env=isolation.WORKER_ENV, cwd="/", start_new_session=True, bufsize=0,
+                                            pass_fds=() if info is None else (info_write,))
+        finally:
+            if info is not None:
+                os.close(info_write)
+        self.deadline = time.monotonic() + START_TIMEOUT
+        self.namespace_pid = None if info is None else self._namespace_pid(info, self.deadline)
+        boot = {"worker": (HERE / "worker.py").read_text(), "modules": shipped_sources(),
+                "config": self.plan.config(self.slot)}
+        self._send([json.dumps(boot).encode()])
+
+    def wait_ready(self) -> None:
+        """Wait for the launched worker's "ready" (at most START_TIMEOUT from its launch)."""
+        if self.ready:
+            return
+        ready = self._receive(1, self.deadline)
+        if not json.loads(ready[0]).get("ready"):
+            raise WorkerDied(f"worker did not report ready: {ready[0][:200]!r}")
+        self.ready = True
+
+    def _namespace_pid(self, info: int, deadline: float) -> int | None:
+        """The "child-pid" bwrap writes on its info fd once the namespace exists (None if it never does)."""
+        data = b""
+        try:
+            while time.monotonic() < deadline and select.select([info], [], [], deadline - time.monotonic())[0]:
+                chunk = os.read(info, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(info)
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def exchange(self, payloads: list[bytes], timeout: float) -> list[bytes]:
+        """Send one job, wait for its four reply frames."""
+        self._send(payloads)
+        return self._receive(4, time.monotonic() + timeout)
+
+    def _send(self, payloads: list[bytes]) -> None:
+        try:
+            for payload in payloads:
+                self.process.stdin.write(frame(payload))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise WorkerDied(f"cannot write to the worker: {exc}; {self.log_tail()}") from None
+
+    def _receive(self, count: int, deadline: float) -> list[bytes]:
+        fd = self.process.stdout.fileno()
+        return [self._read(fd, self._size(fd, deadline), deadline) for _ in range(count)]
+
+    def _size(self, fd: int, deadline: float) -> int:
+        return int.from_bytes(self._read(fd, HEADER.size, deadline), "big")
+
+    def _read(self, fd: int, size: int, deadline: float) -> bytes:
+        chunks, left = [], size
+        while left:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise WorkerDied(f"no answer from the worker in time; {self.log_tail()}")
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise WorkerDied(f"the worker exited ({self.process and self.process.poll()}); {self.log_tail()}")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def log_tail(self) -> str:
+        try:
+            self.log.seek(0, os.SEEK_END)
+            self.log.seek(max(0, self.log.tell() - 2000))
+            return "worker stderr: " + self.log.read().decode(errors="replace")
+        except OSError:
+            return "worker stderr unavailable"
+
+    def kill(self) -> None:
+        """End the worker and everything inside its sandbox now, job included (from any thread: it only
+        sends signals). Killing bwrap alone would leave a running job alive until its own wall limit;
+        killing the namespace's init ends every process inside. While bwrap lives its init does too, so
+        the PID cannot have been reused."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        targets = [(os.kill, self.namespace_pid)] if self.namespace_pid else []
+        for kill, pid in [*targets, (os.killpg, process.pid)]:
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        """End the worker: gracefully (it exits when its stdin closes) once ready, at once before that (a
+        worker still importing torch would not read its stdin for seconds)."""
+        if self.process is None:
+            return
+        if not self.ready:
+            self.kill()
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if self.process.poll() is None:
+            self.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self.process = None
