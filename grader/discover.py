@@ -119,7 +119,7 @@ class _Finder:
         code, others = self.code_files(folder, label, 0)
         if len(code) == 1:
             path = code[0]
-            data, notes = _data_files(path)
+            data, notes = data_files(path)
             self.add(Candidate(student, name, f"{label}/{path.relative_to(folder)}", source=path, problem=_unusable(path),
                                data_files=data, notes=notes))
             return
@@ -189,8 +189,9 @@ def _unusable(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def _data_files(code: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
-    """The files beside a student's notebook (never another student's: only folders have them), within caps."""
+def data_files(code: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The files beside a student's notebook (never another student's: only folders have them), within caps;
+    and notes for the student on what was left out."""
     chosen, notes, total = [], [], 0
     for entry in sorted(code.parent.iterdir(), key=lambda p: p.name):
         if entry == code or is_junk(entry.name) or not entry.is_file() or entry.suffix.lower() in (*CODE_SUFFIXES, ".zip"):

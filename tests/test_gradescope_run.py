@@ -241,6 +241,8 @@ def test_a_notebook_rubric_grades_the_only_notebook(tmp_path):
     (tmp_path / "torch_autograd.dat").write_text("dW1: ...")
     found = find_submission(tmp_path, rubric)
     assert found.path == tmp_path / "a1.ipynb" and found.problem is None
+    assert found.data_files == (tmp_path / "torch_autograd.dat",)  # placed beside the notebook when it runs
+    assert any("not read by the grader" in note and "scratch.py" in note and ".dat" not in note for note in found.notes)
     (tmp_path / "b.ipynb").write_text("{}")
     assert find_submission(tmp_path, rubric).problem[0] == "ambiguous"
 
@@ -251,3 +253,24 @@ def test_a_file_defining_more_contract_functions_wins(tmp_path):
     (tmp_path / ".hidden.py").write_text((SAMPLES / "correct.py").read_text())
     found = find_submission(tmp_path, load_rubric("bs6207-a1"))
     assert found.path == tmp_path / "full.py"
+
+
+def test_a_notebook_uploaded_with_its_dat_files_is_graded_from_those_files(
+        gradescope_container, gradescope_run, gradescope_schema, grading_sandbox):
+    """As in a class folder: the files beside the notebook are placed beside it when it runs."""
+    from grader.grade_notebook import run_notebook
+    from grader.load import load_submission
+
+    notebooks = REPO / "submissions" / "bs6207-a1-notebooks"
+    rubric = load_rubric("bs6207-a1-notebook")
+    handed_in = run_notebook(rubric, load_submission(notebooks / "correct.ipynb"), grading_sandbox, rubric.limits, {}).files
+    notebook = json.loads((notebooks / "correct.ipynb").read_text())
+    notebook["cells"] = [c for c in notebook["cells"] if ".dat" not in "".join(c["source"])]  # writes no .dat
+    files = {"a1.ipynb": json.dumps(notebook), **{name: handed_in[name] for name in ("torch_autograd.dat", "my_autograd.dat")}}
+    root = gradescope_container(files, rubric="bs6207-a1-notebook")
+    done, results = gradescope_run(root)
+    assert done.returncode == 0, done.stderr
+    gradescope_schema(results)
+    assert_consistent(results, rubric.max_points())
+    assert results["score"] == rubric.max_points()
+    assert "was not written" not in student_text(results) and "not read by the grader" not in results["output"]

@@ -63,7 +63,8 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
         else:
             log.append(f"grading {found.path.relative_to(root / 'submission')}")
             hide = [root / name for name in PRIVATE_DIRS] + _outside(find_rubric(rubric_name), root)
-            report = grade(rubric, rubric_hash(rubric_name), found.path, _limits(rubric.limits, timeout), hide)
+            files = {path.name: path.read_bytes() for path in found.data_files}
+            report = grade(rubric, rubric_hash(rubric_name), found.path, _limits(rubric.limits, timeout), hide, files)
             log += describe(report)
             graded = f"Graded file: {found.path.relative_to(root / 'submission')}"
             results = results_from_report(report, rubric, time.monotonic() - started, [graded, *found.notes])
@@ -82,9 +83,11 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
     return code
 
 
-def grade(rubric: Rubric, digest: str, path: Path, limits: Limits, hide: list[Path]) -> GradeReport:
+def grade(rubric: Rubric, digest: str, path: Path, limits: Limits, hide: list[Path],
+          files: dict[str, bytes] | None = None) -> GradeReport:
     """Grade one file on the public and hidden trials; the sandbox is shut down when this returns.
 
+    `files` are handed in beside a notebook (its .dat and data files) and placed in its work directory.
     A file the load stage rejects (empty, not UTF-8, wrong type, ...) never starts the sandbox.
     """
     from grader.grade import grade_submission  # the sandbox is imported only by commands that run code
@@ -94,9 +97,9 @@ def grade(rubric: Rubric, digest: str, path: Path, limits: Limits, hide: list[Pa
     sandbox = Sandbox(jobs=1, hide=hide)
     try:
         if load_submission(path).problem is not None:
-            return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits)
+            return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
         with sandbox:
-            return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits)
+            return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
     finally:
         sandbox.close()
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.discover import data_files
 from grader.load import load_submission
 from grader.rubric import Rubric
 
@@ -24,6 +25,7 @@ class Found:
     path: Path | None = None
     problem: tuple[str, str] | None = None
     notes: list[str] = field(default_factory=list)
+    data_files: tuple[Path, ...] = ()  # notebook rubrics: the files beside the notebook (.dat, data), for its run
 
 
 def find_submission(folder: Path, rubric: Rubric) -> Found:
@@ -40,12 +42,17 @@ def find_submission(folder: Path, rubric: Rubric) -> Found:
         return Found(problem=("wrong_file_type", f"Expected a .py file or a .ipynb notebook; found {names}. "
                                                  "Upload your code as .py or .ipynb."), notes=notes)
     if len(code) == 1:
-        return Found(path=code[0], notes=notes + _ignored(folder, files, code[0]))
-    chosen, problem = _choose(folder, code, rubric)
-    if chosen is None:
-        return Found(problem=("ambiguous", problem), notes=notes)
-    return Found(path=chosen, notes=notes + [f"Several files were submitted; graded {_name(folder, chosen)}."]
-                 + _ignored(folder, files, chosen))
+        chosen, notes = code[0], notes
+    else:
+        chosen, problem = _choose(folder, code, rubric)
+        if chosen is None:
+            return Found(problem=("ambiguous", problem), notes=notes)
+        notes = notes + [f"Several files were submitted; graded {_name(folder, chosen)}."]
+    data: tuple[Path, ...] = ()
+    if rubric.submission.kind == "notebook":  # its .dat and data files go beside it, as in a class folder
+        data, left_out = data_files(chosen)
+        notes = notes + list(left_out)
+    return Found(path=chosen, notes=notes + _ignored(folder, files, (chosen, *data)), data_files=data)
 
 
 def _files(folder: Path) -> tuple[list[Path], list[str]]:
@@ -93,8 +100,8 @@ def _defined(path: Path, functions: list[str]) -> int:
     return sum(bool(re.search(rf"^def\s+{re.escape(name)}\s*\(", source, re.MULTILINE)) for name in functions)
 
 
-def _ignored(folder: Path, files: list[Path], chosen: Path) -> list[str]:
-    others = [_name(folder, f) for f in files if f != chosen]
+def _ignored(folder: Path, files: list[Path], used: tuple[Path, ...]) -> list[str]:
+    others = [_name(folder, f) for f in files if f not in used]
     return [f"Also submitted, not read by the grader (it runs your code): {', '.join(others)}."] if others else []
 
 
