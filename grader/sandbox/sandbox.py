@@ -4,7 +4,9 @@ A worker is started once per slot (numpy and torch imported once, ~1-2 s) and re
 job forks a fresh child from it, so a job costs tens of milliseconds and inherits nothing from the jobs
 before it. If a worker dies or stops answering it is killed and started again, and the job is retried once.
 The worker's source (worker.py and the SHIPPED modules) is sent over its stdin at start: the
-grader's package directories are not visible inside the sandbox.
+grader's package directories are not visible inside the sandbox. The Worker and its pipe protocol live in
+process.py; this module imports nothing heavy at load, so `launch()` can start workers before the rest of
+the grader is imported.
 """
 
 from __future__ import annotations
