@@ -69,12 +69,8 @@ def compare(
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(aligned))[0])
         value = aligned[bad] if aligned.ndim else aligned
         return Comparison(Verdict.not_finite, f"{name}: expected finite numbers, found {value} at {bad}", layout, where=bad)
-    # ndarray methods rather than np.max/np.all: this runs ~100 times per submission on small arrays.
-    magnitude = np.abs(expected)
-    scale = float(magnitude.max()) if expected.size else 0.0
-    atol_eff = max(tolerance.atol, tolerance.atol_rel * scale)
+    magnitude, scale, atol_eff, allowed = _allowed(expected, tolerance)
     error = np.abs(aligned - expected)
-    allowed = atol_eff + tolerance.rtol * magnitude
     printed_max = 0.0
     if uncertainty is not None:
         printed, _ = align(np.asarray(uncertainty, dtype=np.float64), expected, allow_transposed)
@@ -112,10 +108,16 @@ def within(found: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> boo
     expected = np.asarray(expected, dtype=np.float64)
     if found.shape != expected.shape or not np.isfinite(found).all():
         return False
+    return bool((np.abs(found - expected) <= _allowed(expected, tolerance)[3]).all())
+
+
+def _allowed(expected: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """|expected|, its largest value, atol_eff and the allowed error per element (DESIGN §6). ndarray
+    methods rather than np.max: this runs hundreds of times per submission on small arrays."""
     magnitude = np.abs(expected)
     scale = float(magnitude.max()) if expected.size else 0.0
     atol_eff = max(tolerance.atol, tolerance.atol_rel * scale)
-    return bool((np.abs(found - expected) <= atol_eff + tolerance.rtol * magnitude).all())
+    return magnitude, scale, atol_eff, atol_eff + tolerance.rtol * magnitude
 
 
 def align(found: np.ndarray, expected: np.ndarray, allow_transposed: bool) -> tuple[np.ndarray | None, str]:

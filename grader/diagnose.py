@@ -11,7 +11,7 @@ appears is the failing gradient closest to the output: backprop runs from the ou
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -39,6 +39,7 @@ def diagnose(
     tolerances: dict[str, Tolerance] = {}  # by quantity name: the first check of that name sets it
     for check in task.checks:
         tolerances.setdefault(check.quantity.split(".", 1)[-1], rubric.tolerance_for(check))
+    prints = {trial.name: _fingerprint(trial) for trial in trials}
     for source in task.contract.functions():
         failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status == CheckStatus.failed]
         if not failing:
@@ -46,7 +47,6 @@ def diagnose(
         found = {trial.name: _found(rubric, task, source, trial, found_by_call) for trial in trials}
         names = [r.quantity.split(".", 1)[1] for r in failing]
         failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
-        prints = {trial.name: _fingerprint(trial) for trial in trials}
         explained = _best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances)
         layer = _first_layer(names)
         factors: list[float] = []
@@ -79,33 +79,34 @@ def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call:
     return values
 
 
-# Mutant values by (task settings, trial contents, mistake): every student of a class shares the trials, so
-# each mutant runs once per trial per batch instead of once per failing student. Bounded; values are never
-# modified by their users.
+# Mutant values by (task settings, trial contents, mistake), and whether each equals the reference: every
+# student of a class shares the trials, so each mutant runs once per trial per batch instead of once per
+# failing student. Bounded; values are never modified by their users.
 _MUTANT_CACHE: dict[tuple, object] = {}
 _MUTANT_CACHE_SIZE = 20000
+
+
+def _cached(key: tuple, compute: Callable[[], object]) -> object:
+    value = _MUTANT_CACHE.get(key)
+    if value is None:
+        value = compute()
+        if len(_MUTANT_CACHE) >= _MUTANT_CACHE_SIZE:
+            _MUTANT_CACHE.clear()
+        _MUTANT_CACHE[key] = value
+    return value
 
 
 def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dict[str, np.ndarray]]:
     """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update); `key`
     identifies the three: the _task_key, the trial's fingerprint, the mistake's id."""
-    cached = _MUTANT_CACHE.get(key)
-    if cached is None:
-        cached = _run_mutants(task, trial, mistake)
-        if len(_MUTANT_CACHE) >= _MUTANT_CACHE_SIZE:
-            _MUTANT_CACHE.clear()
-        _MUTANT_CACHE[key] = cached
-    return cached
+    return _cached(key, lambda: _run_mutants(task, trial, mistake))
 
 
 def _equals_reference(task, trial, key, variant, name, expected, candidate, tolerance: Tolerance) -> bool:
     """Whether this variant of the mutant gives the reference's value for `name` on `trial` (the same for
     every student of a class, so it is cached with the mutant's values)."""
     key = ("equal", key, variant, name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
-    cached = _MUTANT_CACHE.get(key)
-    if cached is None:
-        cached = _MUTANT_CACHE[key] = _matches(task, trial, name, expected, candidate, tolerance)
-    return cached
+    return _cached(key, lambda: _matches(task, trial, name, expected, candidate, tolerance))
 
 
 def _task_key(task: Task) -> tuple:
@@ -160,7 +161,7 @@ def _best_mutant(task, trials, expected, found, names, failed_on, prints, tolera
         variants_by_trial = {trial.name: _mutants(task, trial, mistake, keys[trial.name]) for trial in trials}
         explained = set()
         for name in names:
-            trial_names = failed_on[name]
+            trial_names, tolerance = failed_on[name], tolerances[name]
             if not trial_names or any(name not in found[t] for t in trial_names):
                 continue
             for variant in range(max((len(v) for v in variants_by_trial.values()), default=0)):
@@ -173,7 +174,6 @@ def _best_mutant(task, trials, expected, found, names, failed_on, prints, tolera
                         ok = False
                         break
                     candidate = variants[variant][name]
-                    tolerance = tolerances[name]
                     if _equals_reference(task, trial, keys[trial.name], variant, name, expected[trial.name][name], candidate, tolerance):
                         ok = False  # the mutant equals the reference here: it cannot be the explanation
                         break
@@ -212,7 +212,7 @@ def _uniform_factor(task, trials, expected, found, name, trial_names, layer, see
         if abs(k) < 1e-12 or not within(value, k * want, tolerance):  # zeros are no factor of anything
             return None
         factors.append(k)
-    if not factors or max(factors) - min(factors) > 1e-3 * max(abs(f) for f in factors) or abs(factors[0]) < 1e-12:
+    if not factors or max(factors) - min(factors) > 1e-3 * max(abs(f) for f in factors):
         return None
     k = factors[0]
     if _size(found, name) < 2 and not any(abs(k - other) <= 1e-3 * abs(other) for other in seen):

@@ -42,7 +42,7 @@ def find_submission(folder: Path, rubric: Rubric) -> Found:
         return Found(problem=("wrong_file_type", f"Expected a .py file or a .ipynb notebook; found {names}. "
                                                  "Upload your code as .py or .ipynb."), notes=notes)
     if len(code) == 1:
-        chosen, notes = code[0], notes
+        chosen = code[0]
     else:
         chosen, problem = _choose(folder, code, rubric)
         if chosen is None:
