@@ -9,9 +9,8 @@ mutant explains is tested for a uniform factor (found ≈ k·expected). The laye
 appears is the failing gradient closest to the output: backprop runs from the output down.
 """
 
-import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric import Rubric
 from grader.run import call_id
 from grader.found import Found
+from grader.memo import remember
 from grader.tasks import Task
 from grader.trials import Trial
 from reference.mistakes import UPDATE_LEARNING_RATES, Mistake, mistakes_for, run_mutant
@@ -39,7 +39,7 @@ def diagnose(
     tolerances: dict[str, Tolerance] = {}  # by quantity name: the first check of that name sets it
     for check in task.checks:
         tolerances.setdefault(check.quantity.split(".", 1)[-1], rubric.tolerance_for(check))
-    prints = {trial.name: _fingerprint(trial) for trial in trials}
+    prints = {trial.name: trial.fingerprint for trial in trials}
     for source in task.contract.functions():
         failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status == CheckStatus.failed]
         if not failing:
@@ -83,45 +83,24 @@ def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call:
 # student of a class shares the trials, so each mutant runs once per trial per batch instead of once per
 # failing student. Bounded; values are never modified by their users.
 _MUTANT_CACHE: dict[tuple, object] = {}
-_MUTANT_CACHE_SIZE = 20000
-
-
-def _cached(key: tuple, compute: Callable[[], object]) -> object:
-    value = _MUTANT_CACHE.get(key)
-    if value is None:
-        value = compute()
-        if len(_MUTANT_CACHE) >= _MUTANT_CACHE_SIZE:
-            _MUTANT_CACHE.clear()
-        _MUTANT_CACHE[key] = value
-    return value
 
 
 def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dict[str, np.ndarray]]:
     """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update); `key`
     identifies the three: the _task_key, the trial's fingerprint, the mistake's id."""
-    return _cached(key, lambda: _run_mutants(task, trial, mistake))
+    return remember(_MUTANT_CACHE, key, lambda: _run_mutants(task, trial, mistake))
 
 
 def _equals_reference(task, trial, key, variant, name, expected, candidate, tolerance: Tolerance) -> bool:
     """Whether this variant of the mutant gives the reference's value for `name` on `trial` (the same for
     every student of a class, so it is cached with the mutant's values)."""
     key = ("equal", key, variant, name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
-    return _cached(key, lambda: _matches(task, trial, name, expected, candidate, tolerance))
+    return remember(_MUTANT_CACHE, key, lambda: _matches(task, trial, name, expected, candidate, tolerance))
 
 
 def _task_key(task: Task) -> tuple:
     """The task settings a mutant's values depend on (with the trial's arrays and the mistake)."""
     return (task.kind, getattr(task, "activation", "relu"), task.reduction, getattr(task, "p", 0.0), getattr(task, "lr", 0.0))
-
-
-def _fingerprint(trial: Trial) -> str:
-    """A digest of every array of the trial (names, shapes, bytes): equal digests, equal mutant values."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, value in sorted(trial.arrays().items()):
-        value = np.ascontiguousarray(value, dtype=np.float64)
-        digest.update(f"{name}{value.shape}".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
 
 
 def _run_mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from grader.limits import Limits
 from grader.load import Submission
+from grader.memo import remember_for
 from grader.rubric import Rubric
 from grader.sandbox import Call, Job, RunResult, Sandbox
 from grader.tasks import Task
@@ -30,6 +31,17 @@ def call_id(task: Task, source: str, trial: Trial) -> str:
 
 def plan(rubric: Rubric, submission: Submission, groups: tuple[Group, ...], hidden_seed: int | None = None) -> Planned:
     """Trials per task and the sandbox job that runs the submission on all of them."""
+    trials, arrays, calls = remember_for(_PLANS, (rubric,), (groups, hidden_seed), lambda: _calls(rubric, groups, hidden_seed))
+    job = Job(filename=submission.path.name, cells=submission.cells, arrays=arrays, calls=calls)
+    return Planned(trials, job)
+
+
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _calls(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: int | None) -> tuple[dict, dict, list[Call]]:
+    """Trials, named arrays and calls: the same for every submission graded against `rubric` (shared, so
+    never modified)."""
     trials: dict[str, list[Trial]] = {}
     arrays, calls = {}, []
     for task in rubric.tasks:
@@ -44,8 +56,7 @@ def plan(rubric: Rubric, submission: Submission, groups: tuple[Group, ...], hidd
                 args += [names["masks"], trial.scalars["p"], trial.scalars["lr"]]
             for source, function in task.contract.functions().items():
                 calls.append(Call(id=call_id(task, source, trial), function=function, args=args, scratch=source == "scratch"))
-    job = Job(filename=submission.path.name, cells=submission.cells, arrays=arrays, calls=calls)
-    return Planned(trials, job)
+    return trials, arrays, calls
 
 
 def run_planned(sandbox: Sandbox, planned: Planned, limits: Limits) -> RunResult:

@@ -7,11 +7,13 @@ U(−1/√fan_in, 1/√fan_in); dropout keep-masks are drawn here and handed to 
 """
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
+from grader.memo import remember_for
 from grader.rubric import Rubric
 from grader.tasks import DropoutTrainingTask, MlpRegressionTask, Task
 from reference import mlp_regression
@@ -37,6 +39,16 @@ class Trial:
     def name(self) -> str:
         """`public-0`, `hidden-2`: how reports and the answer key name a trial (read in hot loops)."""
         return f"{self.group}-{self.index}"
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A digest of every array (names, shapes, bytes): equal digests, equal values computed from them."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name, value in sorted(self.arrays().items()):
+            value = np.ascontiguousarray(value, dtype=np.float64)
+            digest.update(f"{name}{value.shape}".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array of the trial by name (`x`, `y`, `W1`, …, `masks`), for handing to a submission."""
@@ -69,13 +81,22 @@ def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed
         params["W1"][dead] = 0.0
         if "b1" in params:
             params["b1"][dead] = 0.0
-    return Trial(task.id, group, index, x, y, params, masks, is_given, scalars)
+    trial = Trial(task.id, group, index, x, y, params, masks, is_given, scalars)
+    for array in trial.arrays().values():
+        array.flags.writeable = False  # shared by every student of a class (see trials_for)
+    return trial
+
+
+_TRIALS: dict[tuple, list[Trial]] = {}
 
 
 def trials_for(rubric: Rubric, task: Task, groups: tuple[Group, ...], hidden_seed: int | None = None) -> list[Trial]:
-    """Every trial of the given groups, public first, in index order."""
+    """Every trial of the given groups, public first, in index order. Made once per (rubric, task,
+    groups, hidden seed) and shared by every submission graded against them: the arrays are read-only."""
     counts = {"public": rubric.trials.public, "hidden": rubric.trials.hidden}
-    return [make_trial(rubric, task, group, i, hidden_seed) for group in groups for i in range(counts[group])]
+    return remember_for(_TRIALS, (rubric, task), (groups, hidden_seed), lambda: [
+        make_trial(rubric, task, group, i, hidden_seed) for group in groups for i in range(counts[group])
+    ])
 
 
 def _hidden_seed(rubric: Rubric, override: int | None) -> int:
