@@ -1,9 +1,10 @@
 """The one comparison function: shape first, then values with DESIGN §6's tolerance."""
 
 import numpy as np
+import pytest
 
 from grader.checkspec import Tolerance
-from grader.compare import Verdict, compare
+from grader.compare import Verdict, compare, within
 
 TOL = Tolerance(rtol=1e-4, atol=1e-8, atol_rel=1e-5)
 
@@ -96,3 +97,15 @@ def test_within_agrees_with_compare_on_every_kind_of_value():
         agreed = compare("dW1", found, expected, TOL).verdict == Verdict.passed
         assert within(found, expected, TOL) == agreed, (case, scale)
     assert not within(np.zeros((3, 4)), np.zeros((4, 3)), TOL)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the overflow is the point of the test
+def test_a_finite_value_whose_error_overflows_fails_and_is_not_called_not_finite():
+    """The not-finite test runs only when the largest error is not finite; an overflowing difference of two
+    finite numbers must still be judged as an ordinary failure, at the right element."""
+    expected = np.array([0.5, -1.7e308])
+    found = np.array([0.5, 1.7e308])
+    outcome = compare("loss", found, expected, TOL)
+    assert outcome.verdict == Verdict.failed
+    assert outcome.where == (1,)
+    assert not within(found, expected, TOL)
