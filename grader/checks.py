@@ -6,11 +6,12 @@ public trials earn (1 − hidden_weight) of its points and hidden trials the res
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checkspec import Check
-from grader.compare import Verdict, align, compare
+from grader.checkspec import Check, Tolerance
+from grader.compare import Comparison, Verdict, align, compare, compare_trials
 from grader.diagnose import diagnose
 from grader.expected import expected_values
 from grader.report import CheckResult, CheckStatus, TrialResult
@@ -28,14 +29,59 @@ def check_task(rubric: Rubric, task: Task, trials: list[Trial], found: Mapping[s
     expected = {trial.name: expected_values(task, trial) for trial in trials}
     results = []
     for check in task.checks:
-        per_trial = [_check_trial(rubric, task, check, trial, expected[trial.name], found) for trial in trials]
+        per_trial = _judged([_check_trial(rubric, task, check, trial, expected[trial.name], found) for trial in trials])
         source = check.quantity.split(".", 1)[0]
         first = found.get(call_id(task, source, trials[0])) if trials else None
         results.append(_score(rubric, task, check, per_trial, first))
     return diagnose(rubric, task, trials, expected, results, found)
 
 
-def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]) -> TrialResult:
+@dataclass(frozen=True)
+class _Pending:
+    """A comparison still to make: what `compare` takes, and the trial it is for."""
+
+    trial: str
+    label: str
+    found: object
+    expected: np.ndarray
+    tolerance: Tolerance
+    allow_in_out: bool
+    uncertainty: object
+
+
+def _judged(per_trial: list[TrialResult | _Pending]) -> list[TrialResult]:
+    """Make the pending comparisons of one check: together where they can be (one label, tolerance and
+    layout rule, no printed precision), otherwise one by one."""
+    pending = [p for p in per_trial if isinstance(p, _Pending)]
+    if not pending:
+        return per_trial
+    if len({(p.label, p.tolerance, p.allow_in_out) for p in pending}) == 1 and all(p.uncertainty is None for p in pending):
+        first = pending[0]
+        outcomes = compare_trials(first.label, [p.found for p in pending], [p.expected for p in pending], first.tolerance, first.allow_in_out)
+    else:
+        outcomes = [compare(p.label, p.found, p.expected, p.tolerance, p.allow_in_out, p.uncertainty) for p in pending]
+    made = iter(_trial_result(p, outcome) for p, outcome in zip(pending, outcomes))
+    return [next(made) if isinstance(p, _Pending) else p for p in per_trial]
+
+
+def _trial_result(pending: _Pending, outcome: Comparison) -> TrialResult:
+    # Built without validation: every field comes from compare(), not from the submission, and validating
+    # the heat map's floats was a sixth of this stage's time.
+    return TrialResult.model_construct(
+        trial=pending.trial,
+        status=_VERDICT_STATUS.get(outcome.verdict, CheckStatus.failed),
+        message=outcome.message,
+        layout=outcome.layout if outcome.verdict != Verdict.wrong_shape else None,
+        max_abs_error=outcome.max_abs_error,
+        max_rel_error=outcome.max_rel_error,
+        where=list(outcome.where) if outcome.where is not None else None,
+        tolerance=pending.tolerance,
+        atol_eff=outcome.atol_eff,
+        excess=outcome.excess.tolist() if outcome.excess is not None and outcome.excess.ndim else None,
+    )
+
+
+def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]) -> TrialResult | _Pending:
     if check.quantity == "architecture":
         return _architecture(rubric, task, trial, found_by_call)
     source, name = check.quantity.split(".", 1)
@@ -54,23 +100,8 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
         aligned, _ = align(np.asarray(found, dtype=np.float64), want, rubric.submission.allow_in_out)
         if aligned is not None:
             found, want, label = aligned - initial, want - initial, f"{check.quantity} (update W_final − W_initial)"
-    tolerance = rubric.tolerance_for(check)
     allow_in_out = rubric.submission.allow_in_out and name.startswith("dW")
-    outcome = compare(label, found, want, tolerance, allow_in_out, result.uncertainty.get(name))
-    # Built without validation: every field comes from compare() above, not from the submission, and
-    # validating the heat map's floats was a sixth of this stage's time.
-    return TrialResult.model_construct(
-        trial=trial.name,
-        status=_VERDICT_STATUS.get(outcome.verdict, CheckStatus.failed),
-        message=outcome.message,
-        layout=outcome.layout if outcome.verdict != Verdict.wrong_shape else None,
-        max_abs_error=outcome.max_abs_error,
-        max_rel_error=outcome.max_rel_error,
-        where=list(outcome.where) if outcome.where is not None else None,
-        tolerance=tolerance,
-        atol_eff=outcome.atol_eff,
-        excess=outcome.excess.tolist() if outcome.excess is not None and outcome.excess.ndim else None,
-    )
+    return _Pending(trial.name, label, found, want, rubric.tolerance_for(check), allow_in_out, result.uncertainty.get(name))
 
 
 def _found(result: Found | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:

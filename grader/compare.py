@@ -81,14 +81,59 @@ def compare(
         printed_max = float(printed.max()) if printed.size else 0.0
     over = error - allowed
     flat = int(over.argmax()) if error.size else 0
-    worst = _index(flat, error.shape)
     max_rel = float(_MAX(error / np.maximum(magnitude, _TINY), axis=None)) if error.size else 0.0
-    fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=worst, atol_eff=atol_eff, rtol=tolerance.rtol, aligned=aligned, excess=error / np.maximum(allowed, _TINY))
     if math.isfinite(max_abs) and math.isfinite(scale):  # no inf − inf: the largest overshoot decides
         within_tolerance = not error.size or not over.flat[flat] > 0.0
     else:
         within_tolerance = bool((error <= allowed).all())
-    if within_tolerance and printed_max > tolerance.precision_rel * scale:
+    off = 0 if within_tolerance else int(np.count_nonzero(over > 0.0))
+    return _judge(name, tolerance, layout, aligned, expected, error, allowed, (max_abs, max_rel, atol_eff, scale, flat, off), printed_max)
+
+
+def compare_trials(name: str, founds: list, expecteds: list[np.ndarray], tolerance: Tolerance, allow_transposed: bool = False) -> list[Comparison]:
+    """`compare(name, found, expected, tolerance, allow_transposed)` for each pair, with the same results, in one numpy pass
+    over all of them when every found value already has its expected shape and every error is finite (the
+    usual case): a check runs on every trial, and small-array numpy calls cost more than their arithmetic."""
+    shape = np.shape(expecteds[0]) if expecteds else ()
+    if len(founds) < 2 or any(not isinstance(f, np.ndarray) or f.shape != shape for f in founds) or any(np.shape(e) != shape for e in expecteds):
+        return [compare(name, f, e, tolerance, allow_transposed) for f, e in zip(founds, expecteds)]
+    found = np.array(founds, dtype=np.float64)
+    expected = np.array(expecteds, dtype=np.float64)
+    trials, size = found.shape[0], int(np.prod(shape, dtype=np.int64))
+    magnitude = np.abs(expected).reshape(trials, size)
+    error = np.abs(found - expected).reshape(trials, size)
+    scale = _MAX(magnitude, axis=1) if size else np.zeros(trials)
+    max_abs = _MAX(error, axis=1) if size else np.zeros(trials)
+    if not (np.isfinite(max_abs).all() and np.isfinite(scale).all()):
+        return [compare(name, f, e, tolerance, allow_transposed) for f, e in zip(founds, expecteds)]
+    atol_eff = np.maximum(tolerance.atol, tolerance.atol_rel * scale)
+    allowed = atol_eff[:, None] + tolerance.rtol * magnitude
+    over = error - allowed
+    flat = over.argmax(axis=1) if size else np.zeros(trials, dtype=np.int64)
+    failing = over[np.arange(trials), flat] > 0.0 if size else np.zeros(trials, dtype=bool)
+    max_rel = _MAX(error / np.maximum(magnitude, _TINY), axis=1) if size else np.zeros(trials)
+    off = np.count_nonzero(over > 0.0, axis=1)
+    excess = (error / np.maximum(allowed, _TINY)).reshape(found.shape)
+    error, allowed = error.reshape(found.shape), allowed.reshape(found.shape)
+    return [
+        _judge(name, tolerance, "as expected", found[t], expected[t], error[t], allowed[t],
+               (float(max_abs[t]), float(max_rel[t]), float(atol_eff[t]), float(scale[t]), int(flat[t]), int(off[t]) if failing[t] else 0),
+               excess=excess[t])
+        for t in range(trials)
+    ]
+
+
+def _judge(name: str, tolerance: Tolerance, layout: str, aligned: np.ndarray, expected: np.ndarray, error: np.ndarray,
+           allowed: np.ndarray, stats: tuple[float, float, float, float, int, int], printed_max: float = 0.0,
+           excess: np.ndarray | None = None) -> Comparison:
+    """The verdict and its message from the errors: stats are the largest absolute and relative errors,
+    atol_eff, max|expected|, the flat index of the largest overshoot and how many values are off (0: none);
+    `excess` is error / allowed when already computed."""
+    max_abs, max_rel, atol_eff, scale, flat, off = stats
+    worst = _index(flat, error.shape) if error.size else ()
+    fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=worst, atol_eff=atol_eff, rtol=tolerance.rtol,
+                  aligned=aligned, excess=error / np.maximum(allowed, _TINY) if excess is None else excess)
+    if not off and printed_max > tolerance.precision_rel * scale:
         return Comparison(
             Verdict.not_verifiable,
             f"{name}: not verifiable at this precision: printed to ±{printed_max:.1g}, but the values are at most "
@@ -96,13 +141,13 @@ def compare(
             "or torch.set_printoptions(precision=10))",
             **fields,
         )
-    if within_tolerance:
+    if not off:
         return Comparison(Verdict.passed, f"{name}: matches (largest error {max_abs:.3g})", **fields)
     at = f" at {worst}" if worst else ""
     return Comparison(
         Verdict.failed,
         f"{name}: expected {_number(expected[worst])}{at}, found {_number(aligned[worst])} "
-        f"(error {error[worst]:.3g} > allowed {allowed[worst]:.3g}; {int(np.count_nonzero(over > 0.0))} of {error.size} values off)",
+        f"(error {error[worst]:.3g} > allowed {allowed[worst]:.3g}; {off} of {error.size} values off)",
         **fields,
     )
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from grader.checkspec import Tolerance
-from grader.compare import Verdict, compare, within
+from grader.compare import Verdict, compare, compare_trials, within
 
 TOL = Tolerance(rtol=1e-4, atol=1e-8, atol_rel=1e-5)
 
@@ -109,3 +109,26 @@ def test_a_finite_value_whose_error_overflows_fails_and_is_not_called_not_finite
     assert outcome.verdict == Verdict.failed
     assert outcome.where == (1,)
     assert not within(found, expected, TOL)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (10,), (1, 10), (10, 2), (4, 3), (0, 3)])
+def test_comparing_all_trials_at_once_gives_exactly_what_comparing_each_trial_gives(shape):
+    """compare_trials is the one-pass form the check stage uses; every field must equal compare's."""
+    rng = np.random.default_rng(len(shape) * 10 + sum(shape))
+    for case in range(60):
+        expecteds = [rng.normal(size=shape) * 10.0 ** rng.integers(-6, 3) for _ in range(5)]
+        founds = [e + 10.0 ** rng.uniform(-12, 0) * rng.normal(size=shape) for e in expecteds]
+        if case % 7 == 0:
+            founds[2] = np.zeros(shape)
+        if case % 11 == 0 and founds[1].size:
+            founds[1].flat[0] = np.nan  # not finite: the one-pass form hands over to compare
+        if case % 13 == 0 and len(shape) == 2:
+            founds[3] = founds[3].T.copy()  # another layout: the same
+        together = compare_trials("scratch.dW1", founds, expecteds, TOL, allow_transposed=case % 2 == 0)
+        one_by_one = [compare("scratch.dW1", f, e, TOL, case % 2 == 0) for f, e in zip(founds, expecteds)]
+        for got, want in zip(together, one_by_one, strict=True):
+            assert (got.verdict, got.message, got.layout, got.where) == (want.verdict, want.message, want.layout, want.where)
+            assert (got.max_abs_error, got.max_rel_error, got.atol_eff) == (want.max_abs_error, want.max_rel_error, want.atol_eff)
+            assert (got.excess is None) == (want.excess is None)
+            if got.excess is not None:
+                assert np.array_equal(got.excess, want.excess) and got.excess.shape == want.excess.shape
