@@ -91,13 +91,6 @@ def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dic
     return remember(_MUTANT_CACHE, key, lambda: _run_mutants(task, trial, mistake))
 
 
-def _equals_reference(task, trial, key, variant, name, expected, candidate, tolerance: Tolerance) -> bool:
-    """Whether this variant of the mutant gives the reference's value for `name` on `trial` (the same for
-    every student of a class, so it is cached with the mutant's values)."""
-    key = ("equal", key, variant, name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
-    return remember(_MUTANT_CACHE, key, lambda: _matches(task, trial, name, expected, candidate, tolerance))
-
-
 def _task_key(task: Task) -> tuple:
     """The task settings a mutant's values depend on (with the trial's arrays and the mistake)."""
     return (task.kind, getattr(task, "activation", "relu"), task.reduction, getattr(task, "p", 0.0), getattr(task, "lr", 0.0))
@@ -132,39 +125,70 @@ def _matches(task: Task, trial: Trial, name: str, found: np.ndarray, candidate: 
 
 
 def _best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances) -> tuple[Mistake, set[str]] | None:
-    """The mistake explaining the most failing quantities, with the set it explains."""
-    best: tuple[Mistake, set[str]] | None = None
-    settings = _task_key(task)
-    for mistake in mistakes_for(task.kind):
-        keys = {trial.name: (*settings, prints[trial.name], mistake.id) for trial in trials}
-        variants_by_trial = {trial.name: _mutants(task, trial, mistake, keys[trial.name]) for trial in trials}
-        explained = set()
-        for name in names:
-            trial_names, tolerance = failed_on[name], tolerances[name]
-            if not trial_names or any(name not in found[t] for t in trial_names):
+    """The mistake explaining the most failing quantities, with the set it explains. A variant (mistake,
+    variant index) explains a quantity when, on every trial where it failed, the variant's value differs
+    from the reference's and matches the student's (`within`, the check's tolerance)."""
+    settings, mistakes = _task_key(task), mistakes_for(task.kind)
+    variants = {t.name: [_mutants(task, t, m, (*settings, prints[t.name], m.id)) for m in mistakes] for t in trials}
+    explained: dict[str, set[str]] = {}
+    for name in names:
+        trial_names, tolerance = failed_on[name], tolerances[name]
+        if not trial_names or any(name not in found[t] for t in trial_names):
+            continue
+        matching: set[tuple[str, int]] | None = None
+        for trial in trials:
+            if trial.name not in trial_names:
                 continue
-            for variant in range(max((len(v) for v in variants_by_trial.values()), default=0)):
-                ok = True
-                for trial in trials:
-                    if trial.name not in trial_names:
-                        continue
-                    variants = variants_by_trial[trial.name]
-                    if variant >= len(variants) or name not in variants[variant]:
-                        ok = False
-                        break
-                    candidate = variants[variant][name]
-                    if _equals_reference(task, trial, keys[trial.name], variant, name, expected[trial.name][name], candidate, tolerance):
-                        ok = False  # the mutant equals the reference here: it cannot be the explanation
-                        break
-                    if not _matches(task, trial, name, found[trial.name][name], candidate, tolerance):
-                        ok = False
-                        break
-                if ok:
-                    explained.add(name)
-                    break
-        if explained and (best is None or len(explained) > len(best[1])):
-            best = (mistake, explained)
+            key = ("rows", *settings, prints[trial.name], name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
+            rows = remember(_MUTANT_CACHE, key, lambda: _candidate_rows(task, trial, mistakes, variants[trial.name], name, expected[trial.name][name], tolerance))
+            matched = _matching_rows(task, trial, name, found[trial.name][name], rows)
+            matching = matched if matching is None else matching & matched
+            if not matching:
+                break
+        for mistake_id, _ in matching or ():
+            explained.setdefault(mistake_id, set()).add(name)
+    best: tuple[Mistake, set[str]] | None = None
+    for mistake in mistakes:  # catalogue order breaks ties
+        if mistake.id in explained and (best is None or len(explained[mistake.id]) > len(best[1])):
+            best = (mistake, explained[mistake.id])
     return best
+
+
+def _candidate_rows(task, trial, mistakes, variants, name, reference, tolerance: Tolerance) -> dict[tuple, tuple]:
+    """Every variant's value of `name` on `trial` that differs from the reference's, stacked by shape with
+    the error each is allowed (as `within` computes it): shape -> (row ids, values, allowed). The same for
+    every student of a class, hence cached."""
+    groups: dict[tuple, list] = {}
+    for mistake, values in zip(mistakes, variants):
+        for index, variant in enumerate(values):
+            if name not in variant or _matches(task, trial, name, reference, variant[name], tolerance):
+                continue  # no value, or the reference's own: it cannot be the explanation
+            candidate = np.asarray(variant[name], dtype=np.float64)
+            if task.kind == "dropout_training":
+                candidate = candidate - trial.params[name]
+            groups.setdefault(candidate.shape, []).append(((mistake.id, index), candidate))
+    rows = {}
+    for shape, members in groups.items():
+        stacked = np.array([candidate for _, candidate in members])
+        magnitude = np.abs(stacked).reshape(len(members), -1)
+        scale = magnitude.max(axis=1) if magnitude.shape[1] else np.zeros(len(members))
+        atol_eff = np.maximum(tolerance.atol, tolerance.atol_rel * scale).reshape((-1,) + (1,) * len(shape))
+        rows[shape] = ([row for row, _ in members], stacked, atol_eff + tolerance.rtol * np.abs(stacked))
+    return rows
+
+
+def _matching_rows(task, trial, name: str, value: np.ndarray, rows: dict[tuple, tuple]) -> set[tuple[str, int]]:
+    """The variants whose value matches the student's `value` within tolerance (`_matches`, all at once)."""
+    if task.kind == "dropout_training":  # trained weights: compare the updates
+        value = value - trial.params[name]
+    matched = set()
+    for shape, (ids, stacked, allowed) in rows.items():
+        aligned = value if value.shape == shape else align(value, np.zeros(shape), False)[0]
+        if aligned is None:
+            continue
+        ok = (np.abs(aligned - stacked) <= allowed).reshape(len(ids), -1).all(axis=1)
+        matched.update(row for row, hit in zip(ids, ok) if hit)
+    return matched
 
 
 def _size(found: dict[str, dict[str, np.ndarray]], name: str) -> int:

@@ -98,3 +98,31 @@ def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same
     assert ran_for_first > 0 and len(runs) == ran_for_first
     assert [c.diagnosis for c in second.checks] == [c.diagnosis for c in first.checks]
     assert any(c.diagnosis and c.diagnosis.mistake == "sign_flip" for c in second.checks)
+
+
+def test_a_mistake_explains_a_quantity_only_if_it_matches_on_every_trial_where_the_check_failed():
+    """The variants are matched against the student's values all at once; a match on some failing trials
+    but not on all of them explains nothing (in the sandbox-free core of diagnosis)."""
+    from grader.diagnose import _best_mutant
+    from grader.expected import expected_values
+    from grader.trials import trials_for
+    from reference.mistakes import mistakes_for, run_mutant
+
+    rubric = load_rubric("bs6207-a1")
+    task = rubric.tasks[0]
+    trials = trials_for(rubric, task, ("public", "hidden"))
+    expected = {t.name: expected_values(task, t) for t in trials}
+    sign_flip = next(m for m in mistakes_for(task.kind) if m.id == "sign_flip")
+    found = {
+        t.name: {"dW1": run_mutant(sign_flip, task.kind, t.x, t.y, t.params, activation=task.activation, reduction=task.reduction)["dW1"]}
+        for t in trials
+    }
+    check = next(c for c in task.checks if c.quantity.endswith(".dW1"))
+    arguments = dict(names=["dW1"], failed_on={"dW1": {t.name for t in trials}},
+                     prints={t.name: t.fingerprint for t in trials}, tolerances={"dW1": rubric.tolerance_for(check)})
+    best = _best_mutant(task, trials, expected, found, **arguments)
+    assert best is not None and best[0].id == "sign_flip" and best[1] == {"dW1"}
+    found[trials[-1].name]["dW1"] = found[trials[-1].name]["dW1"] * 1.01  # off on the last failing trial only
+    assert _best_mutant(task, trials, expected, found, **arguments) is None
+    arguments["failed_on"]["dW1"].discard(trials[-1].name)  # ... unless the check passed there
+    assert _best_mutant(task, trials, expected, found, **arguments)[0].id == "sign_flip"
