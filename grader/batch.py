@@ -4,9 +4,10 @@
 
 Per student, out/<student>/report.html then out/<student>/report.json are written atomically, in that
 order, as soon as the student is graded: a batch killed at any moment leaves only whole files, and a
-report.json means the student is done. Nothing per student is kept in memory but a status word; the class
-files (results.jsonl, gradebook.csv, summary.html) are built at the end from the report.json files, one
-compact record per student. `--resume` skips students whose report.json has the same submission hash
+report.json means the student is done. Nothing per student is kept in memory but its compact record (a few
+hundred bytes, made once its report.json is written); the class files (results.jsonl, gradebook.csv,
+summary.html) are built at the end from those records, and from the report.json files of the students a
+`--resume` kept. `--resume` skips students whose report.json has the same submission hash
 and rubric hash, when the run's settings (rubric, limits, hidden seed) are unchanged.
 """
 
@@ -30,7 +31,7 @@ from grader.discover import Candidate, discover
 from grader.export.gradebook import write_gradebook
 from grader.export.html import write_report_html
 from grader.export.report_json import write_report_json
-from grader.export.results_jsonl import outcome, read_record, write_results_jsonl
+from grader.export.results_jsonl import Record, outcome, read_record, report_record, write_results_jsonl
 from grader.export.summary import write_summary
 from grader.files import write_atomic
 from grader.load import submission_hash
@@ -92,6 +93,7 @@ class _Context:
     out: Path
     sandbox: Sandbox | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    records: dict[str, Record] = field(default_factory=dict)  # of the students whose report.json this run wrote
 
 
 def run_batch(options: BatchOptions, err: TextIO = sys.stderr) -> BatchResult:
@@ -179,6 +181,7 @@ def _grade_one(ctx: _Context, candidate: Candidate) -> None:
     folder = ctx.out / candidate.student
     write_report_html(report, folder, ctx.rubric, _command(ctx, candidate))
     write_report_json(report, folder)
+    ctx.records[candidate.student] = report_record(report, candidate.student)
 
 
 def _read_files(candidate: Candidate) -> dict[str, bytes]:
@@ -216,7 +219,7 @@ def _command(ctx: _Context, candidate: Candidate) -> str:
 def _write_class_files(ctx: _Context, candidates: list[Candidate], result: BatchResult) -> None:
     records = []
     for candidate in candidates:
-        record = read_record(ctx.out / candidate.student)
+        record = ctx.records.get(candidate.student) or read_record(ctx.out / candidate.student)
         if record is None:
             result.notes.append(f"missing: no readable report for {candidate.student} ({candidate.origin}); grade again with --resume")
             continue

@@ -81,3 +81,25 @@ def test_the_summary_is_deterministic_and_handles_an_empty_class():
     assert render_summary(RUBRIC, records(), []) == render_summary(RUBRIC, list(reversed(records())), [])
     empty = render_summary(RUBRIC, [], [])
     assert "No submissions were found." in empty and "<svg" not in empty
+
+
+def test_the_record_a_batch_keeps_is_the_one_its_report_json_gives(grading_sandbox, tmp_path):
+    """A batch builds the class files from records made from the reports it wrote, not read back; they must
+    be the records report.json gives (graded, diagnosed, and a run that did not end ok)."""
+    from grader.export.report_json import write_report_json
+    from grader.export.results_jsonl import report_record
+    from grader.grade import grade_submission
+    from grader.rubric_files import rubric_hash
+
+    from conftest import REPO
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("import a_module_that_does_not_exist\n")
+    rubric = load_rubric("bs6207-a1")
+    for path in (REPO / "submissions/bs6207-a1/correct.py", REPO / "submissions/bs6207-a1/sign_flip.py", broken):
+        report = grade_submission(rubric, rubric_hash("bs6207-a1"), path, grading_sandbox, ("public", "hidden"))
+        folder = tmp_path / "out" / path.stem
+        folder.mkdir(parents=True)
+        write_report_json(report, folder)
+        assert report_record(report, path.stem) == read_record(folder)
+    assert read_record(folder)["status"] == "import_error" and report_record(report, path.stem)["diagnoses"] == []

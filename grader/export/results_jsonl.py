@@ -1,8 +1,9 @@
 """results.jsonl: one compact JSON line per student, and the per-student record every class file reads.
 
-Class files (results.jsonl, gradebook.csv, summary.html) are built from the report.json files a batch
-wrote, one student at a time, through `student_record`: a few hundred bytes each, so a class of any size
-never holds its GradeReports in memory. Records are read from plain JSON (not re-validated models): a
+Class files (results.jsonl, gradebook.csv, summary.html) are built from one record per student, made by
+`student_record` from what a report.json holds (`report_record` from the report a batch just wrote,
+`read_record` from a report.json on disk): a few hundred bytes each, so a class of any size never holds
+its GradeReports in memory. Records are read from plain JSON (not re-validated models): a
 report with a non-finite number in it still makes a row.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.files import write_atomic
+from grader.report import GradeReport
 
 Record = dict[str, Any]
 
@@ -52,6 +54,20 @@ def student_record(report: dict[str, Any], folder_name: str) -> Record:
         "grader_version": report.get("grader_version", ""),
         "report": f"{folder_name}/report.html",
     }
+
+
+# What student_record reads of a report: a record is made from these alone.
+_RECORD_FIELDS = {
+    "student": True, "submission": True, "status": True, "score": True, "max_score": True, "flags": True,
+    "message": True, "rubric_id": True, "rubric_hash": True, "submission_hash": True, "grader_version": True,
+    "run": {"status"}, "checks": {"__all__": {"task", "quantity", "points", "status", "diagnosis"}},
+}
+
+
+def report_record(report: GradeReport, folder_name: str) -> Record:
+    """The record `read_record` would read back from this report's report.json, made without reading it
+    (a batch keeps the records of the students it grades instead of parsing every report.json at the end)."""
+    return student_record(report.model_dump(mode="json", include=_RECORD_FIELDS), folder_name)
 
 
 def read_record(folder: Path) -> Record | None:
