@@ -96,8 +96,10 @@ class _Context:
     records: dict[str, Record] = field(default_factory=dict)  # of the students whose report.json this run wrote
 
 
-def run_batch(options: BatchOptions, err: TextIO = sys.stderr) -> BatchResult:
-    """Grade every submission under `options.paths`; never stops for anything a submission does."""
+def run_batch(options: BatchOptions, err: TextIO = sys.stderr, sandbox: Sandbox | None = None) -> BatchResult:
+    """Grade every submission under `options.paths`; never stops for anything a submission does. `sandbox`
+    is one the caller launched early (hiding at least the output folder and the inputs); it is used when
+    there is something to run, and closed."""
     rubric = load_rubric(options.rubric)
     limits = rubric.limits
     if options.timeout is not None:
@@ -119,10 +121,11 @@ def run_batch(options: BatchOptions, err: TextIO = sys.stderr) -> BatchResult:
         runnable = sum(1 for c in pending if c.problem is None)
         if runnable:
             hide = [out, *(p.resolve() for p in options.paths)]
-            with Sandbox(jobs=max(1, min(options.jobs, runnable)), hide=hide) as sandbox:
-                ctx.sandbox = sandbox
+            with sandbox or Sandbox(jobs=max(1, min(options.jobs, runnable)), hide=hide) as ctx.sandbox:
                 _grade_all(ctx, pending, Progress(len(pending), err))
         else:
+            if sandbox is not None:
+                sandbox.close()
             _grade_all(ctx, pending, Progress(len(pending), err))
     _write_class_files(ctx, found.candidates, result)
     return result

@@ -5,12 +5,18 @@ asked (a PATH that does not exist or cannot hold submissions, --jobs below 1, a 
 interrupted (finished students are kept; run again with --resume).
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.errors import UsageError
+
+if TYPE_CHECKING:
+    from grader.sandbox.sandbox import Sandbox
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -33,24 +39,49 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from grader.batch import BatchOptions, run_batch  # the sandbox is imported only by commands that run code
-    from grader.rubric_files import load_rubric
+    from grader.sandbox.sandbox import Sandbox  # light: the workers are launched before the stages are imported
 
-    rubric = load_rubric(args.rubric)
-    out = args.out or Path("out") / rubric.id
-    _validate(args, out)
-    options = BatchOptions(paths=tuple(args.paths), rubric=args.rubric, out=out, jobs=args.jobs, resume=args.resume,
-                           timeout=args.timeout, hidden_seed=args.hidden_seed)
+    _validate_arguments(args)
+    out_hint = args.out or Path("out")
+    made = not out_hint.exists()
+    sandbox = _launch(args, out_hint, Sandbox)
     try:
-        result = run_batch(options)
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished students are kept; run the same command with --resume to go on", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        from grader.batch import BatchOptions, run_batch
+        from grader.rubric_files import load_rubric
+
+        rubric = load_rubric(args.rubric)
+        out = args.out or Path("out") / rubric.id
+        _validate(args, out)
+        options = BatchOptions(paths=tuple(args.paths), rubric=args.rubric, out=out, jobs=args.jobs, resume=args.resume,
+                               timeout=args.timeout, hidden_seed=args.hidden_seed)
+        try:
+            result = run_batch(options, sandbox=sandbox)
+        except KeyboardInterrupt:
+            print("\ninterrupted: finished students are kept; run the same command with --resume to go on", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+        if made and out_hint.is_dir() and not any(out_hint.iterdir()):
+            out_hint.rmdir()  # made for the early launch of a run that then stopped (e.g. an unknown rubric)
     print(result.closing_line())
     return EXIT_OK
 
 
-def _validate(args: argparse.Namespace, out: Path) -> None:
+def _launch(args: argparse.Namespace, out: Path, sandbox_class: type[Sandbox]) -> Sandbox | None:
+    """Launch the sandbox workers now, so their start (torch's import, ~2 s) overlaps the grader's own
+    imports and the discovery of submissions; None where the output folder cannot be made yet (the
+    checks that follow say why). The default --out is out/<rubric id>: before the rubric is loaded, all of
+    out/ is hidden. One worker for one file, --jobs workers otherwise (a folder's count is not known yet)."""
+    if out.exists() and not out.is_dir():
+        return None
+    out.mkdir(parents=True, exist_ok=True)  # hidden from submissions, so it must exist before the sandbox starts
+    single = len(args.paths) == 1 and args.paths[0].suffix.lower() in (".py", ".ipynb")
+    hide = [out.resolve(), *(p.resolve() for p in args.paths)]
+    return sandbox_class(jobs=1 if single else args.jobs, hide=hide).launch()
+
+
+def _validate_arguments(args: argparse.Namespace) -> None:
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: expected at least 1 submission at a time")
     if args.timeout is not None and not 0 < args.timeout <= 3600:
@@ -63,6 +94,9 @@ def _validate(args: argparse.Namespace, out: Path) -> None:
     wrong = [str(p) for p in args.paths if p.is_file() and p.suffix.lower() not in (".py", ".ipynb", ".zip")]
     if wrong:
         raise UsageError(f"{', '.join(wrong)}: expected a .py or .ipynb file, a folder or a .zip archive")
+
+
+def _validate(args: argparse.Namespace, out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: a file is in the way; pass a folder")
     if any(p.resolve() == out.resolve() for p in args.paths):

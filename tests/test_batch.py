@@ -5,10 +5,13 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from grader.report import GradeReport
 
@@ -137,6 +140,7 @@ def test_usage_errors_exit_2_and_name_the_problem(tmp_path):
     assert jobs.returncode == 2 and "--jobs 0" in jobs.stderr
     rubric = grade_cli(tmp_path / "a.py", "--rubric", "no-such-rubric", "--out", tmp_path / "out")
     assert rubric.returncode == 2 and "bundled ids" in rubric.stderr
+    assert not (tmp_path / "out").exists()  # made for the sandbox's early start, removed when the run stopped
 
 
 def test_problems_found_by_discovery_get_a_report_and_do_not_stop_the_batch(tmp_path):
@@ -186,3 +190,27 @@ def test_progress_is_a_bar_with_eta_on_a_terminal_and_sparse_lines_in_a_log():
     progress.finish()
     assert terminal.getvalue().startswith("\r\x1b[Kgrading █") and "1/4  25% · ETA 0:15  ann" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r\x1b[K")
+
+
+def test_inside_a_grade_run_the_class_folder_and_the_reports_are_hidden():
+    """The workers are launched before the rubric is loaded (so before --out's default is known); what
+    they hide must still cover the inputs and the output folder, for every student. Both lie in the Python
+    environment, which the sandbox shows read-only (elsewhere they would not be visible in the first place)."""
+    base = Path(tempfile.mkdtemp(dir=sys.prefix, prefix="bpg-test-hidden-"))
+    base.chmod(0o755)  # readable by the job's unprivileged user, were it not hidden
+    try:
+        _spy_on_a_class(base / "class", base / "reports")
+    finally:
+        shutil.rmtree(base)
+
+
+def _spy_on_a_class(folder: Path, out: Path) -> None:
+    folder.mkdir(mode=0o755)
+    spy = (f"import os\nfor p in ({str(folder)!r}, {str(out)!r}, {str(folder / 'ann.py')!r}):\n"
+           "    print(p, os.path.exists(p) and bool(os.listdir(p) if os.path.isdir(p) else open(p).read()))\n")
+    (folder / "ann.py").write_text("# ann's secret answer\n")
+    (folder / "zed.py").write_text(spy)
+    done = grade_cli(folder, "--rubric", CLASS_RUBRIC, "--out", out, "--jobs", 2)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads((out / "zed" / "report.json").read_text())["run"]["stdout"]
+    assert printed.count(" False") == 3 and " True" not in printed, printed
