@@ -31,7 +31,7 @@ from grader.discover import Candidate, discover
 from grader.export.gradebook import write_gradebook
 from grader.export.html import write_report_html
 from grader.export.report_json import write_report_json
-from grader.export.results_jsonl import Record, outcome, read_record, report_record, write_results_jsonl
+from grader.export.results_jsonl import outcome, read_record, report_record, write_results_jsonl
 from grader.export.summary import write_summary
 from grader.files import write_atomic
 from grader.load import submission_hash
@@ -93,7 +93,7 @@ class _Context:
     out: Path
     sandbox: Sandbox | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
-    records: dict[str, Record] = field(default_factory=dict)  # of the students whose report.json this run wrote
+    records: dict[str, str] = field(default_factory=dict)  # compact JSON records of the students this run wrote
 
 
 def run_batch(options: BatchOptions, err: TextIO = sys.stderr, sandbox: Sandbox | None = None) -> BatchResult:
@@ -184,7 +184,7 @@ def _grade_one(ctx: _Context, candidate: Candidate) -> None:
     folder = ctx.out / candidate.student
     write_report_html(report, folder, ctx.rubric, _command(ctx, candidate))
     write_report_json(report, folder)
-    ctx.records[candidate.student] = report_record(report, candidate.student)
+    ctx.records[candidate.student] = json.dumps(report_record(report, candidate.student))  # a quarter of the dict's memory
 
 
 def _read_files(candidate: Candidate) -> dict[str, bytes]:
@@ -222,7 +222,8 @@ def _command(ctx: _Context, candidate: Candidate) -> str:
 def _write_class_files(ctx: _Context, candidates: list[Candidate], result: BatchResult) -> None:
     records = []
     for candidate in candidates:
-        record = ctx.records.get(candidate.student) or read_record(ctx.out / candidate.student)
+        kept = ctx.records.get(candidate.student)
+        record = json.loads(kept) if kept else read_record(ctx.out / candidate.student)
         if record is None:
             result.notes.append(f"missing: no readable report for {candidate.student} ({candidate.origin}); grade again with --resume")
             continue
