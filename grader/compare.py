@@ -157,10 +157,9 @@ def within(found: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> boo
     the test diagnosis runs thousands of times per class."""
     found = np.asarray(found, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
-    if found.shape != expected.shape:
+    if found.shape != expected.shape or not np.isfinite(found).all():
         return False
-    error = np.abs(found - expected)  # nan where found is not finite, and nan <= x is False
-    return bool(_ALL(error <= _allowed(expected, tolerance)[3], axis=None))
+    return bool(_ALL(np.abs(found - expected) <= _allowed(expected, tolerance)[3], axis=None))
 
 
 def _allowed(expected: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, float, float, np.ndarray]:
