@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.common import CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, RESULTS, log
 from benchmarks.figures import add_rates, memory_figures, overhead_figures
-from benchmarks.machine import git_info, machine_info
+from benchmarks.machine import calibration_ms, git_info, machine_info
 from benchmarks.measure import cold_check, grade_run, measure_sandbox_start, run_baseline
 from benchmarks.table import budgets, render_table
 
@@ -96,6 +96,7 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     noop = work / "noop.py"
     noop.write_text(NOOP_SUBMISSION, encoding="utf-8")
 
+    calibration = {"start_ms": calibration_ms()}
     log(f"sandbox start ({jobs} workers), {args.check_runs} times")
     sandbox = measure_sandbox_start(jobs, args.check_runs, work)
     start_s = sandbox["start_s"]["median"]
@@ -126,6 +127,7 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     log(f"baseline: a fresh python per notebook, {baseline_n} notebooks, {jobs} at a time")
     baseline = run_baseline(notebook_samples, baseline_n, jobs, work)
     baseline["ratio_ours_to_baseline"] = round(notebooks["rate_whole_per_s"] / baseline["rate_per_s"], 2)
+    calibration["end_ms"] = calibration_ms()
 
     result = {
         "date": datetime.date.today().isoformat(),
@@ -135,6 +137,7 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
         "parameters": {"n": n, "memory_small_n": args.memory_small_n, "memory_n": args.memory_n, "baseline_n": baseline_n,
                        "check_runs": args.check_runs, "jobs": jobs},
         "machine": machine_info(contract),
+        "calibration": calibration,
         "sandbox_start": sandbox,
         "contract": contract,
         "notebooks": notebooks,

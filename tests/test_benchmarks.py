@@ -47,10 +47,11 @@ def test_every_top_level_field_is_written(benchmark):
     result, _, _ = benchmark
     assert set(result) >= {
         "date", "timestamp", "command", "git", "parameters", "machine", "sandbox_start", "contract", "notebooks",
-        "overhead", "memory", "cold_check", "baseline", "other_load", "budgets", "duration_s",
+        "overhead", "memory", "cold_check", "baseline", "other_load", "budgets", "duration_s", "calibration",
     }
     assert result["parameters"] == {"n": 5, "memory_small_n": 3, "memory_n": 6, "baseline_n": 2, "check_runs": 1, "jobs": 2}
     assert set(result["git"]) == {"commit", "dirty"}
+    assert set(result["calibration"]) == {"start_ms", "end_ms"} and all(v > 0 for v in result["calibration"].values())
 
 
 def test_machine_names_cpu_memory_versions_and_sandbox(benchmark):
