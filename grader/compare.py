@@ -82,11 +82,10 @@ def compare(
     over = error - allowed
     flat = int(over.argmax()) if error.size else 0
     max_rel = float(_MAX(error / np.maximum(magnitude, _TINY), axis=None)) if error.size else 0.0
-    if math.isfinite(max_abs) and math.isfinite(scale):  # no inf − inf: the largest overshoot decides
-        within_tolerance = not error.size or not over.flat[flat] > 0.0
-    else:
-        within_tolerance = bool((error <= allowed).all())
-    off = 0 if within_tolerance else int(np.count_nonzero(over > 0.0))
+    if math.isfinite(max_abs) and math.isfinite(scale):  # no nan in `over`: the largest overshoot decides
+        off = 0 if not error.size or not over.flat[flat] > 0.0 else int(np.count_nonzero(over > 0.0))
+    else:  # inf − inf or a nan: count what the tolerance rule does not accept
+        off = int(np.count_nonzero(~(error <= allowed)))
     return _judge(name, tolerance, layout, aligned, expected, error, allowed, (max_abs, max_rel, atol_eff, scale, flat, off), printed_max)
 
 

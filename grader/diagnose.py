@@ -79,9 +79,10 @@ def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call:
     return values
 
 
-# Mutant values by (task settings, trial contents, mistake), and whether each equals the reference: every
-# student of a class shares the trials, so each mutant runs once per trial per batch instead of once per
-# failing student. Bounded; values are never modified by their users.
+# Mutant values by (task settings, trial contents, mistake), and per quantity and tolerance the variants
+# that differ from the reference, stacked with their allowed errors: every student of a class shares the
+# trials, so each mutant runs once per trial per batch instead of once per failing student. Bounded; values
+# are never modified by their users.
 _MUTANT_CACHE: dict[tuple, object] = {}
 
 

@@ -1,8 +1,8 @@
 """Bounded memo tables for what every student of a class shares: trials, the answer key, mutant values.
 
 A class is graded against one rubric, so the trials, the reference's values on them and the catalogued
-mutants' values are the same for every submission; computing them once per class instead of once per
-student is most of what grading a correct submission saves. Tables are bounded (cleared when full) and
+mutants' values are the same for every submission, and are computed once per class instead of once per
+student. Tables are bounded (cleared when full) and
 their values are never modified by their users (trial arrays are made read-only to enforce it).
 
 `remember` keys on plain values. `remember_for` keys on the identity of long-lived objects (a rubric

@@ -132,3 +132,10 @@ def test_comparing_all_trials_at_once_gives_exactly_what_comparing_each_trial_gi
             assert (got.excess is None) == (want.excess is None)
             if got.excess is not None:
                 assert np.array_equal(got.excess, want.excess) and got.excess.shape == want.excess.shape
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_an_expected_value_that_is_not_a_number_never_lets_a_comparison_pass():
+    """Only the reference could produce it, and then nothing may be called a match."""
+    outcome = compare("loss", np.array([1.0, 2.0]), np.array([np.nan, 2.0]), TOL)
+    assert outcome.verdict == Verdict.failed and "1 of 2 values off" in outcome.message
