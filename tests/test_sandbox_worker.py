@@ -234,3 +234,16 @@ def test_a_sandbox_launched_early_waits_for_its_worker_on_entry_and_is_killed_at
     process = unused._workers[0].process
     unused.close()
     assert process.returncode == -signal.SIGKILL  # killed, not left to finish importing torch and then exit
+
+
+def test_autograd_imported_by_name_before_the_call_is_refused_in_a_scratch_call_too(bwrap_sandbox):
+    """`from torch.autograd import grad` at the top of the file binds the function before any call: the
+    sandbox guards autograd's entry points themselves, not only the names a call looks up."""
+    source = ("import torch\nfrom torch.autograd import grad\n"
+              "def scratch_gradients(x, y, params):\n"
+              "    w = torch.tensor(params['W1'], requires_grad=True)\n"
+              "    with torch.enable_grad():\n"
+              "        return {'dW1': grad((w * 2).sum(), w)[0]}\n")
+    result = run(bwrap_sandbox, source, [Call(id="s", function="scratch_gradients", args=["x", "y", PARAMS], scratch=True)])
+    assert result.calls["s"].status == CallStatus.raised
+    assert "from scratch: torch.autograd.grad() is not allowed in scratch_gradients" in result.calls["s"].message

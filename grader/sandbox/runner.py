@@ -18,6 +18,7 @@ The module namespace is called "submission", not "__main__", so a student's
 """
 
 import difflib
+import functools
 import io
 import json
 import linecache
@@ -122,28 +123,47 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
             "traceback": "", "exit_code": None, "student_files": sorted(names)}
 
 
-def _forbidden(what: str, function: str):
-    def refuse(*args, **kwargs):
-        raise RuntimeError(f"from scratch: {what} is not allowed in {function}; compute the gradients with "
-                           f"your own backward pass (numpy or tensor operations), not with autograd")
-    return refuse
+# The scratch function running now, in a child; None otherwise. Autograd's entry points are wrapped once,
+# where this module is loaded (the worker, before any fork), and refuse while it is set: assigning
+# torch.Tensor.backward for each call instead wrote to the Tensor class and its subclasses in every child
+# (type caches), copying those pages after each fork.
+_SCRATCH: list = [None]
+
+
+def _guarded(what: str, original):
+    if getattr(original, "_bpg_guarded", False):  # loaded twice in one process (tests): wrap once
+        return original
+
+    @functools.wraps(original)
+    def guarded(*args, **kwargs):
+        function = _SCRATCH[0]
+        if function is not None:
+            raise RuntimeError(f"from scratch: {what} is not allowed in {function}; compute the gradients with "
+                               f"your own backward pass (numpy or tensor operations), not with autograd")
+        return original(*args, **kwargs)
+
+    guarded._bpg_guarded = True
+    return guarded
+
+
+torch.Tensor.backward = _guarded("Tensor.backward()", torch.Tensor.backward)
+torch.autograd.backward = _guarded("torch.autograd.backward()", torch.autograd.backward)
+torch.autograd.grad = _guarded("torch.autograd.grad()", torch.autograd.grad)
 
 
 class ScratchMode:
-    """Autograd off and its entry points raising, for one call; everything restored afterwards."""
+    """Autograd off and its entry points refusing, for one call; restored afterwards."""
 
     def __init__(self, function: str):
         self.function = function
 
     def __enter__(self):
-        self.saved = (torch.is_grad_enabled(), torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
+        self.saved = (torch.is_grad_enabled(), _SCRATCH[0])
         torch.set_grad_enabled(False)
-        torch.Tensor.backward = _forbidden("Tensor.backward()", self.function)
-        torch.autograd.backward = _forbidden("torch.autograd.backward()", self.function)
-        torch.autograd.grad = _forbidden("torch.autograd.grad()", self.function)
+        _SCRATCH[0] = self.function
 
     def __exit__(self, *exc_info):
-        enabled, torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = self.saved
+        enabled, _SCRATCH[0] = self.saved
         torch.set_grad_enabled(enabled)
         return False
 
