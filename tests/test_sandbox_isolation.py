@@ -136,3 +136,23 @@ def test_python_paths_are_the_installation_and_the_venv_without_nesting():
     paths = isolation.python_paths()
     assert Path(os.path.realpath(os.sys.base_prefix)) in paths
     assert not any(p != q and q in p.parents for p in paths for q in paths)
+
+
+def test_a_hidden_path_inside_a_python_installation_under_tmp_is_covered_in_its_staged_copy_too(tmp_path, monkeypatch):
+    """A venv under /tmp is bound a second time under /.pystage, and each job binds that copy back over its
+    private /tmp: a cover only at the original path would be gone in the job (a class folder inside such a
+    venv, or the grader's own packages in a non-editable install there). Command construction only: the
+    real-sandbox version, tests/test_batch.py::test_inside_a_grade_run_the_class_folder_and_the_reports_are_hidden,
+    exercises it wherever the checkout's venv lies under /tmp."""
+    venv = tmp_path / "venv"
+    (venv / "secret").mkdir(parents=True)
+    (venv / "answers.py").write_text("W = 1\n")
+    monkeypatch.setattr(isolation, "python_paths", lambda: [venv])
+    command = isolation.bwrap_command([venv / "secret", venv / "answers.py"], userns=False)
+    staged = f"/.pystage{venv}"
+    assert command[command.index(staged) - 2:command.index(staged) + 1] == ["--ro-bind", str(venv), staged]
+    for path in (venv / "secret", Path(f"{staged}/secret")):
+        assert command[command.index(str(path)) - 1] == "--tmpfs"
+    for path in (venv / "answers.py", Path(f"{staged}/answers.py")):
+        assert command[command.index(str(path)) - 2:command.index(str(path))] == ["--ro-bind", "/dev/null"]
+    assert command.index(staged) < command.index(f"{staged}/secret")  # the copy is bound before it is covered

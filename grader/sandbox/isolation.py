@@ -118,15 +118,20 @@ def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
     for name in ETC_FILES:
         mounts.append((2, 0, ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]))
     mounts.append((1, 1, ["--tmpfs", "/tmp"]))  # before anything bound below /tmp (a checkout in /tmp)
+    staged = []
     for path in python_paths():
         mounts.append((len(path.parts), 0, ["--ro-bind", str(path), str(path)]))
         if Path("/tmp") in path.parents:  # a job's private /tmp would hide it: jail.py binds it back from here
             mounts.append((len(path.parts) + 1, 0, ["--ro-bind", str(path), f"/.pystage{path}"]))
+            staged.append(path)
     for path in [*package_dirs(), *(Path(os.path.abspath(p)) for p in hide)]:
-        if path.is_dir():
-            mounts.append((len(path.parts), 1, ["--tmpfs", str(path)]))
-        elif path.exists():
-            mounts.append((len(path.parts), 1, ["--ro-bind", "/dev/null", str(path)]))
+        # Covered where it is and, inside a staged Python path, in the staged copy too: jail.py binds that
+        # copy back (with what is mounted in it) over the job's /tmp, which would otherwise show it again.
+        for target in [path, *(Path(f"/.pystage{path}") for root in staged if root == path or root in path.parents)]:
+            if path.is_dir():
+                mounts.append((len(target.parts), 1, ["--tmpfs", str(target)]))
+            elif path.exists():
+                mounts.append((len(target.parts), 1, ["--ro-bind", "/dev/null", str(target)]))
     parents = {parent for *_, args in mounts for parent in Path(args[-1]).parents if len(parent.parts) > 1}
     for parent in parents - {Path(p) for p in SYSTEM_DIRS}:
         mounts.append((len(parent.parts), 2, ["--perms", "0755", "--dir", str(parent)]))  # bwrap's are 0700
