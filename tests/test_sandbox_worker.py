@@ -247,3 +247,13 @@ def test_autograd_imported_by_name_before_the_call_is_refused_in_a_scratch_call_
     result = run(bwrap_sandbox, source, [Call(id="s", function="scratch_gradients", args=["x", "y", PARAMS], scratch=True)])
     assert result.calls["s"].status == CallStatus.raised
     assert "from scratch: torch.autograd.grad() is not allowed in scratch_gradients" in result.calls["s"].message
+
+
+def test_from_the_second_job_on_printing_and_randomness_are_as_in_a_fresh_interpreter(bwrap_sandbox):
+    """From its second job a worker warms common torch and numpy operations (its own code, once); no job
+    may see a trace of it: default print options, and the same seeded random numbers in every job."""
+    source = ("import numpy as np, torch\n"
+              "print(np.array([1 / 3]), torch.tensor([1 / 3]), np.random.rand(2), torch.rand(2))\n")
+    outputs = [run(bwrap_sandbox, source, []).stdout for _ in range(3)]
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0].startswith(f"{np.array([1 / 3])} {torch.tensor([1 / 3])} ")
