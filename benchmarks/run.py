@@ -16,6 +16,7 @@ import argparse
 import datetime
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -96,38 +97,45 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     noop = work / "noop.py"
     noop.write_text(NOOP_SUBMISSION, encoding="utf-8")
 
-    calibration = {"start_ms": calibration_ms()}
-    log(f"sandbox start ({jobs} workers), {args.check_runs} times")
+    speed: dict[str, float] = {}  # the fixed workload's ms just before each phase: the machine's speed then
+
+    def phase(name: str, message: str) -> None:
+        speed[name] = calibration_ms()
+        log(message)
+
+    phase("sandbox start", f"sandbox start ({jobs} workers), {args.check_runs} times")
     sandbox = measure_sandbox_start(jobs, args.check_runs, work)
     start_s = sandbox["start_s"]["median"]
 
-    log(f"start-up costs: grade --jobs {jobs} on {jobs} no-op submissions")
+    phase("start-up", f"start-up costs: grade --jobs {jobs} on {jobs} no-op submissions")
     fixed = grade_run("noop-fixed", [noop], jobs, CONTRACT_RUBRIC, work, jobs)
 
-    log(f"contract: grade --jobs {jobs} on {n} .py submissions")
+    phase("contract", f"contract: grade --jobs {jobs} on {n} .py submissions")
     contract = grade_run("contract", contract_samples, n, CONTRACT_RUBRIC, work, jobs)
     add_rates(contract, start_s, fixed)
 
-    log(f"notebooks: grade --jobs {jobs} on {n} notebooks")
+    phase("notebooks", f"notebooks: grade --jobs {jobs} on {n} notebooks")
     notebooks = grade_run("notebooks", notebook_samples, n, NOTEBOOK_RUBRIC, work, jobs)
     add_rates(notebooks, start_s, fixed)
 
-    log(f"overhead: grade --jobs {jobs} on {n} no-op submissions")
+    phase("overhead", f"overhead: grade --jobs {jobs} on {n} no-op submissions")
     noops = grade_run("noop", [noop], n, CONTRACT_RUBRIC, work, jobs)
     overhead = overhead_figures(fixed, noops)
 
-    log(f"memory: grade --jobs {jobs} on {args.memory_small_n} and on {args.memory_n} no-op submissions")
+    phase("memory", f"memory: grade --jobs {jobs} on {args.memory_small_n} and on {args.memory_n} no-op submissions")
     small = grade_run("memory-small", [noop], args.memory_small_n, CONTRACT_RUBRIC, work, jobs)
     large = grade_run("memory-large", [noop], args.memory_n, CONTRACT_RUBRIC, work, jobs)
     memory = memory_figures(small, large)
 
-    log(f"cold check of {CHECK_NOTEBOOK.name}, {args.check_runs} times")
+    phase("cold check", f"cold check of {CHECK_NOTEBOOK.name}, {args.check_runs} times")
     check = cold_check(args.check_runs, work)
 
-    log(f"baseline: a fresh python per notebook, {baseline_n} notebooks, {jobs} at a time")
+    phase("baseline", f"baseline: a fresh python per notebook, {baseline_n} notebooks, {jobs} at a time")
     baseline = run_baseline(notebook_samples, baseline_n, jobs, work)
     baseline["ratio_ours_to_baseline"] = round(notebooks["rate_whole_per_s"] / baseline["rate_per_s"], 2)
-    calibration["end_ms"] = calibration_ms()
+    speed["end"] = calibration_ms()
+    calibration = {"ms_before": speed, "min_ms": min(speed.values()), "median_ms": statistics.median(speed.values()),
+                   "max_ms": max(speed.values())}
 
     result = {
         "date": datetime.date.today().isoformat(),

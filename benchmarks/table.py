@@ -44,8 +44,9 @@ def render_table(result: dict) -> str:
              f"machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['memory_gb']} GB; Python {m['python']}, numpy {m['numpy']}, "
              f"torch {m['torch']}; sandbox {m['sandbox_mode']}, protections off: {', '.join(m['protections_off']) or 'none'}",
              f"sandbox start ({result['sandbox_start']['workers']} workers, median): {result['sandbox_start']['start_s']['median']:.2f} s",
-             f"machine speed: a fixed CPU workload took {result['calibration']['start_ms']:.0f} ms at the start, "
-             f"{result['calibration']['end_ms']:.0f} ms at the end (compare runs only at similar values)",
+             f"machine speed: a fixed CPU workload took {result['calibration']['min_ms']:.0f}–"
+             f"{result['calibration']['max_ms']:.0f} ms (median {result['calibration']['median_ms']:.0f}) before the "
+             f"phases (lower is faster; compare runs only at similar values)",
              ""]
     growth = mem["growth_peak_rss"]
     info = [

@@ -51,7 +51,10 @@ def test_every_top_level_field_is_written(benchmark):
     }
     assert result["parameters"] == {"n": 5, "memory_small_n": 3, "memory_n": 6, "baseline_n": 2, "check_runs": 1, "jobs": 2}
     assert set(result["git"]) == {"commit", "dirty"}
-    assert set(result["calibration"]) == {"start_ms", "end_ms"} and all(v > 0 for v in result["calibration"].values())
+    speed = result["calibration"]
+    assert set(speed["ms_before"]) == {"sandbox start", "start-up", "contract", "notebooks", "overhead", "memory",
+                                       "cold check", "baseline", "end"}
+    assert 0 < speed["min_ms"] <= speed["median_ms"] <= speed["max_ms"] == max(speed["ms_before"].values())
 
 
 def test_machine_names_cpu_memory_versions_and_sandbox(benchmark):
