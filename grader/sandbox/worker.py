@@ -1,7 +1,7 @@
 """Warm sandbox worker: numpy and torch are imported once, then every job runs in a fresh forked child.
 
 Standalone on purpose: shipped as source into the sandbox (the grader's package directories are not
-visible there) with the modules in sandbox.SHIPPED (jail, runner, convert, notebook, observe, shims),
+visible there) with the modules in process.SHIPPED (jail, runner, convert, notebook, observe, shims, warm),
 and imports only the standard library, numpy and torch, never `grader` or `reference`. It talks to the
 grader over its stdin/stdout in length-prefixed frames (8-byte big-endian length, then the payload):
 
@@ -226,95 +226,6 @@ def load_modules(sources: dict) -> dict:
     return modules
 
 
-def _warm_up(numpy, torch) -> None:
-    """Do once here what every child would otherwise do first (lazy imports inside numpy and torch)."""
-    numpy.frombuffer(numpy.zeros(2).astype("<f8", copy=False).tobytes(), dtype=numpy.float64).astype(numpy.float64)
-    torch.random.default_generator.manual_seed(0)
-    numpy.random.seed(0)
-    torch.zeros(2, dtype=torch.float32).double().numpy()
-
-
-def _warm_common_ops(numpy, torch) -> None:
-    """Run once, here, what student code commonly runs first (tensors from numpy, nn.Module subclasses and
-    nn.Linear, sigmoid/relu/tanh, losses, backward, printing arrays and tensors, seeding): each child would
-    otherwise pay the first use again (lazy imports, caches filled on first call; ~4 ms of a notebook's
-    job, measured). Our own code on our own data, before any job's child exists; only a speed-up, so any
-    failure is ignored."""
-    saved = numpy.get_printoptions()
-    try:
-        rng = numpy.random.default_rng(0)
-        a = rng.random((4, 2))
-        numpy.random.rand(2)
-        numpy.random.randn(2)
-        x, y = torch.tensor(a), torch.from_numpy(a).float()
-
-        class Net(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.fc = torch.nn.Linear(2, 1)
-
-            def forward(self, v):
-                return torch.sigmoid(self.fc(v))
-
-        net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Sigmoid(), torch.nn.Linear(3, 1))
-        single = Net()
-        for v in (x.float(), y):
-            out = net(v) + single(v)
-            (((out - 1) ** 2).sum() + torch.nn.functional.mse_loss(out, torch.zeros_like(out))).backward()
-        w = torch.rand(3, 2, requires_grad=True, dtype=torch.float64)
-        h = torch.relu(x @ w.T) + torch.tanh(x @ w.T) + torch.sigmoid(x @ w.T).pow(2)
-        (h.mean() + h.sum()).backward()
-        for text in (repr(w), repr(w.grad), str(net), repr(a), str(a), repr(x.detach().numpy())):
-            len(text)
-        float(h.sum().item())
-        w.grad.numpy().tolist()
-        numpy.set_printoptions(precision=8)
-        torch.set_printoptions(precision=8)
-        torch.manual_seed(0)
-    except Exception:  # noqa: BLE001 - only a speed-up
-        pass
-    finally:
-        numpy.set_printoptions(**saved)
-        torch.set_printoptions(profile="default")
-
-
-def _warm_optimizers(header: dict, torch) -> bool:
-    """Build and step one optimizer here when a job's source mentions one ("optim"): the first optimizer
-    imports torch._dynamo and sympy (~800 modules, 3-4 s), which every child would otherwise pay again.
-    Done lazily, so workers whose jobs never use one start and run as fast as before."""
-    if not any("optim" in cell for cell in header.get("cells", [])):
-        return False
-    try:
-        weight = torch.nn.Parameter(torch.ones(2))
-        optimizer = torch.optim.SGD([weight], lr=0.1)
-        (weight * weight).sum().backward()
-        optimizer.step()
-    except Exception:  # noqa: BLE001 - only a speed-up: children then pay the import themselves
-        pass
-    return True
-
-
-def _huge_pages() -> None:
-    """Back the worker's private anonymous memory (~150 MB once torch is imported) with 2 MB pages where
-    the kernel can (MADV_COLLAPSE, Linux 6.1+): a fork then copies a few hundred page-table entries
-    instead of ~36,000, and a child's fork and exit cost about a third as much CPU. A write in a child
-    still copies only 4 KB. Only a speed-up: any failure leaves memory as it was."""
-    huge, madvise = 2 << 20, LIBC.madvise
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    try:
-        with open("/proc/self/maps") as maps:
-            regions = [line.split() for line in maps]
-    except OSError:
-        return
-    for fields in regions:
-        if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
-            continue
-        start, end = (int(value, 16) for value in fields[0].split("-"))
-        start, end = -(-start // huge) * huge, end // huge * huge
-        if end - start >= huge and madvise(start, end - start, 14) == 0:  # MADV_HUGEPAGE
-            madvise(start, end - start, 25)  # MADV_COLLAPSE
-
-
 def main(boot: dict) -> None:
     """Serve jobs until the grader closes our stdin."""
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -328,9 +239,9 @@ def main(boot: dict) -> None:
     torch.set_num_threads(1)
     x = torch.ones(2, 2, requires_grad=True)
     (x @ x).sum().backward()  # warm the autograd engine once, here rather than in every job
-    _warm_up(numpy, torch)
     modules = load_modules(boot["modules"])
-    runner, cfg = modules["bpg_runner"], boot["config"]
+    runner, warm_module, cfg = modules["bpg_runner"], modules["bpg_warm"], boot["config"]
+    warm_module.warm_up()
     pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if cfg["ns"] else None
     write_frame(proto_out, json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())
     warm, jobs = False, 0
@@ -342,9 +253,9 @@ def main(boot: dict) -> None:
             os._exit(0)  # nothing to clean up; interpreter teardown of torch._dynamo alone takes seconds
         jobs += 1
         if jobs == 2:  # once a second job comes: a one-job `check` never pays for these
-            _warm_common_ops(numpy, torch)
-            _huge_pages()
-        warm = warm or _warm_optimizers(header, torch)
+            warm_module.warm_common_ops()
+            warm_module.huge_pages()
+        warm = warm or warm_module.warm_optimizers(header)
         for frame in run_job(cfg, header, blob, runner, pidns):
             write_frame(proto_out, frame)
 
