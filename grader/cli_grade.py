@@ -39,12 +39,10 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from grader.sandbox.sandbox import Sandbox  # light: the workers are launched before the stages are imported
-
     _validate_arguments(args)
     out_hint = args.out or Path("out")
     made = not out_hint.exists()
-    sandbox = _launch(args, out_hint, Sandbox)
+    sandbox = _launch(args, out_hint)
     try:
         from grader.batch import BatchOptions, run_batch
         from grader.rubric_files import load_rubric
@@ -68,7 +66,7 @@ def run_grade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _launch(args: argparse.Namespace, out: Path, sandbox_class: type[Sandbox]) -> Sandbox | None:
+def _launch(args: argparse.Namespace, out: Path) -> Sandbox | None:
     """Launch the sandbox workers now, so their start (torch's import, ~2 s) overlaps the grader's own
     imports and the discovery of submissions; None where the output folder cannot be made yet (the
     checks that follow say why). The default --out is out/<rubric id>: before the rubric is loaded, all of
@@ -78,7 +76,9 @@ def _launch(args: argparse.Namespace, out: Path, sandbox_class: type[Sandbox]) -
     out.mkdir(parents=True, exist_ok=True)  # hidden from submissions, so it must exist before the sandbox starts
     single = len(args.paths) == 1 and args.paths[0].suffix.lower() in (".py", ".ipynb")
     hide = [out.resolve(), *(p.resolve() for p in args.paths)]
-    return sandbox_class(jobs=1 if single else args.jobs, hide=hide).launch()
+    from grader.sandbox.sandbox import Sandbox  # light: the workers start before the stages are imported
+
+    return Sandbox(jobs=1 if single else args.jobs, hide=hide).launch()
 
 
 def _validate_arguments(args: argparse.Namespace) -> None:

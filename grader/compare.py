@@ -101,12 +101,10 @@ def compare_trials(name: str, founds: list, expecteds: list[np.ndarray], toleran
     trials, size = found.shape[0], int(np.prod(shape, dtype=np.int64))
     magnitude = np.abs(expected).reshape(trials, size)
     error = np.abs(found - expected).reshape(trials, size)
-    scale = _MAX(magnitude, axis=1) if size else np.zeros(trials)
+    scale, atol_eff, allowed = allowed_rows(magnitude, tolerance)
     max_abs = _MAX(error, axis=1) if size else np.zeros(trials)
     if not (np.isfinite(max_abs).all() and np.isfinite(scale).all()):
         return [compare(name, f, e, tolerance, allow_transposed) for f, e in zip(founds, expecteds)]
-    atol_eff = np.maximum(tolerance.atol, tolerance.atol_rel * scale)
-    allowed = atol_eff[:, None] + tolerance.rtol * magnitude
     over = error - allowed
     flat = over.argmax(axis=1) if size else np.zeros(trials, dtype=np.int64)
     failing = over[np.arange(trials), flat] > 0.0 if size else np.zeros(trials, dtype=bool)
@@ -168,6 +166,14 @@ def _allowed(expected: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, fl
     scale = float(_MAX(magnitude, axis=None)) if expected.size else 0.0
     atol_eff = max(tolerance.atol, tolerance.atol_rel * scale)
     return magnitude, scale, atol_eff, atol_eff + tolerance.rtol * magnitude
+
+
+def allowed_rows(magnitude: np.ndarray, tolerance: Tolerance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_allowed` for each row of a (rows, size) stack of |expected|: each row's largest value, its
+    atol_eff and the allowed error per element (compare_trials, and diagnosis' stacked mutants)."""
+    scale = _MAX(magnitude, axis=1) if magnitude.shape[1] else np.zeros(magnitude.shape[0])
+    atol_eff = np.maximum(tolerance.atol, tolerance.atol_rel * scale)
+    return scale, atol_eff, atol_eff[:, None] + tolerance.rtol * magnitude
 
 
 def align(found: np.ndarray, expected: np.ndarray, allow_transposed: bool) -> tuple[np.ndarray | None, str]:

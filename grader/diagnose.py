@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from grader.checkspec import Tolerance
-from grader.compare import align, within
+from grader.compare import align, allowed_rows, within
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric import Rubric
 from grader.run import call_id
@@ -171,10 +171,8 @@ def _candidate_rows(task, trial, mistakes, variants, name, reference, tolerance:
     rows = {}
     for shape, members in groups.items():
         stacked = np.array([candidate for _, candidate in members])
-        magnitude = np.abs(stacked).reshape(len(members), -1)
-        scale = magnitude.max(axis=1) if magnitude.shape[1] else np.zeros(len(members))
-        atol_eff = np.maximum(tolerance.atol, tolerance.atol_rel * scale).reshape((-1,) + (1,) * len(shape))
-        rows[shape] = ([row for row, _ in members], stacked, atol_eff + tolerance.rtol * np.abs(stacked))
+        allowed = allowed_rows(np.abs(stacked).reshape(len(members), -1), tolerance)[2]
+        rows[shape] = ([row for row, _ in members], stacked, allowed.reshape(stacked.shape))
     return rows
 
 

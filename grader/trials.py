@@ -13,7 +13,6 @@ from typing import Literal
 
 import numpy as np
 
-from grader.memo import remember_for
 from grader.rubric import Rubric
 from grader.tasks import DropoutTrainingTask, MlpRegressionTask, Task
 from reference import mlp_regression
@@ -83,20 +82,14 @@ def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed
             params["b1"][dead] = 0.0
     trial = Trial(task.id, group, index, x, y, params, masks, is_given, scalars)
     for array in trial.arrays().values():
-        array.flags.writeable = False  # shared by every student of a class (see trials_for)
+        array.flags.writeable = False  # shared by every student of a class (see run.plan)
     return trial
 
 
-_TRIALS: dict[tuple, list[Trial]] = {}
-
-
 def trials_for(rubric: Rubric, task: Task, groups: tuple[Group, ...], hidden_seed: int | None = None) -> list[Trial]:
-    """Every trial of the given groups, public first, in index order. Made once per (rubric, task,
-    groups, hidden seed) and shared by every submission graded against them: the arrays are read-only."""
+    """Every trial of the given groups, public first, in index order (made once per class by run.plan)."""
     counts = {"public": rubric.trials.public, "hidden": rubric.trials.hidden}
-    return remember_for(_TRIALS, (rubric, task), (groups, hidden_seed), lambda: [
-        make_trial(rubric, task, group, i, hidden_seed) for group in groups for i in range(counts[group])
-    ])
+    return [make_trial(rubric, task, group, i, hidden_seed) for group in groups for i in range(counts[group])]
 
 
 def _hidden_seed(rubric: Rubric, override: int | None) -> int:
