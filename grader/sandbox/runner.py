@@ -35,7 +35,7 @@ import torch
 from bpg_convert import Converter, _describe, _text
 
 OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>",
-                       "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>"})
+                       "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>", "<sandbox dynamo>"})
 MAX_TEXT = 20000
 
 

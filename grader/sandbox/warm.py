@@ -66,9 +66,9 @@ def warm_common_ops() -> None:
 
 
 def warm_optimizers(header: dict) -> bool:
-    """Build and step one optimizer here when a job's source mentions one ("optim"): the first optimizer
-    imports torch._dynamo and sympy (~800 modules, 3-4 s), which every child would otherwise pay again.
-    Done lazily, so workers whose jobs never use one start and run as fast as before."""
+    """Build and step one optimizer here when a job's source mentions one ("optim"): its first use fills
+    torch.optim's lazy parts, which every child would otherwise fill again (torch._dynamo itself is not
+    imported for it, see dynamo.py). Done lazily, so workers whose jobs never use one never pay for it."""
     if not any("optim" in cell for cell in header.get("cells", [])):
         return False
     try:

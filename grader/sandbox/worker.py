@@ -1,7 +1,7 @@
 """Warm sandbox worker: numpy and torch are imported once, then every job runs in a fresh forked child.
 
 Standalone on purpose: shipped as source into the sandbox (the grader's package directories are not
-visible there) with the modules in process.SHIPPED (jail, runner, convert, notebook, observe, shims, warm),
+visible there) with the modules in process.SHIPPED (jail, runner, convert, notebook, observe, shims, warm, dynamo),
 and imports only the standard library, numpy and torch, never `grader` or `reference`. It talks to the
 grader over its stdin/stdout in length-prefixed frames (8-byte big-endian length, then the payload):
 
@@ -241,6 +241,7 @@ def main(boot: dict) -> None:
     (x @ x).sum().backward()  # warm the autograd engine once, here rather than in every job
     modules = load_modules(boot["modules"])
     runner, warm_module, cfg = modules["bpg_runner"], modules["bpg_warm"], boot["config"]
+    modules["bpg_dynamo"].install()  # before any child: torch._dynamo only for jobs that need it
     warm_module.warm_up()
     pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if cfg["ns"] else None
     write_frame(proto_out, json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())

@@ -1,0 +1,88 @@
+"""torch._dynamo imported only when a job needs it, not whenever a job builds an optimizer.
+
+Standalone on purpose: shipped as source into the sandbox (as bpg_dynamo) with worker.py; imports only
+the standard library and torch, and is installed once in the worker before any child is forked.
+
+Why: every torch.optim optimizer calls `torch._dynamo.disable(fn, recursive, wrapping=False)` (through
+torch._disable_dynamo, from its constructor on) and `torch._dynamo.graph_break()` in every step. The
+first of those imports torch._dynamo, ~830 modules with sympy: 2.4 s of CPU here, paid by each worker
+on its first optimizer job, and by a one-job `check` or Gradescope run of such a notebook in full.
+
+What: until something needs more, `torch._dynamo` is a stand-in module that serves exactly those two
+calls as eager torch does them (outside torch.compile, disabling dynamo for a function changes nothing
+and graph_break() does nothing). Anything else — torch.compile, torch.compiler.disable, any other name,
+a submodule, `__path__` or `__file__` — imports the real torch._dynamo first and forgets the functions served so
+far (torch._disable_dynamo re-wraps them with the real one at their next call), so from then on the job
+sees torch exactly as it is.
+"""
+
+import importlib
+import sys
+import threading
+import types
+import weakref
+
+import torch
+
+NAME = "torch._dynamo"
+_LOCK = threading.RLock()
+
+
+class _Deferred(types.ModuleType):
+    """The stand-in: `disable` and `graph_break` for torch's own eager calls; the real module for the rest."""
+
+    def __getattr__(self, name: str):
+        return getattr(real(), name)
+
+
+_STAND_IN = _Deferred(NAME)  # __spec__ stays None: `import torch._dynamo` reads it on every import
+_SERVED: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _disable(fn=None, recursive=True, *, reason=None, wrapping=True):
+    """torch._disable_dynamo's own call (a function, wrapping=False, no reason) returns the function as
+    it is; any other form (a decorator factory, torch.compiler.disable) is the real one's."""
+    if fn is None or not callable(fn) or wrapping or reason is not None:
+        return real().disable(fn, recursive, reason=reason, wrapping=wrapping)
+    try:
+        _SERVED.add(fn)
+    except TypeError:  # not weakly referable: hand it to the real module instead
+        return real().disable(fn, recursive, reason=reason, wrapping=wrapping)
+    return fn
+
+
+def _graph_break(msg: str = "") -> None:
+    """As in eager torch: nothing (it only means something while dynamo traces)."""
+
+
+_STAND_IN.disable = _disable
+_STAND_IN.graph_break = _graph_break
+
+
+def install() -> bool:
+    """Put the stand-in in place of torch._dynamo, unless the real one is already imported."""
+    with _LOCK:
+        if NAME in sys.modules:
+            return False
+        sys.modules[NAME] = _STAND_IN
+        torch._dynamo = _STAND_IN
+        return True
+
+
+def real() -> types.ModuleType:
+    """The real torch._dynamo, imported now if the stand-in is still in place."""
+    with _LOCK:
+        if sys.modules.get(NAME) is _STAND_IN:
+            del sys.modules[NAME]
+            if torch.__dict__.get("_dynamo") is _STAND_IN:
+                del torch._dynamo
+            try:
+                module = importlib.import_module(NAME)
+            except BaseException:
+                sys.modules.setdefault(NAME, _STAND_IN)
+                raise
+            for fn in list(_SERVED):
+                fn.__dict__.pop("__dynamo_disable", None)  # torch._disable_dynamo caches per function
+            _SERVED.clear()
+            return module
+        return sys.modules[NAME]
