@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from grader import __version__
 from grader.cli_grade import add_grade_command
@@ -24,6 +25,26 @@ if TYPE_CHECKING:
 # them: `check` launches its sandbox worker first, so the worker's ~2 s start overlaps the grader's imports.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def run() -> NoReturn:
+    """The `backprop-grader` console script and `python -m grader`: main(), then `exit_now` with its code.
+    An exception main() does not handle still ends the process the usual way (with its traceback)."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` once stdout and stderr are flushed, without the interpreter's teardown.
+
+    Every command has closed its files, joined its threads and closed its sandbox before it returns, so
+    the teardown (freeing every object of numpy, pydantic and the stages, ~0.2 s on our 2-core machines)
+    only delays the end a student or an LMS waits for; a `check` spends about a tenth of its time there."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or a closed stream: nothing more to say
+            pass
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

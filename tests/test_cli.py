@@ -1,10 +1,16 @@
 """The command line, run as students and instructors run it: real subprocesses."""
 
+import contextlib
+import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from grader.cli import main
 from grader.rubric_files import load_rubric
 from grader.trials import make_trial
 from reference import twins
@@ -16,6 +22,23 @@ def test_rubric_list_names_every_bundled_rubric(cli):
     result = cli("rubric", "list", "--ids")
     assert result.returncode == 0
     assert result.stdout.split() == BUNDLED_RUBRICS
+
+
+def test_block_buffered_output_is_complete_although_the_cli_skips_the_interpreter_teardown():
+    """The CLI ends with os._exit after flushing: with stdout a pipe and no PYTHONUNBUFFERED (it is set on
+    these machines), nothing printed may be lost, and the exit code is the command's."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for argv in (["rubric", "list", "--ids"], ["rubric", "validate", "no-such-rubric.toml"]):
+        done = subprocess.run([sys.executable, "-m", "grader", *argv], capture_output=True, text=True, env=env, timeout=120)
+        expected = main_in_process(argv)
+        assert (done.returncode, done.stdout, done.stderr) == expected
+
+
+def main_in_process(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
 
 
 def test_rubric_show_lists_checks_points_and_hides_the_hidden_seed(cli):
