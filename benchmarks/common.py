@@ -13,6 +13,7 @@ BASELINE_SCRIPT = REPO / "benchmarks" / "baseline.py"
 CONTRACT_RUBRIC, CONTRACT_SAMPLES = "bs6207-a1", REPO / "submissions" / "bs6207-a1"
 NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES = "bs6207-a1-notebook", REPO / "submissions" / "bs6207-a1-notebooks"
 CHECK_NOTEBOOK = NOTEBOOK_SAMPLES / "correct.ipynb"
+OPTIMIZER_NOTEBOOK = NOTEBOOK_SAMPLES / "after_10_sgd_steps.ipynb"  # trains with torch.optim.SGD, as many notebooks do
 
 
 def log(message: str) -> None:

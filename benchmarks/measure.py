@@ -115,15 +115,15 @@ def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, 
     return result
 
 
-def cold_check(runs: int, work: Path) -> dict:
-    """`backprop-grader check correct.ipynb --rubric bs6207-a1-notebook` in a fresh process, wall time."""
+def cold_check(runs: int, work: Path, notebook: Path = CHECK_NOTEBOOK) -> dict:
+    """`backprop-grader check NOTEBOOK --rubric bs6207-a1-notebook` in a fresh process, wall time."""
     script = Path(sys.executable).with_name("backprop-grader")
     program = [str(script)] if script.exists() else [sys.executable, "-m", "grader"]
     times, codes, busy, ours = [], [], 0.0, 0.0
     for i in range(runs):
-        folder = work / f"check-{i}"
+        folder = work / f"check-{notebook.stem}-{i}"
         folder.mkdir()
-        command = [*program, "check", str(CHECK_NOTEBOOK), "--rubric", NOTEBOOK_RUBRIC, "--out", str(folder / "report")]
+        command = [*program, "check", str(notebook), "--rubric", NOTEBOOK_RUBRIC, "--out", str(folder / "report")]
         with CpuAccount(f"check-{i}") as account, MachineMeter() as machine:
             join = account.joiner()  # the check process moves itself into the cgroup before exec
             started = time.perf_counter()
@@ -134,7 +134,7 @@ def cold_check(runs: int, work: Path) -> dict:
             raise RuntimeError(f"check exited {done.returncode}:\n{done.stderr.decode(errors='replace')[-3000:]}")
         busy = None if busy is None or machine.busy_s is None else busy + machine.busy_s
         ours = None if ours is None or account.usage_s is None else ours + account.usage_s
-    return {"notebook": str(CHECK_NOTEBOOK.relative_to(REPO)), "rubric": NOTEBOOK_RUBRIC, "wall_s": summary(times),
+    return {"notebook": str(notebook.relative_to(REPO)), "rubric": NOTEBOOK_RUBRIC, "wall_s": summary(times),
             "exit_codes": codes, "cpu_s": None if ours is None else round(ours, 2), "machine_busy_s": busy,
             "other_processes_cpu_s": None if None in (busy, ours) else round(max(0.0, busy - ours), 2)}
 

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, RESULTS, log
+from benchmarks.common import (CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, OPTIMIZER_NOTEBOOK,
+                               RESULTS, log)
 from benchmarks.figures import add_rates, memory_figures, overhead_figures
 from benchmarks.machine import calibration_ms, git_info, machine_info
 from benchmarks.measure import cold_check, grade_run, measure_sandbox_start, run_baseline
@@ -127,8 +128,9 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     large = grade_run("memory-large", [noop], args.memory_n, CONTRACT_RUBRIC, work, jobs)
     memory = memory_figures(small, large)
 
-    phase("cold check", f"cold check of {CHECK_NOTEBOOK.name}, {args.check_runs} times")
+    phase("cold check", f"cold check of {CHECK_NOTEBOOK.name} and of {OPTIMIZER_NOTEBOOK.name}, {args.check_runs} times each")
     check = cold_check(args.check_runs, work)
+    check_optimizer = cold_check(args.check_runs, work, OPTIMIZER_NOTEBOOK)
 
     phase("baseline", f"baseline: a fresh python per notebook, {baseline_n} notebooks, {jobs} at a time")
     baseline = run_baseline(notebook_samples, baseline_n, jobs, work)
@@ -152,10 +154,12 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
         "overhead": overhead,
         "memory": memory,
         "cold_check": check,
+        "cold_check_optimizer": check_optimizer,
         "baseline": baseline,
     }
-    phases = {"grade runs": [contract, notebooks, fixed, noops, small, large], "cold check": [check], "baseline": [baseline]}
-    walls = {"grade runs": sum(run["wall_s"] for run in phases["grade runs"]), "cold check": sum(check["wall_s"]["runs"]),
+    phases = {"grade runs": [contract, notebooks, fixed, noops, small, large], "cold check": [check, check_optimizer], "baseline": [baseline]}
+    walls = {"grade runs": sum(run["wall_s"] for run in phases["grade runs"]),
+             "cold check": sum(sum(run["wall_s"]["runs"]) for run in phases["cold check"]),
              "baseline": baseline["wall_s"]}
     result["other_load"] = {}
     for phase, runs in phases.items():

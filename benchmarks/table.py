@@ -4,6 +4,8 @@ Contract: pure functions of the result dict `benchmarks.run.measure` builds; `bu
 budget (ok is None where the figure could not be measured), `render_table` returns the text to print.
 """
 
+from pathlib import Path
+
 BUDGETS = {  # DESIGN §10
     "contract_per_s": 40.0,
     "notebooks_per_s": 20.0,
@@ -61,6 +63,8 @@ def render_table(result: dict) -> str:
         (f"grader peak RSS, {mem['small']['n']} submissions", f"{_fmt(mem['small']['grader_peak_rss_mb'])} MB"),
         (f"grader peak RSS growth {mem['small']['n']} → {mem['large']['n']} (incl. class files)",
          f"{_fmt(growth['mb'])} MB, {_fmt(growth['kb_per_submission'])} KB/sub"),
+        (f"cold check of {Path(result['cold_check_optimizer']['notebook']).name} (torch.optim), median",
+         f"{_fmt(result['cold_check_optimizer']['wall_s']['median'])} s"),
         (f"baseline: fresh python + torch per notebook ({base['notebooks']} run, extrapolated)", f"{_fmt(base['rate_per_s'])} /s"),
         ("ours / baseline, notebooks (whole command)", f"{_fmt(base['ratio_ours_to_baseline'])} ×"),
     ]

@@ -47,7 +47,8 @@ def test_every_top_level_field_is_written(benchmark):
     result, _, _ = benchmark
     assert set(result) >= {
         "date", "timestamp", "command", "git", "parameters", "machine", "sandbox_start", "contract", "notebooks",
-        "overhead", "memory", "cold_check", "baseline", "other_load", "budgets", "duration_s", "calibration",
+        "overhead", "memory", "cold_check", "cold_check_optimizer", "baseline", "other_load", "budgets", "duration_s",
+        "calibration",
     }
     assert result["parameters"] == {"n": 5, "memory_small_n": 3, "memory_n": 6, "baseline_n": 2, "check_runs": 1, "jobs": 2}
     assert set(result["git"]) == {"commit", "dirty"}
@@ -92,9 +93,11 @@ def test_overhead_memory_check_and_baseline_figures(benchmark):
         assert memory[size]["grader_peak_rss_mb"] > 0 and memory[size]["grader_rss_mb_while_grading"] > 0
     for growth in ("growth_peak_rss", "growth_rss_while_grading"):
         assert set(memory[growth]) == {"mb", "percent", "kb_per_submission"}
-    check = result["cold_check"]
-    assert len(check["exit_codes"]) == 1 and check["exit_codes"][0] in (0, 1)  # 2 (usage) would have failed the run
-    assert len(check["wall_s"]["runs"]) == 1 and check["wall_s"]["median"] > 0
+    for key, notebook in (("cold_check", "correct.ipynb"), ("cold_check_optimizer", "after_10_sgd_steps.ipynb")):
+        check = result[key]
+        assert check["notebook"].endswith(notebook)
+        assert len(check["exit_codes"]) == 1 and check["exit_codes"][0] in (0, 1)  # 2 (usage) would have failed the run
+        assert len(check["wall_s"]["runs"]) == 1 and check["wall_s"]["median"] > 0
     baseline = result["baseline"]
     assert baseline["notebooks"] == 2 and sum(baseline["outcomes"].values()) == 2
     assert baseline["rate_per_s"] > 0 and baseline["ratio_ours_to_baseline"] > 0
