@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from grader.limits import Limits
-from grader.sandbox import Call, CallStatus, Job, RunStatus
+from grader.sandbox import Call, CallStatus, Job, RunStatus, Sandbox
 
 LIMITS = Limits(wall_seconds=120, cpu_seconds=120)
 ARRAYS = {"x": np.random.default_rng(5).normal(size=(8, 2)), "y": np.random.default_rng(6).normal(size=(8, 1))}
@@ -70,3 +70,9 @@ def test_torch_compile_in_a_job_imports_the_real_dynamo_and_optimizers_use_it_fr
     expected = expected_training()
     np.testing.assert_array_equal(call.values["W1"], expected["W1"])
     np.testing.assert_array_equal(call.values["W2"], expected["W2"])
+
+
+def test_a_job_that_imported_dynamo_leaves_the_next_job_of_the_same_worker_without_it(bwrap_sandbox):
+    with Sandbox(jobs=1, mode="bwrap") as sandbox:  # one worker: both jobs are its children
+        assert run(sandbox, COMPILING, "compiled").values["dynamo_imported"] == 1.0
+        assert run(sandbox, TRAINING, "train").values["dynamo_imported"] == 0.0

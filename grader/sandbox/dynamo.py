@@ -41,8 +41,9 @@ _SERVED: "weakref.WeakSet" = weakref.WeakSet()
 
 def _disable(fn=None, recursive=True, *, reason=None, wrapping=True):
     """torch._disable_dynamo's own call (a function, wrapping=False, no reason) returns the function as
-    it is; any other form (a decorator factory, torch.compiler.disable) is the real one's."""
-    if fn is None or not callable(fn) or wrapping or reason is not None:
+    it is; any other form (a decorator factory, torch.compiler.disable), or any call once the real module
+    is being imported, is the real one's."""
+    if fn is None or not callable(fn) or wrapping or reason is not None or sys.modules.get(NAME) is not _STAND_IN:
         return real().disable(fn, recursive, reason=reason, wrapping=wrapping)
     try:
         _SERVED.add(fn)
@@ -70,19 +71,24 @@ def install() -> bool:
 
 
 def real() -> types.ModuleType:
-    """The real torch._dynamo, imported now if the stand-in is still in place."""
+    """The real torch._dynamo, imported now if the stand-in is still in place.
+
+    The lock only covers taking the stand-in out: the import itself runs under Python's own module locks,
+    so a thread that needs the module while another imports it waits there, as for any import."""
     with _LOCK:
-        if sys.modules.get(NAME) is _STAND_IN:
+        swapped = sys.modules.get(NAME) is _STAND_IN
+        if swapped:
             del sys.modules[NAME]
             if torch.__dict__.get("_dynamo") is _STAND_IN:
                 del torch._dynamo
-            try:
-                module = importlib.import_module(NAME)
-            except BaseException:
-                sys.modules.setdefault(NAME, _STAND_IN)
-                raise
-            for fn in list(_SERVED):
-                fn.__dict__.pop("__dynamo_disable", None)  # torch._disable_dynamo caches per function
-            _SERVED.clear()
-            return module
-        return sys.modules[NAME]
+    try:
+        module = importlib.import_module(NAME)
+    except BaseException:
+        if swapped:  # torch._dynamo cannot be imported here: optimizers keep their two calls answered
+            sys.modules.setdefault(NAME, _STAND_IN)
+        raise
+    if swapped:
+        for fn in list(_SERVED):
+            fn.__dict__.pop("__dynamo_disable", None)  # torch._disable_dynamo caches per function
+        _SERVED.clear()
+    return module
