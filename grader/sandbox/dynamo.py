@@ -11,9 +11,9 @@ on its first optimizer job, and by a one-job `check` or Gradescope run of such a
 What: until something needs more, `torch._dynamo` is a stand-in module that serves exactly those two
 calls as eager torch does them (outside torch.compile, disabling dynamo for a function changes nothing
 and graph_break() does nothing). Anything else — torch.compile, torch.compiler.disable, any other name,
-a submodule, `__path__` or `__file__` — imports the real torch._dynamo first and forgets the functions served so
-far (torch._disable_dynamo re-wraps them with the real one at their next call), so from then on the job
-sees torch exactly as it is.
+a submodule, `__path__` or `__file__` — imports the real torch._dynamo first and forgets the functions
+served so far (torch._disable_dynamo re-wraps them with the real one at their next call), so from then
+on the job sees torch exactly as it is.
 """
 
 import importlib
@@ -21,6 +21,7 @@ import sys
 import threading
 import types
 import weakref
+from collections.abc import Callable
 
 import torch
 
@@ -31,7 +32,7 @@ _LOCK = threading.RLock()
 class _Deferred(types.ModuleType):
     """The stand-in: `disable` and `graph_break` for torch's own eager calls; the real module for the rest."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> object:
         return getattr(real(), name)
 
 
@@ -39,7 +40,8 @@ _STAND_IN = _Deferred(NAME)  # __spec__ stays None: `import torch._dynamo` reads
 _SERVED: "weakref.WeakSet" = weakref.WeakSet()
 
 
-def _disable(fn=None, recursive=True, *, reason=None, wrapping=True):
+def _disable(fn: Callable | None = None, recursive: bool = True, *, reason: str | None = None,
+             wrapping: bool = True) -> Callable:
     """torch._disable_dynamo's own call (a function, wrapping=False, no reason) returns the function as
     it is; any other form (a decorator factory, torch.compiler.disable), or any call once the real module
     is being imported, is the real one's."""
