@@ -29,8 +29,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def run() -> NoReturn:
     """The `backprop-grader` console script and `python -m grader`: main(), then `exit_now` with its code.
-    An exception main() does not handle still ends the process the usual way (with its traceback)."""
-    exit_now(main())
+    A reader that stopped reading (`| head`) ends it quietly with EXIT_FAILED; any other exception main()
+    does not handle still ends the process the usual way (with its traceback)."""
+    try:
+        code = main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be said there
+        code = EXIT_FAILED
+    exit_now(code)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -34,6 +34,15 @@ def test_block_buffered_output_is_complete_although_the_cli_skips_the_interprete
         assert (done.returncode, done.stdout, done.stderr) == expected
 
 
+def test_a_reader_that_stops_reading_ends_the_command_quietly():
+    """`backprop-grader rubric list | head -0`: no BrokenPipeError traceback, exit code 1."""
+    process = subprocess.Popen([sys.executable, "-m", "grader", "rubric", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command prints anything (its imports take longer)
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    assert stderr == ""
+
+
 def main_in_process(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
