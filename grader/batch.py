@@ -12,7 +12,6 @@ and rubric hash, when the run's settings (rubric, limits, hidden seed) are uncha
 """
 
 import hashlib
-import inspect
 import json
 import queue
 import shlex
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from grader import __version__
-from grader.discover import Candidate, discover
+from grader.discover import Candidate, discover, read_data_files
 from grader.export.gradebook import write_gradebook
 from grader.export.html import write_report_html
 from grader.export.report_json import write_report_json
@@ -50,7 +49,6 @@ MAX_NOTES_PRINTED = 20
 # Grading threads per sandbox worker: while one thread checks a finished student and writes the reports
 # (grader CPU), another has the worker run the next one, so no worker waits (~15 % more per second).
 THREADS_PER_JOB = 2
-_TAKES_FILES = "files" in inspect.signature(grade_submission).parameters  # data files beside a notebook (issue 7)
 
 
 @dataclass(frozen=True)
@@ -172,9 +170,8 @@ def _grade_one(ctx: _Context, candidate: Candidate) -> None:
         report = problem_report(ctx, candidate, candidate.problem)
     else:
         try:
-            extra = {"files": _read_files(candidate)} if candidate.data_files and _TAKES_FILES else {}
             report = grade_submission(ctx.rubric, ctx.rubric_hash, candidate.source, ctx.sandbox, ("public", "hidden"),
-                                      ctx.limits, ctx.options.hidden_seed, **extra)
+                                      ctx.limits, ctx.options.hidden_seed, files=read_data_files(candidate.data_files))
         except Exception:  # noqa: BLE001 - a grader bug on one submission must not end the batch
             report = problem_report(ctx, candidate, GRADER_ERROR, [f"grader error:\n{traceback.format_exc()}"])
         if report.student != candidate.student or candidate.notes:  # a folder's or a duplicate's id, not the file's stem
@@ -185,11 +182,6 @@ def _grade_one(ctx: _Context, candidate: Candidate) -> None:
     write_report_html(report, folder, ctx.rubric, _command(ctx, candidate))
     write_report_json(report, folder)
     ctx.records[candidate.student] = json.dumps(report_record(report, candidate.student))  # a quarter of the dict's memory
-
-
-def _read_files(candidate: Candidate) -> dict[str, bytes]:
-    """The data files of a student's folder, by plain name, for the notebook's work directory."""
-    return {path.name: path.read_bytes() for path in candidate.data_files}
 
 
 def problem_report(ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: list[str] | None = None) -> GradeReport:
@@ -274,7 +266,7 @@ def _current_hash(candidate: Candidate) -> str | None:
     source = _file_hash(candidate.source)
     if source is None:
         return None
-    return submission_hash(source, _read_files(candidate) if candidate.data_files and _TAKES_FILES else {})
+    return submission_hash(source, read_data_files(candidate.data_files))
 
 
 def _file_hash(path: Path | None) -> str | None:

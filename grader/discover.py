@@ -208,6 +208,11 @@ def data_files(code: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
     return tuple(chosen), tuple(notes)
 
 
+def read_data_files(paths: tuple[Path, ...]) -> dict[str, bytes]:
+    """The contents of `data_files`' files by plain name, as the notebook's work directory gets them."""
+    return {path.name: path.read_bytes() for path in paths}
+
+
 def _unwrap(folder: Path) -> Path:
     """A zipped folder of submissions: descend while the only entry is a folder."""
     for _ in range(MAX_DEPTH):

@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from grader.discover import read_data_files
 from grader.files import write_atomic
 from grader.gradescope.results import failure_results, problem_results, results_from_report
 from grader.gradescope.submission import find_submission
@@ -63,8 +64,8 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
         else:
             log.append(f"grading {found.path.relative_to(root / 'submission')}")
             hide = [root / name for name in PRIVATE_DIRS] + _outside(find_rubric(rubric_name), root)
-            files = {path.name: path.read_bytes() for path in found.data_files}
-            report = grade(rubric, rubric_hash(rubric_name), found.path, _limits(rubric.limits, timeout), hide, files)
+            report = grade(rubric, rubric_hash(rubric_name), found.path, _limits(rubric.limits, timeout), hide,
+                           read_data_files(found.data_files))
             log += describe(report)
             graded = f"Graded file: {found.path.relative_to(root / 'submission')}"
             results = results_from_report(report, rubric, time.monotonic() - started, [graded, *found.notes])
