@@ -11,7 +11,7 @@ from typing import Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
-from grader.sandbox.records import CellRecord, ForwardCall, GradSnapshot, NamespaceEntry
+from grader.sandbox.records import CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
 
 Arg = Union[StrictStr, dict[StrictStr, StrictStr], StrictInt, StrictFloat]
 MAX_INPUT_FILES = 100
@@ -80,6 +80,9 @@ class Job(BaseModel):
         "google.colab, get_ipython and display shims, absolute paths outside the work directory redirected "
         "into it by file name, and observation of module forward calls, parameter gradients, namespace "
         "arrays and written files (RunResult.cells, forward_calls, grads, namespace, arrays, files, notes)."))
+    counterfactual: float | None = Field(None, gt=0, allow_inf_nan=False, description=(
+        "Notebook mode: also run the counterfactual provenance run, forked at the first autograd call, with "
+        "every gradient autograd produces scaled by this factor (RunResult.counterfactual); None: no such run."))
     files: dict[str, bytes] = Field(default_factory=dict, description=(
         f"Input files placed in the work directory before the first cell (e.g. the data files handed in "
         f"beside a notebook), by plain file name (no '/', not '.' or '..'); at most {MAX_INPUT_FILES} files, "
@@ -187,6 +190,9 @@ class RunResult(BaseModel):
         "Notebook mode: size in bytes of every file in RunResult.files and of every file too large to collect."))
     notes: list[str] = Field(default_factory=list, description=(
         "Notebook mode, for the student: redirected paths, shims used, and what was capped or left out."))
+    counterfactual: Counterfactual | None = Field(None, description=(
+        "Notebook mode with Job.counterfactual: what the provenance run held (None when it did not run: no "
+        "autograd call, not finished in time, or its results unusable — a note then says so)."))
 
     @model_validator(mode="after")
     def _array_references(self) -> "RunResult":

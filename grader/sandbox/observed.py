@@ -17,7 +17,8 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt
 from grader.limits import Limits
 from grader.sandbox import messages
 from grader.sandbox.models import Job
-from grader.sandbox.records import CellRecord, ForwardCall, GradSnapshot, NamespaceEntry
+from grader.sandbox.counterfactual import parse_counterfactual
+from grader.sandbox.records import CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
 from grader.sandbox.wire import (_STRICT, ChildResults, ResultInvalid, Text, ValueSpec, _json, _peek_kind,
                                  load_values, parse_frames, split_frames)
 
@@ -113,6 +114,7 @@ class Observations:
     files: dict[str, bytes] | None = None  # None until the files frame arrived
     file_sizes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    counterfactual: Counterfactual | None = None
 
     def stopped_at(self, job: Job) -> int | None:
         """The cell the run ended in when it ended early (a hard exit, a kill), else None."""
@@ -166,13 +168,22 @@ def parse_run(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, bool
     observed, budget, index = Observations(), limits.result_mb << 20, 0
     while index < len(frames):
         kind = _peek_kind(frames[index])
-        if kind not in ("cell", "files"):
+        if kind not in ("cell", "files", "counterfactual"):
             break
         if observed.files is not None:
             raise ResultInvalid(f"a {kind!r} frame after the files frame")
         if index + 1 >= len(frames):  # killed between the two frames of a pair: drop the incomplete one
             return ChildResults(), truncated, observed
-        if kind == "cell":
+        if kind == "counterfactual":
+            try:
+                if observed.counterfactual is not None:
+                    raise ResultInvalid("a second counterfactual run")
+                observed.counterfactual = parse_counterfactual(frames[index], frames[index + 1], job.counterfactual)
+            except ResultInvalid as exc:  # the grader's instrument, not the student's: dropped, noted
+                observed.counterfactual = None
+                observed.notes.append(f"the provenance run's results could not be used ({str(exc)[:200]}); "
+                                      f"provenance was not checked")
+        elif kind == "cell":
             budget = _cell(frames[index], frames[index + 1], observed, job, budget)
         else:
             _files(frames[index], frames[index + 1], observed)
@@ -217,4 +228,4 @@ def fields(job: Job, limits: Limits, observed: Observations) -> dict:
                                           if len(observed.notes) > MAX_NOTES else [])
     return {"cells": cells, "forward_calls": forward, "grads": grads, "namespace": namespace,
             "arrays": {k: v for k, v in observed.arrays.items() if k in used}, "files": observed.files or {},
-            "file_sizes": observed.file_sizes, "notes": notes}
+            "file_sizes": observed.file_sizes, "notes": notes, "counterfactual": observed.counterfactual}

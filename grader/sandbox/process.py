@@ -44,7 +44,8 @@ START_TIMEOUT = 120.0
 
 
 SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_observe": "observe.py",
-           "bpg_shims": "shims.py", "bpg_notebook": "notebook.py", "bpg_jail": "jail.py",
+           "bpg_shims": "shims.py", "bpg_graph": "graph.py", "bpg_provenance": "provenance.py",
+           "bpg_notebook": "notebook.py", "bpg_jail": "jail.py",
            "bpg_warm": "warm.py", "bpg_dynamo": "dynamo.py"}  # in import order
 
 

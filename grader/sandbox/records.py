@@ -5,6 +5,7 @@ what was observed while the cells ran. Every array is referenced by key into Run
 """
 
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,3 +89,40 @@ class NamespaceEntry(BaseModel):
     kind: str = Field(..., pattern="^(ndarray|tensor)$", description="'ndarray' (numpy arrays and scalars) or 'tensor'.")
     requires_grad: bool = Field(False, description="Whether the tensor requires grad (False for numpy).")
     dtype: str = Field(..., description="Dtype name as the student had it, e.g. 'float32', 'float64', 'int64'.")
+
+
+class CounterfactualEntry(BaseModel):
+    """A namespace value in the counterfactual run after a cell: new or changed since the cell before."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell after which the value was seen (same numbering as the run's cells).")
+    name: str = Field(..., description="Variable name, or one level inside a container or object, as in NamespaceEntry.")
+    array: str = Field(..., description="Key of the value in Counterfactual.arrays (float64).")
+
+
+class Counterfactual(BaseModel):
+    """What the notebook's counterfactual run held: the rest of the notebook re-run from its first autograd
+    call with every gradient autograd produced scaled by `factor` (see grader/sandbox/provenance.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    cell: int = Field(..., ge=0, description="Cell in which the first autograd call, the fork point, happened (0: unknown).")
+    factor: float = Field(..., description="The factor autograd's gradients were scaled by in this run.")
+    entries: list[CounterfactualEntry] = Field(default_factory=list, description=(
+        "Namespace values after each cell from the fork point on; after the fork point's cell, every value."))
+    arrays: dict[str, Any] = Field(default_factory=dict, description="Values by key, float64 numpy arrays.")
+    files: dict[str, bytes] = Field(default_factory=dict, description="Files of its work directory at its end, by name.")
+
+    def value(self, name: str, cell: int) -> Any:
+        """The value `name` held after `cell` in this run (None when not known: before the fork point's cell,
+        or never seen)."""
+        if cell < self.cell:
+            return None
+        found = None
+        for entry in self.entries:
+            if entry.cell > cell:
+                break
+            if entry.name == name:
+                found = entry.array
+        return None if found is None else self.arrays[found]

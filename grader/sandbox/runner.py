@@ -35,7 +35,8 @@ import torch
 from bpg_convert import Converter, _describe, _text
 
 OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>",
-                       "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>", "<sandbox dynamo>"})
+                       "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>", "<sandbox dynamo>",
+                       "<sandbox graph>", "<sandbox provenance>"})
 MAX_TEXT = 20000
 
 
@@ -128,6 +129,9 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
 # torch.Tensor.backward for each call instead wrote to the Tensor class and its subclasses in every child
 # (type caches), copying those pages after each fork.
 _SCRATCH: list = [None]
+# Notebook mode: bpg_observe's Observer.autograd(what, original, args, kwargs) sees every autograd entry
+# (the first backward's graph, the counterfactual run's fork point); None otherwise: a plain pass-through.
+_AUTOGRAD_HOOK: list = [None]
 
 
 def _guarded(what: str, original):
@@ -140,6 +144,9 @@ def _guarded(what: str, original):
         if function is not None:
             raise RuntimeError(f"from scratch: {what} is not allowed in {function}; compute the gradients with "
                                f"your own backward pass (numpy or tensor operations), not with autograd")
+        hook = _AUTOGRAD_HOOK[0]
+        if hook is not None:
+            return hook(what, original, args, kwargs)
         return original(*args, **kwargs)
 
     guarded._bpg_guarded = True

@@ -280,5 +280,6 @@ def install(workdir: str) -> Notes:
     builtins.get_ipython = lambda: shell
     builtins.display = display
     sys.meta_path.append(ShimFinder(notes, shell))
-    install_paths(Paths(workdir, notes))
+    notes.paths = Paths(workdir, notes)  # the counterfactual run moves it to its own copy of the work directory
+    install_paths(notes.paths)
     return notes

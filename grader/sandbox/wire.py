@@ -42,7 +42,7 @@ def encode_job(job: Job, limits: Limits) -> list[bytes]:
         offset += len(data)
     header = {"filename": job.filename, "cells": job.cells, "seed": job.seed, "arrays": layout,
               "calls": [call.model_dump() for call in job.calls], "limits": limits.model_dump(),
-              "observe": job.observe, "files": files}
+              "observe": job.observe, "files": files, "counterfactual": job.counterfactual}
     return [json.dumps(header).encode(), b"".join(chunks)]
 
 
