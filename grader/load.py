@@ -29,6 +29,8 @@ class Submission:
     notes: list[str] = field(default_factory=list)
     problem: tuple[str, str] | None = None
     saved_outputs: list[str] = field(default_factory=list)
+    saved_counts: list[int | None] = field(default_factory=list)  # each code cell's saved execution_count
+    partly_run: list[bool] = field(default_factory=list)  # shell/magic lines dropped: its saved output shows them
 
     def notebook_cell(self, position: int) -> int:
         """The notebook's own number for the 1-based `position` among the code cells that ran."""
@@ -87,7 +89,7 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
         return problem("corrupt_notebook", f"{path.name}: expected a notebook with a list of cells, found none; download it again from Jupyter or Colab.")
     if notebook.get("nbformat") != 4:
         return problem("old_notebook", f"{path.name}: expected notebook format 4, found {notebook.get('nbformat')!r}; open it in a current Jupyter and save it again.")
-    cells, numbers, notes, saved = [], [], [], []
+    cells, numbers, notes, saved, counts, partly = [], [], [], [], [], []
     for number, cell in enumerate(notebook["cells"], start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -98,9 +100,12 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
         cells.append(kept)
         numbers.append(number)
         saved.append(_stream_text(cell.get("outputs")))
+        count = cell.get("execution_count")
+        counts.append(count if isinstance(count, int) and not isinstance(count, bool) else None)
+        partly.append(bool(dropped))
     if not any(cell.strip() for cell in cells):
         return problem("no_code", f"{path.name}: the notebook has no code cells; put your functions in code cells.")
-    return Submission(path, "ipynb", digest, cells, numbers, notes, saved_outputs=saved)
+    return Submission(path, "ipynb", digest, cells, numbers, notes, saved_outputs=saved, saved_counts=counts, partly_run=partly)
 
 
 def _stream_text(outputs: object) -> str:

@@ -67,3 +67,14 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.py"
     path.write_bytes(b"\xef\xbb\xbfx = 1\n")
     assert load_submission(path).cells == ["x = 1\n"]
+
+
+def test_each_code_cells_saved_execution_count_is_kept_and_so_is_whether_lines_of_it_were_dropped(tmp_path):
+    """What the saved-output comparison needs to tell cells run out of order, and to leave `!pip` cells alone."""
+    path = tmp_path / "carol.ipynb"
+    cells = [dict(code("!pip install torchviz\nx = 1"), execution_count=3), {"cell_type": "markdown", "source": "# hi"},
+             code("y = x"), dict(code("z = 2"), execution_count=1), dict(code("w = 3"), execution_count=True)]
+    path.write_text(notebook(cells))
+    submission = load_submission(path)
+    assert submission.saved_counts == [3, None, 1, None]
+    assert submission.partly_run == [True, False, False, False]
