@@ -7,6 +7,7 @@ import pytest
 from grader.grade import grade_submission
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
+from grader.saved_outputs import tokens
 
 from conftest import REPO
 
@@ -14,7 +15,8 @@ RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
 GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 FULL_MARKS = ["correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "unseeded",
-              "cell_raises", "scratch_with_torch_ops", "pandas_csv_dat", "no_dat_files"]
+              "cell_raises", "scratch_with_torch_ops", "pandas_csv_dat", "no_dat_files", "run_out_of_order",
+              "saved_by_other_cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +89,45 @@ def test_gradients_reported_after_ten_sgd_steps_fail_are_explained_and_flagged(r
     assert any(flag.startswith("gradients reported after training steps") for flag in report.flags)
 
 
+def saved_output_flags(report) -> list[str]:
+    return [flag for flag in report.flags if flag.startswith("saved outputs differ from a fresh run")]
+
+
+def first_saved_number(stem: str, code_cell: int) -> tuple[int, str]:
+    """The notebook cell number of the `code_cell`-th code cell of a sample, and the first number it saved."""
+    notebook = json.loads((SAMPLES / f"{stem}.ipynb").read_text())
+    number, cell = [(n, c) for n, c in enumerate(notebook["cells"], start=1) if c["cell_type"] == "code"][code_cell - 1]
+    text = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+    return number, next(t.text for t in tokens(text) if t.value is not None)
+
+
 def test_an_unseeded_notebook_is_graded_exactly_on_the_weights_it_drew(reports, grading_sandbox):
     assert reports["unseeded"].score == reports["unseeded"].max_score
-    assert any("saved outputs differ from a fresh run" in flag for flag in reports["unseeded"].flags)
-    assert not any("saved outputs" in flag for flag in reports["correct"].flags)
+    [flag] = saved_output_flags(reports["unseeded"])
+    cell, saved = first_saved_number("unseeded", 2)  # x, drawn with no seed
+    assert flag.startswith(f"saved outputs differ from a fresh run: cell {cell} printed {saved} when handed in, ")
+    assert flag.endswith("(edited after running, or not seeded)")
+    assert saved_output_flags(reports["correct"]) == []
+
+
+def test_a_notebook_run_out_of_order_keeps_full_marks_and_is_flagged_for_its_execution_counts(reports):
+    report = reports["run_out_of_order"]
+    assert report.score == report.max_score
+    [flag] = saved_output_flags(report)
+    cell, saved = first_saved_number("run_out_of_order", 2)  # the model cell, run a second time
+    assert flag.startswith(f"saved outputs differ from a fresh run: cell {cell} printed {saved} when handed in, ")
+    assert "the saved execution counts (1, 4, 3, 5, 6, 7, 8) show the cells were run out of order" in flag
+    assert "edited" not in flag and "not seeded" not in flag
+
+
+@pytest.mark.parametrize("name", sorted(set(FULL_MARKS) - {"unseeded", "run_out_of_order"}))
+def test_no_seeded_notebook_run_top_to_bottom_is_flagged_for_its_saved_outputs(reports, name):
+    assert saved_output_flags(reports[name]) == []
+
+
+def test_a_notebook_saved_on_another_cpu_and_torch_version_gets_full_marks_and_no_flag(reports):
+    report = reports["saved_by_other_cpu"]
+    assert report.score == report.max_score and report.flags == []
 
 
 def test_the_grade_of_a_correct_notebook_does_not_depend_on_its_seed(grading_sandbox, tmp_path):
