@@ -13,6 +13,7 @@ from grader.sandbox import Call, CallStatus, CellStatus, Job, RunStatus
 from grader.sandbox.observed import parse_run
 from grader.sandbox.process import frame
 from grader.sandbox.wire import ResultInvalid
+from grader.saved_outputs import first_difference
 
 SEED = 1234
 LIMITS = Limits(wall_seconds=20, cpu_seconds=20)
@@ -148,8 +149,8 @@ def test_gradient_snapshots_hold_the_autograd_gradients_after_the_backward_cell_
     assert snapshots[0].grads == {} and snapshots[0].module == "Net"
     after_backward = snapshots[1]
     assert set(after_backward.grads) == set(expected["grads"])
-    for name, value in expected["grads"].items():
-        np.testing.assert_array_equal(observed_run.arrays[after_backward.grads[name]], value)
+    for name, value in expected["grads"].items():  # float32 gradients computed in another process: within noise
+        np.testing.assert_allclose(observed_run.arrays[after_backward.grads[name]], value, rtol=1e-5, atol=1e-9)
     trained = snapshots[2]
     assert set(trained.grads) == set(expected["grads"])
     assert not np.array_equal(observed_run.arrays[trained.params["fc1.weight"]], expected["initial"]["fc1.weight"])
@@ -160,7 +161,7 @@ def test_namespace_arrays_are_recorded_by_name_cell_kind_and_dtype_when_new_or_c
     entries = {(e.name, e.cell): e for e in observed_run.namespace}
     dW1 = entries[("dW1", 6)]
     assert (dW1.kind, dW1.dtype, dW1.requires_grad) == ("ndarray", "float32", False)
-    np.testing.assert_array_equal(observed_run.arrays[dW1.array], expected["dW1"])
+    np.testing.assert_allclose(observed_run.arrays[dW1.array], expected["dW1"], rtol=1e-5, atol=1e-9)
     assert entries[("grads['dW1']", 6)].array == dW1.array
     assert entries[("x", 4)].kind == "tensor" and entries[("x", 4)].dtype == "float32"
     assert entries[("loss", 5)].requires_grad
@@ -170,9 +171,9 @@ def test_namespace_arrays_are_recorded_by_name_cell_kind_and_dtype_when_new_or_c
 
 def test_writes_to_colab_drive_paths_land_in_the_work_directory_and_come_back_with_their_bytes(observed_run):
     dW1 = expected_run()["dW1"]
-    saved = io.BytesIO()
-    np.savetxt(saved, dW1)
-    assert observed_run.files == {"my_autograd.dat": ("dW1\n" + str(dW1)).encode(), "torch_autograd.dat": saved.getvalue()}
+    assert set(observed_run.files) == {"my_autograd.dat", "torch_autograd.dat"}
+    assert first_difference("dW1\n" + str(dW1), observed_run.files["my_autograd.dat"].decode()) is None
+    np.testing.assert_allclose(np.loadtxt(io.BytesIO(observed_run.files["torch_autograd.dat"])), dW1, rtol=1e-5, atol=1e-9)
     assert observed_run.file_sizes == {name: len(data) for name, data in observed_run.files.items()}
     assert ("cell 6: '/content/drive/MyDrive/A1/torch_autograd.dat' was written as 'torch_autograd.dat'"
             in observed_run.notes)
