@@ -12,6 +12,9 @@ from grader.limits import Limits
 from grader.load import Submission
 from grader.notebook import Net, observe
 from grader.notebook_flags import notebook_flags
+from grader.notebook_notes import cell_notes
+from grader.notebook_provenance import copied_flag, copied_from_autograd, counterfactual_factor
+from grader.notebook_outcome import failed_cells_flag, one_note_per_unread_file
 from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
 from grader.rubric import Rubric
 from grader.sandbox import Job, RunResult, Sandbox
@@ -20,7 +23,8 @@ from grader.tasks import MlpRegressionTask
 
 def run_notebook(rubric: Rubric, submission: Submission, sandbox: Sandbox, limits: Limits, files: dict[str, bytes]) -> RunResult:
     """Run every cell in the sandbox under the rubric's seed, observing what the notebook computes."""
-    job = Job(filename=submission.path.name, cells=submission.cells, observe=True, files=files, seed=rubric.seed)
+    job = Job(filename=submission.path.name, cells=submission.cells, observe=True, files=files, seed=rubric.seed,
+              counterfactual=counterfactual_factor(submission.sha256, rubric.seed))
     return sandbox.run(job, limits)
 
 
@@ -50,7 +54,8 @@ def check_notebook(
         task_flags, late = notebook_flags(rubric, task, run, observed, submission)
         flags += task_flags
         cell = submission.notebook_cell(observed.net.cell)
-        checks += [_explained(_architecture(task, observed.net, cell, r) if r.quantity == "architecture" else r, late) for r in results]
+        checks += [copied_from_autograd(_explained(_architecture(task, observed.net, cell, r) if r.quantity == "architecture" else r, late), observed.copied) for r in results]
+        flags += copied_flag(observed.copied)
     return checks, notes, flags
 
 

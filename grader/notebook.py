@@ -17,6 +17,7 @@ import numpy as np
 from grader.compare import align
 from grader.datfile import read_dat
 from grader.found import Found
+from grader.notebook_provenance import Follows, entry_again, file_again, follows
 from grader.run import call_id
 from grader.sandbox import RunResult
 from grader.tasks import Task
@@ -46,6 +47,7 @@ class Observed:
     found: dict[str, Found] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    copied: dict[str, str] = field(default_factory=dict)  # scratch quantity -> where a value copied from autograd was reported
 
 
 def identify_net(run: RunResult) -> Net | None:
@@ -95,12 +97,17 @@ def observe(
         text = _file(files, file_name)
         if text is not None:
             assignment = read_dat(text, net.layers)
+            again = file_again(run, file_name, net.layers)
             for key in assignment.values:
                 values[key], uncertainty[key] = assignment.in_torch_layout(key)
                 item = assignment.values[key]
                 label = f" ({item.label.strip()!r})" if item.label.strip() else ""
                 layout = ", read in the transposed (in, out) layout" if assignment.layouts.get(key) == "in_out" else ""
                 provenance[key] = f"{file_name} line {item.line}{label}{layout}"
+                if source == "scratch" and key in again:
+                    verdict = follows(values[key], again[key][0], run.counterfactual.factor, uncertainty[key])
+                    if verdict == Follows.autograd:
+                        observed.copied[key] = f"{file_name} line {item.line}{label}"
             observed.notes += [f"{file_name}: {note}" for note in assignment.problems]
         else:
             observed.notes.append(f"{file_name} was not written; looking for the {source} gradients in the notebook instead")
@@ -111,13 +118,13 @@ def observe(
             if source == "torch" and key in grads:
                 values[key], provenance[key] = grads[key], f"cell {cell_number(grads['cell'])}: {net.variable}.{net.names[key[1:]]}.grad"
             elif source == "scratch":
-                hit = _variable(run, key, net.params[key[1:]].shape) or _by_value(
-                    run, reference[key], [*autograd_copies, *net.params.values()]
-                )
+                hit = _scratch_variable(run, key, net.params[key[1:]].shape, reference[key], autograd_copies, list(net.params.values()))
                 if hit is not None:
-                    entry, how = hit
+                    entry, how, copied = hit
                     values[key] = run.arrays[entry.array]
-                    provenance[key] = f"cell {cell_number(entry.cell)}: variable {entry.name}{how}"
+                    provenance[key] = f"cell {cell_number(entry.cell)}: {_where(entry.name)}{how}"
+                    if copied:
+                        observed.copied[key] = f"{_where(entry.name)} (cell {cell_number(entry.cell)})"
         observed.found[call_id(task, source, trial)] = Found(
             values=values, uncertainty=uncertainty, provenance=provenance,
             problems={k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
@@ -167,35 +174,61 @@ def _gradient_name(name: str) -> str | None:
 
 
 def _is_copy(value: np.ndarray, copies: list[np.ndarray]) -> bool:
-    return any(value.shape == c.shape and np.array_equal(value, c) for c in copies)
+    """Whether `value` is one of `copies` exactly, in either layout (a .grad, or a weight, taken as it is)."""
+    return any(
+        (value.shape == c.shape and np.array_equal(value, c))
+        or (value.ndim == 2 and value.T.shape == c.shape and np.array_equal(value.T, c))
+        for c in copies
+    )
 
 
-def _variable(run: RunResult, key: str, shape: tuple[int, ...]) -> tuple[Any, str] | None:
-    """The namespace entry named like the gradient `key`, earliest cell first."""
-    for entry in run.namespace:
-        if entry.requires_grad or _gradient_name(entry.name) != key:
+def _where(name: str) -> str:
+    """How a namespace name reads in a report: 'variable dW1', "variable grads['W1']", 'attribute dW1 of `net`'."""
+    owner, dot, attribute = name.rpartition(".")
+    if dot and owner and "[" not in attribute:
+        return f"attribute {attribute} of `{owner}`"
+    return f"variable {name}"
+
+
+def _scratch_variable(
+    run: RunResult, key: str, shape: tuple[int, ...], expected: np.ndarray, autograd: list[np.ndarray],
+    weights: list[np.ndarray],
+) -> tuple[Any, str, bool] | None:
+    """The namespace entry that holds the student's own `key`: named like it (earliest cell first), else the
+    closest by value; whether it requires grad does not matter (tensor ops on parameters carry it), where it
+    came from does. A candidate the counterfactual run shows copied from autograd is passed over for one that
+    is not; when every candidate was copied, the first is returned with copied=True."""
+    size = int(np.prod(shape))
+    named = [(e, "") for e in run.namespace if _gradient_name(e.name) == key and run.arrays[e.array].size == size]
+    candidates = named + [(e, " (found by its value)") for e in _by_value(run, expected, [*autograd, *weights])]
+    copied = None
+    for entry, how in candidates:
+        again = entry_again(run, entry.name, entry.cell)
+        if run.counterfactual is not None and follows(
+            run.arrays[entry.array], again, run.counterfactual.factor
+        ) == Follows.autograd:
+            copied = copied or (entry, how, True)
             continue
-        if run.arrays[entry.array].size == int(np.prod(shape)):
-            return entry, ""
-    return None
+        return entry, how, False
+    return copied
 
 
-def _by_value(run: RunResult, expected: np.ndarray, excluded: list[np.ndarray]) -> tuple[Any, str] | None:
-    """The namespace array closest to `expected` (either layout), if it is within a factor of it; arrays
+def _by_value(run: RunResult, expected: np.ndarray, excluded: list[np.ndarray]) -> list:
+    """Namespace entries whose value is within a factor of `expected` (either layout), closest first; arrays
     equal to `excluded` ones (autograd's .grad, the weights themselves) are never taken for scratch work."""
-    best, best_error = None, 1.0
+    ranked = []
     scale = float(np.max(np.abs(expected))) or 1.0
     for entry in run.namespace:
         value = run.arrays[entry.array]
-        if entry.requires_grad or value.size != expected.size or _is_copy(value, excluded):
+        if value.size != expected.size or _is_copy(value, excluded):
             continue
         aligned, _ = align(value, expected, allow_transposed=True)
         if aligned is None:
             continue
         error = float(np.max(np.abs(aligned - expected))) / scale
-        if error < best_error:
-            best, best_error = (entry, " (found by its value)"), error
-    return best
+        if error < 1.0:
+            ranked.append((error, entry))
+    return [entry for _, entry in sorted(ranked, key=lambda pair: pair[0])]
 
 
 def activation_of(x: np.ndarray, params: dict[str, np.ndarray], output: np.ndarray | None) -> str | None:

@@ -248,9 +248,13 @@ class Session:
 
     def hard_exit(self, code) -> None:
         """os._exit from a cell: send what was observed, then exit (only in this process, only once)."""
-        if self.watch.fork is not None and not self.exiting:
+        if self.watch.fork is not None and not self.exiting:  # the counterfactual run: its values, then exit
             self.exiting = True
-            self.watch.fork.finish()
+            try:
+                if self.current is not None:
+                    self.watch.fork.after_cell(self.current[0], self.observer._names(self.namespace)[0])
+            finally:
+                self.watch.fork.finish()
         if os.getpid() == self.pid and self.current is not None and isinstance(code, int) and not self.exiting:
             self.exiting = True
             try:
