@@ -26,6 +26,20 @@ def ulps_up(value: torch.Tensor, steps: int) -> torch.Tensor:
     return moved
 
 
+def gradient(seed: int, rows: int) -> torch.Tensor:
+    """A float32 rows×10 array of gradient-sized numbers of both signs."""
+    return torch.rand(rows, 10, generator=torch.Generator().manual_seed(seed)) - 0.5
+
+
+def printed(tensor: torch.Tensor, **options) -> str:
+    """str() of a tensor under torch print options, the defaults restored afterwards."""
+    torch.set_printoptions(**options)
+    try:
+        return str(tensor)
+    finally:
+        torch.set_printoptions(profile="default")
+
+
 def test_a_float32_prediction_moved_in_its_last_bits_compares_equal():
     y = small_net_output(0).detach()
     moved = ulps_up(y, 3)
@@ -53,15 +67,8 @@ def test_a_float32_sum_taken_in_another_order_prints_other_digits_and_compares_e
 
 
 def test_a_printed_float32_tensor_moved_in_its_last_bits_and_wrapped_otherwise_compares_equal():
-    torch.manual_seed(1)
-    gradient = torch.rand(3, 10) - 0.5
-    torch.set_printoptions(precision=8, linewidth=80)
-    try:
-        saved = str(gradient)
-        torch.set_printoptions(precision=8, linewidth=200)
-        fresh = str(ulps_up(gradient, 2))
-    finally:
-        torch.set_printoptions(profile="default")
+    saved = printed(gradient(1, 3), precision=8, linewidth=80)
+    fresh = printed(ulps_up(gradient(1, 3), 2), precision=8, linewidth=200)
     assert saved.count("\n") != fresh.count("\n")  # wrapped differently
     assert first_difference(saved, fresh) is None
 
@@ -127,14 +134,8 @@ def test_other_words_integers_signs_or_counts_of_numbers_make_a_cell_differ(save
 
 
 def test_a_fresh_output_cut_at_4000_characters_is_compared_as_far_as_it_goes():
-    torch.manual_seed(4)
-    gradient = torch.rand(300, 10) - 0.5
-    torch.set_printoptions(precision=8, threshold=10_000)
-    try:
-        saved = str(gradient)
-        fresh = str(ulps_up(gradient, 1))
-    finally:
-        torch.set_printoptions(profile="default")
+    saved = printed(gradient(4, 300), precision=8, threshold=10_000)
+    fresh = printed(ulps_up(gradient(4, 300), 1), precision=8, threshold=10_000)
     kept = fresh[:4000] + TRUNCATION_MARK.format(len(fresh) - 4000)
     assert len(saved) > 4000 and first_difference(saved, kept) is None
     edited = fresh[:1000] + "9" + fresh[1001:4000] + TRUNCATION_MARK.format(len(fresh) - 4000)
