@@ -37,7 +37,7 @@ def check_notebook(
     changed files)."""
     texts = {name: data.decode("utf-8", errors="replace") for name, data in {**handed_in, **run.files}.items()}
     notes = [_renumber(note, submission) for note in run.notes] + _cell_notes(run, submission)
-    checks, flags = [], []
+    checks, flags = [], failed_cells_flag(run, submission)
     for task in rubric.tasks:
         if not isinstance(task, MlpRegressionTask):
             raise ValueError(f"task {task.id}: free-form notebooks are graded for mlp_regression tasks only")
@@ -45,6 +45,7 @@ def check_notebook(
             task, run, texts, scratch_file=rubric.submission.files.scratch, torch_file=rubric.submission.files.torch,
             cell_number=submission.notebook_cell,
         )
+        observed = one_note_per_unread_file(rubric, task, observed, texts)
         notes += observed.notes
         if observed.trial is None or observed.net is None:
             reason = observed.notes[0]

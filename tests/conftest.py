@@ -272,3 +272,64 @@ def graded_class(class_inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("graded") / "out"
     done = grade_cli(*class_inputs, "--rubric", CLASS_RUBRIC, "--out", out, "--jobs", 2)
     return _types.SimpleNamespace(inputs=class_inputs, out=out, done=done)
+
+
+# --- what a notebook class leaves to review (grader/review.py, grader/notebook_outcome.py) -------------
+import json as _json_nb
+
+NOTEBOOK_RUBRIC = "bs6207-a1-notebook"
+NOTEBOOK_SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
+
+
+def derived_notebook(stem: str, edit) -> str:
+    """A sample notebook with `edit(cells) -> cells` applied and its outputs cleared (as a student's "Clear
+    all outputs" leaves it), as nbformat JSON text."""
+    notebook = _json_nb.loads((NOTEBOOK_SAMPLES / f"{stem}.ipynb").read_text(encoding="utf-8"))
+    notebook["cells"] = edit(notebook["cells"])
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell.update(outputs=[], execution_count=None)
+    return _json_nb.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def net_never_closed(cells: list[dict]) -> list[dict]:
+    """The hand-in that does not run as written (seed 004): the net's definition misses a ')', so every
+    cell after it fails on a name that was never defined."""
+    for cell in cells:
+        cell["source"] = _source(cell).replace("super(Net, self).__init__()", "super(Net, self).__init__(").splitlines(keepends=True)
+    return cells
+
+
+def no_own_backprop(cells: list[dict]) -> list[dict]:
+    """The hand-in whose own backprop was never written: part 3 is a TODO that leaves my_autograd.dat empty."""
+    mine = ("net.fc1.weight.detach()", "delta3", "my_grads")
+    kept = [c for c in cells if c["cell_type"] != "code" or not any(word in _source(c) for word in mine)]
+    todo = '# TODO my own backprop\nopen("my_autograd.dat", "w").close()'
+    return [*kept, {"cell_type": "code", "execution_count": None, "id": "todo-backprop", "metadata": {}, "outputs": [],
+                    "source": todo.splitlines(keepends=True)}]
+
+
+def make_notebook_class(folder: Path) -> Path:
+    """A notebook class with something to review: flags, a notebook whose cells mostly fail, a student
+    whose my_autograd.dat is empty, and a file that is no submission."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem in ("correct", "after_10_sgd_steps", "unseeded"):
+        _shutil.copy(NOTEBOOK_SAMPLES / f"{stem}.ipynb", folder / f"{stem}.ipynb")
+    (folder / "never_closed.ipynb").write_text(derived_notebook("correct", net_never_closed), encoding="utf-8")
+    (folder / "dan").mkdir()
+    (folder / "dan" / "a1.ipynb").write_text(derived_notebook("correct", no_own_backprop), encoding="utf-8")
+    (folder / "notes.txt").write_text("grade these by Friday\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def graded_notebook_class(tmp_path_factory):
+    """The notebook class graded once by the real CLI: inputs, out and the CompletedProcess."""
+    folder = make_notebook_class(tmp_path_factory.mktemp("notebook-class") / "a1")
+    out = tmp_path_factory.mktemp("notebook-graded") / "out"
+    done = grade_cli(folder, "--rubric", NOTEBOOK_RUBRIC, "--out", out, "--jobs", 2)
+    return _types.SimpleNamespace(inputs=[folder], out=out, done=done)
