@@ -37,6 +37,7 @@ from grader.load import submission_hash
 from grader.grade import environment, grade_submission
 from grader.limits import Limits
 from grader.progress import Progress
+from grader.review import review_items
 from grader.report import CheckResult, CheckStatus, GradeReport
 from grader.rubric import Rubric
 from grader.rubric_files import load_rubric, rubric_hash
@@ -64,13 +65,15 @@ class BatchOptions:
 
 @dataclass
 class BatchResult:
-    """What a batch did: outcome word → number of students, and where the class files are."""
+    """What a batch did: outcome word → number of students, the batch's own notes (discovery, unreadable
+    reports), how many items summary.html lists to review (`grader.review`), and where the class files are."""
 
     counts: Counter = field(default_factory=Counter)
     graded: int = 0
     reused: int = 0
     full_marks: int = 0
     notes: list[str] = field(default_factory=list)
+    to_review: int = 0
     out: Path = Path(".")
 
     def closing_line(self) -> str:
@@ -78,7 +81,7 @@ class BatchResult:
         statuses = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items(), key=lambda item: (-item[1], item[0])))
         resumed = f", {self.reused} unchanged and kept (--resume)" if self.reused else ""
         return (f"{total} student{'s' * (total != 1)}: {statuses or 'none found'}; {self.full_marks} with full marks; "
-                f"{self.graded} graded in this run{resumed}; {len(self.notes)} note{'s' * (len(self.notes) != 1)} to review; "
+                f"{self.graded} graded in this run{resumed}; {self.to_review} note{'s' * (self.to_review != 1)} to review; "
                 f"summary: {self.out / 'summary.html'}")
 
 
@@ -225,6 +228,7 @@ def _write_class_files(ctx: _Context, candidates: list[Candidate], result: Batch
     write_results_jsonl(records, ctx.out)
     write_gradebook(ctx.rubric, records, ctx.out)
     write_summary(ctx.rubric, records, result.notes, ctx.out)
+    result.to_review = len(review_items(records, result.notes))  # what summary.html lists
 
 
 def _settings(ctx: _Context) -> dict:

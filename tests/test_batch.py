@@ -1,6 +1,7 @@
 """Grading a class end to end: real CLI subprocesses, the real sandbox, real sample submissions."""
 
 import csv
+import html
 import io
 import json
 import os
@@ -55,10 +56,43 @@ def test_grading_a_class_folder_and_an_lms_zip_writes_every_report_and_the_class
     assert [json.loads(line)["student"] for line in lines] == CLASS_STUDENTS
     summary = (out / "summary.html").read_text(encoding="utf-8")
     assert all(f'href="{student}/report.html"' in summary for student in CLASS_STUDENTS)
+    entries = review_entries(summary)  # ben's syntax error, the duplicate id, the rejected archive member
+    assert len(entries) >= 3 and any("ben_1002" in e and "syntax_error" in e for e in entries)
     assert done.stdout.strip().splitlines()[-1].startswith(
-        "9 students: 8 graded, 1 syntax_error; 6 with full marks; 9 graded in this run; 2 notes to review")
+        f"9 students: 8 graded, 1 syntax_error; 7 with full marks; 9 graded in this run; {len(entries)} notes to review")
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".extract-")]
     assert leftovers == []
+
+
+def review_entries(summary: str) -> list[str]:
+    """The entries of summary.html's "To review" list, as HTML."""
+    review = summary[summary.index("<h2>To review</h2>"):summary.index("<h2>Students</h2>")]
+    return re.findall(r"<li>(.*?)</li>", review)
+
+
+def printed_to_review(done: subprocess.CompletedProcess) -> int:
+    return int(re.search(r"; (\d+) notes? to review; ", done.stdout.strip().splitlines()[-1]).group(1))
+
+
+def test_the_notes_to_review_grade_prints_are_the_entries_summary_html_lists(graded_notebook_class):
+    """Every flag (a notebook whose cells mostly failed is one) and every batch note is one entry; the
+    student whose my_autograd.dat is empty has one note in their report and no entry."""
+    done, out = graded_notebook_class.done, graded_notebook_class.out
+    assert done.returncode == 0, done.stderr
+    entries = review_entries((out / "summary.html").read_text(encoding="utf-8"))
+    assert printed_to_review(done) == len(entries)
+    flags = {p.parent.name: json.loads(p.read_text(encoding="utf-8"))["flags"] for p in out.glob("*/report.json")}
+    assert any(flag.startswith("most cells failed: ") for flag in flags["never_closed"])
+    assert any(flags["after_10_sgd_steps"])
+    for student, student_flags in flags.items():
+        for flag in student_flags:
+            assert sum(f'">{student}</a>: {html.escape(flag)}' in e for e in entries) == 1, (student, flag)
+    skipped = [e for e in entries if e.startswith("skipped ") and "notes.txt" in e]
+    assert len(entries) == sum(map(len, flags.values())) + len(skipped) and len(skipped) == 1
+    assert not [e for e in entries if ">dan<" in e]
+    dan = json.loads((out / "dan" / "report.json").read_text(encoding="utf-8"))
+    assert [n for n in dan["notes"] if "my_autograd.dat" in n] == [n for n in dan["notes"] if n.startswith("my_autograd.dat is empty: ")]
+    assert len([n for n in dan["notes"] if "my_autograd.dat" in n]) == 1
 
 
 def test_junk_is_skipped_and_the_duplicate_student_is_reported(graded_class):

@@ -103,3 +103,21 @@ def test_the_record_a_batch_keeps_is_the_one_its_report_json_gives(grading_sandb
         write_report_json(report, folder)
         assert report_record(report, path.stem) == read_record(folder)
     assert read_record(folder)["status"] == "import_error" and report_record(report, path.stem)["diagnoses"] == []
+
+
+def test_the_review_list_is_one_entry_per_item_of_the_one_review_definition():
+    """What `grade` counts as notes to review (grader.review) is what the page lists, entry for entry."""
+    from grader.review import review_items
+
+    notes = ["duplicate: student id 'x' is claimed by 2 submissions", "skipped readme.md: not a .py or .ipynb file"]
+    class_ = [*records(), student_record(report_dict("gus", 15.0, flags=["most cells failed: 5 of 7", "autograd in scratch"]), "gus")]
+    items = review_items(class_, notes)
+    assert [(i.record or {}).get("student") for i in items] == ["bob", "gus", "gus", "eve", "fay", None, None]
+    page = render_summary(RUBRIC, list(reversed(class_)), notes)
+    review = page[page.index("<h2>To review</h2>"):page.index("<h2>Students</h2>")]
+    entries = re.findall(r"<li>(.*?)</li>", review)
+    assert len(entries) == len(items) == 7
+    assert entries[1] == '<a href="gus/report.html">gus</a>: most cells failed: 5 of 7'
+    assert "timeout" in entries[3] and entries[5] == "duplicate: student id &#x27;x&#x27; is claimed by 2 submissions"
+    nothing = render_summary(RUBRIC, [records()[0]], [])
+    assert "Nothing to review" in nothing and review_items([records()[0]], []) == []

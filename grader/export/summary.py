@@ -1,9 +1,9 @@
 """summary.html: the instructor's page for a whole class, built from the compact per-student records.
 
-Score histogram (inline SVG), pass rate per check, the most frequent diagnoses, what to review (flags,
-runs that did not end normally, discovery notes such as duplicates and rejected archive members) and a
-link to every student's report. It is instructor-only (it shows flags and hidden checks), self-contained
-and deterministic: the same reports give the same bytes.
+Score histogram (inline SVG), pass rate per check, the most frequent diagnoses, what to review (as
+`grader.review` defines it: flags, runs that did not end normally, discovery notes such as duplicates and
+rejected archive members) and a link to every student's report. It is instructor-only (it shows flags
+and hidden checks), self-contained and deterministic: the same reports give the same bytes.
 """
 
 from collections import Counter
@@ -15,6 +15,7 @@ from grader.export.page import esc, points, render_page
 from grader.export.results_jsonl import Record
 from grader.export.svg import histogram
 from grader.files import write_atomic
+from grader.review import review_items
 from grader.rubric import Rubric
 
 BINS = 10
@@ -113,18 +114,19 @@ def _diagnoses(records: list[Record]) -> str:
 
 
 def _review(records: list[Record], notes: list[str]) -> str:
+    """The review list: exactly `grader.review.review_items`, one <li> each (what `grade` counts)."""
     items = []
-    for record in records:
-        for flag in record["flags"]:
-            items.append(f"<li>{_link(record)}: {esc(flag)}</li>")
-    for record in records:
-        if record["status"] != "graded":
-            message = f" — {esc(record['message'])}" if record["message"] else ""
-            items.append(f'<li>{_link(record)}: <span class="pill other">{esc(record["status"])}</span>{message}</li>')
-    items += [f"<li>{esc(note)}</li>" for note in notes]
+    for item in review_items(records, notes):
+        if item.record is None:
+            items.append(f"<li>{esc(item.text)}</li>")
+        elif item.status is None:
+            items.append(f"<li>{_link(item.record)}: {esc(item.text)}</li>")
+        else:
+            message = f" — {esc(item.text)}" if item.text else ""
+            items.append(f'<li>{_link(item.record)}: <span class="pill other">{esc(item.status)}</span>{message}</li>')
     if not items:
         return '<h2>To review</h2>\n<p class="muted">Nothing to review: no flags, every run ended normally, no discovery notes.</p>'
-    return f'<h2>To review</h2>\n<div class="card"><ul class="plain">{"".join(items)}</ul></div>'
+    return f'<h2>To review</h2>\n<div class="card"><ul class="plain review">{"".join(items)}</ul></div>'
 
 
 def _students(records: list[Record]) -> str:
