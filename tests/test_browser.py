@@ -4,7 +4,9 @@ Screenshots are saved under test-artifacts/ (gitignored) for people to look at. 
 Debian package (`scripts/dev test` installs it as root); Playwright drives it and never downloads a browser.
 """
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -52,13 +54,13 @@ def screenshot(page, name: str) -> Path:
 
 
 def test_a_report_opens_without_console_errors_or_any_request(browser, graded_class):
-    path = graded_class.out / "transposed_gradient" / "report.html"
+    path = graded_class.out / "missing_factor_2" / "report.html"
     page, events = visit(browser, path)
     assert events["console"] == [] and events["requests"] == [path.as_uri()]
-    assert page.title().startswith("transposed_gradient — BS6207 Assignment 1")
-    assert page.locator("details.check[open] figure.heat svg").count() >= 1  # the failing dW2 and its heat map
+    assert page.title().startswith("missing_factor_2 — BS6207 Assignment 1")
+    assert page.locator("details.check[open] figure.heat svg").count() >= 1  # a failing gradient and its heat map
     assert page.locator("div.check .pill.passed").count() >= 10
-    screenshot(page, "report-transposed_gradient.png")
+    screenshot(page, "report-missing_factor_2.png")
     page.close()
 
 
@@ -87,4 +89,30 @@ def test_the_report_fits_a_phone_screen(browser, graded_class):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert events["console"] == []
     screenshot(page, "report-phone.png")
+    page.close()
+
+
+def test_the_review_list_shows_as_many_entries_as_grade_printed_notes_to_review(browser, graded_notebook_class):
+    done, path = graded_notebook_class.done, graded_notebook_class.out / "summary.html"
+    printed = int(re.search(r"; (\d+) notes? to review; ", done.stdout.strip().splitlines()[-1]).group(1))
+    page, events = visit(browser, path)
+    entries = page.locator("ul.review > li").all_inner_texts()
+    assert events["console"] == [] and len(entries) == printed >= 4, entries
+    assert sum(entry.startswith("never_closed: most cells failed: ") for entry in entries) == 1
+    screenshot(page, "summary-notebooks.png")
+    page.close()
+
+
+def test_a_report_whose_checks_all_fail_for_one_reason_shows_it_once_above_one_line_rows(browser, graded_notebook_class):
+    folder = graded_notebook_class.out / "never_closed"
+    checks = len(json.loads((folder / "report.json").read_text(encoding="utf-8"))["checks"])
+    page, events = visit(browser, folder / "report.html")
+    rows = page.locator(".checks div.check > .row")
+    reasons = page.locator(".callout.reasons").all_inner_texts()
+    assert events["console"] == [] and rows.count() == checks > 10 and page.locator(".checks details").count() == 0
+    assert len(reasons) == 1 and reasons[0].startswith(f"One reason for all {checks} checks that did not pass")
+    assert "not checked — no forward call of a torch.nn.Module" in reasons[0]
+    assert "not checked" not in page.locator(".checks").inner_text()
+    assert rows.first.inner_text().split() == ["MISSING", "architecture", "0", "/", "1"]
+    screenshot(page, "report-one-reason.png")
     page.close()

@@ -121,6 +121,46 @@ def test_a_submission_that_could_not_be_loaded_says_why():
     assert "Your submission could not be graded" in page and "the file is empty; hand in the file" in page
 
 
+def unchecked(quantity, reason, status="missing"):
+    """A check the code never reached: its own message is '<quantity>: <reason>', nothing else to show."""
+    return CheckResult(task="backprop", quantity=quantity, status=status, points=0.0, max_points=1.0, visibility=Visibility.visible,
+                       message=f"{quantity}: {reason}")
+
+
+QUANTITIES = [c.quantity for c in RUBRIC.tasks[0].checks]
+
+
+def test_checks_that_all_fail_for_one_reason_show_it_once_above_one_line_rows():
+    reason = "not checked — ann.py, line 1: syntax error: invalid syntax; the code did not run"
+    page = render_report_html(report([unchecked(q, reason) for q in QUANTITIES]), RUBRIC, "cmd")
+    checks = page[page.index("<h2>Checks</h2>"):page.index("<h2>Reproduce")]
+    assert page.count("the code did not run") == 1 and f"One reason for all {len(QUANTITIES)} checks that did not pass" in checks
+    assert checks.count('<div class="check"><div class="row"><span class="pill missing">missing</span>') == len(QUANTITIES)
+    assert "<details" not in checks and '<span class="why' not in checks
+    assert all(f'<span class="q">{q}</span>' in checks for q in QUANTITIES)
+
+
+def test_reasons_several_checks_share_get_letters_and_a_check_with_its_own_story_keeps_its_row():
+    scratch, torch_ = [q for q in QUANTITIES if q.startswith("scratch.")], [q for q in QUANTITIES if q.startswith("torch.")]
+    checks = [unchecked(q, "not run — scratch_gradients() was never called") for q in scratch if q != "scratch.dW2"]
+    checks += [unchecked(q, "not run — torch_gradients() was never called") for q in torch_]
+    checks += [failing_dw2(), unchecked("architecture", "no parameter-shaped values were returned")]
+    page = render_report_html(report(checks), RUBRIC, "cmd")
+    head = page[page.index("<h2>Checks</h2>"):page.index('<div class="checks">')]
+    assert f"<b>(a)</b> {len(scratch) - 1} checks: not run — scratch_gradients() was never called" in head
+    assert f"<b>(b)</b> {len(torch_)} checks: not run — torch_gradients() was never called" in head
+    assert page.count("was never called") == 2
+    assert '<span class="q">torch.dW1 <span class="why muted small">(b)</span></span>' in page
+    assert page.count('<details class="check"') == 2  # the diagnosed dW2 and the architecture: each says its own
+    assert "architecture: no parameter-shaped values were returned" in page and "Likely mistake: <b>missing factor 2</b>" in page
+
+
+def test_failures_with_messages_of_their_own_are_not_grouped():
+    checks = [unchecked("scratch.dW1", "expected (10, 2), found (3,)", "failed"), unchecked("scratch.db1", "expected (10,), found (2,)", "failed")]
+    page = render_report_html(report(checks), RUBRIC, "cmd")
+    assert 'class="callout reasons"' not in page and page.count('<details class="check"') == 2
+
+
 def test_the_page_is_written_atomically_and_is_deterministic(tmp_path):
     first = write_report_html(report([failing_dw2()]), tmp_path / "ann", RUBRIC, "cmd")
     assert first == tmp_path / "ann" / "report.html"

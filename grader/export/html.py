@@ -13,6 +13,7 @@ from pathlib import Path
 
 from grader.checkspec import Visibility
 from grader.export.page import esc, number, points, render_page
+from grader.export.reasons import SharedReasons, plain, shared_reasons
 from grader.export.svg import heat_map, levels_of
 from grader.files import write_atomic
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, TrialResult
@@ -141,20 +142,49 @@ def _checks(shown: list[ShownCheck], rubric: Rubric) -> str:
         return ""
     rows = []
     tasks = {task.id: task.title for task in rubric.tasks}
+    reasons = [(item.check.quantity, item.message, item.status, plain(item.check)) for item in shown]
+    shared = shared_reasons(reasons)
     current, opened = None, False
-    for item in shown:
+    for item, row in zip(shown, reasons):
         if len(tasks) > 1 and item.check.task != current:
             current = item.check.task
             rows.append(f'<div class="check task-head">{esc(tasks.get(current, current))}</div>')
+        group = shared.group_of(row)
+        if group is not None:
+            rows.append(_grouped_row(item, group.label))
+            continue
         rows.append(_check_row(item, opened))
         opened = opened or item.status == CheckStatus.missing
-    return '<h2>Checks</h2>\n<div class="checks">\n' + "\n".join(rows) + "\n</div>"
+    return '<h2>Checks</h2>\n' + _shared_reasons(shared) + '<div class="checks">\n' + "\n".join(rows) + "\n</div>"
+
+
+def _shared_reasons(shared: SharedReasons) -> str:
+    """A reason several checks share, said once above them (grader.export.reasons)."""
+    if not shared.groups:
+        return ""
+    if len(shared.groups) == 1 and not shared.groups[0].label:
+        group = shared.groups[0]
+        return (f'<div class="callout reasons"><h4>One reason for all {group.count} checks that did not pass</h4>'
+                f'<p class="msg">{esc(group.reason)}</p></div>\n')
+    items = "".join(f'<li><b>({esc(g.label)})</b> {g.count} checks: {esc(g.reason)}</li>' for g in shared.groups)
+    return f'<div class="callout reasons"><h4>Why these checks did not pass</h4><ul class="plain">{items}</ul></div>\n'
+
+
+def _grouped_row(item: ShownCheck, label: str) -> str:
+    """A check whose reason is said above: one line, and the reason's letter when there are several."""
+    why = f' <span class="why muted small">({esc(label)})</span>' if label else ""
+    return f'<div class="check"><div class="row">{_head(item, why)}</div></div>'
+
+
+def _head(item: ShownCheck, after_quantity: str = "") -> str:
+    """Status, quantity and points: the line every check row starts with."""
+    return (f'<span class="pill {item.status.value}">{LABEL[item.status]}</span><span class="q">{esc(item.check.quantity)}{after_quantity}</span>'
+            f'<span class="pts">{points(item.points)} / {points(item.max_points)}</span>')
 
 
 def _check_row(item: ShownCheck, missing_opened: bool) -> str:
     """A passed check is one line; a failed one opens on what went wrong (of many missing ones, the first)."""
-    head = (f'<span class="pill {item.status.value}">{LABEL[item.status]}</span><span class="q">{esc(item.check.quantity)}</span>'
-            f'<span class="pts">{points(item.points)} / {points(item.max_points)}</span>')
+    head = _head(item)
     if item.status == CheckStatus.passed:
         return f'<div class="check"><div class="row">{head}</div></div>'
     opened = "" if item.status == CheckStatus.missing and missing_opened else " open"

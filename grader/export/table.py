@@ -1,6 +1,8 @@
-"""The check table printed in a terminal by `check`: one row per visible check, then the score."""
+"""The check table printed in a terminal by `check`: one row per visible check, then the score. A reason
+several checks share is printed once above the rows (grader.export.reasons)."""
 
 from grader.checkspec import Visibility
+from grader.export.reasons import plain, shared_reasons
 from grader.report import CheckResult, CheckStatus, GradeReport
 
 _MARK = {
@@ -21,14 +23,21 @@ def render_table(report: GradeReport, width: int = 100) -> str:
     if report.run is not None and report.run.status != "ok" and report.run.message not in lines[-1]:
         lines.append(f"! {report.run.message}")
     lines += [f"note: {note}" for note in report.notes]
+    rows = [(c.quantity, c.message, c.status, plain(c)) for c in visible]
+    shared = shared_reasons(rows)
+    lines += [shared.headline(group) for group in shared.groups]
     name_width = max([len(c.quantity) for c in visible] + [8])
     lines.append(f"{'check':<{name_width}}  {'result':<12} {'points':>9}  detail")
-    for check in visible:
-        detail = "" if check.status == CheckStatus.passed else _detail(check)
+    for check, row in zip(visible, rows):
+        group = shared.group_of(row)
+        if group is not None:
+            detail = f"({group.label})" if group.label else ""
+        else:
+            detail = "" if check.status == CheckStatus.passed else _detail(check)
         if len(detail) > width:
             detail = detail[: width - 1] + "…"
         points = f"{check.points:g}/{check.max_points:g}"
-        lines.append(f"{check.quantity:<{name_width}}  {_MARK[check.status]:<12} {points:>9}  {detail}")
+        lines.append(f"{check.quantity:<{name_width}}  {_MARK[check.status]:<12} {points:>9}  {detail}".rstrip())
     earned = sum(c.points for c in visible)
     available = sum(c.max_points for c in visible)
     passed = sum(c.status == CheckStatus.passed for c in visible)
