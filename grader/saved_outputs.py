@@ -13,34 +13,36 @@ spellings are removed first, and two numbers are equal when they differ by no mo
                                                        2.98e-08 here and 0.0 there, when the notebook's
                                                        numbers are ~0.1, is noise)
 
-where the scale is the largest non-integer number either run printed, and at least MIN_SCALE. Integers
-(no point, no exponent: counts, sizes, step numbers) must be equal. A cell differs when a number differs
-beyond that, or its words or count of numbers differ. A fresh output that stopped early (the grader
-keeps the first 4000 characters of a cell's stdout; a cell that raised here) is compared as a prefix.
+where the scale is the largest non-integer number in the compared outputs, and at least MIN_SCALE.
+Integers (no point, no exponent: counts, sizes, step numbers) must be equal. A cell differs when a number
+differs beyond that, or its words or count of numbers differ. A fresh output that stopped early (the
+grader keeps the first 4000 characters of a cell's stdout; a cell that raised here) is compared as a
+prefix, and a saved output is read no further than the fresh one reaches, so the work is bounded by the
+grader's own capture whatever the notebook holds.
 """
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 REL = 1e-5  # float32 results differ between machines by ~1e-7 relative; 1e-5 leaves room for accumulation
 MIN_SCALE = 0.1  # inputs, weights and gradients of these nets are O(0.1-1): noise below 1e-6 is never evidence
 SHOWN_COUNTS = 8  # execution counts a flag lists
+SHOWN_CHARS = 40  # of a differing word or number a flag shows
 TRUNCATED = re.compile(r"\n\[… \d+ more characters\]\Z")  # the tail the sandbox adds to a cut-off stdout
-_REMOVED = re.compile(
-    r",?\s*grad_fn=<\w+>"  # torch 1.x MmBackward, torch 2.x MmBackward0; ops may differ between versions
-    r"|,?\s*requires_grad=True|,?\s*dtype=[\w.]+|,?\s*device='[^']*'"
+_SCAN = re.compile(  # one pass, atomic groups, no leading \s*: linear in the text, whatever a student printed
+    r"(?P<skip>grad_fn=<\w+>"  # torch 1.x MmBackward, torch 2.x MmBackward0; ops may differ between versions
+    r"|requires_grad=True|dtype=[\w.]+|device='[^']*'"
     r"|\bnp\.(?:float|int|uint|complex|bool|str|bytes)\w*(?=\()"  # numpy 2 scalar reprs: np.float64(0.5)
-    r"|\b0x[0-9a-fA-F]+\b"  # object addresses
-    r"|\b\d+\.\d+\.\d+[\w.+]*"  # version strings: torch 2.1.0+cu121
-    r"|(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*(?=(?:s|sec|secs|seconds|ms|us|µs|ns|min|mins|minutes)\b)"  # times
-)
-_DEVICE = re.compile(r"\b(?:cuda|mps)(?::\d+)?\b")  # a Colab GPU's name: here the same code runs on the CPU
-_RENAMED = {"np.True_": "True", "np.False_": "False"}  # numpy 2's repr of numpy bools
-_TOKEN = re.compile(
-    r"(?P<number>(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?!\w|\.\d))"
+    r"|\b0x[0-9a-fA-F]++\b"  # object addresses
+    r"|\b\d++\.\d++\.\d++[\w.+]*+"  # version strings: torch 2.1.0+cu121
+    r"|(?<![\w.])[-+]?(?>\d+(?:\.\d*)?|\.\d+)(?>[eE][-+]?\d+)?\s*+(?=(?:s|sec|secs|seconds|ms|us|µs|ns|min|mins|minutes)\b))"
+    r"|(?P<device>\b(?:cuda|mps)(?::\d+)?\b)"  # a Colab GPU's name: here the same code runs on the CPU
+    r"|(?P<number>(?<![\w.])[-+]?(?>\d+\.\d*|\.\d+|\d+)(?>[eE][-+]?\d+)?(?!\w|\.\d))"
     r"|(?P<word>np\.(?:True|False)_|\w+)"
 )
+_RENAMED = {"np.True_": "True", "np.False_": "False"}  # numpy 2's repr of numpy bools
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,16 @@ class Difference:
     found: str
 
 
-def tokens(text: str) -> list[Token]:
-    """Numbers and words of printed text, version-specific spellings removed."""
-    text = _DEVICE.sub("cpu", _REMOVED.sub(" ", text))
-    found = []
-    for match in _TOKEN.finditer(text):
-        if match.group("number") is not None:
-            found.append(Token(match.group("number"), float(match.group("number"))))
-        else:
-            word = match.group("word")
-            found.append(Token(_RENAMED.get(word, word), None))
-    return found
+def tokens(text: str) -> Iterator[Token]:
+    """Numbers and words of printed text, in order, version-specific spellings left out."""
+    for match in _SCAN.finditer(text):
+        kind, token = match.lastgroup, match.group()
+        if kind == "number":
+            yield Token(token, float(token))
+        elif kind == "word":
+            yield Token(_RENAMED.get(token, token), None)
+        elif kind == "device":
+            yield Token("cpu", None)
 
 
 def half_unit(text: str) -> float:
@@ -86,10 +87,9 @@ def half_unit(text: str) -> float:
     return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
 
 
-def scale_of(texts: Sequence[str]) -> float:
+def scale_of(printed: Iterable[Sequence[Token]]) -> float:
     """The magnitude noise near 0 is judged against: the largest non-integer number printed, ≥ MIN_SCALE."""
-    values = [abs(t.value) for text in texts for t in tokens(text) if t.value is not None and not t.integer]
-    return max([MIN_SCALE, *values])
+    return max([MIN_SCALE, *(abs(t.value) for group in printed for t in group if t.value is not None and not t.integer)])
 
 
 def same_number(saved: Token, fresh: Token, scale: float) -> bool:
@@ -103,16 +103,22 @@ def same_number(saved: Token, fresh: Token, scale: float) -> bool:
 def first_difference(saved: str, fresh: str, scale: float | None = None) -> tuple[str, str] | None:
     """(expected, found) texts of the first token that differs, or None when the outputs agree. A `fresh`
     ending in the sandbox's truncation marker is compared as a prefix. `scale` defaults to the two texts'."""
-    return _first(saved, fresh, scale if scale is not None else scale_of([saved, fresh]), True)
+    ours, theirs = _aligned(saved, fresh, True)
+    return _first(ours, theirs, scale if scale is not None else scale_of([ours, theirs]))
 
 
-def _first(saved: str, fresh: str, scale: float, complete: bool) -> tuple[str, str] | None:
+def _aligned(saved: str, fresh: str, complete: bool) -> tuple[list[Token], list[Token]]:
+    """The tokens to compare: all of the fresh output's (but a last one cut short), and as many of the saved
+    output's as can matter (one more when the fresh output is complete, to see that the saved one goes on);
+    a saved output of megabytes is read no further than that."""
     cut = TRUNCATED.search(fresh)
-    ours, theirs = tokens(saved), tokens(fresh[: cut.start()] if cut else fresh)
+    theirs = list(tokens(fresh[: cut.start()] if cut else fresh))
     if cut:
         theirs = theirs[:-1]  # the last token may be cut short (0.27096 of 0.2709643)
-    if cut or not complete:
-        ours = ours[: len(theirs)]
+    return list(islice(tokens(saved), len(theirs) + (0 if cut or not complete else 1))), theirs
+
+
+def _first(ours: Sequence[Token], theirs: Sequence[Token], scale: float) -> tuple[str, str] | None:
     for a, b in zip(ours, theirs):
         if (a.value is None) != (b.value is None) or (a.value is None and a.text != b.text):
             return a.text, b.text
@@ -131,12 +137,14 @@ def compare_cells(
     handed in and here. A cell with no saved output (never run, or cleared) or marked in `skip` (shell or
     magic lines dropped, so its saved output shows what never runs here) is not compared; one not
     `complete` here (it raised, or the run stopped before it) is compared as a prefix."""
-    scale = scale_of([*saved, *fresh])
-    found = []
+    compared = {}
     for index, (ours, theirs) in enumerate(zip(saved, fresh)):
-        if not ours.strip() or (skip is not None and skip[index]):
-            continue
-        difference = _first(ours, theirs, scale, True if complete is None else complete[index])
+        if ours.strip() and not (skip is not None and skip[index]):
+            compared[index] = _aligned(ours, theirs, True if complete is None else complete[index])
+    scale = scale_of(group for pair in compared.values() for group in pair)
+    found = []
+    for index, (ours, theirs) in compared.items():
+        difference = _first(ours, theirs, scale)
         if difference is not None:
             found.append(Difference(index + 1, *difference))
     return found
@@ -163,7 +171,8 @@ def flag(differences: Sequence[Difference], counts: Sequence[int | None], number
     the saved execution counts show the cells were not run top to bottom up to that cell, it says so
     instead of suspecting an edit."""
     first = differences[0]
-    text = f"saved outputs differ from a fresh run: cell {number(first.cell)} printed {first.expected} when handed in, {first.found} here"
+    expected, found = (t if len(t) <= SHOWN_CHARS else t[: SHOWN_CHARS - 1] + "…" for t in (first.expected, first.found))
+    text = f"saved outputs differ from a fresh run: cell {number(first.cell)} printed {expected} when handed in, {found} here"
     others = [str(number(d.cell)) for d in differences[1:]]
     if others:
         text += f"; {'cells' if len(others) > 1 else 'cell'} {', '.join(others)} {'differ' if len(others) > 1 else 'differs'} too"

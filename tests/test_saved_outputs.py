@@ -178,3 +178,8 @@ def test_a_flag_for_cells_run_out_of_order_says_so_instead_of_suspecting_an_edit
     assert in_order_until_then.endswith("(edited after running, or not seeded)")
     many = flag(differences[:1], [9, *range(1, 10)], lambda position: position)
     assert "(9, 1, 2, 3, 4, 5, 6, 7, …)" in many
+
+
+def test_a_flag_shows_at_most_40_characters_of_what_differs():
+    text = flag([Difference(1, "a" * 5000, "b")], [1], lambda position: position)
+    assert f"printed {'a' * 39}… when handed in, b here" in text and len(text) < 200
