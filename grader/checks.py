@@ -3,6 +3,8 @@
 Scores come only from what was verified: a quantity that is missing, unreadable or not finite fails.
 A check passes on a group of trials (public, hidden) only if it passes on every trial of the group;
 public trials earn (1 − hidden_weight) of its points and hidden trials the rest when hidden trials ran.
+Where the rubric accepts the (in, out) layout, each source is first read in its own layout (a square
+weight gradient takes its siblings' layout, `grader.source_layout`); the diagnosis sees the same values.
 """
 
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric import Rubric
 from grader.run import call_id
 from grader.found import Found
+from grader.source_layout import TRANSPOSED_NOTE, read_in_source_layout, single_layout_square, weight_shapes
 from grader.tasks import Task
 from grader.trials import Trial
 
@@ -27,6 +30,8 @@ _VERDICT_STATUS = {Verdict.passed: CheckStatus.passed, Verdict.not_verifiable: C
 def check_task(rubric: Rubric, task: Task, trials: list[Trial], found: Mapping[str, Found]) -> list[CheckResult]:
     """Every check of `task` over `trials`, from what the submission produced (keyed by call id)."""
     expected = {trial.name: expected_values(task, trial) for trial in trials}
+    if rubric.submission.allow_in_out:
+        found = _in_source_layouts(task, trials, expected, found)
     results = []
     for check in task.checks:
         per_trial = _judged([_check_trial(rubric, task, check, trial, expected[trial.name], found) for trial in trials])
@@ -34,6 +39,18 @@ def check_task(rubric: Rubric, task: Task, trials: list[Trial], found: Mapping[s
         first = found.get(call_id(task, source, trials[0])) if trials else None
         results.append(_score(rubric, task, check, per_trial, first))
     return diagnose(rubric, task, trials, expected, results, found)
+
+
+def _in_source_layouts(task: Task, trials: list[Trial], expected: dict, found: Mapping[str, Found]) -> dict[str, Found]:
+    """`found` with each source of `task` on each trial read in its own layout (`read_in_source_layout`)."""
+    read = dict(found)
+    for trial in trials:
+        shapes = weight_shapes(expected[trial.name])
+        for source in task.contract.functions():
+            call = call_id(task, source, trial)
+            if shapes and call in read:
+                read[call] = read_in_source_layout(read[call], shapes)
+    return read
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class _Pending:
     tolerance: Tolerance
     allow_in_out: bool
     uncertainty: object
+    layout: str | None = None  # the layout the value was re-read in, when its source decided it
+    square: bool = False  # a square weight gradient of a source with a single layout: TRANSPOSED_NOTE may apply
 
 
 def _judged(per_trial: list[TrialResult | _Pending]) -> list[TrialResult]:
@@ -65,11 +84,14 @@ def _judged(per_trial: list[TrialResult | _Pending]) -> list[TrialResult]:
 
 
 def _trial_result(pending: _Pending, outcome: Comparison) -> TrialResult:
+    message = outcome.message
+    if outcome.verdict == Verdict.failed and pending.square and _transpose_passes(pending):
+        message += TRANSPOSED_NOTE.format(key=pending.label.split(".", 1)[-1])
     return TrialResult(
         trial=pending.trial,
         status=_VERDICT_STATUS.get(outcome.verdict, CheckStatus.failed),
-        message=outcome.message,
-        layout=outcome.layout if outcome.verdict != Verdict.wrong_shape else None,
+        message=message,
+        layout=(pending.layout or outcome.layout) if outcome.verdict != Verdict.wrong_shape else None,
         max_abs_error=outcome.max_abs_error,
         max_rel_error=outcome.max_rel_error,
         where=list(outcome.where) if outcome.where is not None else None,
@@ -77,6 +99,13 @@ def _trial_result(pending: _Pending, outcome: Comparison) -> TrialResult:
         atol_eff=outcome.atol_eff,
         excess=outcome.excess.tolist() if outcome.excess is not None and outcome.excess.ndim else None,
     )
+
+
+def _transpose_passes(pending: _Pending) -> bool:
+    """Whether the failing square value, transposed, would pass (with its printed precision, if any)."""
+    found = np.asarray(pending.found, dtype=np.float64)
+    uncertainty = None if pending.uncertainty is None else np.asarray(pending.uncertainty).T
+    return compare(pending.label, found.T, pending.expected, pending.tolerance, False, uncertainty).verdict == Verdict.passed
 
 
 def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]) -> TrialResult | _Pending:
@@ -99,7 +128,9 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
         if aligned is not None:
             found, want, label = aligned - initial, want - initial, f"{check.quantity} (update W_final − W_initial)"
     allow_in_out = rubric.submission.allow_in_out and name.startswith("dW")
-    return _Pending(trial.name, label, found, want, rubric.tolerance_for(check), allow_in_out, result.uncertainty.get(name))
+    square = allow_in_out and single_layout_square(result, name, weight_shapes(expected))
+    return _Pending(trial.name, label, found, want, rubric.tolerance_for(check), allow_in_out, result.uncertainty.get(name),
+                    result.layouts.get(name), square)
 
 
 def _found(result: Found | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:

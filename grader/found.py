@@ -15,7 +15,10 @@ from grader.sandbox import RunResult
 
 @dataclass(frozen=True)
 class Found:
-    """The values one contract source produced on one trial, or why it produced none."""
+    """The values one contract source produced on one trial, or why it produced none.
+
+    `layouts` names, for a value the check stage re-read to take its source's layout (a square weight
+    gradient of an (in, out) source, `grader.source_layout`), the layout it was read in."""
 
     status: str = "ok"
     message: str = ""
@@ -24,6 +27,7 @@ class Found:
     problems: dict[str, str] = field(default_factory=dict)
     uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, str] = field(default_factory=dict)
 
 
 def from_run(run: RunResult, functions: dict[str, str]) -> dict[str, Found]:
