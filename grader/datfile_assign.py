@@ -15,7 +15,9 @@ never gradients. How layer numbers in labels count (from 1, from 0, `nn.Sequenti
 
 Layouts: a weight gradient printed (out, in) is 'out_in', printed (in, out) is 'in_out'. A square one
 cannot tell: it follows its label if the label says ('in x out', 'out x in'), else the layout of the other weight
-gradients in the same file when they all agree, else 'out_in'; the note says it is ambiguous.
+gradients in the same file when they all agree (the file is one source: DESIGN §5, `grader.source_layout`),
+else 'out_in'; the note says it is ambiguous. Only matrices vote: a gradient printed as a vector (the
+output layer's (10,) of a student who works with 1-D vectors) shows no layout.
 """
 
 from grader.datfile_labels import Scheme, context_words, linear_shape, read_words, resolve
@@ -260,7 +262,8 @@ class _State:
                 "in_out", " in the (in, out) layout, the transpose of torch's (out, in)")
         said = self.words[k].layout or self.context[k].layout
         others = {self._layout(j, f"dW{l}")[0] for l in range(1, self.n + 1) if f"dW{l}" in self.taken
-                  for j in [self.taken[f"dW{l}"][0]] if self.layers[l] != self.layers[l - 1]} - {"unknown"}
+                  for j in [self.taken[f"dW{l}"][0]]
+                  if self.layers[l] != self.layers[l - 1] and self.arrays[j].values.ndim == 2} - {"unknown"}
         if said:
             layout, why = said, "as its label says"
         elif len(others) == 1:

@@ -194,6 +194,21 @@ def test_a_square_weight_gradient_is_reported_as_ambiguous():
     assert any(note.startswith("dW2") and "ambiguous" in note for note in result.notes)
 
 
+def test_an_output_weight_gradient_printed_as_a_vector_does_not_outvote_the_in_out_layout_of_the_others():
+    # A student working with 1-D vectors (x @ W, W (in, out)): dw1 = np.outer(x, d1) is (2, 10), dw2 (10, 10)
+    # is (in, out) too, and dw3 = h2 * d3 is a vector of 10, which shows no layout.
+    rng = np.random.default_rng(7)
+    torch_layout = {key: rng.normal(size=shape) for key, shape in TORCH_SHAPES.items()}
+    printed = {"dW1": torch_layout["dW1"].T, "dW2": torch_layout["dW2"].T, "dW3": torch_layout["dW3"].ravel()}
+    text = "".join(f"{key.lower()}:\n{np.array2string(printed.get(key, value), precision=10)}\n"
+                   for key, value in torch_layout.items())
+    result = read_dat(text, A1)
+    assert result.layouts["dW1"] == result.layouts["dW2"] == "in_out"
+    assert any(note.startswith("dW2") and "like the other weight gradients in this file" in note for note in result.notes)
+    for key in KEYS:
+        assert np.allclose(result.in_torch_layout(key)[0], torch_layout[key], rtol=1e-8, atol=1e-10), key
+
+
 def test_a_square_weight_gradient_without_context_is_read_in_torch_layout():
     result = read_dat("dW1: [[1.0, 2.0], [3.0, 4.0]]\ndb1: [0.5, 0.5]\n", [2, 2])
     assert result.layouts == {"dW1": "out_in"} and "ambiguous" in result.notes[0]
