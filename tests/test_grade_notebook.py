@@ -61,6 +61,21 @@ def test_the_in_out_layout_is_accepted_and_reported(reports):
     assert "my_autograd.dat" in dW1.provenance and "transposed (in, out) layout" in dW1.provenance
 
 
+def test_a_file_in_x_at_w_layout_reads_its_square_dW2_in_out_though_its_output_layer_is_a_vector(reports):
+    report = reports["in_out_square"]
+    dW2 = next(c for c in report.checks if c.quantity == "scratch.dW2")
+    assert dW2.status == CheckStatus.passed and report.flags == []
+    assert "my_autograd.dat" in dW2.provenance and "transposed (in, out) layout" in dW2.provenance
+
+
+def test_gradients_in_variables_are_one_source_whose_square_dW2_takes_its_siblings_in_out_layout(reports):
+    report = reports["in_out_variables"]
+    dW2 = next(c for c in report.checks if c.quantity == "scratch.dW2")
+    assert dW2.status == CheckStatus.passed and report.flags == []
+    assert "variable dW2" in dW2.provenance
+    assert "(in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))" in dW2.provenance
+
+
 def test_values_printed_to_four_decimals_keep_their_precision(reports):
     report = reports["four_decimals"]
     dW1 = next(c for c in report.checks if c.quantity == "torch.dW1")
