@@ -1,6 +1,11 @@
-"""Fallback mode (no bubblewrap, e.g. a Docker container): fewer walls, same limits, same cleanup, honest report."""
+"""Fallback mode (no bubblewrap, e.g. a Docker container): fewer walls, same limits, same cleanup, honest report;
+and the fallback from bubblewrap wherever bubblewrap fails the sandbox rather than the student."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -8,10 +13,16 @@ import numpy as np
 import pytest
 
 from grader.limits import Limits
-from grader.sandbox import Call, CallStatus, Job, RunStatus
+from grader.rubric_files import load_rubric
+from grader.sandbox import Call, CallStatus, Job, RunStatus, Sandbox, isolation
+
+from conftest import REPO
 
 LIMITS = Limits(wall_seconds=10)
 ROOT = os.geteuid() == 0
+REFUSED = "PermissionError: [Errno 1] unshare(user): Operation not permitted"  # as a refusing container says it
+NEEDS_BWRAP = pytest.mark.skipif(shutil.which("bwrap") is None or isolation.bwrap_problem(os.geteuid() != 0) is not None,
+                                 reason="bubblewrap cannot run here, so there is nothing to fall back from")
 
 
 def run(sandbox, source: str, calls=(), limits: Limits = LIMITS):
@@ -89,3 +100,72 @@ def test_limits_hold_in_fallback_mode(fallback_sandbox):
     missing = run(fallback_sandbox, "def forwards():\n    pass\n", [Call(id="f", function="forward")])
     assert missing.calls["f"].status == CallStatus.missing_function
     assert "Did you mean forwards?" in missing.calls["f"].message
+
+
+# --- falling back from bubblewrap ------------------------------------------------------------------
+
+WHOAMI = Job(filename="w.py", cells=["import os\ndef f():\n    return {'pid': os.getpid()}\n"],
+             calls=[Call(id="f", function="f")])
+
+
+@NEEDS_BWRAP
+@pytest.mark.parametrize("fault, step", [("userns", "the start-up probe of a job's confinement failed"),
+                                         ("userns-jobs", "a job's confinement failed in bubblewrap")])
+def test_where_user_namespaces_are_refused_every_job_runs_in_the_fallback_and_the_reason_is_told(monkeypatch, fault, step):
+    """`userns`: the workers' start-up probe sees the refusal; `userns-jobs`: the probe passes and the
+    first job's confinement fails, as in the container of issue 15; that job is retried in the fallback."""
+    monkeypatch.setenv(isolation.ENV_FAULT, fault)
+    told: list[str] = []
+    with Sandbox(jobs=2, notify=told.append) as sandbox:
+        results = [sandbox.run(WHOAMI, LIMITS) for _ in range(3)]
+        assert sandbox.mode == "fallback" and step in sandbox.fallback_reason and REFUSED in sandbox.fallback_reason
+    for result in results:
+        assert result.status == RunStatus.ok, result.detail
+        assert result.calls["f"].values["pid"] != 1  # no PID namespace of its own: the fallback ran it
+        assert result.protections["bubblewrap"] is False
+    assert len(told) == 1 and REFUSED in told[0] and "fallback" in told[0]
+
+
+@NEEDS_BWRAP
+def test_where_bubblewrap_was_asked_for_a_refused_job_is_a_sandbox_error_not_a_fallback(monkeypatch):
+    monkeypatch.setenv(isolation.ENV_FAULT, "userns-jobs")
+    told: list[str] = []
+    with Sandbox(jobs=1, mode="bwrap", notify=told.append) as sandbox:
+        result = sandbox.run(WHOAMI, LIMITS)
+        assert sandbox.mode == "bwrap"
+    assert result.status == RunStatus.sandbox_error and REFUSED in result.detail and told == []
+
+
+def grade_with(env: dict, *args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                          timeout=600, env={**os.environ, **env})
+
+
+@NEEDS_BWRAP
+def test_grade_and_check_grade_every_student_in_the_fallback_when_each_jobs_user_namespace_is_refused(tmp_path):
+    """Issue 15's container: bubblewrap starts, every job's unshare(user) is refused. Every student gets the
+    score the bubblewrap sandbox gives them, and the exact reason is on stderr, once."""
+    samples = REPO / "submissions" / "bs6207-a1"
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("correct.py", "correct.ipynb", "missing_factor_2.py", "transposed_gradient.py"):
+        shutil.copy(samples / name, folder / name)
+    scores = {}
+    for label, env in (("bwrap", {}), ("refused", {isolation.ENV_FAULT: "userns-jobs"})):
+        out = tmp_path / label
+        done = grade_with(env, "grade", folder, "--rubric", "bs6207-a1", "--out", out, "--jobs", 2)
+        assert done.returncode == 0, done.stderr
+        reports = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/report.json")}
+        assert len(reports) == 4 and all(r["status"] == "graded" and r["run"]["status"] == "ok" for r in reports.values())
+        assert {r["run"]["protections"]["bubblewrap"] for r in reports.values()} == {label == "bwrap"}
+        scores[label] = {student: r["score"] for student, r in reports.items()}
+        if label == "refused":
+            assert done.stderr.count(REFUSED) == 1 and "falling back" in done.stderr
+    assert scores["refused"] == scores["bwrap"]
+    full = load_rubric("bs6207-a1").max_points()
+    assert scores["refused"]["correct.py"] == scores["refused"]["correct.ipynb"] == full
+    assert 0 < scores["refused"]["missing_factor_2"] < full
+    check = grade_with({isolation.ENV_FAULT: "userns-jobs"}, "check", samples / "correct.py", "--rubric", "bs6207-a1",
+                       "--out", tmp_path / "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert REFUSED in check.stderr and json.loads((tmp_path / "check" / "report.json").read_text())["score"] > 0

@@ -15,8 +15,15 @@ that uid after the run; per slot, so a reaper never touches another slot's job);
 rlimits and its own session. In both, the worker is a child subreaper and kills every process reparented
 to it after a job. RunResult.protections says which protections were off.
 
+Automatic mode falls back (Plan.reason says why, word for word) when bubblewrap cannot start here, when a
+worker's start-up probe of a job's confinement fails (probe.py), and when a job's confinement fails after
+all (sandbox.py retries that job, and runs every later one, in the fallback).
+
 BACKPROP_GRADER_SANDBOX=bwrap|fallback forces a mode; BACKPROP_GRADER_SANDBOX_USERNS=1 forces the
 user-namespace variant of bwrap mode even as root (how tests cover the non-root path).
+BACKPROP_GRADER_SANDBOX_FAULT is for tests only: `userns` makes every unshare(user) of the job's
+confinement fail with EPERM as a container refusing user namespaces does (the workers' probe included),
+`userns-jobs` only the jobs' (the probe passes, as when a container refuses a job but not the probe).
 """
 
 import functools
@@ -34,6 +41,8 @@ from grader.errors import SandboxError
 
 ENV_MODE = "BACKPROP_GRADER_SANDBOX"
 ENV_USERNS = "BACKPROP_GRADER_SANDBOX_USERNS"
+ENV_FAULT = "BACKPROP_GRADER_SANDBOX_FAULT"
+FAULTS = ("userns", "userns-jobs")
 HIDDEN_PACKAGES = ("grader", "reference", "rubrics")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
@@ -54,14 +63,21 @@ class Plan:
     userns: bool
     prefix: tuple[str, ...]  # the bwrap command line before the python command, or ()
     protections: dict[str, bool] = field(default_factory=dict)
+    reason: str = ""  # fallback: why (the exact error of bubblewrap or of the job's confinement, or the request)
+    forced: bool = False  # the mode was asked for (argument or ENV_MODE): never changed automatically
+    fault: str | None = None  # ENV_FAULT, tests only
 
     def config(self, slot: int) -> dict:
         """The worker's configuration for one slot (see worker.py)."""
         root = os.geteuid() == 0
         if self.mode == "bwrap":
-            return {"ns": True, "uid": None if self.userns else NOBODY, "workdir_base": None}
+            return {"ns": True, "uid": None if self.userns else NOBODY, "workdir_base": None, "fault": self.fault}
         uid = 100000 + (os.getpid() % 10000) * 64 + slot % 64 if root else None
-        return {"ns": False, "uid": uid, "workdir_base": None}
+        return {"ns": False, "uid": uid, "workdir_base": None, "fault": None}
+
+    def off(self) -> list[str]:
+        """The protections this mode does not give, sorted."""
+        return sorted(name for name, on in self.protections.items() if not on)
 
     def verified(self, setup: dict | None) -> dict[str, bool]:
         """The protections of one run: the mode's, confirmed by what the child checked about itself."""
@@ -162,18 +178,28 @@ def plan(hide: Sequence[Path] = (), mode: str | None = None) -> Plan:
     requested = mode or os.environ.get(ENV_MODE, "").strip() or None
     if requested not in (None, "bwrap", "fallback"):
         raise SandboxError(f"{ENV_MODE}={requested!r}: expected 'bwrap' or 'fallback' (or unset for automatic)")
+    fault = os.environ.get(ENV_FAULT, "").strip() or None
+    if fault not in (None, *FAULTS):
+        raise SandboxError(f"{ENV_FAULT}={fault!r}: expected one of {', '.join(FAULTS)} (tests only), or unset")
     root = os.geteuid() == 0
     userns = not root or os.environ.get(ENV_USERNS, "") == "1"
-    if requested != "fallback":
-        problem = bwrap_problem(userns)
-        if problem is None:
-            on = dict.fromkeys(PROTECTIONS, True)
-            on["unprivileged_user"] = not (userns and root)  # a user namespace of root maps to host root
-            return Plan("bwrap", userns, tuple(bwrap_command(hide, userns)), on)
-        if requested == "bwrap":
-            raise SandboxError(f"{ENV_MODE}=bwrap but bubblewrap cannot be used here: {problem}. Install "
-                               f"bubblewrap, allow user namespaces, or set {ENV_MODE}=fallback.")
+    if requested == "fallback":
+        how = f"mode={mode!r}" if mode else f"{ENV_MODE}=fallback"
+        return fallback_plan(f"the fallback sandbox was asked for ({how})", forced=True)
+    problem = bwrap_problem(userns)
+    if problem is None:
+        on = dict.fromkeys(PROTECTIONS, True)
+        on["unprivileged_user"] = not (userns and root)  # a user namespace of root maps to host root
+        return Plan("bwrap", userns, tuple(bwrap_command(hide, userns)), on, forced=requested == "bwrap", fault=fault)
+    if requested == "bwrap":
+        raise SandboxError(f"{ENV_MODE}=bwrap but bubblewrap cannot be used here: {problem}. Install "
+                           f"bubblewrap, allow user namespaces, or set {ENV_MODE}=fallback.")
+    return fallback_plan(f"bubblewrap cannot start here: {problem}")
+
+
+def fallback_plan(reason: str, forced: bool = False) -> Plan:
+    """The fallback mode's plan, with why it is used (shown to staff: logs, stderr, `doctor`)."""
     protections = dict.fromkeys(PROTECTIONS, False)
-    protections.update(rlimits=True, no_new_privs=True, worker_not_dumpable=True, unprivileged_user=root,
+    protections.update(rlimits=True, no_new_privs=True, worker_not_dumpable=True, unprivileged_user=os.geteuid() == 0,
                        process_cleanup=True)
-    return Plan("fallback", False, (), protections)
+    return Plan("fallback", False, (), protections, reason=reason, forced=forced)

@@ -9,9 +9,15 @@ counts this job only), clears every capability, sets no_new_privs and rlimits, k
 only then runs student code. When it exits or is killed, the kernel kills every process in its namespace. What it verified about itself goes to the worker on a
 control pipe (fd 4), on which the runner then says "prepared" and which it closes before student code
 runs, so nothing on it can be forged.
+
+probe.py runs `confine` once in a throw-away child when a worker starts, so a container that lets
+bubblewrap start but refuses a step of a job's confinement is found before any job runs. `cfg["fault"]`
+is a test hook set only from the grader's environment (isolation.ENV_FAULT): it makes unshare(user) fail
+as such a container does, before any student code exists; it is None otherwise.
 """
 
 import ctypes
+import errno
 import json
 import os
 import resource
@@ -95,7 +101,23 @@ def _restore_staged_python() -> None:
         _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
-def enter_jail(cfg: dict, limits: dict, workdir: str) -> dict:
+def _unshare_user(cfg: dict, probe: bool) -> None:
+    """unshare(CLONE_NEWUSER), or the EPERM a refusing container gives when the test hook asks for it."""
+    fault = cfg.get("fault")
+    if fault == "userns" or (fault == "userns-jobs" and not probe):
+        raise OSError(errno.EPERM, f"unshare(user): {os.strerror(errno.EPERM)}")
+    _check(LIBC.unshare(CLONE_NEWUSER), "unshare(user)")
+
+
+def confine(cfg: dict, limits: dict, workdir: str, probe: bool = False) -> dict:
+    """Everything a job's child does to itself before the runner starts: its mount and IPC namespaces,
+    then enter_jail. Returns what was verified; raises (OSError naming the step) when a step fails."""
+    if cfg["ns"]:
+        _check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(mount, ipc)")
+    return enter_jail(cfg, limits, workdir, probe)
+
+
+def enter_jail(cfg: dict, limits: dict, workdir: str, probe: bool = False) -> dict:
     """Confine the current process (the runner) before student code runs; returns what was verified.
 
     Order matters: mounts need the worker's capabilities, the uid drop and the user namespace come after
@@ -119,7 +141,7 @@ def enter_jail(cfg: dict, limits: dict, workdir: str) -> dict:
     LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the student's own /proc/self stays readable to it
     if cfg["ns"]:
         uid, gid = os.getuid(), os.getgid()
-        _check(LIBC.unshare(CLONE_NEWUSER), "unshare(user)")
+        _unshare_user(cfg, probe)
         _write_proc("setgroups", "deny")
         _write_proc("uid_map", f"{uid} {uid} 1")
         _write_proc("gid_map", f"{gid} {gid} 1")
@@ -171,9 +193,7 @@ def child(cfg: dict, header: dict, blob: bytes, runner, pipes: dict, workdir: st
         null = os.open("/dev/null", os.O_RDWR)
         _arrange_fds({0: null, 1: pipes["out"], 2: pipes["err"], 3: pipes["res"], 4: ctl})
         ctl = 4
-        if cfg["ns"]:
-            _check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(mount, ipc)")
-        setup = enter_jail(cfg, header["limits"], workdir)
+        setup = confine(cfg, header["limits"], workdir)
         os.write(4, (json.dumps({"setup": setup}) + "\n").encode())  # the runner closes fd 4 when prepared
     except BaseException as exc:  # noqa: BLE001 - report any setup failure, never run student code
         try:

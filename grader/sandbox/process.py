@@ -38,13 +38,20 @@ def _read(n):
         data += chunk
     return data
 BOOT = json.loads(_read(int.from_bytes(_read(8), "big")))
+if BOOT["config"]["ns"]:  # first confine one throw-away child as every job's child is (probe.py)
+    import types
+    _jail, _probe = types.ModuleType("bpg_jail"), {"__name__": "bpg_probe"}
+    exec(compile(BOOT["modules"]["bpg_jail"], "<sandbox jail>", "exec"), _jail.__dict__)
+    exec(compile(BOOT["probe"], "<sandbox probe>", "exec"), _probe)
+    _probe["probe_or_exit"](_jail, BOOT["config"], 1)
 exec(compile(BOOT["worker"], "<sandbox worker>", "exec"), {"__name__": "bpg_worker", "BOOT": BOOT})
 """
 START_TIMEOUT = 120.0
 
 
-SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_observe": "observe.py",
-           "bpg_shims": "shims.py", "bpg_graph": "graph.py", "bpg_provenance": "provenance.py",
+SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_names": "names.py", "bpg_observe": "observe.py",
+           "bpg_shims": "shims.py", "bpg_places": "places.py", "bpg_missing": "missing.py", "bpg_gpu": "gpu.py",
+           "bpg_graph": "graph.py", "bpg_provenance": "provenance.py",
            "bpg_notebook": "notebook.py", "bpg_jail": "jail.py",
            "bpg_warm": "warm.py", "bpg_dynamo": "dynamo.py"}  # in import order
 
@@ -54,8 +61,22 @@ def shipped_sources() -> dict[str, str]:
     return {name: (HERE / filename).read_text() for name, filename in SHIPPED.items()}
 
 
+MEMORY_NEED = ("give the container at least 512 MB; Gradescope's default of 768 MB is enough (measured with "
+               "torch 2.13: a correct submission graded in full at 512 MB with the CPU and the CUDA build and at "
+               "384 MB with the CUDA build, while at 256 MB the worker never answered)")
+MEMORY_HINT = ("the likely cause is too little memory (torch's libraries are paged out and in again when the "
+               f"container's limit is small): {MEMORY_NEED}")
+
+
 class WorkerDied(Exception):
-    """The worker process ended or broke the protocol; the message says how (instructor detail)."""
+    """The worker process ended or broke the protocol; the message says how (instructor detail).
+
+    `refused`: its start-up probe of the job's confinement failed (the message is the exact error);
+    `timed_out`: it did not answer in time (then the message names memory as the likely cause)."""
+
+    def __init__(self, message: str, *, refused: bool = False, timed_out: bool = False):
+        super().__init__(message)
+        self.refused, self.timed_out = refused, timed_out
 
 
 class Worker:
@@ -93,7 +114,7 @@ class Worker:
         self.deadline = time.monotonic() + START_TIMEOUT
         self.namespace_pid = None if info is None else self._namespace_pid(info, self.deadline)
         boot = {"worker": (HERE / "worker.py").read_text(), "modules": shipped_sources(),
-                "config": self.plan.config(self.slot)}
+                "probe": (HERE / "probe.py").read_text(), "config": self.plan.config(self.slot)}
         self._send([json.dumps(boot).encode()])
 
     def wait_ready(self) -> None:
@@ -101,7 +122,10 @@ class Worker:
         if self.ready:
             return
         ready = self._receive(1, self.deadline)
-        if not json.loads(ready[0]).get("ready"):
+        said = json.loads(ready[0])
+        if said.get("refused"):
+            raise WorkerDied(str(said["refused"])[:2000], refused=True)
+        if not said.get("ready"):
             raise WorkerDied(f"worker did not report ready: {ready[0][:200]!r}")
         self.ready = True
 
@@ -149,13 +173,24 @@ class Worker:
         while left:
             wait = deadline - time.monotonic()
             if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                raise WorkerDied(f"no answer from the worker in time; {self.log_tail()}")
+                raise WorkerDied(f"no answer from the worker in time; {MEMORY_HINT}; {self.log_tail()}",
+                                 timed_out=True)
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:
-                raise WorkerDied(f"the worker exited ({self.process and self.process.poll()}); {self.log_tail()}")
+                raise WorkerDied(self._exited())
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
+
+    def _exited(self) -> str:
+        """Why the worker's pipe closed: its exit status, memory named when it was SIGKILLed (the
+        out-of-memory killer's signal; bwrap passes it on as 128 + 9), and the end of its stderr."""
+        try:
+            code = self.process.wait(timeout=2) if self.process is not None else None
+        except subprocess.TimeoutExpired:
+            code = None
+        killed = f"; killed by SIGKILL: {MEMORY_HINT}" if code in (-signal.SIGKILL, 128 + signal.SIGKILL) else ""
+        return f"the worker exited ({code}){killed}; {self.log_tail()}"
 
     def log_tail(self) -> str:
         try:

@@ -3,6 +3,13 @@
 A worker is started once per slot (numpy and torch imported once, ~1-2 s) and reused for every job; each
 job forks a fresh child from it, so a job costs tens of milliseconds and inherits nothing from the jobs
 before it. If a worker dies or stops answering it is killed and started again, and the job is retried once.
+
+Automatic mode falls back, and says why (to `notify`: stderr by default), wherever bubblewrap fails the
+sandbox rather than the student: a worker that cannot start in it (its start-up probe of a job's
+confinement failed, e.g. a container refusing user namespaces, or bwrap exited), or a job whose own
+confinement failed before any student code ran. That job is retried, and every later job runs, in the
+fallback: a failure of the grader's sandbox is never a 0 for the student. A worker that dies in the middle
+of a job is not a reason to fall back (a job could provoke that); it is restarted as before.
 The worker's source (worker.py and the SHIPPED modules) is sent over its stdin at start: the
 grader's package directories are not visible inside the sandbox. The Worker and its pipe protocol live in
 process.py; this module imports nothing heavy at load, so `launch()` can start workers before the rest of
@@ -13,10 +20,11 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from grader.errors import SandboxError
 from grader.sandbox import isolation
@@ -33,10 +41,12 @@ class Sandbox:
     """Runs Jobs in isolated children of warm workers; `jobs` of them at once, from any threads.
 
     Use as a context manager (workers start on entry and stop on exit) or call close(). `hide` lists
-    paths (output directory, submission roots) that must not be visible inside the sandbox.
+    paths (output directory, submission roots) that must not be visible inside the sandbox. `notify`
+    receives one staff-facing line whenever the sandbox runs in the fallback and why (default: stderr).
     """
 
-    def __init__(self, jobs: int = 1, hide: Sequence[Path] = (), *, mode: str | None = None):
+    def __init__(self, jobs: int = 1, hide: Sequence[Path] = (), *, mode: str | None = None,
+                 notify: Callable[[str], None] | None = None):
         if jobs < 1:
             raise SandboxError(f"Sandbox(jobs={jobs}): expected at least 1 parallel job")
         self.plan = isolation.plan(tuple(Path(p) for p in hide), mode)
@@ -45,10 +55,18 @@ class Sandbox:
         self._free: queue.Queue[Worker] = queue.Queue()
         for worker in self._workers:
             self._free.put(worker)
+        self._notify = notify or _to_stderr
+        self._told = False  # the fallback and its reason were reported
+        self._lock = threading.Lock()
 
     @property
     def mode(self) -> str:
         return self.plan.mode
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why this sandbox runs in the fallback mode (the exact error where one caused it); None in bwrap."""
+        return self.plan.reason if self.plan.mode == "fallback" else None
 
     @property
     def protections(self) -> dict[str, bool]:
@@ -56,25 +74,36 @@ class Sandbox:
         return dict(self.plan.protections)
 
     def __enter__(self) -> "Sandbox":
-        """Start every worker (in parallel); SandboxError if any cannot start."""
+        """Start every worker (in parallel), in the fallback if bubblewrap fails them; SandboxError if any
+        cannot start at all."""
         self._closed = False
-        errors: list[str] = []
+        errors = self._start_all()
+        if errors and self.plan.mode == "bwrap" and self._fall_back_from(errors[0]):
+            errors = self._start_all()
+        if errors:
+            self.close()
+            raise SandboxError(f"the sandbox worker could not start: {errors[0]}")
+        if self.plan.mode == "fallback" and not self._told:
+            self._told = True
+            self._notify(f"sandbox: fallback mode: {self.plan.reason}; protections off: {', '.join(self.plan.off())}")
+        return self
+
+    def _start_all(self) -> list[Exception]:
+        errors: list[Exception] = []
 
         def start(worker: Worker) -> None:
             try:
                 self._ensure(worker)
-            except SandboxError as exc:
-                errors.append(str(exc))
+            except (WorkerDied, OSError) as exc:
+                worker.stop()
+                errors.append(exc)
 
         starting = [threading.Thread(target=start, args=(w,)) for w in self._workers]
         for thread in starting:
             thread.start()
         for thread in starting:
             thread.join()
-        if errors:
-            self.close()
-            raise SandboxError(errors[0])
-        return self
+        return errors
 
     def __exit__(self, *exc_info) -> None:
         self.close()
@@ -97,18 +126,40 @@ class Sandbox:
         for worker in idle:
             self._free.put(worker)
 
-    @staticmethod
-    def _ensure(worker: Worker) -> None:
-        """A live, ready worker: one launched early is waited for, a dead one started again."""
-        try:
-            if not worker.alive():
-                worker.stop()
-                worker.start()
-            else:
-                worker.wait_ready()
-        except (WorkerDied, OSError) as exc:
+    def _ensure(self, worker: Worker) -> None:
+        """A live, ready worker of the current mode: one launched early is waited for, a dead one or one of
+        the mode before a fallback started again. Raises WorkerDied or OSError when it cannot start."""
+        if worker.plan is not self.plan:
             worker.stop()
-            raise SandboxError(f"the sandbox worker could not start: {exc}") from None
+            worker.plan = self.plan
+        if not worker.alive():
+            worker.stop()
+            worker.start()
+        else:
+            worker.wait_ready()
+
+    def _fall_back_from(self, exc: Exception) -> bool:
+        """After a worker failed to start: fall back when bubblewrap is to blame (not when it only did not
+        answer in time: memory, which the fallback would not cure). True when the sandbox is now in it."""
+        if isinstance(exc, WorkerDied) and exc.timed_out:
+            return False
+        if isinstance(exc, WorkerDied) and exc.refused:
+            return self._fall_back(f"bubblewrap starts, but the start-up probe of a job's confinement failed: {exc}")
+        return self._fall_back(f"a sandbox worker could not start in bubblewrap: {type(exc).__name__}: {exc}")
+
+    def _fall_back(self, reason: str) -> bool:
+        """Switch to the fallback mode for every later job (once), reporting `reason`, unless bubblewrap
+        was asked for. Workers move over when they next start (`_ensure`). True when now in the fallback."""
+        with self._lock:
+            if self.plan.mode == "fallback":
+                return True
+            if self.plan.forced:
+                return False
+            self.plan = isolation.fallback_plan(reason)
+            self._told = True
+        self._notify(f"sandbox: {reason}; falling back: every job from now on runs in the fallback sandbox "
+                     f"(protections off: {', '.join(self.plan.off())})")
+        return True
 
     def launch(self) -> "Sandbox":
         """Start every worker's process now without waiting for it (entering the sandbox waits): a command
@@ -135,23 +186,38 @@ class Sandbox:
         from grader.sandbox.wire import encode_job
 
         payloads = encode_job(job, limits)
-        problem = ""
-        for _attempt in range(2):  # a worker that died is restarted and the job retried once
+        problem, deaths = "", 0
+        while deaths < 2:  # a worker that died is restarted and the job retried once
             if self._closed:
                 worker.stop()
                 return self._failed(job, problem + "the sandbox was closed before the job finished")
             try:
                 self._ensure(worker)
+            except (WorkerDied, OSError) as exc:
+                worker.stop()
+                problem += f"the sandbox worker could not start: {type(exc).__name__}: {exc}\n"
+                if worker.plan.mode == "bwrap" and self._fall_back_from(exc):
+                    continue
+                deaths += 1
+                continue
+            try:
                 report_raw, out, err, blob = worker.exchange(payloads, limits.wall_seconds + REPLY_SLACK)
                 report = json.loads(report_raw)
-                break
-            except (WorkerDied, SandboxError, ValueError) as exc:
+            except (WorkerDied, ValueError) as exc:
                 problem += f"{type(exc).__name__}: {exc}\n"
                 worker.stop()
+                deaths += 1
+                continue
+            refused = report.get("setup_error")  # the child's confinement (jail.confine): no job data touched yet
+            if refused and worker.plan.mode == "bwrap" and self._fall_back(
+                    f"a job's confinement failed in bubblewrap before any student code ran: {refused}"):
+                problem += f"bubblewrap: sandbox setup failed: {refused}; retried in the fallback sandbox\n"
+                continue
+            break
         else:
             return self._failed(job, problem)
         try:
-            return verdict.build(job, limits, report, out, err, blob, self.plan.verified(report.get("setup")))
+            return verdict.build(job, limits, report, out, err, blob, worker.plan.verified(report.get("setup")))
         except Exception:  # noqa: BLE001 - a bug of ours must not end the batch
             return self._failed(job, f"building the result failed:\n{traceback.format_exc()}")
 
@@ -164,3 +230,7 @@ class Sandbox:
                  for call in job.calls}
         return RunResult(status=RunStatus.sandbox_error, message=messages.SANDBOX_ERROR, detail=detail,
                          calls=calls, protections=self.protections)
+
+
+def _to_stderr(line: str) -> None:
+    print(f"backprop-grader: {line}", file=sys.stderr, flush=True)
