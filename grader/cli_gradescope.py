@@ -1,6 +1,7 @@
 """Command line of the Gradescope stage: `gradescope build` and `gradescope run`.
 
-    backprop-grader gradescope build --rubric ID -o autograder.zip [--torch-version 2.13.0]
+    backprop-grader gradescope build --rubric my-a1.toml -o autograder.zip [--torch-version 2.13.0]
+        [--torch-build cpu|cuda | --torch-index-url URL] [--allow-public-hidden-seed]
     backprop-grader gradescope run --rubric PATH [--root /autograder] [--timeout SECONDS]
 
 `run` exits 0 when the submission was graded (whatever its score) and 1 when the grader itself failed;
@@ -20,7 +21,12 @@ def add_gradescope_command(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--rubric", required=True, help="bundled rubric id or path (the copy with your hidden seed)")
     build.add_argument("-o", "--output", type=Path, default=Path("autograder.zip"), help="zip to write (default: %(default)s)")
     build.add_argument("--torch-version", help="torch release setup.sh installs (default: the installed torch's)")
-    build.add_argument("--torch-index-url", help="package index setup.sh installs torch from (default: pip's own)")
+    build.add_argument("--torch-build", choices=("cpu", "cuda"), default="cpu",
+                       help="torch build setup.sh installs: cpu (default; the PyTorch CPU wheel index) or cuda "
+                            "(pip's default index; 2.74 GB of wheels)")
+    build.add_argument("--torch-index-url", help="package index setup.sh installs torch from (overrides --torch-build)")
+    build.add_argument("--allow-public-hidden-seed", action="store_true",
+                       help="build even though the rubric's hidden seed is a bundled (public) one")
     build.add_argument("--wheel", type=Path, help="a built backprop-grader wheel to bundle (default: build one from this source tree)")
     build.set_defaults(run=_build)
 
@@ -32,11 +38,13 @@ def add_gradescope_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from grader.gradescope.build import build_autograder
+    from grader.gradescope.build import MEMORY_ADVICE, build_autograder, torch_download
 
-    path = build_autograder(args.rubric, args.output, args.torch_version, args.torch_index_url, args.wheel)
-    print(f"wrote {path}: upload it as the assignment's autograder (Configure Autograder → Zip file upload); "
-          "choose at least 2 GB of memory")
+    path = build_autograder(args.rubric, args.output, args.torch_version, args.torch_index_url, args.wheel,
+                            torch_build=args.torch_build, allow_public_hidden_seed=args.allow_public_hidden_seed)
+    print(f"wrote {path}: upload it as the assignment's autograder (Configure Autograder → Zip file upload)")
+    print(torch_download(args.torch_version, args.torch_index_url, args.torch_build))
+    print(MEMORY_ADVICE)
     return 0
 
 

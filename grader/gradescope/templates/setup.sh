@@ -5,9 +5,12 @@
 # Installs Python >= 3.11 if the image has none, a virtual environment in $PREFIX holding torch and
 # backprop-grader, and bubblewrap (the sandbox's strongest mode) where apt-get can. Without bubblewrap,
 # or where the container may not create namespaces, the grader uses its fallback sandbox.
+# torch is the CPU build from the PyTorch CPU wheel index unless the zip was built with
+# --torch-build cuda (pip's default index: the CUDA build, 2.74 GB of wheels) or --torch-index-url.
 set -euo pipefail
 
 TORCH_VERSION='@TORCH_VERSION@'
+TORCH_BUILD='@TORCH_BUILD@'
 TORCH_INDEX_URL='@TORCH_INDEX_URL@'
 WHEEL='@WHEEL@'
 RUBRIC='@RUBRIC@'
@@ -52,6 +55,7 @@ fi
 "$PY" -m venv "$PREFIX/venv"
 VPY="$PREFIX/venv/bin/python"
 "$VPY" -m pip install --quiet --upgrade pip || true
+echo "setup.sh: installing torch $TORCH_VERSION, $TORCH_BUILD, from ${TORCH_INDEX_URL:-the default index}"
 if [ -n "$TORCH_INDEX_URL" ]; then
   "$VPY" -m pip install --quiet "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX_URL"
 else
