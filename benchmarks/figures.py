@@ -97,3 +97,15 @@ def summary(values: list[float]) -> dict:
     """Median, min, max and every value, to the millisecond."""
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3),
             "runs": [round(v, 3) for v in values]}
+
+
+def provenance_cost(notebooks: dict, plain: dict) -> dict:
+    """What the counterfactual provenance run costs notebook throughput, measured in the same run: the
+    steady-state rates with it (`notebooks`) and without it (`plain`, BACKPROP_GRADER_PROVENANCE=off), and the
+    sandbox CPU per notebook of each. DESIGN §10 allows new protections and the provenance run 15 % together."""
+    with_rate, without_rate = notebooks["rate_steady_per_s"], plain["rate_steady_per_s"]
+    cost = None if not with_rate or not without_rate else round(1 - with_rate / without_rate, 3)
+    return {"rate_steady_with_per_s": with_rate, "rate_steady_without_per_s": without_rate,
+            "throughput_cost_fraction": cost,
+            "sandbox_cpu_ms_with": notebooks.get("sandbox_cpu_ms_per_submission_steady"),
+            "sandbox_cpu_ms_without": plain.get("sandbox_cpu_ms_per_submission_steady")}

@@ -63,7 +63,7 @@ def measure_sandbox_start(jobs: int, runs: int, work: Path) -> dict:
     return {"workers": jobs, "start_s": summary(times), "mode": mode, "protections": protections}
 
 
-def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int) -> dict:
+def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, env: dict | None = None) -> dict:
     """`backprop-grader grade CLASS --rubric R --out OUT --jobs J` on n copies of `samples` (cycled),
     each under a distinct student name; the wall time of the whole command and its resource usage."""
     folder, out = work / label / "class", work / label / "out"
@@ -74,7 +74,7 @@ def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, 
     usage, log = work / label / "rusage.json", work / label / "stderr.txt"
     command = [sys.executable, "-c", MEASURED_GRADER, "grade", str(folder), "--rubric", rubric, "--out", str(out), "--jobs", str(jobs)]
     with CpuAccount(label) as account, MachineMeter() as machine:
-        env = {**os.environ, "BENCH_RUSAGE": str(usage), "BENCH_CGROUP": str(account.path or "")}
+        env = {**os.environ, **(env or {}), "BENCH_RUSAGE": str(usage), "BENCH_CGROUP": str(account.path or "")}
         epoch = time.time()
         started = time.perf_counter()
         with open(log, "wb") as err:

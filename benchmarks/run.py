@@ -24,10 +24,11 @@ from pathlib import Path
 
 from benchmarks.common import (CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, OPTIMIZER_NOTEBOOK,
                                RESULTS, log)
-from benchmarks.figures import add_rates, memory_figures, overhead_figures
+from benchmarks.figures import add_rates, memory_figures, overhead_figures, provenance_cost
 from benchmarks.machine import calibration_ms, git_info, machine_info
 from benchmarks.measure import cold_check, grade_run, measure_sandbox_start, run_baseline
 from benchmarks.table import budgets, render_table
+from grader.notebook_provenance import PROVENANCE_SWITCH
 
 
 # A submission that does nothing: both contract functions return constants of the right shapes.
@@ -119,6 +120,11 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     notebooks = grade_run("notebooks", notebook_samples, n, NOTEBOOK_RUBRIC, work, jobs)
     add_rates(notebooks, start_s, fixed)
 
+    phase("notebooks, no provenance run", f"notebooks without the provenance run: grade --jobs {jobs} on {n} notebooks")
+    plain = grade_run("notebooks-plain", notebook_samples, n, NOTEBOOK_RUBRIC, work, jobs, env={PROVENANCE_SWITCH: "off"})
+    add_rates(plain, start_s, fixed)
+    provenance = provenance_cost(notebooks, plain)
+
     phase("overhead", f"overhead: grade --jobs {jobs} on {n} no-op submissions")
     noops = grade_run("noop", [noop], n, CONTRACT_RUBRIC, work, jobs)
     overhead = overhead_figures(fixed, noops)
@@ -151,13 +157,15 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
         "sandbox_start": sandbox,
         "contract": contract,
         "notebooks": notebooks,
+        "notebooks_without_provenance": plain,
+        "provenance": provenance,
         "overhead": overhead,
         "memory": memory,
         "cold_check": check,
         "cold_check_optimizer": check_optimizer,
         "baseline": baseline,
     }
-    phases = {"grade runs": [contract, notebooks, fixed, noops, small, large], "cold check": [check, check_optimizer], "baseline": [baseline]}
+    phases = {"grade runs": [contract, notebooks, plain, fixed, noops, small, large], "cold check": [check, check_optimizer], "baseline": [baseline]}
     walls = {"grade runs": sum(run["wall_s"] for run in phases["grade runs"]),
              "cold check": sum(sum(run["wall_s"]["runs"]) for run in phases["cold check"]),
              "baseline": baseline["wall_s"]}

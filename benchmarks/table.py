@@ -13,6 +13,7 @@ BUDGETS = {  # DESIGN §10
     "grader_memory_mb": 500.0,
     "flat_growth": 0.10,  # peak RSS may grow by at most 10 % from the small to the large class
     "cold_check_s": 3.0,
+    "provenance_cost": 0.15,  # new protections and the provenance run together, of notebook throughput
 }
 
 
@@ -32,6 +33,9 @@ def budgets(result: dict) -> list[dict]:
         ("memory_flat", f"grader RSS growth while grading, {n_small} → {n_large}", mem["growth_rss_while_grading"]["percent"], "%", "≤",
          BUDGETS["flat_growth"] * 100),
         ("cold_check", "cold check of one notebook, wall (median)", chk["wall_s"]["median"], "s", "≤", BUDGETS["cold_check_s"]),
+        ("provenance_cost", "notebook throughput lost to the provenance run (steady, same run)",
+         None if result["provenance"]["throughput_cost_fraction"] is None else result["provenance"]["throughput_cost_fraction"] * 100,
+         "%", "≤", BUDGETS["provenance_cost"] * 100),
     ]
     return [{"id": key, "figure": name, "measured": value, "unit": unit, "budget": f"{op} {limit:g}",
              "ok": None if value is None else bool(value >= limit if op == "≥" else value <= limit)}
@@ -58,6 +62,9 @@ def render_table(result: dict) -> str:
         ("notebooks, steady state (first to last report)", f"{_fmt(nb['rate_steady_per_s'])} /s"),
         ("notebooks, CPU per submission (steady): grader + sandbox",
          f"{_fmt(nb['grader_cpu_ms_per_submission_steady'])} + {_fmt(nb['sandbox_cpu_ms_per_submission_steady'])} ms"),
+        ("notebooks without the provenance run, steady state / sandbox CPU per notebook",
+         f"{_fmt(result['provenance']['rate_steady_without_per_s'])} /s, "
+         f"{_fmt(result['provenance']['sandbox_cpu_ms_without'])} ms (with it: {_fmt(result['provenance']['sandbox_cpu_ms_with'])} ms)"),
         ("no-op: sandbox CPU per submission", f"{_fmt(marginal['sandbox_cpu_ms'])} ms"),
         ("no-op: wall per submission at --jobs 2", f"{_fmt(marginal['wall_ms'])} ms"),
         (f"grader peak RSS, {mem['small']['n']} submissions", f"{_fmt(mem['small']['grader_peak_rss_mb'])} MB"),

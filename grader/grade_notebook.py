@@ -5,6 +5,7 @@ they come from differs (`grader.notebook.observe`). The architecture check compa
 actually built with the rubric's, and its gradients are still judged against its own net.
 """
 
+import os
 import re
 
 from grader.checks import check_task
@@ -13,7 +14,7 @@ from grader.load import Submission
 from grader.notebook import Net, observe
 from grader.notebook_flags import notebook_flags
 from grader.notebook_notes import cell_notes
-from grader.notebook_provenance import copied_flag, copied_from_autograd, counterfactual_factor
+from grader.notebook_provenance import PROVENANCE_SWITCH, copied_flag, copied_from_autograd, counterfactual_factor
 from grader.notebook_outcome import failed_cells_flag, one_note_per_unread_file
 from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
 from grader.rubric import Rubric
@@ -24,6 +25,7 @@ from grader.tasks import MlpRegressionTask
 def run_notebook(rubric: Rubric, submission: Submission, sandbox: Sandbox, limits: Limits, files: dict[str, bytes]) -> RunResult:
     """Run every cell in the sandbox under the rubric's seed, observing what the notebook computes."""
     job = Job(filename=submission.path.name, cells=submission.cells, observe=True, files=files, seed=rubric.seed,
+    factor = None if os.environ.get(PROVENANCE_SWITCH) == "off" else counterfactual_factor(submission.sha256, rubric.seed)
               counterfactual=counterfactual_factor(submission.sha256, rubric.seed))
     return sandbox.run(job, limits)
 

@@ -26,7 +26,7 @@ MACHINE_FIELDS = {
 PER_SUBMISSION_FIELDS = {"wall_ms", "grader_cpu_ms", "sandbox_cpu_ms", "total_cpu_ms"}
 BUDGET_IDS = {
     "contract_whole", "contract_excl_start", "notebooks_whole", "notebooks_excl_start", "overhead_cpu_total",
-    "overhead_cpu_grader", "memory_peak", "memory_flat", "cold_check",
+    "overhead_cpu_grader", "memory_peak", "memory_flat", "cold_check", "provenance_cost",
 }
 
 
@@ -48,13 +48,13 @@ def test_every_top_level_field_is_written(benchmark):
     assert set(result) >= {
         "date", "timestamp", "command", "git", "parameters", "machine", "sandbox_start", "contract", "notebooks",
         "overhead", "memory", "cold_check", "cold_check_optimizer", "baseline", "other_load", "budgets", "duration_s",
-        "calibration",
+        "calibration", "notebooks_without_provenance", "provenance",
     }
     assert result["parameters"] == {"n": 5, "memory_small_n": 3, "memory_n": 6, "baseline_n": 2, "check_runs": 1, "jobs": 2}
     assert set(result["git"]) == {"commit", "dirty"}
     speed = result["calibration"]
-    assert set(speed["ms_before"]) == {"sandbox start", "start-up", "contract", "notebooks", "overhead", "memory",
-                                       "cold check", "baseline", "end"}
+    assert set(speed["ms_before"]) == {"sandbox start", "start-up", "contract", "notebooks",
+                                       "notebooks, no provenance run", "overhead", "memory", "cold check", "baseline", "end"}
     assert 0 < speed["min_ms"] <= speed["median_ms"] <= speed["max_ms"] == max(speed["ms_before"].values())
 
 
@@ -80,6 +80,17 @@ def test_grade_runs_graded_every_submission_and_report_rates(benchmark):
     assert len(set(result["notebooks"]["samples"])) > 5
     start = result["sandbox_start"]
     assert start["workers"] == 2 and start["start_s"]["median"] > 0 and start["mode"] in ("bwrap", "fallback")
+
+
+def test_the_provenance_run_is_measured_against_the_same_notebooks_without_it(benchmark):
+    result = benchmark[0]
+    plain = result["notebooks_without_provenance"]
+    assert plain["n"] == 5 and plain["reports"] == 5 and plain["samples"] == result["notebooks"]["samples"]
+    provenance = result["provenance"]
+    assert provenance["rate_steady_with_per_s"] == result["notebooks"]["rate_steady_per_s"]
+    assert provenance["rate_steady_without_per_s"] == plain["rate_steady_per_s"]
+    cost = provenance["throughput_cost_fraction"]
+    assert cost is None or cost < 1
 
 
 def test_overhead_memory_check_and_baseline_figures(benchmark):
