@@ -94,8 +94,7 @@ def observed_run(bwrap_sandbox):
 def test_every_cell_runs_in_order_and_a_failing_cell_is_recorded_while_the_rest_still_run(observed_run):
     cells = observed_run.cells
     assert [c.cell for c in cells] == list(range(1, 11))
-    assert [c.status for c in cells] == [CellStatus.ok] * 2 + [CellStatus.raised] + [CellStatus.ok] * 3 + [
-        CellStatus.raised] + [CellStatus.ok] * 3
+    assert [c.status for c in cells] == [CellStatus.ok] * 6 + [CellStatus.raised] + [CellStatus.ok] * 3
     failed = cells[6]
     assert failed.error_type == "ValueError" and failed.line == 2
     assert failed.message.startswith("ValueError: matmul")
@@ -105,10 +104,11 @@ def test_every_cell_runs_in_order_and_a_failing_cell_is_recorded_while_the_rest_
 
 
 def test_a_missing_module_is_recorded_with_its_cell_and_an_unused_import_does_not_stop_the_rest(observed_run):
-    cell = observed_run.cells[2]
-    assert cell.missing_module == "pandas" and cell.line == 2
-    assert "module 'pandas' is not installed in the grader" in cell.message
-    assert all(c.missing_module is None for c in observed_run.cells if c.cell != 3)
+    cell = observed_run.cells[2]  # pandas and seaborn are bound as placeholders (sandbox/missing.py), never used
+    assert cell.status == CellStatus.ok
+    assert [(m.module, m.event, m.cell, m.line) for m in cell.missing_modules] == [
+        ("pandas", "imported", 3, 2), ("seaborn", "imported", 3, 3)]
+    assert all(c.missing_module is None and (c.cell == 3) == bool(c.missing_modules) for c in observed_run.cells)
     assert observed_run.cells[-1].status == CellStatus.ok
 
 

@@ -131,7 +131,7 @@ def cell_message(frame, limits: Limits) -> str:
         return f"sys.exit({argument}) ended this cell early. Remove sys.exit(), exit() and quit() from notebook cells."
     if frame.missing_module:
         return (f"module {frame.missing_module!r} is not installed in the grader (numpy and torch are), so this "
-                f"cell stopped at the import. Remove the import if you do not need it, or use numpy/torch instead.")
+                f"cell stopped where it needed it. Remove the import if you do not need it, or use numpy/torch instead.")
     if frame.memory:
         return (f"{frame.error_type}: ran out of memory (limit {limits.memory_mb} MiB). Look for a huge array "
                 f"(e.g. np.zeros((100000, 100000))) or a list that grows without end.")

@@ -23,7 +23,10 @@ import sys
 import time
 import traceback
 
+import bpg_gpu
+import bpg_missing
 import bpg_observe
+import bpg_places
 import bpg_provenance
 import bpg_shims
 from bpg_convert import _text
@@ -169,6 +172,9 @@ class Session:
         self.notes = bpg_shims.install(workdir)
         self.observer = bpg_observe.Observer(bpg_observe.Store(limit * 3 // 4, self.notes), self.notes)
         self.observer.install()
+        self.places = bpg_places.Places(self.names, lambda: self.current)
+        self.missing = bpg_missing.install(self.places)  # after the shims' finder: the last on sys.meta_path
+        self.gpu = bpg_gpu.activate(self.cells, self.places)
         limits = header["limits"]
         self.fork_seconds = max(2.0, min(10.0, 0.2 * float(limits.get("wall_seconds", 30))))
         self.watch = bpg_provenance.Watch(self, self.observer.store, self.notes, header.get("counterfactual"))
@@ -223,6 +229,7 @@ class Session:
     def finish(self, record: dict) -> None:
         """Observe after the cell and send its frame."""
         record["seconds"] = max(0.0, time.perf_counter() - self.started)
+        record.update(missing_modules=self.missing.take(), gpu_request=self.gpu.take() if self.gpu else None)
         try:
             self.tee.flush()
         except BaseException:  # noqa: BLE001 - the student may have closed the stream
@@ -304,7 +311,7 @@ class Session:
 def _record(number: int) -> dict:
     return {"kind": "cell", "cell": number, "status": "ok", "line": None, "error_type": "", "error": "",
             "traceback": "", "exit_code": None, "missing_module": None, "name_errors": [], "memory": False,
-            "stdout": "", "seconds": 0.0}
+            "stdout": "", "seconds": 0.0, "missing_modules": [], "gpu_request": None}
 
 
 def run(header: dict, namespace: dict, result_fd: int, workdir: str, inputs: dict) -> dict:

@@ -19,8 +19,8 @@ from grader.sandbox import messages
 from grader.sandbox.models import Job
 from grader.sandbox.counterfactual import parse_counterfactual
 from grader.sandbox.records import CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
-from grader.sandbox.wire import (_STRICT, ChildResults, ResultInvalid, Text, ValueSpec, _json, _peek_kind,
-                                 load_values, parse_frames, split_frames)
+from grader.sandbox.wire import (_STRICT, ChildResults, GpuRequestFrame, MissingModuleFrame, ResultInvalid, Text,
+                                 ValueSpec, _json, _peek_kind, load_values, parse_frames, split_frames)
 
 MAX_ELEMENTS = 100_000
 MAX_SENT = 1024  # arrays in all (the child keeps ~256 alive; superseded "last calls" are dropped here)
@@ -95,6 +95,8 @@ class CellFrame(BaseModel):
     namespace: list[EntryFrame] = Field(..., max_length=5000)
     notes: list[Text(2000)] = Field(..., max_length=250)
     arrays: dict[ArrayKey, ValueSpec] = Field(..., max_length=MAX_SENT)
+    missing_modules: list[MissingModuleFrame] = Field(default_factory=list, max_length=100)
+    gpu_request: GpuRequestFrame | None = None
 
 
 class FilesFrame(BaseModel):
@@ -218,7 +220,8 @@ def fields(job: Job, limits: Limits, observed: Observations) -> dict:
     cells = [CellRecord(cell=f.cell, status=f.status, message=messages.cell_message(f, limits),
                         error_type=f.error_type, traceback=f.traceback, line=f.line, exit_code=f.exit_code,
                         missing_module=f.missing_module, name_errors=f.name_errors, stdout=f.stdout,
-                        seconds=f.seconds) for f in observed.cells]
+                        seconds=f.seconds, missing_modules=[m.model_dump() for m in f.missing_modules],
+                        gpu_request=f.gpu_request and f.gpu_request.model_dump()) for f in observed.cells]
     forward = _forward_calls(observed)
     grads = [GradSnapshot(**s.model_dump()) for f in observed.cells for s in f.grads]
     namespace = [NamespaceEntry(**e.model_dump()) for f in observed.cells for e in f.namespace]

@@ -5,7 +5,7 @@ what was observed while the cells ran. Every array is referenced by key into Run
 """
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,30 @@ class CellStatus(str, Enum):
     raised = "raised"  # an exception escaped the cell (MemoryError included)
     syntax_error = "syntax_error"  # the cell does not compile; nothing of it ran
     exited = "exited"  # sys.exit()/exit()/quit() ended the cell, or os._exit() ended the run
+
+
+class MissingModule(BaseModel):
+    """A module the grading environment lacks, bound as a placeholder (sandbox/missing.py): where the
+    notebook imported it, or where student code first used it (the use raised ModuleNotFoundError)."""
+
+    model_config = STRICT
+
+    module: str = Field(..., description="Top-level module name, e.g. 'pandas'.")
+    event: Literal["imported", "used"] = Field(..., description="The import that bound the placeholder, or its first use.")
+    cell: int = Field(..., ge=1, description=(
+        "Cell of the place: for an import, the cell whose source holds the statement; for a use, the cell that "
+        "was running (1-based position in Job.cells)."))
+    line: int | None = Field(None, description="Line in that cell (for a use: of the cell's top-level code).")
+
+
+class GpuRequest(BaseModel):
+    """The first place a notebook asked for CUDA and was given the CPU instead (sandbox/gpu.py)."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell whose source holds the request (1-based position in Job.cells).")
+    line: int | None = Field(None, description="Line in that cell.")
+    call: str = Field("", description="The source line, stripped and shortened, e.g. \"x = x.to('cuda')\".")
 
 
 class CellRecord(BaseModel):
@@ -41,6 +65,10 @@ class CellRecord(BaseModel):
         "What the cell printed through sys.stdout, truncated to a few KiB (output of C code or subprocesses "
         "only appears in RunResult.stdout)."))
     seconds: float = Field(0.0, ge=0, description="Time the cell took to run, as measured inside the sandbox.")
+    missing_modules: list[MissingModule] = Field(default_factory=list, description=(
+        "Placeholders for missing modules bound by imports in this cell, and first uses of one in this cell."))
+    gpu_request: GpuRequest | None = Field(None, description=(
+        "The notebook's first request for CUDA, run on the CPU instead, if it happened in this cell."))
 
 
 class ForwardCall(BaseModel):

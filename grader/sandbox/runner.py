@@ -36,7 +36,8 @@ from bpg_convert import Converter, _describe, _text
 
 OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>",
                        "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>", "<sandbox dynamo>",
-                       "<sandbox graph>", "<sandbox provenance>"})
+                       "<sandbox graph>", "<sandbox provenance>", "<sandbox places>", "<sandbox missing>",
+                       "<sandbox gpu>"})
 MAX_TEXT = 20000
 
 

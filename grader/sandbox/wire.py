@@ -71,6 +71,25 @@ class CellsFrame(BaseModel):
     exit_code: StrictInt | None
 
 
+class MissingModuleFrame(BaseModel):
+    """records.MissingModule as the child sends it in a cell frame."""
+
+    model_config = _STRICT
+    module: Text(200)
+    event: Literal["imported", "used"]
+    cell: StrictInt = Field(..., ge=1)
+    line: StrictInt | None = Field(None, ge=0)
+
+
+class GpuRequestFrame(BaseModel):
+    """records.GpuRequest as the child sends it in a cell frame."""
+
+    model_config = _STRICT
+    cell: StrictInt = Field(..., ge=1)
+    line: StrictInt | None = Field(None, ge=0)
+    call: Text(200)
+
+
 class StartFrame(BaseModel):
     model_config = _STRICT
     kind: Literal["start"]
