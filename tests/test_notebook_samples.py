@@ -22,7 +22,8 @@ STEMS = [
     "correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "architecture_2_10_5_1",
     "missing_factor_2", "after_10_sgd_steps", "unseeded", "cell_raises", "scratch_with_torch_ops",
     "pandas_csv_dat", "no_dat_files", "run_out_of_order", "saved_by_other_cpu", "in_out_square", "in_out_variables",
-    "scratch_requires_grad", "copied_from_autograd",
+    "scratch_requires_grad", "copied_from_autograd", "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
+    "colab_cuda_hardcoded",
 ]
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
 DAT_FILES = {"torch_autograd.dat", "my_autograd.dat"}
@@ -34,6 +35,18 @@ WRITE_NO_FILES = {"no_dat_files", "scratch_requires_grad"}  # their gradients ar
 RUN_CELLS = r'''
 import builtins, contextlib, io, json, os, sys, traceback, types
 import numpy, torch
+
+def on_cpu():
+    """The student's Colab GPU, for a sample whose kernel had one: CUDA tensors are CPU tensors here."""
+    from torch.overrides import TorchFunctionMode
+    def cpu(value):
+        return "cpu" if isinstance(value, (str, torch.device)) and str(value).startswith("cuda") else value
+    class OnCpu(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.cuda:
+                return args[0]
+            return func(*map(cpu, args), **{k: cpu(v) for k, v in (kwargs or {}).items()})
+    return OnCpu()
 
 def run_cells():
     cells = json.load(open("cells.json"))
@@ -48,6 +61,11 @@ def run_cells():
             file = os.path.basename(os.fspath(file))
         return real_open(file, *args, **kwargs)
     builtins.open = open_in_cwd
+    kernel = json.load(real_open("kernel.json"))  # what the student's kernel had that this one may lack
+    for name in kernel.get("installed", []):  # imported and never used: an empty module stands in
+        sys.modules.setdefault(name, types.ModuleType(name))
+    if kernel.get("gpu"):
+        on_cpu().__enter__()
 
     namespace = {"__name__": "__main__"}
     results = []
@@ -123,6 +141,7 @@ def runs(tmp_path_factory) -> dict[str, tuple[Path, list[dict] | None, str]]:
         cells = {c["id"]: without_magics("".join(c["source"])) for c in code_cells(load(stem))}
         (work / "cells.json").write_text(json.dumps([{"id": i, "source": cells[i]} for i in ids]), encoding="utf-8")
         (work / "run_cells.py").write_text(RUN_CELLS, encoding="utf-8")  # kept to debug a failure by hand
+        (work / "kernel.json").write_text(json.dumps(sample_meta(stem).get("kernel", {})), encoding="utf-8")
     root = tmp_path_factory.mktemp("runner")
     done = subprocess.run([sys.executable, "-c", RUN_CELLS, *map(str, works.values())],
                           cwd=root, capture_output=True, text=True, timeout=300)
@@ -318,6 +337,10 @@ def test_the_pandas_csv_sample_writes_what_dataframe_to_csv_writes_for_arrays_in
 TRAITS_IN_SOURCE = {
     "colab_drive_path": [r"from google\.colab import drive", r"/content/drive/MyDrive/BS6207/"],
     "unused_pandas": [r"import pandas as pd"],
+    "pandas_first_line": [r"\Aimport pandas as pd\nimport torch\n"],
+    "tensorflow_used": [r"\nimport tensorflow as tf", r"tf\.GradientTape\(\)"],
+    "colab_gpu_fallback": [r"torch\.device\('cuda' if torch\.cuda\.is_available\(\) else 'cpu'\)"],
+    "colab_cuda_hardcoded": [r"device = 'cuda'", r"\.to\(device\)", r"\.cuda\(\)"],
     "architecture_2_10_5_1": [r"nn\.Linear\(10, 5\)", r"nn\.Linear\(5, 1\)"],
     "after_10_sgd_steps": [r"optim\.SGD\(net\.parameters\(\), lr=0\.1\)", r"range\(10\)", r"optimizer\.step\(\)"],
     "scratch_with_torch_ops": [r"with torch\.no_grad\(\):"],
@@ -333,7 +356,7 @@ def test_each_sample_shows_its_trait_in_its_source_and_no_other_known_one(stem):
         assert re.search(pattern, source), pattern
     assert ("manual_seed" in source) == (stem != "unseeded")
     assert ("google.colab" in source) == (stem == "colab_drive_path")
-    assert bool(re.search(r"^\s*import pandas", source, re.M)) == (stem == "unused_pandas")
+    assert bool(re.search(r"^\s*import pandas", source, re.M)) == (stem in ("unused_pandas", "pandas_first_line"))
     code = "\n".join(line.split("#")[0] for line in source.splitlines())
     assert "pd." not in code  # pandas is never used
     if stem == "scratch_with_torch_ops":
