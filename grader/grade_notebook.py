@@ -113,15 +113,6 @@ def _renumber(note: str, submission: Submission) -> str:
 
 
 def _cell_notes(run: RunResult, submission: Submission) -> list[str]:
-    """One note per cell that failed; execution went on after each."""
-    notes = []
-    for record in run.cells:
-        if record.status == "ok":
-            continue
-        number = submission.notebook_cell(record.cell)
-        if record.missing_module:
-            notes.append(f"cell {number}: module {record.missing_module!r} is not installed here; that cell stopped, the rest ran")
-        else:
-            line = f", line {record.line}" if record.line else ""
-            notes.append(f"cell {number}{line}: {record.message} (execution went on with the next cell)")
-    return notes
+    """One note per cause: a failed cell with the cells that cascaded from it, a missing module, a GPU
+    request run on the CPU (grader/notebook_notes.py)."""
+    return cell_notes(run, submission.cells, submission.notebook_cell)
