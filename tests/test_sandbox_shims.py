@@ -36,7 +36,8 @@ PLACEHOLDERS = [
     "import tensorflow as tf\nimport numpy as np\nx = np.arange(3.0)\n",
     "from tensorflow import keras\nfrom tensorflow.keras import layers as L\nimport tensorflow.keras.layers\n"
     "print(repr(keras))\n",
-    "keep = [tf.constant, keras, L.Dense]\nprint(isinstance(x, tf.Tensor), tf.constant is tf.constant)\n",
+    "keep = [tf.constant, keras, L.Dense]\n"
+    "print(isinstance(x, tf.Tensor), tf.constant is tf.constant, getattr(tf, '__version__', 'none'))\n",
     "from google.colab import drive\nprint(getattr(drive, '__grader_shim__', False))\n",
     "y = x * 2\nt = tf.constant([1.0])\nz = 1\n",
     "try:\n    tf.zeros(2)\nexcept ModuleNotFoundError as error:\n    caught = str(error)\nprint(caught)\n",
@@ -50,7 +51,7 @@ def test_an_import_of_a_missing_module_binds_a_placeholder_that_fails_only_where
     assert events(cells[0]) == [("tensorflow", "imported", 1, 1)]
     assert "x" in {e.name for e in result.namespace if e.cell == 1}  # the rest of the cell ran
     assert cells[1].stdout == "<tensorflow.keras: module 'tensorflow' is not installed in the grading environment>\n"
-    assert cells[2].stdout == "False True\n" and events(cells[2]) == []  # kept in a list and observed: no use
+    assert cells[2].stdout == "False True none\n" and events(cells[2]) == []  # kept in a list and observed: no use
     assert cells[3].stdout == "True\n"  # the Colab shim, earlier on sys.meta_path, still wins
     used = cells[4]
     assert (used.error_type, used.line, used.missing_module) == ("ModuleNotFoundError", 2, "tensorflow")

@@ -109,8 +109,9 @@ class PlaceholderModule(types.ModuleType):
         return f"<module {self.__name__!r}: not installed in the grading environment>"
 
     def __getattr__(self, name: str):
-        if _dunder(name):
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        if _dunder(name):  # as on an empty module: getattr(module, "__version__", None) and the like work
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r} (it is not installed in the "
+                                 f"grading environment)")
         value = Placeholder(self.__dict__["__bpg_absent__"], f"{self.__name__}.{name}")
         self.__dict__[name] = value
         return value
