@@ -30,6 +30,8 @@ Row = tuple[str, str, CheckStatus, bool]  # quantity, message shown, status show
 
 @dataclass(frozen=True)
 class Group:
+    """One reason and how many checks give it; `label` tells its rows from another group's."""
+
     label: str  # '' when the group is the only reason of every check that did not pass
     reason: str
     count: int
