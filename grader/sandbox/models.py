@@ -11,7 +11,8 @@ from typing import Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
-from grader.sandbox.records import CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
+from grader.sandbox.records import (BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot,
+                                    NamespaceEntry)
 
 Arg = Union[StrictStr, dict[StrictStr, StrictStr], StrictInt, StrictFloat]
 MAX_INPUT_FILES = 100
@@ -180,6 +181,9 @@ class RunResult(BaseModel):
         "changed (or that was seen for the first time)."))
     namespace: list[NamespaceEntry] = Field(default_factory=list, description=(
         "Notebook mode: numeric arrays and tensors in the namespace after each cell, when new or changed."))
+    backward: list[BackwardRecord] = Field(default_factory=list, description=(
+        "Notebook mode: the autograd graph of the first autograd call (loss.backward()), its leaves and their "
+        "gradients; at most one record, none when the notebook never called autograd."))
     arrays: dict[str, np.ndarray] = Field(default_factory=dict, description=(
         "Notebook mode: every observed array as float64, by the key the records above use; equal arrays "
         "share one key."))
@@ -199,7 +203,7 @@ class RunResult(BaseModel):
         keys = [c.input for c in self.forward_calls] + [c.output for c in self.forward_calls]
         keys += [k for c in self.forward_calls for k in c.params.values()]
         keys += [k for s in self.grads for k in (*s.params.values(), *s.grads.values())]
-        keys += [e.array for e in self.namespace]
+        keys += [e.array for e in self.namespace] + [k for b in self.backward for k in b.keys()]
         missing = sorted({k for k in keys if k is not None and k not in self.arrays})
         if missing:
             raise ValueError(f"records refer to arrays that are not in RunResult.arrays: {missing[:10]}")

@@ -248,6 +248,7 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the cell's record
             observed = {"forward_calls": [], "grads": [], "namespace": []}
             self.notes.add(f"observation failed after this cell ({type(exc).__name__})")
+        observed["backward"] = self.watch.graph.take(self.namespace)
         arrays = self.observer.store.take()
         specs, data = _pack(arrays)
         frame = dict(record, **observed, notes=self.notes.take(), arrays=specs)

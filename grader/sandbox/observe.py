@@ -1,4 +1,5 @@
-"""Notebook-mode observation: module forward calls, parameters and their .grad, namespace arrays.
+"""Notebook-mode observation: module forward calls, parameters and their .grad, namespace arrays (the
+top level, and one level inside containers and the student's objects: bpg_names).
 
 Standalone on purpose: shipped as source into the sandbox (as bpg_observe) and run in the child that runs
 student code; imports only the standard library, numpy and torch. Nothing here may raise into student
@@ -11,18 +12,17 @@ quota per kind of record and a byte budget; what is left out is noted once.
 
 import hashlib
 
+import bpg_names
 import numpy as np
 import torch
 
 MAX_ELEMENTS = 100_000
 _NUMPY_DTYPES = frozenset({torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16,
                            torch.int8, torch.uint8, torch.bool})
-QUOTAS = {"forward": 96, "grads": 80, "namespace": 80}  # arrays kept per kind of record; 256 in all
+QUOTAS = {"forward": 96, "grads": 80, "namespace": 80, "graph": 32}  # arrays kept per kind of record; 288 in all
 MAX_SENT = 1024  # arrays sent in all, superseded "last calls" included (the grader drops those)
 FIRST_CALLS = 3  # per module instance, plus the last
 MAX_ENTRIES = 1000  # namespace entries per run
-MAX_NAMES = 2000  # top-level names examined after a cell
-MAX_ITEMS = 200  # items examined one level inside a dict, list or tuple
 
 
 def _plain(value):
@@ -87,19 +87,6 @@ def _copy(value):
             return plain.clone() if _plain(plain) is not None else None
     except Exception:  # noqa: BLE001
         return None
-
-
-def _items(value):
-    """Up to MAX_ITEMS (label, item) pairs one level inside a plain container, and whether there were more."""
-    pairs = dict.items(value) if isinstance(value, dict) else enumerate(list.__iter__(value) if isinstance(
-        value, list) else tuple.__iter__(value))
-    found = []
-    for key, item in pairs:
-        if len(found) >= MAX_ITEMS:
-            return found, True
-        if isinstance(key, (str, int)) and not isinstance(key, bool):
-            found.append((f"[{key!r}]" if isinstance(key, str) else f"[{key}]", item))
-    return found, False
 
 
 class Store:
@@ -217,33 +204,8 @@ class Observer:
         self.last = {}
 
     def _names(self, namespace: dict) -> tuple[list, dict]:
-        """(name, value) pairs to examine (top level, then one level inside containers) and module names.
-
-        Arrays and containers are examined for the first MAX_NAMES names only; modules at the top level
-        are looked for among all names, so a flood of variables cannot hide the student's net."""
-        pairs, late, modules = [], [], {}
-        for position, (name, value) in enumerate(list(namespace.items())):
-            if not isinstance(name, str) or name.startswith("_"):
-                continue
-            if position >= MAX_NAMES:
-                if not late:
-                    self.notes.add(f"only the first {MAX_NAMES} names of the namespace were examined for arrays",
-                                   per_cell=False)
-                late.append((name, value))
-                continue
-            pairs.append((name, value))
-            try:
-                if type(value) in (list, tuple) or isinstance(value, dict):
-                    items, more = _items(value)
-                    pairs += [(name + label, item) for label, item in items]
-                    if more:
-                        self.notes.add(f"only the first {MAX_ITEMS} items of {name!r} were examined")
-            except Exception:  # noqa: BLE001
-                continue
-        for name, value in pairs + late:
-            if isinstance(value, torch.nn.Module):
-                modules.setdefault(id(value), (name, value))
-        return pairs, modules
+        """(name, value) pairs to examine and the modules among them (bpg_names.namespace_names)."""
+        return bpg_names.namespace_names(namespace, self.notes)
 
     def after_cell(self, namespace: dict) -> dict:
         """Records of the cell that just ran, and the arrays they need that were not sent before."""

@@ -12,13 +12,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, model_validator
 
 from grader.limits import Limits
 from grader.sandbox import messages
 from grader.sandbox.models import Job
 from grader.sandbox.counterfactual import parse_counterfactual
-from grader.sandbox.records import CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
+from grader.sandbox.records import (BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot,
+                                    NamespaceEntry)
 from grader.sandbox.wire import (_STRICT, ChildResults, GpuRequestFrame, MissingModuleFrame, ResultInvalid, Text,
                                  ValueSpec, _json, _peek_kind, load_values, parse_frames, split_frames)
 
@@ -28,6 +29,8 @@ MAX_FILE = 1 << 20
 MAX_FILES_TOTAL = 8 << 20
 MAX_NOTES = 500
 FIRST_CALLS = 3
+GRAPH_NODES = 3000  # graph.py's MAX_NODES, MAX_EDGES, MAX_SAVED, MAX_LEAVES
+GRAPH_EDGES = 20_000
 
 
 def _relative(name: str) -> str:
@@ -75,6 +78,60 @@ class EntryFrame(BaseModel):
     dtype: Text(50)
 
 
+class NodeFrame(BaseModel):
+    model_config = _STRICT
+    name: Text(200)
+    inputs: list[Annotated[StrictInt, Field(ge=-1)]] = Field(..., max_length=GRAPH_EDGES)
+
+
+class LeafFrame(BaseModel):
+    model_config = _STRICT
+    node: Annotated[StrictInt, Field(ge=-1)]
+    name: Text(500) | None
+    shape: list[Annotated[StrictInt, Field(ge=0)]] = Field(..., max_length=32)
+    dtype: Text(50)
+    value: ArrayKey | None
+    grad: ArrayKey | None
+
+
+class SavedFrame(BaseModel):
+    model_config = _STRICT
+    node: Count
+    slot: Text(50)
+    array: ArrayKey
+
+
+class BackwardFrame(BaseModel):
+    """The first autograd call's graph: nodes in topological order, so every input comes after its node."""
+
+    model_config = _STRICT
+    cell: Cell
+    call: Literal["Tensor.backward()", "torch.autograd.backward()", "torch.autograd.grad()"]
+    loss: ArrayKey | None
+    nodes: list[NodeFrame] = Field(..., max_length=GRAPH_NODES)
+    saved: list[SavedFrame] = Field(..., max_length=16)
+    leaves: list[LeafFrame] = Field(..., max_length=64)
+    truncated: StrictBool
+
+    @model_validator(mode="after")
+    def _references(self) -> "BackwardFrame":
+        count = len(self.nodes)
+        if sum(len(node.inputs) for node in self.nodes) > GRAPH_EDGES:
+            raise ValueError(f"more than {GRAPH_EDGES} edges")
+        for i, node in enumerate(self.nodes):
+            if any(j != -1 and not i < j < count for j in node.inputs):
+                raise ValueError(f"node {i}: an input that is not a later node")
+        for leaf in self.leaves:
+            if not (leaf.node == -1 if count == 0 else 0 <= leaf.node < count and self.nodes[leaf.node].name == "AccumulateGrad"):
+                raise ValueError(f"a leaf at node {leaf.node}, not an AccumulateGrad node of the {count} sent")
+        if any(saved.node >= count for saved in self.saved):
+            raise ValueError("a saved tensor of a node that was not sent")
+        return self
+
+    def keys(self) -> list[str]:
+        return BackwardRecord.keys(self)  # type: ignore[arg-type] - same field names
+
+
 class CellFrame(BaseModel):
     model_config = _STRICT
     kind: Literal["cell"]
@@ -95,6 +152,7 @@ class CellFrame(BaseModel):
     namespace: list[EntryFrame] = Field(..., max_length=5000)
     notes: list[Text(2000)] = Field(..., max_length=250)
     arrays: dict[ArrayKey, ValueSpec] = Field(..., max_length=MAX_SENT)
+    backward: list[BackwardFrame] = Field(default_factory=list, max_length=1)
     missing_modules: list[MissingModuleFrame] = Field(default_factory=list, max_length=100)
     gpu_request: GpuRequestFrame | None = None
 
@@ -140,11 +198,11 @@ def _cell(payload: bytes, arrays_payload: bytes, observed: Observations, job: Jo
     observed.arrays.update(values)
     keys = [k for c in frame.forward_calls for k in (c.input, c.output, *c.params.values()) if k is not None]
     keys += [k for s in frame.grads for k in (*s.params.values(), *s.grads.values())]
-    keys += [e.array for e in frame.namespace]
+    keys += [e.array for e in frame.namespace] + [k for b in frame.backward for k in b.keys()]
     missing = {k for k in keys if k not in observed.arrays}
     if missing:
         raise ResultInvalid(f"cell {frame.cell}: records refer to undefined arrays {sorted(missing)[:5]}")
-    if any(r.cell != frame.cell for r in (*frame.forward_calls, *frame.grads, *frame.namespace)):
+    if any(r.cell != frame.cell for r in (*frame.forward_calls, *frame.grads, *frame.namespace, *frame.backward)):
         raise ResultInvalid(f"cell {frame.cell}: records of another cell")
     observed.cells.append(frame)
     observed.notes += frame.notes
@@ -225,10 +283,12 @@ def fields(job: Job, limits: Limits, observed: Observations) -> dict:
     forward = _forward_calls(observed)
     grads = [GradSnapshot(**s.model_dump()) for f in observed.cells for s in f.grads]
     namespace = [NamespaceEntry(**e.model_dump()) for f in observed.cells for e in f.namespace]
+    backward = [BackwardRecord(**b.model_dump()) for f in observed.cells for b in f.backward][:1]
     used = {k for c in forward for k in (c.input, c.output, *c.params.values()) if k is not None}
     used |= {k for s in grads for k in (*s.params.values(), *s.grads.values())} | {e.array for e in namespace}
+    used |= {k for b in backward for k in b.keys()}
     notes = observed.notes[:MAX_NOTES] + ([f"more than {MAX_NOTES} notes; the rest were left out"]
                                           if len(observed.notes) > MAX_NOTES else [])
-    return {"cells": cells, "forward_calls": forward, "grads": grads, "namespace": namespace,
+    return {"cells": cells, "forward_calls": forward, "grads": grads, "namespace": namespace, "backward": backward,
             "arrays": {k: v for k, v in observed.arrays.items() if k in used}, "files": observed.files or {},
             "file_sizes": observed.file_sizes, "notes": notes, "counterfactual": observed.counterfactual}

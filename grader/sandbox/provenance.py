@@ -90,7 +90,7 @@ class Watch:
                 return original(*args, **kwargs)
             state = self.graph.before(what, args, kwargs)
             result = original(*args, **kwargs)
-            self.graph.after(state)
+            self.graph.after(state, result)
             return result
         finally:
             self.depth -= 1

@@ -119,6 +119,65 @@ class NamespaceEntry(BaseModel):
     dtype: str = Field(..., description="Dtype name as the student had it, e.g. 'float32', 'float64', 'int64'.")
 
 
+class GraphNode(BaseModel):
+    """One node of an autograd graph."""
+
+    model_config = STRICT
+
+    name: str = Field(..., description="Class name of the node, e.g. 'AddmmBackward0', 'SigmoidBackward0', 'AccumulateGrad'.")
+    inputs: list[int] = Field(default_factory=list, description=(
+        "The node's next_functions as indices into BackwardRecord.nodes (always after this node's own index), "
+        "-1 for an input that needs no gradient (a constant such as x or y)."))
+
+
+class GraphLeaf(BaseModel):
+    """A tensor autograd accumulates a gradient into (a weight, a bias, or an input that requires grad)."""
+
+    model_config = STRICT
+
+    node: int = Field(..., ge=-1, description="Index of its AccumulateGrad node in BackwardRecord.nodes (-1: nodes not sent).")
+    name: str | None = Field(None, description=(
+        "How the namespace reaches it after the cell ('w1', \"params['W1']\", 'net.fc1.weight'), else when the "
+        "call started; None when no name does (a tensor local to a function)."))
+    shape: list[int] = Field(..., description="Shape as the student had it, e.g. [10, 2] or [2, 10].")
+    dtype: str = Field(..., description="Dtype name, e.g. 'float32'.")
+    value: str | None = Field(None, description="Array key of its value when the call started (None: over a cap).")
+    grad: str | None = Field(None, description="Array key of the gradient the call produced for it (None: none or over a cap).")
+
+
+class SavedTensor(BaseModel):
+    """A tensor a node saved for its backward that needs no gradient: a constant it was given."""
+
+    model_config = STRICT
+
+    node: int = Field(..., ge=0, description="Index of the node in BackwardRecord.nodes.")
+    slot: str = Field(..., description="What the node calls it: 'self', 'other', 'mat1', 'mat2', 'target', …")
+    array: str = Field(..., description="Array key of its value.")
+
+
+class BackwardRecord(BaseModel):
+    """The autograd graph of a notebook's first autograd call (first backward()): how raw-tensor nets are seen."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell in which the call happened.")
+    call: str = Field(..., description="'Tensor.backward()', 'torch.autograd.backward()' or 'torch.autograd.grad()'.")
+    loss: str | None = Field(None, description="Array key of the (first) tensor differentiated, e.g. the loss.")
+    nodes: list[GraphNode] = Field(default_factory=list, description=(
+        "Every node reachable from the loss, in topological order from it (the order autograd runs them); "
+        "empty when the graph was too large to send (truncated)."))
+    saved: list[SavedTensor] = Field(default_factory=list, description=(
+        "Constants saved by nodes with a constant input, a few at most: the input x at the first layer's "
+        "product, the target of mse_loss."))
+    leaves: list[GraphLeaf] = Field(default_factory=list, description="The graph's leaves, in the order of `nodes`.")
+    truncated: bool = Field(False, description="The graph had more nodes or edges than are sent; only its leaves are.")
+
+    def keys(self) -> list[str]:
+        """Every array key this record refers to."""
+        keys = [self.loss, *(s.array for s in self.saved), *(k for leaf in self.leaves for k in (leaf.value, leaf.grad))]
+        return [k for k in keys if k is not None]
+
+
 class CounterfactualEntry(BaseModel):
     """A namespace value in the counterfactual run after a cell: new or changed since the cell before."""
 
