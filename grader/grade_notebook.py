@@ -12,6 +12,7 @@ from grader.checks import check_task
 from grader.limits import Limits
 from grader.load import Submission
 from grader.notebook import Net, observe
+from grader.notebook_graph import found_text
 from grader.notebook_flags import notebook_flags
 from grader.notebook_notes import cell_notes
 from grader.notebook_provenance import PROVENANCE_SWITCH, copied_flag, copied_from_autograd, counterfactual_factor
@@ -65,7 +66,7 @@ def check_notebook(
 def _architecture(task: MlpRegressionTask, net: Net, cell: int, result: CheckResult) -> CheckResult:
     """Layer sizes and hidden activation of the net the notebook built, against the rubric's."""
     wanted = f"{'-'.join(map(str, task.layers))} with {task.activation}"
-    found = f"{'-'.join(map(str, net.layers))} with {net.activation or 'an activation that could not be identified'}"
+    found = found_text(net)  # layer sizes and activation; a raw-tensor net's layout or where its forward differs
     passed = net.layers == task.layers and net.activation == task.activation
     message = (
         f"architecture: {found} (cell {cell}, {net.variable})"

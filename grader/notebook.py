@@ -215,12 +215,14 @@ def _scratch_variable(
 
 def _by_value(run: RunResult, expected: np.ndarray, excluded: list[np.ndarray]) -> list:
     """Namespace entries whose value is within a factor of `expected` (either layout), closest first; arrays
-    equal to `excluded` ones (autograd's .grad, the weights themselves) are never taken for scratch work."""
+    equal to `excluded` ones (autograd's .grad, the weights themselves) are never taken for scratch work, nor
+    tensors that require grad: by value alone, those are the forward pass's (prediction, loss, activations),
+    and a gradient computed with tensor operations on the parameters is found by its name instead."""
     ranked = []
     scale = float(np.max(np.abs(expected))) or 1.0
     for entry in run.namespace:
         value = run.arrays[entry.array]
-        if value.size != expected.size or _is_copy(value, excluded):
+        if entry.requires_grad or value.size != expected.size or _is_copy(value, excluded):
             continue
         aligned, _ = align(value, expected, allow_transposed=True)
         if aligned is None:
