@@ -81,7 +81,9 @@ def observe(
     """The trial the student's own net defines, and what each source (torch, scratch) produced on it.
 
     `cell_number` turns the sandbox's position among code cells into the notebook's own cell number."""
-    net = identify_net(run)
+    from grader.notebook_graph import grad_name, identify_raw_net, raw_grads  # it builds on Net, defined here
+
+    net = identify_net(run) or identify_raw_net(run)  # raw-tensor nets: the first backward's graph
     if net is None:
         return Observed(None, None, notes=["no forward call of a torch.nn.Module with linear layers was seen; "
                                            "build the net as an nn.Module (or nn.Sequential) and call it on x"])
@@ -89,7 +91,7 @@ def observe(
     y = mlp_regression.target(x)
     trial = Trial(task.id, "notebook", 0, x, y, net.params)  # type: ignore[arg-type]
     observed = Observed(net, trial)
-    grads = _module_grads(run, net)
+    grads = _module_grads(run, net) or raw_grads(run, net)
     autograd_copies = [v for k, v in grads.items() if k != "cell"]
     reference = mlp_regression.scratch(x, y, net.params, net.activation or task.activation)
     for source, file_name in (("torch", torch_file), ("scratch", scratch_file)):
@@ -116,7 +118,7 @@ def observe(
             if key in values:
                 continue
             if source == "torch" and key in grads:
-                values[key], provenance[key] = grads[key], f"cell {cell_number(grads['cell'])}: {net.variable}.{net.names[key[1:]]}.grad"
+                values[key], provenance[key] = grads[key], f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}"
             elif source == "scratch":
                 hit = _scratch_variable(run, key, net.params[key[1:]].shape, reference[key], autograd_copies, list(net.params.values()))
                 if hit is not None:
@@ -162,9 +164,11 @@ _KEY = re.compile(r"^(?P<outer>.*)\[['\"]?(?P<inner>[^'\"\]]+)['\"]?\]$")
 
 
 def _gradient_name(name: str) -> str | None:
-    """`dW1` for names like dW1, dL_dW1, grad_w1, W1_grad, grads['W1'] or my_grads['dW1']; else None."""
+    """`dW1` for names like dW1, dL_dW1, grad_w1, W1_grad, grads['W1'], my_grads['dW1'] or net.dW1; else None."""
     keyed = _KEY.match(name)
     outer, inner = (keyed.group("outer"), keyed.group("inner")) if keyed else ("", name)
+    if not keyed and "." in name:  # an attribute of the student's object: net.dW1
+        outer, inner = name.rsplit(".", 1)
     match = _NAME.match(re.sub(r"[^a-z0-9_]", "", inner.lower()))
     if not match:
         return None
