@@ -17,7 +17,8 @@ GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 FULL_MARKS = ["correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "unseeded",
               "cell_raises", "scratch_with_torch_ops", "pandas_csv_dat", "no_dat_files", "run_out_of_order",
               "saved_by_other_cpu", "in_out_square", "in_out_variables", "scratch_requires_grad",
-              "pandas_first_line", "tensorflow_used", "colab_gpu_fallback", "colab_cuda_hardcoded"]
+              "pandas_first_line", "tensorflow_used", "colab_gpu_fallback", "colab_cuda_hardcoded",
+              "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes"]
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +187,38 @@ def test_a_notebook_handed_in_with_its_dat_files_is_graded_from_those_files(grad
     report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox, files=handed_in)
     assert report.score == report.max_score
     assert all("autograd.dat line" in c.provenance for c in report.checks if c.quantity != "architecture")
+
+
+def test_a_net_of_raw_tensors_is_seen_through_its_first_backward_pass(reports):
+    report = reports["raw_tensors"]
+    architecture = next(c for c in report.checks if c.quantity == "architecture")
+    assert architecture.status == CheckStatus.passed
+    assert architecture.message.startswith("architecture: 2-10-10-1 with sigmoid (cell ")
+    assert "tensors w1, b1, w2, b2, w3, b3" in architecture.message
+    assert not any("nn.Module" in note for note in report.notes)
+    assert report.flags == [] and reports["raw_tensors_x_at_w"].flags == [] and reports["numpy_class_attributes"].flags == []
+
+
+def test_raw_weights_stored_in_by_out_pass_with_their_layout_noted(reports):
+    report = reports["raw_tensors_x_at_w"]
+    architecture = next(c for c in report.checks if c.quantity == "architecture")
+    assert architecture.status == CheckStatus.passed and "weights stored in×out (x @ W) and read transposed" in architecture.message
+
+
+def test_a_raw_forward_that_sums_across_neurons_fails_the_architecture_saying_where(reports):
+    report = reports["raw_forward_sums"]
+    architecture = next(c for c in report.checks if c.quantity == "architecture")
+    assert architecture.status == CheckStatus.failed
+    assert "found 2-10-10-1 from raw tensors, but its forward pass is not an MLP's" in architecture.message
+    assert "layer 1's pre-activation sums across neurons" in architecture.message
+    assert set(verdicts(report, "scratch").values()) == {CheckStatus.passed}  # its numpy forward is an MLP
+    assert CheckStatus.passed not in set(verdicts(report, "torch").values())  # autograd of its own forward
+
+
+def test_gradients_kept_as_attributes_of_a_numpy_class_are_found_and_say_whose_they_are(reports):
+    report = reports["numpy_class_attributes"]
+    provenance = {c.quantity: c.provenance for c in report.checks}
+    for key in GRADIENTS:
+        assert f"attribute {key} of `model`" in provenance[f"scratch.{key}"]
+        assert provenance[f"scratch.{key}"].startswith("cell 7: ")  # the notebook's cell that ran model.backward
+    assert any("my_autograd.dat was not written" in note for note in report.notes)

@@ -23,7 +23,7 @@ STEMS = [
     "missing_factor_2", "after_10_sgd_steps", "unseeded", "cell_raises", "scratch_with_torch_ops",
     "pandas_csv_dat", "no_dat_files", "run_out_of_order", "saved_by_other_cpu", "in_out_square", "in_out_variables",
     "scratch_requires_grad", "copied_from_autograd", "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
-    "colab_cuda_hardcoded",
+    "colab_cuda_hardcoded", "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes", "raw_forward_sums",
 ]
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
 DAT_FILES = {"torch_autograd.dat", "my_autograd.dat"}
@@ -334,6 +334,16 @@ def test_the_pandas_csv_sample_writes_what_dataframe_to_csv_writes_for_arrays_in
     assert np.abs(tables["my_autograd.dat"] - tables["torch_autograd.dat"]).max() <= 1e-6
 
 
+def test_the_raw_forward_sums_sample_gets_the_same_autograd_gradient_for_every_neuron_of_layer_1(runs):
+    """Summing w * x over the whole layer gives every neuron one pre-activation, so one gradient row; its
+    numpy forward is a proper MLP, whose rows differ."""
+    work, _, _ = runs["raw_forward_sums"]
+    autograd = numbers(dict(blocks(work / "torch_autograd.dat"))["w1 grad"]).reshape(10, 2)
+    mine = numbers(dict(blocks(work / "my_autograd.dat"))["w1 grad"]).reshape(10, 2)
+    assert np.abs(autograd).max() > 1e-3 and np.allclose(autograd, autograd[0])
+    assert not np.allclose(mine, mine[0], atol=1e-3)
+
+
 TRAITS_IN_SOURCE = {
     "colab_drive_path": [r"from google\.colab import drive", r"/content/drive/MyDrive/BS6207/"],
     "unused_pandas": [r"import pandas as pd"],
@@ -346,6 +356,10 @@ TRAITS_IN_SOURCE = {
     "scratch_with_torch_ops": [r"with torch\.no_grad\(\):"],
     "pandas_csv_dat": [r"# df\.to_csv\('my_autograd\.dat'\)", r"lineterminator='\\n'"],
     "no_dat_files": [r"my_grads = \{\}"],
+    "raw_tensors": [r"w1 = torch\.randn\(10, 2, requires_grad=True\)", r"torch\.sigmoid\(", r"loss\.backward\(\)"],
+    "raw_tensors_x_at_w": [r"w1 = torch\.randn\(2, 10, requires_grad=True\)", r"x @ w1 \+ b1"],
+    "numpy_class_attributes": [r"class MLP:", r"self\.dW1 = ", r"def backward\(self"],
+    "raw_forward_sums": [r"return torch\.sum\(w \* inp\) \+ b"],
 }
 
 
