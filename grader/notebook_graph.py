@@ -39,7 +39,8 @@ class RawNet(Net):
 
 def identify_raw_net(run: RunResult) -> RawNet | None:
     """The net of the first backward pass's leaves, when they chain into fully connected layers and an
-    input x is found for them (a tensor the first product saved, or a namespace array); else None."""
+    input x is found for them: a leaf (an x that requires grad), a tensor the first product saved, or a
+    namespace array that reproduces the loss or the gradients; else None."""
     if not run.backward:
         return None
     record = run.backward[0]
@@ -51,26 +52,31 @@ def identify_raw_net(run: RunResult) -> RawNet | None:
     if not weights:
         return None
     loss = run.arrays.get(record.loss) if record.loss else None
-    saved, fallback, differs = _inputs(run, record, graph, weights[0]), None, difference(graph, weights)
-    for x_value, from_graph in [(value, True) for value in saved] + [(value, False) for value in _namespace_inputs(run, record)]:
-        for width in dict.fromkeys(run.arrays[weights[0].value].shape):
+    candidates = [(run.arrays[leaf.value], True, leaf) for leaf in graph.paired(weights)]  # x.requires_grad
+    candidates += [(run.arrays[leaf.value], True, None) for leaf in leaves if roles[id(leaf)][0] == "other"]
+    candidates += [(value, True, None) for value in _inputs(run, record, graph, weights[0])]
+    candidates += [(value, False, None) for value in _namespace_inputs(run, record)]
+    fallback = None
+    for x_value, from_graph, input_leaf in candidates:
+        layers = [leaf for leaf in weights if leaf is not input_leaf]
+        differs = difference(graph, layers) if layers else ""
+        for width in dict.fromkeys(run.arrays[layers[0].value].shape if layers else ()):
             x = _as_input(x_value, width)
-            built = None if x is None else _build(run, weights, biases, roles, width)
+            built = None if x is None else _build(run, layers, biases, roles, width)
             if built is None:
                 continue
             params, layouts, names, grads = built
             activation = _replay(x, params, grads, loss, by_gradients=not differs)
             net = RawNet(_layers(params), activation, x, params, names, _variable(names), record.cell,
-                         layouts=layouts, grads=grads)
+                         layouts=layouts, grads=grads, finding=differs)
             if activation is not None:
-                return net
+                return replace(net, finding="")
             if from_graph and fallback is None:
                 fallback = net
     if fallback is None:
         return None
-    found = differs or (
-        f"its forward pass on these weights reproduces neither the loss computed in cell {record.cell} nor its "
-        f"gradients with any of {', '.join(ACTIVATIONS)}")
+    found = fallback.finding or (f"its forward pass on these weights reproduces neither the loss it computed nor "
+                                 f"its gradients with any of {', '.join(ACTIVATIONS)}")
     return replace(fallback, finding=found)
 
 
@@ -112,8 +118,9 @@ def _inputs(run: RunResult, record: BackwardRecord, graph: Graph, first: GraphLe
 
 
 def _namespace_inputs(run: RunResult, record: BackwardRecord) -> list[np.ndarray]:
-    """Arrays in the namespace by the backward pass's cell, latest first, that need no gradient."""
-    entries = [e for e in run.namespace if e.cell <= record.cell and not e.requires_grad and run.arrays[e.array].ndim <= 2]
+    """Arrays in the namespace by the backward pass's cell, latest first (only the one that reproduces the
+    recorded loss or gradients is taken)."""
+    entries = [e for e in run.namespace if e.cell <= record.cell and run.arrays[e.array].ndim <= 2]
     return [run.arrays[e.array] for e in reversed(entries)][:MAX_CANDIDATES]
 
 

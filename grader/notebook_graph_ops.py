@@ -54,7 +54,9 @@ class Graph:
         return None
 
     def role(self, leaf: GraphLeaf) -> tuple[str, str | None]:
-        """('bias', None), or ('weight', the layout its use shows: 'out_in', 'in_out', or None when unknown)."""
+        """('bias', None), ('weight', the layout its use shows: 'out_in' or 'in_out'), or ('other', None) for
+        a leaf no product or sum takes (an input or target that requires grad, used on its own); without
+        nodes, by its number of dimensions."""
         use = self.use(leaf.node) if self.names else None
         if use is None:
             return ("weight" if len(leaf.shape) == 2 else "bias"), None
@@ -67,8 +69,14 @@ class Graph:
         elif name == "MulBackward0":
             natural = "out_in"  # (w * x).sum(dim=1): each row of w is a neuron
         else:
-            return "weight", None
+            return "other", None
         return "weight", ({"in_out": "out_in", "out_in": "in_out"}[natural] if transposed else natural)
+
+    def paired(self, weights: list[GraphLeaf]) -> list[GraphLeaf]:
+        """Weights that share their product with another weight: one of each pair is an input that requires
+        grad (x @ w1.T with x.requires_grad)."""
+        products = [use[0] if self.names and (use := self.use(w.node)) else -1 for w in weights]
+        return [w for w, p in zip(weights, products) if p >= 0 and products.count(p) > 1]
 
     def order(self, leaves: list[GraphLeaf]) -> list[GraphLeaf]:
         """Leaves from the input side on: deepest first (the leaves' own order reversed without nodes)."""

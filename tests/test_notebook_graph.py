@@ -12,23 +12,16 @@ from grader.sandbox import Job, RunStatus
 
 LIMITS = Limits(wall_seconds=30, cpu_seconds=30)
 START = "import torch\nimport torch.nn.functional as F\nimport numpy as np\ntorch.manual_seed(17)\n"
-RAW = START + '''w1 = torch.randn(10, 2, requires_grad=True)
-b1 = torch.randn(10, requires_grad=True)
-w2 = torch.randn(10, 10, requires_grad=True)
-b2 = torch.randn(10, requires_grad=True)
-w3 = torch.randn(1, 10, requires_grad=True)
-b3 = torch.randn(1, requires_grad=True)
-x = torch.rand(1, 2)
-y = (x ** 2).sum(dim=1, keepdim=True) / 2
-'''
-IN_OUT = START + '''W1 = torch.randn(2, 10, requires_grad=True)
-B1 = torch.randn(10, requires_grad=True)
-W2 = torch.randn(10, 10, requires_grad=True)
-B2 = torch.randn(10, requires_grad=True)
-W3 = torch.randn(10, 1, requires_grad=True)
-B3 = torch.randn(1, requires_grad=True)
-X = torch.rand(4, 2)
-'''
+
+
+def tensors(names: str, shapes: list[tuple]) -> str:
+    """Source creating one random tensor with requires_grad per name."""
+    return "".join(f"{name} = torch.randn{shape}.requires_grad_()\n" for name, shape in zip(names.split(), shapes))
+
+
+LAYERS = [(10, 2), (10,), (10, 10), (10,), (1, 10), (1,)]  # W1, b1, W2, b2, W3, b3 in torch layout
+RAW = START + tensors("w1 b1 w2 b2 w3 b3", LAYERS) + "x = torch.rand(1, 2)\ny = (x ** 2).sum(dim=1, keepdim=True) / 2\n"
+IN_OUT = START + tensors("W1 B1 W2 B2 W3 B3", [shape[::-1] for shape in LAYERS]) + "X = torch.rand(4, 2)\n"
 NOTEBOOKS = {
     "transposed": [RAW, "h = torch.sigmoid(torch.matmul(x, w1.t()) + b1)\nh = torch.sigmoid(h @ w2.T + b2)\n"
                         "loss = ((h @ w3.T + b3 - y) ** 2).sum()\nloss.backward()\n"],
@@ -44,6 +37,13 @@ NOTEBOOKS = {
     "sample_loop": [RAW, "xs = torch.rand(5, 2)\nloss = 0\nfor row in xs:\n"
                          "    h = torch.sigmoid(torch.sigmoid(row @ w1.T + b1) @ w2.T + b2)\n"
                          "    loss = loss + (h @ w3.T + b3 - (row ** 2).sum() / 2) ** 2\nloss.backward()\n"],
+    "x_requires_grad": [START + tensors("w1 b1 w2 b2 w3 b3", LAYERS) + "x = torch.rand(1, 2, requires_grad=True)\n",
+                        "y = (x[:, 0] ** 2 + x[:, 1] ** 2) / 2\nh = torch.sigmoid(torch.sigmoid(x @ w1.T + b1) @ w2.T + b2)\n"
+                        "loss = ((h @ w3.T + b3 - y) ** 2).sum()\nloss.backward()\n"],
+    "x_requires_grad_in_out": [START + tensors("w1 b1 w2 b2 w3 b3", [shape[::-1] for shape in LAYERS])
+                               + "x = torch.rand(1, 2, requires_grad=True)\ny = (x.detach() ** 2).sum() / 2\n",
+                               "h = torch.sigmoid(torch.sigmoid(x @ w1 + b1) @ w2 + b2)\n"
+                               "loss = ((h @ w3 + b3 - y) ** 2).sum()\nloss.backward()\n"],
     "softmax": [START + "x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])\n"
                         "w1 = torch.randn(3, 4, requires_grad=True)\nw2 = torch.randn(4, 2, requires_grad=True)\n",
                 "out = F.softmax(torch.matmul(F.relu(torch.matmul(x, w1)), w2), dim=1)\n"
@@ -138,6 +138,14 @@ def test_a_loss_summed_over_samples_one_at_a_time_finds_the_batch_in_the_namespa
     net, here = identify_raw_net(runs["sample_loop"]), local("sample_loop")
     assert net.activation == "sigmoid"
     np.testing.assert_array_equal(net.x, numpy(here["xs"]))
+
+
+@pytest.mark.parametrize("name", ["x_requires_grad", "x_requires_grad_in_out"])
+def test_an_input_that_requires_grad_is_told_from_the_weights(runs, name):
+    net, here = identify_raw_net(runs[name]), local(name)
+    assert net.layers == [2, 10, 10, 1] and net.activation == "sigmoid" and "x" not in net.names.values()
+    assert_net(net, here, *RAW_NAMES, transposed=name.endswith("in_out"))
+    np.testing.assert_array_equal(net.x, numpy(here["x"]))
 
 
 def test_a_softmax_classifier_without_biases_is_seen_as_its_layers_and_its_output_activation(runs):
