@@ -25,9 +25,9 @@ from grader.tasks import MlpRegressionTask
 
 def run_notebook(rubric: Rubric, submission: Submission, sandbox: Sandbox, limits: Limits, files: dict[str, bytes]) -> RunResult:
     """Run every cell in the sandbox under the rubric's seed, observing what the notebook computes."""
-    job = Job(filename=submission.path.name, cells=submission.cells, observe=True, files=files, seed=rubric.seed,
     factor = None if os.environ.get(PROVENANCE_SWITCH) == "off" else counterfactual_factor(submission.sha256, rubric.seed)
-              counterfactual=counterfactual_factor(submission.sha256, rubric.seed))
+    job = Job(filename=submission.path.name, cells=submission.cells, observe=True, files=files, seed=rubric.seed,
+              counterfactual=factor)
     return sandbox.run(job, limits)
 
 
