@@ -14,6 +14,7 @@ from grader.load import Submission
 from grader.notebook import Net, observe
 from grader.notebook_graph import found_text
 from grader.notebook_flags import notebook_flags
+from grader.notebook_nets import never_run
 from grader.notebook_notes import cell_notes
 from grader.notebook_provenance import PROVENANCE_SWITCH, copied_flag, copied_from_autograd, counterfactual_factor
 from grader.notebook_outcome import failed_cells_flag, one_note_per_unread_file
@@ -55,6 +56,10 @@ def check_notebook(
             checks += [_missing(task.id, check, reason) for check in task.checks]
             continue
         results = check_task(rubric, task, [observed.trial], observed.found)
+        if observed.scratch_trial is not None:  # scratch values computed on a second net: checked on its weights
+            own = {r.quantity: r for r in check_task(rubric, task, [observed.scratch_trial], observed.found)}
+            results = [own[r.quantity] if r.quantity.startswith("scratch.") else r for r in results]
+        flags += observed.flags + never_run(observed.net, submission.saved_counts, submission.notebook_cell)
         task_flags, late = notebook_flags(rubric, task, run, observed, submission)
         flags += task_flags
         cell = submission.notebook_cell(observed.net.cell)

@@ -48,30 +48,48 @@ class Observed:
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     copied: dict[str, str] = field(default_factory=dict)  # scratch quantity -> where a value copied from autograd was reported
+    scratch_trial: Trial | None = None  # the trial of a second net the scratch values were computed on, if any
 
 
 def identify_net(run: RunResult) -> Net | None:
     """The first top-level module call whose parameters form a chain of linear layers."""
+    return next(iter(module_nets(run)), None)
+
+
+def module_nets(run: RunResult) -> list[Net]:
+    """Each module instance's first top-level call whose parameters form a chain of linear layers, in the
+    order they were first called (a notebook may build a decoy, or a second net for its own backprop)."""
+    nets, seen = [], set()
     for call in run.forward_calls:
-        weights = [(n, run.arrays[k]) for n, k in call.params.items() if run.arrays[k].ndim == 2]
-        biases = [(n, run.arrays[k]) for n, k in call.params.items() if run.arrays[k].ndim == 1]
-        if not weights or call.input not in run.arrays:
+        if call.instance in seen:
             continue
-        x = np.atleast_2d(run.arrays[call.input])
-        shapes = [w.shape for _, w in weights]
-        if x.shape[-1] != shapes[0][1] or any(a[0] != b[1] for a, b in zip(shapes, shapes[1:])):
-            continue
-        params, names = {}, {}
-        for l, (name, w) in enumerate(weights, start=1):
-            params[f"W{l}"], names[f"W{l}"] = w, name
-        if len(biases) == len(weights) and all(b.shape[0] == w.shape[0] for (_, b), (_, w) in zip(biases, weights)):
-            for l, (name, b) in enumerate(biases, start=1):
-                params[f"b{l}"], names[f"b{l}"] = b, name
-        output = run.arrays.get(call.output) if call.output else None
-        activation = activation_of(x, params, output)
-        layers = [shapes[0][1], *(s[0] for s in shapes)]
-        return Net(layers, activation, x, params, names, call.variable or call.module, call.cell)
-    return None
+        net = _net_of(run, call)
+        if net is not None:
+            seen.add(call.instance)
+            nets.append(net)
+    return nets
+
+
+def _net_of(run: RunResult, call) -> Net | None:
+    """The net one forward call saw, when its parameters chain into linear layers fed by its input."""
+    weights = [(n, run.arrays[k]) for n, k in call.params.items() if run.arrays[k].ndim == 2]
+    biases = [(n, run.arrays[k]) for n, k in call.params.items() if run.arrays[k].ndim == 1]
+    if not weights or call.input not in run.arrays:
+        return None
+    x = np.atleast_2d(run.arrays[call.input])
+    shapes = [w.shape for _, w in weights]
+    if x.shape[-1] != shapes[0][1] or any(a[0] != b[1] for a, b in zip(shapes, shapes[1:])):
+        return None
+    params, names = {}, {}
+    for l, (name, w) in enumerate(weights, start=1):
+        params[f"W{l}"], names[f"W{l}"] = w, name
+    if len(biases) == len(weights) and all(b.shape[0] == w.shape[0] for (_, b), (_, w) in zip(biases, weights)):
+        for l, (name, b) in enumerate(biases, start=1):
+            params[f"b{l}"], names[f"b{l}"] = b, name
+    output = run.arrays.get(call.output) if call.output else None
+    activation = activation_of(x, params, output)
+    layers = [shapes[0][1], *(s[0] for s in shapes)]
+    return Net(layers, activation, x, params, names, call.variable or call.module, call.cell)
 
 
 def observe(
@@ -81,16 +99,19 @@ def observe(
     """The trial the student's own net defines, and what each source (torch, scratch) produced on it.
 
     `cell_number` turns the sandbox's position among code cells into the notebook's own cell number."""
-    from grader.notebook_graph import grad_name, identify_raw_net, raw_grads  # it builds on Net, defined here
+    from grader.notebook_graph import grad_name, identify_raw_net, raw_grads  # they build on Net, defined here
+    from grader.notebook_nets import choose_net, other_net_for_scratch
 
-    net = identify_net(run) or identify_raw_net(run)  # raw-tensor nets: the first backward's graph
+    nets = module_nets(run)
+    net, chosen = choose_net(nets, run, files, torch_file, task.activation, cell_number) if nets else (None, [])
+    net = net or identify_raw_net(run)  # raw-tensor nets: the first backward's graph
     if net is None:
         return Observed(None, None, notes=["no forward call of a torch.nn.Module with linear layers was seen; "
                                            "build the net as an nn.Module (or nn.Sequential) and call it on x"])
     x = net.x
     y = mlp_regression.target(x)
     trial = Trial(task.id, "notebook", 0, x, y, net.params)  # type: ignore[arg-type]
-    observed = Observed(net, trial)
+    observed = Observed(net, trial, notes=chosen)
     grads = _module_grads(run, net) or raw_grads(run, net)
     autograd_copies = [v for k, v in grads.items() if k != "cell"]
     reference = mlp_regression.scratch(x, y, net.params, net.activation or task.activation)
@@ -132,6 +153,16 @@ def observe(
             problems={k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
                          f"write every gradient to {file_name} with a label such as 'dW1'" for k in wanted if k not in values},
         )
+    scratch = call_id(task, "scratch", trial)
+    other = other_net_for_scratch(nets, net, observed.found[scratch], task.activation)
+    if other is not None:  # graded on the weights they used, and flagged
+        observed.scratch_trial = Trial(task.id, "notebook", 1, other.x, mlp_regression.target(other.x), other.params)  # type: ignore[arg-type]
+        observed.found[call_id(task, "scratch", observed.scratch_trial)] = observed.found.pop(scratch)
+        observed.flags.append(f"scratch gradients computed on other weights than the autograd net (a second net, "
+                              f"`{other.variable}`, first called in cell {cell_number(other.cell)})")
+        observed.notes.append(f"your own gradients match the net `{other.variable}` (cell {cell_number(other.cell)}), "
+                              f"not `{net.variable}` whose autograd gradients you report; they are checked on "
+                              f"`{other.variable}`'s weights — compute both on the same net")
     return observed
 
 

@@ -16,7 +16,7 @@ SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
 GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 FULL_MARKS = ["correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "unseeded",
               "cell_raises", "scratch_with_torch_ops", "pandas_csv_dat", "no_dat_files", "run_out_of_order",
-              "saved_by_other_cpu", "in_out_square", "in_out_variables", "scratch_requires_grad",
+              "saved_by_other_cpu", "in_out_square", "in_out_variables", "scratch_requires_grad", "decoy_net_first",
               "pandas_first_line", "tensorflow_used", "colab_gpu_fallback", "colab_cuda_hardcoded",
               "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes"]
 

@@ -22,7 +22,8 @@ STEMS = [
     "correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "architecture_2_10_5_1",
     "missing_factor_2", "after_10_sgd_steps", "unseeded", "cell_raises", "scratch_with_torch_ops",
     "pandas_csv_dat", "no_dat_files", "run_out_of_order", "saved_by_other_cpu", "in_out_square", "in_out_variables",
-    "scratch_requires_grad", "copied_from_autograd", "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
+    "scratch_requires_grad", "copied_from_autograd", "decoy_net_first", "second_net_for_scratch", "net_in_unrun_cell",
+    "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
     "colab_cuda_hardcoded", "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes", "raw_forward_sums",
 ]
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
