@@ -222,3 +222,13 @@ def test_gradients_kept_as_attributes_of_a_numpy_class_are_found_and_say_whose_t
         assert f"attribute {key} of `model`" in provenance[f"scratch.{key}"]
         assert provenance[f"scratch.{key}"].startswith("cell 7: ")  # the notebook's cell that ran model.backward
     assert any("my_autograd.dat was not written" in note for note in report.notes)
+
+
+def test_a_catalogued_mistake_is_named_for_values_read_from_attributes_of_the_students_object(grading_sandbox):
+    rubric = load_rubric(RUBRIC)
+    report = grade_submission(rubric, rubric_hash(RUBRIC), SAMPLES / "missing_factor_2_attributes.ipynb", grading_sandbox)
+    scratch = [c for c in report.checks if c.quantity.startswith("scratch.")]
+    assert len(scratch) == 6 and all(c.status == CheckStatus.failed for c in scratch)
+    assert all(c.diagnosis is not None and c.diagnosis.mistake == "missing_factor_2" for c in scratch)
+    assert all(c.provenance.endswith(f"attribute {c.quantity.split('.')[1]} of `net`") for c in scratch)
+    assert set(verdicts(report, "torch").values()) == {CheckStatus.passed}

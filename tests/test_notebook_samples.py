@@ -23,12 +23,13 @@ STEMS = [
     "missing_factor_2", "after_10_sgd_steps", "unseeded", "cell_raises", "scratch_with_torch_ops",
     "pandas_csv_dat", "no_dat_files", "run_out_of_order", "saved_by_other_cpu", "in_out_square", "in_out_variables",
     "scratch_requires_grad", "copied_from_autograd", "decoy_net_first", "second_net_for_scratch", "net_in_unrun_cell",
+    "missing_factor_2_attributes",
     "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
     "colab_cuda_hardcoded", "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes", "raw_forward_sums",
 ]
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
 DAT_FILES = {"torch_autograd.dat", "my_autograd.dat"}
-WRITE_NO_FILES = {"no_dat_files", "scratch_requires_grad"}  # their gradients are only in variables
+WRITE_NO_FILES = {"no_dat_files", "scratch_requires_grad", "missing_factor_2_attributes"}  # their gradients are only in variables
 
 # One warm process: torch imported once (it takes seconds), then one forked child per sample, so no state is
 # shared between samples. Each child runs the cells.json of its own work directory there and writes
