@@ -86,6 +86,8 @@ class Worker:
         self.plan, self.slot = plan, slot
         self.process: subprocess.Popen | None = None
         self.namespace_pid: int | None = None  # bwrap's init inside the PID namespace, as seen from here
+        self._info: int | None = None  # read end of bwrap's --info-fd until it has told us namespace_pid
+        self._said = b""  # what bwrap wrote on it so far
         self.ready = False  # said "ready" since its launch
         self.deadline = 0.0  # when a launched worker must be ready
         self.log = tempfile.TemporaryFile(prefix="bpg-worker-")
@@ -98,10 +100,12 @@ class Worker:
     def launch(self) -> None:
         """Start the worker process and send it its sources without waiting for it to be ready: it spends
         ~2 s importing torch, which the caller can overlap with work of its own before wait_ready()."""
-        self.ready = False
+        self._close_info()
+        self.ready, self.namespace_pid, self._said = False, None, b""
         prefix, info = list(self.plan.prefix), None
         if prefix[:1] == ["bwrap"]:  # bwrap tells us the PID (outside) of its namespace's init
             info, info_write = os.pipe()
+            self._info = info
             prefix[1:1] = ["--info-fd", str(info_write)]
         command = [*prefix, sys.executable, "-s", "-P", "-c", BOOT]
         try:
@@ -112,7 +116,7 @@ class Worker:
             if info is not None:
                 os.close(info_write)
         self.deadline = time.monotonic() + START_TIMEOUT
-        self.namespace_pid = None if info is None else self._namespace_pid(info, self.deadline)
+        self._namespace_pid(self.deadline)
         boot = {"worker": (HERE / "worker.py").read_text(), "modules": shipped_sources(),
                 "probe": (HERE / "probe.py").read_text(), "config": self.plan.config(self.slot)}
         self._send([json.dumps(boot).encode()])
@@ -129,21 +133,28 @@ class Worker:
             raise WorkerDied(f"worker did not report ready: {ready[0][:200]!r}")
         self.ready = True
 
-    def _namespace_pid(self, info: int, deadline: float) -> int | None:
-        """The "child-pid" bwrap writes on its info fd once the namespace exists (None if it never does)."""
-        data = b""
-        try:
-            while time.monotonic() < deadline and select.select([info], [], [], deadline - time.monotonic())[0]:
-                chunk = os.read(info, 4096)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            os.close(info)
-        try:
-            return int(json.loads(data)["child-pid"])
-        except (ValueError, KeyError, TypeError):
-            return None
+    def _namespace_pid(self, deadline: float) -> None:
+        """Read the "child-pid" bwrap writes on its info fd once the namespace exists into namespace_pid,
+        waiting until `deadline` at most. The fd stays open until bwrap has written or the worker is
+        stopped: closed early, bwrap's write would kill it with SIGPIPE before it starts the worker, and
+        its namespace's init would linger holding the worker's stdin (a launch would then never end)."""
+        while self._info is not None and self.namespace_pid is None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([self._info], [], [], wait)[0]:
+                return
+            chunk = os.read(self._info, 4096)
+            self._said += chunk
+            try:
+                self.namespace_pid = int(json.loads(self._said)["child-pid"])
+            except (ValueError, KeyError, TypeError):
+                pass
+            if not chunk or self.namespace_pid is not None:
+                self._close_info()
+
+    def _close_info(self) -> None:
+        if self._info is not None:
+            os.close(self._info)
+            self._info = None
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -219,8 +230,10 @@ class Worker:
         """End the worker: gracefully (it exits when its stdin closes) once ready, at once before that (a
         worker still importing torch would not read its stdin for seconds)."""
         if self.process is None:
+            self._close_info()
             return
         if not self.ready:
+            self._namespace_pid(time.monotonic() + 2)  # a worker stopped early: its init, to kill everything
             self.kill()
         try:
             self.process.stdin.close()
@@ -232,3 +245,4 @@ class Worker:
             self.process.wait()
         self.process.stdout.close()
         self.process = None
+        self._close_info()
