@@ -1,6 +1,7 @@
 """`gradescope run` in a simulated container: a temporary directory laid out as /autograder, the command
 run as a real subprocess, results.json validated against Gradescope's specification in every case."""
 
+import io
 import json
 import os
 import stat
@@ -11,9 +12,11 @@ import time
 import pytest
 
 from grader.gradescope.results import GRADER_FAILED, INSTRUCTOR_TEST
+from grader.gradescope.run import run_gradescope
 from grader.gradescope.submission import find_submission
 from grader.rubric import SubmissionSpec
 from grader.rubric_files import load_rubric
+from grader.sandbox import isolation
 
 from conftest import REPO
 
@@ -274,3 +277,67 @@ def test_a_notebook_uploaded_with_its_dat_files_is_graded_from_those_files(
     assert_consistent(results, rubric.max_points())
     assert results["score"] == rubric.max_points()
     assert "was not written" not in student_text(results) and "not read by the grader" not in results["output"]
+
+
+# --- the sandbox in LMS containers ---------------------------------------------------------------
+
+REFUSED = "PermissionError: [Errno 1] unshare(user): Operation not permitted"  # as a refusing container says it
+NEEDS_BWRAP = pytest.mark.skipif(isolation.bwrap_problem(not ROOT_USER) is not None,
+                                 reason="bubblewrap cannot run here, so there is nothing to fall back from")
+
+
+@NEEDS_BWRAP
+@pytest.mark.parametrize("fault", ["userns-jobs", "userns"])
+@pytest.mark.parametrize("sample", ["correct.py", "missing_factor_2.py"])
+def test_where_user_namespaces_are_refused_every_submission_is_graded_in_the_fallback_with_the_reason_logged(
+        gradescope_container, gradescope_run, gradescope_schema, fault, sample):
+    """Issue 15: root may make mount namespaces but not user namespaces. `userns-jobs`: bubblewrap's start-up
+    check and the workers' probe pass, and each job's unshare(user) fails; `userns`: the probe sees it."""
+    root = gradescope_container({"a1.py": SAMPLES / sample})
+    done, results = gradescope_run(root, env={isolation.ENV_FAULT: fault})
+    assert done.returncode == 0, done.stdout + done.stderr
+    gradescope_schema(results)
+    assert_consistent(results)
+    if sample == "correct.py":
+        assert results["score"] == A1_POINTS
+    else:
+        assert 0 < results["score"] < A1_POINTS
+        dW1 = next(t for t in results["tests"] if t["name"] == "scratch.dW1 (public trials)")
+        assert "Likely mistake: missing factor 2" in dW1["output"]
+    assert REFUSED in done.stdout and "falling back" in done.stdout  # the exact reason, in the staff log
+    assert "sandbox mode: fallback" in done.stdout and "protections off: bubblewrap" in done.stdout
+    assert REFUSED not in student_text(results) and "not your fault" not in results["output"]
+
+
+@NEEDS_BWRAP
+def test_a_sandbox_failure_says_one_thing_in_the_summary_and_in_every_test(gradescope_container, gradescope_run, gradescope_schema):
+    """Bubblewrap forced (no fallback allowed) in a container refusing each job's user namespace: nothing is
+    graded, and the student reads the same sentence in the summary and in every test."""
+    root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
+    done, results = gradescope_run(root, env={isolation.ENV_MODE: "bwrap", isolation.ENV_FAULT: "userns-jobs"})
+    assert done.returncode == 1
+    gradescope_schema(results)
+    assert_consistent(results)
+    assert results["score"] == 0 and results["output"].endswith(GRADER_FAILED)
+    graded = [t for t in results["tests"] if t["name"] != INSTRUCTOR_TEST]
+    assert graded and all(t["output"].endswith(f"not checked — {GRADER_FAILED}") for t in graded)
+    assert "did not load" not in student_text(results) and "nothing was graded" not in student_text(results)
+    [instructor] = [t for t in results["tests"] if t["name"] == INSTRUCTOR_TEST]
+    assert instructor["visibility"] == "hidden" and REFUSED in instructor["output"]
+    assert REFUSED in done.stdout and "SANDBOX FAILURE" in done.stdout
+
+
+def test_a_worker_that_never_answers_is_logged_with_memory_as_the_likely_cause(gradescope_container, gradescope_schema,
+                                                                                monkeypatch):
+    """What a 256 MB container gives (torch pages in and out for minutes): here the worker is given no time."""
+    from grader.sandbox import process
+
+    root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
+    monkeypatch.setattr(process, "START_TIMEOUT", 0.0)
+    log = io.StringIO()
+    code = run_gradescope(str(root / "source" / "rubric.toml"), root, out=log)
+    results = gradescope_schema(json.loads((root / "results" / "results.json").read_text()))
+    assert code == 1 and results["score"] == 0 and results["output"] == GRADER_FAILED
+    staff = log.getvalue()
+    assert "no answer from the worker in time" in staff and "too little memory" in staff and "512 MB" in staff
+    assert "memory: " in staff  # the container's limit, read at the start of every run

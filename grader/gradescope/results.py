@@ -40,33 +40,40 @@ def results_from_report(
     report: GradeReport, rubric: Rubric, execution_time: float, preface: list[str] = (), instructor: list[str] = ()
 ) -> dict:
     """results.json for a graded (or ungradable) submission; `preface` and `instructor` add lines for
-    students (top-level output) and instructors (the hidden test) respectively."""
+    students (top-level output) and instructors (the hidden test) respectively.
+
+    When the sandbox failed (in every mode it tried), nothing was graded: the summary and every test say
+    the same thing, GRADER_FAILED, and the sandbox's detail goes to the instructors' test."""
     hidden_ran = any(trial.startswith("hidden-") for trial in report.trials)
-    notes = list(preface)
-    if report.message:
-        notes.append(report.message)
-    notes += report.notes
     private = list(instructor)
     if report.flags:
         private += ["To review:", *(f"- {flag}" for flag in report.flags)]
-    if report.run is not None and report.run.status == "sandbox_error":
-        private += ["The sandbox failed (not the student's fault):", report.run.detail]
     extra = {"grader_version": report.grader_version, "rubric_id": report.rubric_id, "rubric_hash": report.rubric_hash,
              "submission": report.submission, "submission_hash": report.submission_hash, "status": report.status,
              "run_status": report.run.status if report.run else None}
+    if report.run is not None and report.run.status == "sandbox_error":
+        private += ["The sandbox failed (not the student's fault):", report.run.detail]
+        return assemble(rubric, unchecked(rubric, GRADER_FAILED), hidden_ran, 0.0, execution_time,
+                        [*preface, GRADER_FAILED], private, extra)
+    notes = [*preface, *([report.message] if report.message else []), *report.notes]
     return assemble(rubric, report.checks, hidden_ran, report.score, execution_time, notes, private, extra)
 
 
 def problem_results(rubric: Rubric, status: str, message: str, execution_time: float, preface: list[str] = ()) -> dict:
     """results.json when no file could be graded (nothing handed in, several candidates): every check 0."""
-    checks = [
+    extra = {"grader_version": __version__, "rubric_id": rubric.id, "status": status}
+    return assemble(rubric, unchecked(rubric, message), hidden_trials_run(rubric), 0.0, execution_time,
+                    [*preface, message], [], extra)
+
+
+def unchecked(rubric: Rubric, message: str) -> list[CheckResult]:
+    """Every check of the rubric at 0 points, each saying `message` (the summary's, word for word)."""
+    return [
         CheckResult(task=task.id, quantity=check.quantity, status=CheckStatus.missing, points=0.0,
                     max_points=check.points, visibility=check.visibility,
                     message=f"{check.quantity}: not checked — {message}")
         for task in rubric.tasks for check in task.checks
     ]
-    extra = {"grader_version": __version__, "rubric_id": rubric.id, "status": status}
-    return assemble(rubric, checks, hidden_trials_run(rubric), 0.0, execution_time, [*preface, message], [], extra)
 
 
 def failure_results(detail: str, execution_time: float, rubric_id: str | None = None) -> dict:

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TextIO
 
 from grader.discover import read_data_files
+from grader.doctor import memory_report
 from grader.files import write_atomic
+from grader.gradescope.build import public_hidden_seed
 from grader.gradescope.results import failure_results, problem_results, results_from_report
 from grader.gradescope.submission import find_submission
 from grader.limits import Limits
@@ -54,8 +56,13 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         log += protect(root)
+        log.append(f"memory: {memory_report()}")
         rubric = load_rubric(rubric_name)
         rubric_id = rubric.id
+        public = public_hidden_seed(rubric)
+        if public:
+            log.append(f"WARNING: rubric {rubric.id}: {public}: students can compute the hidden trials; build the "
+                       "zip from your own copy of the rubric (see `backprop-grader gradescope build`)")
         found = find_submission(root / "submission", rubric)
         log += [f"student note: {note}" for note in found.notes]
         if found.problem is not None:
@@ -65,10 +72,14 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
             log.append(f"grading {found.path.relative_to(root / 'submission')}")
             hide = [root / name for name in PRIVATE_DIRS] + _outside(find_rubric(rubric_name), root)
             report = grade(rubric, rubric_hash(rubric_name), found.path, _limits(rubric.limits, timeout), hide,
-                           read_data_files(found.data_files))
+                           read_data_files(found.data_files), log)
             log += describe(report)
             graded = f"Graded file: {found.path.relative_to(root / 'submission')}"
             results = results_from_report(report, rubric, time.monotonic() - started, [graded, *found.notes])
+            if report.run is not None and report.run.status == "sandbox_error":
+                log.append("SANDBOX FAILURE (the student sees only that it is not their fault; fix it, then "
+                           "Regrade): see the run detail above")
+                code = GRADER_FAILED
     except Exception:  # noqa: BLE001 - a failure of ours still owes the student a results.json
         detail = traceback.format_exc()
         log += ["GRADER FAILURE (the student sees only that it is not their fault):", detail]
@@ -85,22 +96,26 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
 
 
 def grade(rubric: Rubric, digest: str, path: Path, limits: Limits, hide: list[Path],
-          files: dict[str, bytes] | None = None) -> GradeReport:
+          files: dict[str, bytes] | None = None, log: list[str] | None = None) -> GradeReport:
     """Grade one file on the public and hidden trials; the sandbox is shut down when this returns.
 
     `files` are handed in beside a notebook (its .dat and data files) and placed in its work directory.
-    A file the load stage rejects (empty, not UTF-8, wrong type, ...) never starts the sandbox.
+    A file the load stage rejects (empty, not UTF-8, wrong type, ...) never starts the sandbox. `log`
+    receives the sandbox's mode and, for the fallback, its exact reason (staff only).
     """
     from grader.grade import grade_submission  # the sandbox is imported only by commands that run code
     from grader.load import load_submission
     from grader.sandbox import Sandbox
 
-    sandbox = Sandbox(jobs=1, hide=hide)
+    log = [] if log is None else log
+    sandbox = Sandbox(jobs=1, hide=hide, notify=log.append)
     try:
         if load_submission(path).problem is not None:
             return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
         with sandbox:
-            return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
+            report = grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
+        log.append(f"sandbox mode: {sandbox.mode}")  # a fallback's reason was logged when it was chosen
+        return report
     finally:
         sandbox.close()
 
