@@ -7,8 +7,8 @@ this source tree (or one passed with --wheel). setup.sh installs torch at the ve
 default its CPU build from the PyTorch project's CPU wheel index (the CUDA build that pip's default index
 gives on Linux is 2.74 GB of wheels and a 4.8 GB venv, for a grader that never uses a GPU).
 
-A rubric whose hidden seed is public (a bundled rubric's, which every student has, or the public seed) is
-refused unless allow_public_hidden_seed: Gradescope would grade the hidden trials with inputs students
+A rubric whose hidden seed is public (a bundled rubric's, which every student has) is refused unless
+allow_public_hidden_seed: Gradescope would grade the hidden trials with inputs students
 can compute.
 """
 
@@ -23,7 +23,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from grader.errors import GraderError, UsageError
-from grader.rubric import Rubric
+from grader.rubric import Rubric, TrialsSpec
 from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric
 from grader.sandbox.process import MEMORY_NEED
 
@@ -113,26 +113,25 @@ def torch_download(torch_version: str | None, torch_index_url: str | None, torch
 
 
 def public_hidden_seed(rubric: Rubric) -> str | None:
-    """Why the rubric's hidden seed is known to students (a bundled rubric's, or its own public seed), or
-    None when it is the instructor's own (or there are no hidden trials to protect)."""
+    """Why the rubric's hidden seed is known to students (it is a bundled rubric's: every student has those
+    files), or None when it is the instructor's own (or there are no hidden trials to protect)."""
     seed = rubric.trials.hidden_seed
     if rubric.trials.hidden == 0 or seed is None:
         return None
-    if seed == rubric.seed:
-        return f"trials.hidden_seed ({seed}) is the public seed"
     for rubric_id, path in bundled_rubrics().items():
         if load_rubric(str(path)).trials.hidden_seed == seed:
-            return f"trials.hidden_seed is the one bundled with rubric {rubric_id}, which every student has"
+            return f"its hidden seed is the one bundled with rubric {rubric_id}, which every student has"
     return None
 
 
 def instructor_copy_advice(rubric_name: str) -> str:
-    """How to make the instructor's copy of a rubric, with a hidden seed of its own."""
+    """How to make the instructor's copy of a rubric, with a hidden seed of its own (the field's own
+    description, from the rubric schema, says what a hidden seed must be and how to make one)."""
     path = find_rubric(rubric_name)
-    return (f"  what to do: make your own copy and build from it: cp {path} my-{path.stem}.toml, then in it set\n"
-            "  [trials] hidden_seed to a new secret number, e.g. the output of\n"
-            "  python3 -c 'import secrets; print(secrets.randbits(128))', keep that file away from students, and run\n"
-            f"  backprop-grader gradescope build --rubric my-{path.stem}.toml")
+    field = TrialsSpec.model_fields["hidden_seed"].description or ""
+    return (f"  what to do: copy the rubric (cp {path} my-{path.stem}.toml), give [trials] hidden_seed in the copy a "
+            f"new secret value of your own\n  ({field}),\n  keep the copy from students, and build from it: "
+            f"backprop-grader gradescope build --rubric my-{path.stem}.toml")
 
 
 def render(template: str, values: dict[str, str]) -> str:
