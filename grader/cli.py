@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, NoReturn
 from grader import __version__
 from grader.cli_grade import add_grade_command
 from grader.cli_gradescope import add_gradescope_command
+from grader.doctor import add_doctor_command
 from grader.errors import GraderError, RubricInvalid, UsageError
+from grader.secret import add_secret_command, hidden_seed_option
 
 if TYPE_CHECKING:
     from grader.rubric import Rubric
@@ -88,12 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=_rubric_validate)
     schema = rubric_commands.add_parser("schema", help="JSON Schema of rubric files")
     schema.set_defaults(run=_rubric_schema)
+    add_secret_command(rubric_commands)
 
     solve = commands.add_parser("solve", help="the answer key: every expected quantity of a trial")
     solve.add_argument("--rubric", required=True, help="bundled rubric id or path")
     solve.add_argument("--trial", type=int, default=0, help="trial index (default 0)")
     solve.add_argument("--hidden", action="store_true", help="a hidden trial instead of a public one")
-    solve.add_argument("--hidden-seed", type=int, help="seed of the hidden trials (default: the rubric's)")
+    solve.add_argument("--hidden-seed", metavar="SECRET", help="secret of the hidden trials (default: the rubric's)")
     solve.add_argument("--json", action="store_true", help="print JSON instead of text")
     solve.set_defaults(run=_solve)
 
@@ -117,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     # Commands whose wiring lives beside their stage register here, one line each.
     add_grade_command(commands)
     add_gradescope_command(commands)
+    add_doctor_command(commands)
     return parser
 
 
@@ -172,8 +176,8 @@ def _solve(args: argparse.Namespace) -> int:
     count = rubric.trials.hidden if args.hidden else rubric.trials.public
     if not 0 <= args.trial < count:
         raise UsageError(f"--trial {args.trial}: rubric {rubric.id} has {count} {group} trial(s), numbered 0 to {count - 1}")
-    if args.hidden and args.hidden_seed is None and rubric.trials.hidden_seed is None:
-        raise UsageError(f"--hidden: rubric {rubric.id} has no trials.hidden_seed; pass --hidden-seed N")
+    if args.hidden and hidden_seed_option(args.hidden_seed) is None and rubric.trials.hidden_seed is None:
+        raise UsageError(f"--hidden: rubric {rubric.id} has no trials.hidden_seed; pass --hidden-seed SECRET")
     key = answer_key(rubric, group, args.trial, args.hidden_seed)
     print(render_json(key) if args.json else render_text(key))
     return EXIT_OK
