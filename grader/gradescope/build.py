@@ -36,8 +36,8 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 TORCH_BUILDS = ("cpu", "cuda")
 _BUILD_NAMES = {"cpu": "CPU build", "cuda": "CUDA build"}
 CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"  # the PyTorch project's own index of CPU-only wheels
-# What setup.sh downloads and installs (torch 2.13.0, Linux x86_64). cpu: the installed files of torch
-# 2.13.0+cpu compressed as a wheel is come to 192 MB, and with backprop-grader's dependencies they take 948 MB
+# What setup.sh downloads and installs (torch 2.13.0, Linux x86_64). cpu: compressed the way a wheel is, the
+# installed files of torch 2.13.0+cpu come to 192 MB; with backprop-grader's dependencies they take 948 MB
 # (measured in this project's venv; no download was possible there); cuda: measured by installing
 # torch==2.13.0 from pip's default index into a fresh Debian 12 root (debootstrap, minbase).
 TORCH_SIZES = {"cpu": "about 190 MB to download, about 0.95 GB installed",
