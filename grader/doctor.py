@@ -77,8 +77,8 @@ def memory_report() -> str:
         total = _mem_total_mb()
         return "no container limit" + (f"; the machine has {total:.0f} MB" if total else "")
     if limit < MEMORY_MIN_MB:
-        return f"the container may use {limit:.0f} MB: too little for torch; {MEMORY_NEED}"
-    return f"the container may use {limit:.0f} MB (enough: at least {MEMORY_MIN_MB} MB is needed)"
+        return f"the container may use {limit:.0f} MB, below the {MEMORY_MIN_MB} MB advised for torch: {MEMORY_NEED}"
+    return f"the container may use {limit:.0f} MB (enough: at least {MEMORY_MIN_MB} MB is advised)"
 
 
 def memory_limit_mb(cgroups: str = "/proc/self/cgroup", root: Path = CGROUP) -> float | None:
