@@ -60,7 +60,7 @@ class BatchOptions:
     jobs: int = 1
     resume: bool = False
     timeout: float | None = None
-    hidden_seed: int | None = None
+    hidden_seed: str | None = None  # a secret (grader.secret)
 
 
 @dataclass

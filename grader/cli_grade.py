@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.errors import UsageError
+from grader.secret import hidden_seed_option
 
 if TYPE_CHECKING:
+    from grader.rubric import Rubric
     from grader.sandbox.sandbox import Sandbox
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -34,7 +36,7 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: the core count, %(default)s)")
     grade.add_argument("--resume", action="store_true", help="skip students whose report is up to date (same file, rubric and settings)")
     grade.add_argument("--timeout", type=float, help="wall and CPU seconds per submission (default: the rubric's)")
-    grade.add_argument("--hidden-seed", type=int, help="seed of the hidden trials (default: the rubric's trials.hidden_seed)")
+    grade.add_argument("--hidden-seed", metavar="SECRET", help="secret of the hidden trials (default: the rubric's trials.hidden_seed)")
     grade.set_defaults(run=run_grade)
 
 
@@ -48,6 +50,7 @@ def run_grade(args: argparse.Namespace) -> int:
         from grader.rubric_files import load_rubric
 
         rubric = load_rubric(args.rubric)
+        _warn_of_a_public_hidden_seed(rubric, args.hidden_seed)
         out = args.out or Path("out") / rubric.id
         _validate(args, out)
         options = BatchOptions(paths=tuple(args.paths), rubric=args.rubric, out=out, jobs=args.jobs, resume=args.resume,
@@ -81,13 +84,23 @@ def _launch(args: argparse.Namespace, out: Path) -> Sandbox | None:
     return Sandbox(jobs=1 if single else args.jobs, hide=hide).launch()
 
 
+def _warn_of_a_public_hidden_seed(rubric: Rubric, hidden_seed: str | None) -> None:
+    """A bundled rubric's secret is in every student's copy: grade on, but say so (`gradescope build` refuses)."""
+    from grader.gradescope.build import public_hidden_seed
+
+    public = None if hidden_seed is not None else public_hidden_seed(rubric)
+    if public:
+        print(f"warning: rubric {rubric.id}: {public}, so students can compute the hidden trials; grade with your own "
+              "copy whose [trials] hidden_seed is the output of `backprop-grader rubric secret` (or pass --hidden-seed)",
+              file=sys.stderr)
+
+
 def _validate_arguments(args: argparse.Namespace) -> None:
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: expected at least 1 submission at a time")
     if args.timeout is not None and not 0 < args.timeout <= 3600:
         raise UsageError(f"--timeout {args.timeout:g}: expected seconds in (0, 3600]")
-    if args.hidden_seed is not None and args.hidden_seed < 0:
-        raise UsageError(f"--hidden-seed {args.hidden_seed}: expected a seed ≥ 0")
+    hidden_seed_option(args.hidden_seed)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"{', '.join(missing)}: no such file or folder; pass .py/.ipynb files, folders or .zip archives")

@@ -7,10 +7,11 @@ errors into messages that name the file, the field and what is allowed.
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from grader.checkspec import Check, Tolerance, Visibility
 from grader.limits import Limits
+from grader.secret import PATTERN, secret_problem
 from grader.tasks import Task
 
 RUBRIC_ID = r"^[a-z0-9][a-z0-9-]*$"
@@ -48,10 +49,12 @@ class TrialsSpec(BaseModel):
 
     public: int = Field(1, ge=1, le=100, description="Number of public trials, from the rubric's seed.")
     hidden: int = Field(3, ge=0, le=100, description="Number of hidden trials, from the hidden seed.")
-    hidden_seed: int | None = Field(
+    hidden_seed: str | None = Field(
         None,
-        ge=0,
-        description="Seed of the hidden trials; keep it out of the copy students get. "
+        pattern=PATTERN,
+        description="Secret of the hidden trials: at least 32 hexadecimal digits (128 bits), as `backprop-grader "
+        "rubric secret` prints; never an integer (integers are for the public seed). Hidden trials are derived "
+        "from it with HMAC-SHA256. Keep it out of the copy students get; the bundled rubrics' secrets are public. "
         "Without it, `grade` runs public trials only.",
     )
     hidden_weight: float = Field(
@@ -60,6 +63,15 @@ class TrialsSpec(BaseModel):
     hidden_visibility: Visibility = Field(
         Visibility.after_due_date, description="Visibility of hidden-trial results on an LMS."
     )
+
+    @field_validator("hidden_seed", mode="before")
+    @classmethod
+    def _hidden_seed_is_a_secret(cls, value: object) -> object:
+        """Refuse integers and short or hand-typed strings with how to make a secret (`grader.secret`)."""
+        problem = None if value is None else secret_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Rubric(BaseModel):

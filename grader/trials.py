@@ -1,9 +1,12 @@
 """Trials: concrete instances of a task, generated from (seed, trial index) — DESIGN §4.
 
-Everything random comes from `numpy.random.default_rng([seed, index, task position])`, never from torch's
-RNG (its streams differ across versions, OSes and devices), so the same rubric gives bit-identical trials
-on every machine and every run. Parameters follow torch's default `nn.Linear` range
-U(−1/√fan_in, 1/√fan_in); dropout keep-masks are drawn here and handed to the student.
+Everything random comes from `numpy.random.default_rng`, never from torch's RNG (its streams differ across
+versions, OSes and devices), so the same rubric gives bit-identical trials on every machine and every run.
+Public trials: `default_rng([seed, index, task position])` from the rubric's public seed. Hidden trials:
+`default_rng(HMAC-SHA256(secret, task id, index))` from the secret hidden seed (`grader.secret`), so their
+inputs reveal nothing of it and nothing about them follows from the public seed. Parameters follow torch's
+default `nn.Linear` range U(−1/√fan_in, 1/√fan_in); dropout keep-masks are drawn here and handed to the
+student.
 """
 
 import functools
@@ -14,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from grader.rubric import Rubric
+from grader.secret import secret_problem, trial_entropy
 from grader.tasks import DropoutTrainingTask, MlpRegressionTask, Task
 from reference import mlp_regression
 
@@ -57,11 +61,14 @@ class Trial:
         return arrays
 
 
-def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed: int | None = None) -> Trial:
-    """Trial `index` of `group` for `task`; public trial 0 is the task's given instance when it has one."""
-    position = [t.id for t in rubric.tasks].index(task.id)
-    seed = rubric.seed if group == "public" else _hidden_seed(rubric, hidden_seed)
-    rng = np.random.default_rng([seed, index, position])
+def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed: str | None = None) -> Trial:
+    """Trial `index` of `group` for `task`; public trial 0 is the task's given instance when it has one.
+    `hidden_seed` overrides the rubric's secret (`grade --hidden-seed`)."""
+    if group == "public":
+        position = [t.id for t in rubric.tasks].index(task.id)
+        rng = np.random.default_rng([rubric.seed, index, position])
+    else:
+        rng = np.random.default_rng(trial_entropy(_hidden_seed(rubric, hidden_seed), task.id, index))
     x, y, params = _random_instance(task, rng)
     is_given = group == "public" and index == 0 and task.given is not None
     if is_given:
@@ -86,16 +93,20 @@ def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed
     return trial
 
 
-def trials_for(rubric: Rubric, task: Task, groups: tuple[Group, ...], hidden_seed: int | None = None) -> list[Trial]:
+def trials_for(rubric: Rubric, task: Task, groups: tuple[Group, ...], hidden_seed: str | None = None) -> list[Trial]:
     """Every trial of the given groups, public first, in index order (made once per class by run.plan)."""
     counts = {"public": rubric.trials.public, "hidden": rubric.trials.hidden}
     return [make_trial(rubric, task, group, i, hidden_seed) for group in groups for i in range(counts[group])]
 
 
-def _hidden_seed(rubric: Rubric, override: int | None) -> int:
+def _hidden_seed(rubric: Rubric, override: str | None) -> str:
+    """The secret of the hidden trials; an override is held to the rubric's rule (`secret_problem`)."""
     seed = override if override is not None else rubric.trials.hidden_seed
     if seed is None:
         raise ValueError(f"rubric {rubric.id} has no trials.hidden_seed; pass one to run hidden trials")
+    problem = secret_problem(seed)
+    if problem is not None:
+        raise ValueError(f"hidden seed of rubric {rubric.id}: {problem}")
     return seed
 
 

@@ -1,13 +1,16 @@
 """Rubric files: found by id or path, validated, and explained when invalid."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from grader.errors import RubricInvalid, RubricNotFound
+from grader.rubric import Rubric
 from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric, parse_rubric, rubric_hash
+from grader.secret import PATTERN, new_secret, secret_problem
 
-from conftest import BUNDLED_RUBRICS
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 
 def invalid(text: str, path: Path = Path("course/a1.toml")) -> str:
@@ -101,3 +104,31 @@ def test_the_rubric_hash_changes_with_the_file(tmp_path, rubric_source):
     first = rubric_hash(str(path))
     path.write_text(rubric_source("bs6207-a1") + "\n# edited\n")
     assert rubric_hash(str(path)) != first and len(first) == 64
+
+
+def with_hidden_seed(text: str, value: str) -> str:
+    """The rubric text with its `hidden_seed = …` line's value replaced by `value` (TOML source)."""
+    return re.sub(r"(?m)^hidden_seed = .*$", lambda _: f"hidden_seed = {value}", text, count=1)
+
+
+@pytest.mark.parametrize("value, words", [
+    ("620701", "found an integer"),  # what every bundled rubric held: found by brute force in 7 s
+    ('"620701"', "found 6 character(s)"),
+    ('"' + "ab12" * 7 + '"', "found 28 character(s)"),  # 112 bits: under 128
+    ('"my-secret-for-bs6207-2026-and-nobody-else"', "non-hexadecimal"),
+    ('"' + "0" * 32 + '"', "only 1 distinct digits"),
+    ('"' + "deadbeef" * 4 + '"', "only 5 distinct digits"),
+])
+def test_a_hidden_seed_that_is_not_a_128_bit_secret_is_refused_with_how_to_make_one(rubric_source, value, words):
+    message = invalid(with_hidden_seed(rubric_source("bs6207-a1"), value))
+    assert "course/a1.toml" in message and "trials.hidden_seed: expected" in message and words in message, message
+    assert "backprop-grader rubric secret" in message and "32 hexadecimal digits" in message
+
+
+def test_a_secret_hidden_seed_of_32_or_more_hex_digits_is_accepted_and_published_in_the_schema(rubric_source):
+    for secret in (new_secret(), new_secret().upper(), new_secret() + new_secret()):
+        text = with_hidden_seed(rubric_source("deep-relu"), f'"{secret}"')
+        assert parse_rubric(text.encode(), Path("mine.toml")).trials.hidden_seed == secret
+    field = Rubric.model_json_schema()["$defs"]["TrialsSpec"]["properties"]["hidden_seed"]
+    assert {"type": "string", "pattern": PATTERN} in field["anyOf"] and "rubric secret" in field["description"]
+    assert all(secret_problem(load_rubric(r).trials.hidden_seed) is None for r in CONTRACT_RUBRICS)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from grader.rubric_files import load_rubric
+from grader.secret import new_secret
 from grader.trials import make_trial, trials_for
 
-from conftest import BUNDLED_RUBRICS, REPO
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
 
 def digest(trial) -> str:
@@ -55,8 +56,46 @@ def test_hidden_trials_come_from_the_hidden_seed_and_can_be_overridden():
     rubric = load_rubric("bs6207-a1")
     task = rubric.tasks[0]
     public, hidden = make_trial(rubric, task, "public", 0), make_trial(rubric, task, "hidden", 0)
-    other = make_trial(rubric, task, "hidden", 0, hidden_seed=12345)
-    assert digest(public) != digest(hidden) != digest(other)
+    other = make_trial(rubric, task, "hidden", 0, hidden_seed=new_secret())
+    assert len({digest(public), digest(hidden), digest(other)}) == 3
+    with pytest.raises(ValueError, match="backprop-grader rubric secret"):
+        make_trial(rubric, task, "hidden", 0, hidden_seed=12345)  # an integer is never a hidden seed
+
+
+def with_secret(rubric, secret):
+    return rubric.model_copy(update={"trials": rubric.trials.model_copy(update={"hidden_seed": secret})})
+
+
+@pytest.mark.parametrize("rubric_id", CONTRACT_RUBRICS)
+def test_hidden_trials_are_not_those_of_any_integer_seed_near_the_public_one(rubric_id):
+    """Issue 16 item 3: the bundled hidden seed was the public seed followed by 01, found by brute force in
+    7 s. No integer seed the old scheme used, the public one and its neighbours included, gives a hidden trial."""
+    rubric = load_rubric(rubric_id)
+    candidates = {*range(1000), *(rubric.seed * 100 + k for k in range(100)), *(rubric.seed * 1000 + k for k in range(1000))}
+    for task in rubric.tasks:
+        hidden = {make_trial(rubric, task, "hidden", i).x.tobytes() for i in range(rubric.trials.hidden)}
+        for seed in candidates:
+            as_public = rubric.model_copy(update={"seed": seed})  # public trials: the old scheme's [seed, index, task]
+            for index in range(0 if task.given is None else 1, rubric.trials.hidden):
+                assert make_trial(as_public, task, "public", index).x.tobytes() not in hidden, (task.id, seed, index)
+
+
+def test_hidden_trials_change_with_every_digit_of_the_secret_and_not_with_the_public_seed():
+    """A keyed hash of (secret, task id, index): one digit changes every hidden trial; the public seed, the
+    task order and the digits' case change none."""
+    rubric = load_rubric("softmax-dropout")
+    secret = new_secret()
+    base = with_secret(rubric, secret)
+    flipped = with_secret(rubric, secret[:-1] + ("0" if secret[-1] != "0" else "1"))
+    reseeded = base.model_copy(update={"seed": rubric.seed + 1})
+    reordered = base.model_copy(update={"tasks": list(reversed(rubric.tasks))})
+    capitals = with_secret(rubric, secret.upper())
+    for task in rubric.tasks:
+        first = [digest(t) for t in trials_for(base, task, ("hidden",))]
+        assert not set(first) & {digest(t) for t in trials_for(flipped, task, ("hidden",))}
+        for same in (reseeded, reordered, capitals):
+            assert [digest(t) for t in trials_for(same, task, ("hidden",))] == first
+        assert [digest(t) for t in trials_for(reseeded, task, ("public",))] != [digest(t) for t in trials_for(base, task, ("public",))]
 
 
 def test_public_trial_zero_of_softmax_dropout_is_the_handouts_instance():
