@@ -3,7 +3,8 @@
 Each derivative is evaluated at the pre-activation z (not at the activation a = f(z)): backprop needs
 df/dz at the z the forward pass saw, and taking it at a is one of the catalogued student mistakes.
 ReLU's derivative at exactly 0 is 0, as in torch, so a reference gradient matches autograd bit for bit
-on dead units.
+on dead units. "identity" (no activation: a linear layer followed directly by the next, as in a student's
+net with one activation left out) is a layer's activation too (`layer_activation`), never a task's.
 """
 
 from __future__ import annotations
@@ -66,6 +67,24 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", relu, drelu),
     "tanh": Activation("tanh", tanh, dtanh),
 }
+
+
+def identity(z: Array) -> Array:
+    """z itself: a layer without activation."""
+    return np.array(z, dtype=np.float64)
+
+
+def didentity(z: Array) -> Array:
+    """1 everywhere."""
+    return np.ones_like(np.asarray(z, dtype=np.float64))
+
+
+IDENTITY = Activation("identity", identity, didentity)
+
+
+def layer_activation(name: str) -> Activation:
+    """The activation of one hidden layer: one of ACTIVATIONS, or "identity" for a layer without one."""
+    return IDENTITY if name == "identity" else get_activation(name)
 
 
 def get_activation(name: str) -> Activation:

@@ -39,6 +39,7 @@ from reference.mistakes_mutants import (
     gradients_after_update,
     mlp,
     mlp_hidden,
+    mlp_layers_without_activation,
     mlp_relu_only,
     mlp_square_layers,
     mlp_unless,
@@ -138,6 +139,15 @@ CATALOGUE: tuple[Mistake, ...] = (
         "the gradients of the prediction, not of the loss.",
         "Start the backward pass with delta = 2(ŷ − y) (divided by the batch size for a mean loss).",
         mlp_regression=partial(mlp, MlpTwist(dL_daL=loss_derivative_one))),
+    mistake(
+        "derivative_without_activation", "activation derivative taken at a layer that has no activation",
+        "Your gradients below a hidden layer that your net leaves without activation (a Linear followed "
+        "directly by the next Linear) match a backward pass that still multiplies by the activation's "
+        "derivative there. Where the forward pass applies no activation, the derivative is 1: the error "
+        "passes through unchanged.",
+        "Multiply by f'(z) only at the layers whose output went through f in your forward pass; at a layer "
+        "without activation, delta = (next delta) @ W_next and nothing more.",
+        mlp_regression=partial(mlp_layers_without_activation, MlpTwist(derivative_without_activation=True))),
     mistake(
         "backprop_through_w_instead_of_wt", "backpropagated through W instead of Wᵀ",
         "Your gradients below a square layer match a backward pass that sends the error back through the "

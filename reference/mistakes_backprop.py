@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference import mlp_regression
-from reference.activations import drelu, get_activation, relu
+from reference.activations import drelu, layer_activation, relu
 from reference.softmax_classifier import cross_entropy, has_biases, linear, log_softmax
 
 Array = np.ndarray
@@ -26,17 +26,18 @@ DERIVATIVE_OF_ACTIVATION: dict[str, Callable[[Array], Array]] = {
     "sigmoid": lambda a: a * (1.0 - a),
     "tanh": lambda a: 1.0 - a * a,
     "relu": lambda a: (a > 0).astype(np.float64),
+    "identity": np.ones_like,
 }
 
 
 def derivative_at_preactivation(activation: str, z: Array) -> Array:
     """f'(z): the reference."""
-    return get_activation(activation).df(z)
+    return layer_activation(activation).df(z)
 
 
 def derivative_at_activation(activation: str, z: Array) -> Array:
     """f'(a) with a = f(z) already activated: e.g. sigmoid_derivative(a) = σ(a)(1 − σ(a))."""
-    f = get_activation(activation)
+    f = layer_activation(activation)
     return f.df(f.f(z))
 
 
@@ -66,8 +67,8 @@ def loss_derivative_one(aL: Array, y: Array) -> Array:
 
 
 def relu_tie_to_one(activation: str, z: Array) -> Array:
-    """The hidden derivative of a ReLU mlp with relu'(0) = 1 (`activation` is "relu")."""
-    return relu_derivative_one_at_zero(z)
+    """The hidden derivative of a ReLU layer with relu'(0) = 1 (a layer without activation keeps its 1)."""
+    return derivative_at_preactivation(activation, z) if activation == "identity" else relu_derivative_one_at_zero(z)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class MlpTwist:
     untransposed_weights: backpropagate through W_lᵀ where the reference uses W_l (torch layout; W_l
     instead of W_lᵀ on paper) at every square layer, the only ones where the shapes let that run.
     preactivation_in_dW: dW_l = delta_lᵀ z_{l-1} instead of delta_lᵀ a_{l-1} (layer 1 keeps a0 = x).
+    derivative_without_activation: at a hidden layer the net leaves without activation, multiply by the
+    net's (main) activation's derivative all the same, where the reference multiplies by 1.
     """
 
     dL_daL: Callable[[Array, Array], Array] = squared_loss_derivative
@@ -86,20 +89,24 @@ class MlpTwist:
     hidden_derivative: Callable[[str, Array], Array] = derivative_at_preactivation
     untransposed_weights: bool = False
     preactivation_in_dW: bool = False
+    derivative_without_activation: bool = False
 
 
 def mlp_pass(
     x: Array,
     y: Array,
     params: Mapping[str, Array],
-    activation: str,
+    activation: mlp_regression.Activations,
     reduction: str,
     twist: MlpTwist = MlpTwist(),
 ) -> dict[str, Array]:
-    """prediction, loss, dW_l (and db_l) of mlp_regression with the backward pass bent by `twist`."""
+    """prediction, loss, dW_l (and db_l) of mlp_regression with the backward pass bent by `twist`
+    (`activation`: one name for every hidden layer, or one per hidden layer)."""
     mlp_regression.check_reduction(reduction)
-    df = get_activation(activation).df
     L, has_bias = mlp_regression.count_layers(params)
+    hidden = [f.name for f in mlp_regression.hidden_activations(activation, L)]
+    main = mlp_regression.main_activation(activation)
+    df = layer_activation(main).df
     cache = mlp_regression.forward(x, params, activation)
     y = np.asarray(y, dtype=np.float64)
     aL = cache[f"a{L}"]
@@ -122,8 +129,11 @@ def mlp_pass(
         if l > 1:
             # dL/da_{l-1} = delta_l W_l (the twist: delta_l W_lᵀ, where W_l is square)
             through = W.T if twist.untransposed_weights and W.shape[0] == W.shape[1] else W
-            # delta_{l-1} = dL/da_{l-1} ⊙ f'(z_{l-1})
-            delta = (delta @ through) * twist.hidden_derivative(activation, cache[f"z{l - 1}"])
+            # delta_{l-1} = dL/da_{l-1} ⊙ f_{l-1}'(z_{l-1}) (the twist: f' where layer l − 1 has no f)
+            name = hidden[l - 2]
+            if name == "identity" and twist.derivative_without_activation:
+                name = main
+            delta = (delta @ through) * twist.hidden_derivative(name, cache[f"z{l - 1}"])
     return out
 
 

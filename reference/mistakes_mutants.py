@@ -31,7 +31,7 @@ class Instance:
     x: Array
     y: Array
     params: Mapping[str, Array]
-    activation: str = "sigmoid"
+    activation: mlp_regression.Activations = "sigmoid"  # one name, or one per hidden layer
     reduction: str = "sum"
     masks: Array | None = None
     p: float = 0.0
@@ -102,13 +102,20 @@ def mlp(twist: MlpTwist, inst: Instance) -> Values:
 
 
 def mlp_unless(activations: tuple[str, ...], twist: MlpTwist, inst: Instance) -> Values | None:
-    """The twisted mlp, or None for the activations on which the twist is the reference itself."""
-    return None if inst.activation in activations else mlp(twist, inst)
+    """The twisted mlp, or None for the (main) activations on which the twist is the reference itself."""
+    return None if mlp_regression.main_activation(inst.activation) in activations else mlp(twist, inst)
 
 
 def mlp_relu_only(twist: MlpTwist, inst: Instance) -> Values | None:
     """The twisted mlp for ReLU nets only."""
-    return mlp(twist, inst) if inst.activation == "relu" else None
+    return mlp(twist, inst) if mlp_regression.main_activation(inst.activation) == "relu" else None
+
+
+def mlp_layers_without_activation(twist: MlpTwist, inst: Instance) -> Values | None:
+    """The twisted mlp where some hidden layer has no activation (per-layer activations), else None."""
+    if isinstance(inst.activation, str) or "identity" not in inst.activation:
+        return None
+    return None if mlp_regression.main_activation(inst.activation) == "identity" else mlp(twist, inst)
 
 
 def mlp_square_layers(twist: MlpTwist, inst: Instance) -> Values | None:

@@ -4,17 +4,23 @@ Net: a0 = x (N, d); for l = 1..L:  z_l = a_{l-1} W_lᵀ + b_l,  a_l = f(z_l) for
 a_L = z_L (identity output). Loss L = Σ (a_L − y)² ("sum") or that over the number of elements ("mean",
 as torch.nn.MSELoss). Parameters are in torch layout: W_l (out, in), b_l (out,). Biases are all present
 or all absent. Everything is float64 so the reference agrees with its torch twin to rounding.
+
+`activation` is one name for every hidden layer ("sigmoid", "relu", "tanh"), or one name per hidden layer
+(a sequence of L − 1), where "identity" is a layer without activation: the net a student actually built,
+such as an nn.Sequential with a Linear left without its ReLU, is computed exactly as it ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from reference.activations import get_activation
+from reference.activations import Activation, layer_activation
 
 Array = np.ndarray
+Activations = str | Sequence[str]  # one name for every hidden layer, or one per hidden layer
 
 REDUCTIONS = ("sum", "mean")
 
@@ -43,16 +49,33 @@ def count_layers(params: Mapping[str, Array]) -> tuple[int, bool]:
     return L, bool(present)
 
 
+def hidden_activations(activation: Activations, L: int) -> list[Activation]:
+    """The activation of each hidden layer 1..L−1 of an L-layer net (one name for all, or one per layer)."""
+    names = [activation] * (L - 1) if isinstance(activation, str) else list(activation)
+    if len(names) != L - 1:
+        raise ValueError(f"activation: expected one name per hidden layer ({L - 1}), found {len(names)}: {names}")
+    return [layer_activation(name) for name in names]
+
+
+def main_activation(activation: Activations) -> str:
+    """The net's hidden activation: the name itself, or the one most hidden layers have ("identity" only
+    when no layer has another)."""
+    if isinstance(activation, str):
+        return activation
+    counts = Counter(name for name in activation if name != "identity")
+    return counts.most_common(1)[0][0] if counts else "identity"
+
+
 def check_reduction(reduction: str) -> None:
     """Reject anything but "sum" or "mean" with a message naming both."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; expected 'sum' or 'mean'")
 
 
-def forward(x: Array, params: Mapping[str, Array], activation: str = "sigmoid") -> dict[str, Array]:
+def forward(x: Array, params: Mapping[str, Array], activation: Activations = "sigmoid") -> dict[str, Array]:
     """Every intermediate of the forward pass: "a0", "z1", "a1", …, "zL", "aL" (aL = zL)."""
-    f = get_activation(activation).f
     L, has_bias = count_layers(params)
+    hidden = hidden_activations(activation, L)
     cache: dict[str, Array] = {"a0": np.array(x, dtype=np.float64)}  # a copy: callers may edit it
     for l in range(1, L + 1):
         W = np.asarray(params[f"W{l}"], dtype=np.float64)
@@ -60,7 +83,7 @@ def forward(x: Array, params: Mapping[str, Array], activation: str = "sigmoid") 
         if has_bias:
             z = z + np.asarray(params[f"b{l}"], dtype=np.float64)
         cache[f"z{l}"] = z
-        cache[f"a{l}"] = f(z) if l < L else z  # hidden: a_l = f(z_l); output: identity
+        cache[f"a{l}"] = hidden[l - 1].f(z) if l < L else z  # hidden: a_l = f_l(z_l); output: identity
     return cache
 
 
@@ -76,7 +99,7 @@ def scratch(
     x: Array,
     y: Array,
     params: Mapping[str, Array],
-    activation: str = "sigmoid",
+    activation: Activations = "sigmoid",
     reduction: str = "sum",
 ) -> dict[str, Array]:
     """Prediction, loss and every dW_l (and db_l when biases exist) by the chain rule, layer by layer.
@@ -84,8 +107,8 @@ def scratch(
     Returns "prediction" (N, out), "loss" (0-d), "dW1".."dWL" shaped like W_l, "db1".."dbL" (out,).
     """
     check_reduction(reduction)
-    df = get_activation(activation).df
     L, has_bias = count_layers(params)
+    hidden = hidden_activations(activation, L)
     cache = forward(x, params, activation)
     y = np.asarray(y, dtype=np.float64)
     aL = cache[f"a{L}"]
@@ -106,6 +129,6 @@ def scratch(
         if has_bias:
             out[f"db{l}"] = delta.sum(axis=0)
         if l > 1:
-            # delta_{l-1} = (delta_l W_l) ⊙ f'(z_{l-1})
-            delta = (delta @ W) * df(cache[f"z{l - 1}"])
+            # delta_{l-1} = (delta_l W_l) ⊙ f_{l-1}'(z_{l-1})  (1 at a layer without activation)
+            delta = (delta @ W) * hidden[l - 2].df(cache[f"z{l - 1}"])
     return out

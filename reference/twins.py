@@ -7,7 +7,8 @@ copied into fresh tensors and never modified. Each twin runs under `torch.enable
 even when called inside `torch.no_grad()`, and leaves torch's global RNG alone.
 
 The canonical mlp is what students build: torch.nn.Linear layers (float64), torch.sigmoid / torch.relu /
-torch.tanh between them, identity output, loss = ((prediction − y)**2).sum() or .mean().
+torch.tanh between them (one name for all hidden layers, or one per layer, "identity" for none), identity
+output, loss = ((prediction − y)**2).sum() or .mean().
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reference.mlp_regression import check_reduction, count_layers, target
+from reference.mlp_regression import Activations, check_reduction, count_layers, target
 from reference.softmax_classifier import has_biases
 
 Array = np.ndarray
@@ -42,7 +43,9 @@ def to_numpy(t: Tensor) -> Array:
 
 
 def torch_activation(name: str) -> Callable[[Tensor], Tensor]:
-    """torch.sigmoid / torch.relu / torch.tanh by name."""
+    """torch.sigmoid / torch.relu / torch.tanh by name; "identity": the layer's output as it is."""
+    if name == "identity":
+        return lambda t: t
     if name not in TORCH_ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; expected one of: {', '.join(TORCH_ACTIVATIONS)}")
     return TORCH_ACTIVATIONS[name]
@@ -56,14 +59,17 @@ def build_mlp(layers: Sequence[int], bias: bool) -> list[nn.Linear]:
     ]
 
 
-def run_mlp(linears: Sequence[nn.Linear], activation: str, x: Tensor) -> Tensor:
-    """The canonical forward pass: activation after every Linear but the last."""
-    f = torch_activation(activation)
+def run_mlp(linears: Sequence[nn.Linear], activation: Activations, x: Tensor) -> Tensor:
+    """The canonical forward pass: activation after every Linear but the last (one name for all hidden
+    layers, or one per hidden layer)."""
+    names = [activation] * (len(linears) - 1) if isinstance(activation, str) else list(activation)
+    if len(names) != len(linears) - 1:
+        raise ValueError(f"activation: expected one name per hidden layer ({len(linears) - 1}), found {names}")
     a = x
     for l, linear in enumerate(linears, start=1):
         a = linear(a)
         if l < len(linears):
-            a = f(a)
+            a = torch_activation(names[l - 1])(a)
     return a
 
 
@@ -78,7 +84,7 @@ def mlp_regression(
     x: Array,
     y: Array,
     params: Mapping[str, Array],
-    activation: str = "sigmoid",
+    activation: Activations = "sigmoid",
     reduction: str = "sum",
 ) -> dict[str, Array]:
     """prediction, loss, dW_l (and db_l) of task 1 from autograd on the canonical nn.Linear net."""

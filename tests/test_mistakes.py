@@ -521,3 +521,47 @@ def test_every_mistake_that_applies_to_a_rubric_has_a_buggy_sample(rubric_id):
         expected |= set(applicable(rubric_trial(task, 0)))
     found = {p.stem for p in SAMPLES if p.parent.name == rubric_id}
     assert found == expected
+
+
+# --- nets with a hidden layer left without activation (seed 002's extra Linear) -------------------------
+def seed_002_backward(x, y, params, L):
+    """Seed 002's hand-written backward, generalised: weights moved to numpy in×out, 1-D vectors, layer 1
+    without activation in the forward pass, and d_relu(hiddens[0]) applied to it all the same."""
+    weights = [params[f"W{l}"].T for l in range(1, L + 1)]
+    hiddens, a = [], x[0]
+    for i in range(L):
+        z = a.dot(weights[i]) + params[f"b{i + 1}"]
+        a = np.maximum(z, 0.0) if 0 < i < L - 1 else z
+        hiddens.append(a)
+    dt = 2 * (hiddens[-1] - y[0])
+    grads = {f"dW{L}": np.outer(dt, hiddens[-2]), f"db{L}": dt}
+    for i in range(L - 2, 0, -1):
+        dt = dt.dot(weights[i + 1].T) * (hiddens[i] > 0)
+        grads[f"dW{i + 1}"], grads[f"db{i + 1}"] = np.outer(dt, hiddens[i - 1]), dt
+    dt = dt.dot(weights[1].T) * (hiddens[0] > 0)  # the seed's d_relu at a layer that has no ReLU
+    grads["dW1"], grads["db1"] = np.outer(dt, x[0]), dt
+    return grads
+
+
+def test_derivative_without_activation_is_seed_002s_relu_derivative_at_its_linear_first_layer():
+    trial = mlp_trial(4, [4, 6, 6, 6, 1], 1, ("identity", "relu", "relu"), lr=0.0)
+    found = gradients(mutant("derivative_without_activation", trial))
+    student = seed_002_backward(trial["x"], trial["y"], trial["params"], 4)
+    assert all_close(found, student, keys=set(student))
+    expected = gradients(reference(trial))
+    assert not all_close(found, expected, 1e-6, keys={"dW1", "db1"}) and all_close(found, expected, keys={"dW4", "dW2"})
+
+
+def test_derivative_without_activation_applies_only_to_nets_with_a_layer_without_activation():
+    assert mutant("derivative_without_activation", mlp_trial(0, [2, 3, 3, 1], 1, "relu")) is None
+    assert mutant("derivative_without_activation", mlp_trial(0, [2, 3, 3, 1], 1, ("identity", "identity"))) is None
+
+
+@pytest.mark.parametrize("mistake_id", ["derivative_at_activation", "relu_derivative_at_zero", "missing_factor_2"])
+def test_per_layer_mutants_keep_the_derivative_1_at_a_layer_without_activation(mistake_id):
+    """A twist of the activation's derivative leaves a layer without activation alone: its delta passes
+    through unchanged, as the reference's does."""
+    trial = mlp_trial(5, [3, 5, 5, 1], 1, ("identity", "sigmoid" if mistake_id != "relu_derivative_at_zero" else "relu"))
+    values = mutant(mistake_id, trial)
+    delta2 = values["db2"][None, :]  # one example: db2 is delta2
+    assert close(values["db1"], (delta2 @ trial["params"]["W2"])[0], 1e-12)

@@ -178,3 +178,41 @@ def test_an_unknown_reduction_is_rejected():
     x, y, params = make_trial(0, [2, 3, 1], batch=1, bias=True)
     with pytest.raises(ValueError, match="'sum' or 'mean'"):
         mlp_regression.scratch(x, y, params, reduction="avg")
+
+
+# The seed's deep net: one more Linear than asked, the first left without its ReLU.
+SEED_002 = [10] + [21] * 11 + [1]
+SEED_002_ACTIVATIONS = ("identity",) + ("relu",) * 10
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_per_layer_activations_match_autograd_on_the_net_with_a_linear_left_without_its_relu(batch):
+    x, y, params = make_trial(3, SEED_002, batch, bias=True)
+    found = mlp_regression.scratch(x, y, params, SEED_002_ACTIVATIONS)
+    assert_matches(found, twins.mlp_regression(x, y, params, SEED_002_ACTIVATIONS))
+    assert not np.allclose(found["dW1"], mlp_regression.scratch(x, y, params, "relu")["dW1"])
+
+
+def test_per_layer_activations_match_central_differences():
+    layers, activations = [3, 4, 4, 4, 1], ("tanh", "identity", "sigmoid")
+    x, y, params = make_trial(8, layers, batch=2, bias=True)
+    found = mlp_regression.scratch(x, y, params, activations)
+    assert_gradients_match_central_differences(found, x, y, params, activations, "sum")
+
+
+def test_a_layer_without_activation_passes_its_pre_activation_on():
+    x, _, params = make_trial(0, [2, 5, 5, 1], batch=3, bias=True)
+    cache = mlp_regression.forward(x, params, ("identity", "relu"))
+    np.testing.assert_array_equal(cache["a1"], cache["z1"])
+    np.testing.assert_array_equal(cache["a2"], np.maximum(cache["z2"], 0.0))
+    same = mlp_regression.scratch(x, mlp_regression.target(x), params, ("tanh", "tanh"))
+    assert_matches(same, mlp_regression.scratch(x, mlp_regression.target(x), params, "tanh"), rtol=0.0)
+
+
+def test_one_name_per_hidden_layer_is_required_and_the_main_activation_is_the_most_common():
+    x, y, params = make_trial(0, [2, 5, 5, 1], batch=1, bias=True)
+    with pytest.raises(ValueError, match="one name per hidden layer"):
+        mlp_regression.scratch(x, y, params, ("relu",))
+    assert mlp_regression.main_activation(SEED_002_ACTIVATIONS) == "relu"
+    assert mlp_regression.main_activation(("identity", "identity")) == "identity"
+    assert mlp_regression.main_activation("tanh") == "tanh"
