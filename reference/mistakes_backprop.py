@@ -46,6 +46,11 @@ def derivative_formula_on_preactivation(activation: str, z: Array) -> Array:
     return DERIVATIVE_OF_ACTIVATION[activation](np.asarray(z, dtype=np.float64))
 
 
+def relu_derivative_omitted(z: Array) -> Array:
+    """1 everywhere: ReLU's derivative left out of delta1."""
+    return np.ones_like(np.asarray(z, dtype=np.float64))
+
+
 def relu_derivative_one_at_zero(z: Array) -> Array:
     """1 where z ≥ 0, else 0: ReLU's derivative with the tie at z = 0 going to 1."""
     return (np.asarray(z, dtype=np.float64) >= 0).astype(np.float64)
@@ -66,6 +71,11 @@ def loss_derivative_one(aL: Array, y: Array) -> Array:
     return np.ones_like(aL)
 
 
+def derivative_omitted(activation: str, z: Array) -> Array:
+    """1 everywhere: the activation's derivative left out of delta."""
+    return np.ones_like(np.asarray(z, dtype=np.float64))
+
+
 def relu_tie_to_one(activation: str, z: Array) -> Array:
     """The hidden derivative of a ReLU layer with relu'(0) = 1 (a layer without activation keeps its 1)."""
     return derivative_at_preactivation(activation, z) if activation == "identity" else relu_derivative_one_at_zero(z)
@@ -79,7 +89,10 @@ class MlpTwist:
     output is the identity. hidden_derivative(activation, z): what stands for f'(z_l) at hidden layers.
     untransposed_weights: backpropagate through W_lᵀ where the reference uses W_l (torch layout; W_l
     instead of W_lᵀ on paper) at every square layer, the only ones where the shapes let that run.
-    preactivation_in_dW: dW_l = delta_lᵀ z_{l-1} instead of delta_lᵀ a_{l-1} (layer 1 keeps a0 = x).
+    dW_input: what dW_l = delta_lᵀ · (…) is built from: "previous" a_{l-1} (the reference), "preactivation"
+    z_{l-1} (layer 1 keeps a0 = x), "next" the layer's own output a_l, "input" the net's input x; each
+    twist only where it has a_{l-1}'s shape (elsewhere the student's code could not have run).
+    bias_summed: db_l = Σ_rows delta_l; False keeps one row per example (shape (N, out)).
     derivative_without_activation: at a hidden layer the net leaves without activation, multiply by the
     net's (main) activation's derivative all the same, where the reference multiplies by 1.
     """
@@ -88,7 +101,8 @@ class MlpTwist:
     output_derivative: bool = False
     hidden_derivative: Callable[[str, Array], Array] = derivative_at_preactivation
     untransposed_weights: bool = False
-    preactivation_in_dW: bool = False
+    dW_input: str = "previous"
+    bias_summed: bool = True
     derivative_without_activation: bool = False
 
 
@@ -121,11 +135,10 @@ def mlp_pass(
 
     for l in range(L, 0, -1):
         W = np.asarray(params[f"W{l}"], dtype=np.float64)
-        # dW_l = delta_lᵀ a_{l-1} (the twist takes z_{l-1}),  db_l = Σ_rows delta_l
-        a_prev = cache[f"z{l - 1}"] if twist.preactivation_in_dW and l > 1 else cache[f"a{l - 1}"]
-        out[f"dW{l}"] = delta.T @ a_prev
+        # dW_l = delta_lᵀ a_{l-1} (the twist takes z_{l-1}, a_l or x),  db_l = Σ_rows delta_l (or delta_l)
+        out[f"dW{l}"] = delta.T @ weight_input(cache, l, twist.dW_input)
         if has_bias:
-            out[f"db{l}"] = delta.sum(axis=0)
+            out[f"db{l}"] = delta.sum(axis=0) if twist.bias_summed else delta.copy()
         if l > 1:
             # dL/da_{l-1} = delta_l W_l (the twist: delta_l W_lᵀ, where W_l is square)
             through = W.T if twist.untransposed_weights and W.shape[0] == W.shape[1] else W
@@ -137,6 +150,14 @@ def mlp_pass(
     return out
 
 
+def weight_input(cache: Mapping[str, Array], l: int, choice: str) -> Array:
+    """What dW_l is built from under MlpTwist.dW_input `choice`, where that has a_{l-1}'s shape."""
+    previous = cache[f"a{l - 1}"]
+    used = {"previous": previous, "preactivation": cache[f"z{l - 1}"] if l > 1 else previous,
+            "next": cache[f"a{l}"], "input": cache["a0"] if l > 1 else previous}[choice]
+    return used if used.shape == previous.shape else previous
+
+
 @dataclass(frozen=True)
 class ClassifierTwist:
     """Where a softmax-classifier backward pass departs from the chain rule; the defaults are the reference.
@@ -144,12 +165,14 @@ class ClassifierTwist:
     logits_for_probs: dL/dz2 = z2 − y (the logits) instead of probs − y. relu_derivative(z1): what stands
     for relu'(z1). preactivation_in_dW2: dW2 = delta2ᵀ z1 (before ReLU and dropout) instead of
     delta2ᵀ h_drop. keep_in_backward: multiply dL/dh by the dropout keep factor, as the forward did.
+    bias_summed: db_l = Σ_rows delta_l; False keeps one row per example.
     """
 
     logits_for_probs: bool = False
     relu_derivative: Callable[[Array], Array] = drelu
     preactivation_in_dW2: bool = False
     keep_in_backward: bool = True
+    bias_summed: bool = True
 
 
 def classifier_pass(
@@ -192,8 +215,8 @@ def classifier_pass(
     # z1 = x W1ᵀ + b1  ⇒  dW1 = delta1ᵀ x
     out["dW1"] = delta1.T @ x
     if bias:
-        out["db2"] = delta2.sum(axis=0)
-        out["db1"] = delta1.sum(axis=0)
+        out["db2"] = delta2.sum(axis=0) if twist.bias_summed else delta2.copy()
+        out["db1"] = delta1.sum(axis=0) if twist.bias_summed else delta1.copy()
     return out
 
 

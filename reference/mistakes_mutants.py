@@ -1,15 +1,20 @@
-"""The mutants of the mistake catalogue: the reference's quantities as a given mistake changes them.
+"""The mutants of the mistake catalogue: the reference's quantities as a mistake, or two at once, change them.
 
-`reference.mistakes` names and explains each mistake and points at one of these functions; they either
-transform the reference's output (a sign, a factor, a transpose, another reduction, other weights) or
-run the twisted backward pass of `reference.mistakes_backprop`. Each takes the trial as an `Instance`
-and returns the reference's keys for its kind, or None where the mistake cannot apply.
+Each catalogued mistake is an `Edit` of the reference, made of parts two mistakes can share: fields of
+the twisted backward passes (`reference.mistakes_backprop`), a sign or a factor 2 on the gradients (for
+training: steps uphill, or along the running sum of gradients), every dW transposed, the other loss
+reduction, an optimizer step before the gradients are read, and for training the dropout scaling. Two
+edits `combine` when no part is set by both, so every pair of mistakes has a mutant without one being
+written for it: a student who drops the factor 2 and flips the sign is one combined edit away from the
+reference. `run_edit` computes an edit's values on a trial (an `Instance`), keyed like the reference for
+its kind, or None where the edit cannot apply there (each part's condition: a square layer, a ReLU net,
+a batch of more than one …).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -38,7 +43,83 @@ class Instance:
     lr: float = 0.0
 
 
-Mutant = Callable[[Instance], "Values | None"]
+Condition = Callable[[Instance], bool]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """How a mistake bends the reference; the defaults are the reference. `mlp` and `classifier`: fields
+    of MlpTwist and ClassifierTwist (the latter also for training). negate: gradients × −1 (training
+    steps uphill); accumulate: gradients × 2, .grad added into twice (training steps along the running
+    sum); transpose: every dW_l transposed; reduction: the one used where the other was asked; step: the
+    gradients at the weights after one SGD step of lr; keep_scale(p): kept units scaled by it instead of
+    1/(1 − p); no_dropout: the masks never applied. `conditions`: where the edit can apply at all."""
+
+    mlp: tuple[tuple[str, object], ...] = ()
+    classifier: tuple[tuple[str, object], ...] = ()
+    negate: bool = False
+    accumulate: bool = False
+    transpose: bool = False
+    reduction: str | None = None
+    step: bool = False
+    keep_scale: Callable[[float], float] | None = None
+    no_dropout: bool = False
+    conditions: tuple[Condition, ...] = ()
+
+
+def combine(first: Edit, second: Edit) -> Edit | None:
+    """Both edits at once, or None when they set the same part (two stand-ins for one derivative, two
+    reductions …) or one undoes the other's subject (no dropout with a dropout scaling or mask mistake)."""
+    parts = {}
+    for field in fields(Edit):
+        a, b = getattr(first, field.name), getattr(second, field.name)
+        if field.name in ("mlp", "classifier"):
+            if {key for key, _ in a} & {key for key, _ in b}:
+                return None
+            parts[field.name] = a + b
+        elif field.name == "conditions":
+            parts[field.name] = a + b
+        elif a != field.default and b != field.default:
+            return None
+        else:
+            parts[field.name] = b if a == field.default else a
+    merged = Edit(**parts)
+    if merged.no_dropout and (merged.keep_scale is not None or dict(merged.classifier).get("keep_in_backward") is False):
+        return None
+    return merged
+
+
+def run_edit(edit: Edit, inst: Instance) -> Values | None:
+    """The values a submission with this edit's mistakes computes on the instance, or None where it
+    cannot apply. The optimizer step of `step` uses the gradients the edited pass computed."""
+    if not all(condition(inst) for condition in edit.conditions):
+        return None
+    if edit.reduction is not None:
+        if inst.reduction == edit.reduction or mean_divisor(inst) == 1:
+            return None  # the reduction asked, or one where "mean" and "sum" agree
+        inst = replace(inst, reduction=edit.reduction)
+    if inst.kind == "dropout_training":
+        keep = None if edit.no_dropout else edit.keep_scale(inst.p) if edit.keep_scale else 1.0 / (1.0 - inst.p)
+        return dropout_sgd(inst.x, inst.y, inst.params, inst.masks, keep, inst.lr, inst.reduction,
+                           ClassifierTwist(**dict(edit.classifier)), ascend=edit.negate, accumulate=edit.accumulate)
+    values = _backward(edit, inst)
+    if edit.step:
+        if inst.lr <= 0:
+            return None
+        stepped = {name: np.asarray(P, dtype=np.float64) - inst.lr * values[f"d{name}"] for name, P in inst.params.items()}
+        values = _backward(edit, replace(inst, params=stepped))
+    factor = (-1.0 if edit.negate else 1.0) * (2.0 if edit.accumulate else 1.0)
+    if factor != 1.0:
+        values = {k: factor * v if k.startswith("d") else v for k, v in values.items()}
+    if edit.transpose:
+        values = {k: v.T if k.startswith("dW") else v for k, v in values.items()}
+    return values
+
+
+def _backward(edit: Edit, inst: Instance) -> Values:
+    if inst.kind == "mlp_regression":
+        return mlp_pass(inst.x, inst.y, inst.params, inst.activation, inst.reduction, MlpTwist(**dict(edit.mlp)))
+    return classifier_pass(inst.x, inst.y, inst.params, inst.reduction, None, ClassifierTwist(**dict(edit.classifier)))
 
 
 def reference_values(inst: Instance) -> Values:
@@ -54,24 +135,6 @@ def reference_values(inst: Instance) -> Values:
     raise ValueError(f"unknown task kind {inst.kind!r}; expected one of: {', '.join(KINDS)}")
 
 
-# --- mutants of the reference's output ---------------------------------------------------------------
-def scaled_gradients(factor: float, inst: Instance) -> Values:
-    """Every dW/db times `factor`; prediction, probs and loss as in the reference."""
-    return {k: factor * v if k.startswith("d") else v for k, v in reference_values(inst).items()}
-
-
-def transposed_gradients(inst: Instance) -> Values:
-    """Every dW_l transposed (in × out); db_l, prediction and loss as in the reference."""
-    return {k: v.T if k.startswith("dW") else v for k, v in reference_values(inst).items()}
-
-
-def other_reduction(reduction: str, inst: Instance) -> Values | None:
-    """The reference with the other reduction, where `reduction` was asked and "mean" divides by > 1."""
-    if inst.reduction != reduction or mean_divisor(inst) == 1:
-        return None
-    return reference_values(replace(inst, reduction="mean" if reduction == "sum" else "sum"))
-
-
 def mean_divisor(inst: Instance) -> int:
     """What "mean" divides by: N · outputs for mlp_regression (as MSELoss), N for the classifiers."""
     N = np.shape(inst.x)[0]
@@ -80,78 +143,46 @@ def mean_divisor(inst: Instance) -> int:
     return N
 
 
-def gradients_after_update(inst: Instance) -> Values | None:
-    """The reference at the weights after one SGD step P ← P − lr·dP (needs lr > 0)."""
-    if inst.lr <= 0:
-        return None
-    gradients = reference_values(inst)
-    stepped = {name: np.asarray(P, dtype=np.float64) - inst.lr * gradients[f"d{name}"]
-               for name, P in inst.params.items()}
-    return reference_values(replace(inst, params=stepped))
-
-
 def count_weights(inst: Instance) -> int:
     """L, the number of weight matrices W1..WL."""
     return sum(1 for name in inst.params if name.startswith("W"))
 
 
-# --- mutants of the backward pass ----------------------------------------------------------------------
-def mlp(twist: MlpTwist, inst: Instance) -> Values:
-    """mlp_regression with the twisted backward pass."""
-    return mlp_pass(inst.x, inst.y, inst.params, inst.activation, inst.reduction, twist)
+# --- where a part can apply (each None-free: an mlp condition holds for the other kinds) ------------------
+def _mlp_only(test: Callable[[Instance], bool]) -> Condition:
+    return lambda inst: inst.kind != "mlp_regression" or test(inst)
 
 
-def mlp_unless(activations: tuple[str, ...], twist: MlpTwist, inst: Instance) -> Values | None:
-    """The twisted mlp, or None for the (main) activations on which the twist is the reference itself."""
-    return None if mlp_regression.main_activation(inst.activation) in activations else mlp(twist, inst)
+def _shapes(inst: Instance) -> list[tuple[int, int]]:
+    """(out, in) of W1..WL."""
+    return [np.shape(inst.params[f"W{l}"]) for l in range(1, count_weights(inst) + 1)]
 
 
-def mlp_relu_only(twist: MlpTwist, inst: Instance) -> Values | None:
-    """The twisted mlp for ReLU nets only."""
-    return mlp(twist, inst) if mlp_regression.main_activation(inst.activation) == "relu" else None
+def not_on(*activations: str) -> Condition:
+    """An mlp whose (main) hidden activation is none of these: there the twist is the reference itself."""
+    return _mlp_only(lambda inst: mlp_regression.main_activation(inst.activation) not in activations)
 
 
-def mlp_layers_without_activation(twist: MlpTwist, inst: Instance) -> Values | None:
-    """The twisted mlp where some hidden layer has no activation (per-layer activations), else None."""
-    if isinstance(inst.activation, str) or "identity" not in inst.activation:
-        return None
-    return None if mlp_regression.main_activation(inst.activation) == "identity" else mlp(twist, inst)
+relu_net = _mlp_only(lambda inst: mlp_regression.main_activation(inst.activation) == "relu")
+has_hidden = _mlp_only(lambda inst: count_weights(inst) > 1)
+square_backprop = _mlp_only(lambda inst: any(rows == cols for rows, cols in _shapes(inst)[1:]))  # W_l, l ≥ 2
+square_layer = _mlp_only(lambda inst: any(rows == cols for rows, cols in _shapes(inst)))  # a_l fits for a_{l−1}
+input_fits = _mlp_only(lambda inst: any(cols == np.shape(inst.x)[1] for _, cols in _shapes(inst)[1:]))
 
 
-def mlp_square_layers(twist: MlpTwist, inst: Instance) -> Values | None:
-    """The twisted mlp where some W_l (l ≥ 2, the ones backpropagated through) is square, else None."""
-    shapes = [np.shape(inst.params[f"W{l}"]) for l in range(2, count_weights(inst) + 1)]
-    return mlp(twist, inst) if any(rows == cols for rows, cols in shapes) else None
+def layer_without_activation(inst: Instance) -> bool:
+    """An mlp given per-layer activations with a hidden layer left without one (and one with one)."""
+    if inst.kind != "mlp_regression":
+        return True
+    names = inst.activation
+    return not isinstance(names, str) and "identity" in names and mlp_regression.main_activation(names) != "identity"
 
 
-def mlp_hidden(twist: MlpTwist, inst: Instance) -> Values | None:
-    """The twisted mlp where there is a hidden layer (z and a to confuse), else None."""
-    return mlp(twist, inst) if count_weights(inst) > 1 else None
+def batch_with_biases(inst: Instance) -> bool:
+    """More than one example and biases: only then can a bias gradient be left unsummed."""
+    return np.shape(inst.x)[0] > 1 and "b1" in inst.params
 
 
-def classifier(twist: ClassifierTwist, inst: Instance) -> Values:
-    """softmax_classifier with the twisted backward pass."""
-    return classifier_pass(inst.x, inst.y, inst.params, inst.reduction, None, twist)
-
-
-def train(
-    twist: ClassifierTwist, inst: Instance, *, ascend: bool = False, accumulate: bool = False
-) -> Values:
-    """dropout_training with the twisted pass and the reference's keep = mask / (1 − p)."""
-    return dropout_sgd(inst.x, inst.y, inst.params, inst.masks, 1.0 / (1.0 - inst.p), inst.lr, inst.reduction,
-                       twist, ascend=ascend, accumulate=accumulate)
-
-
-def train_rescaled(
-    scale: Callable[[float], float], excluded: tuple[float, ...], inst: Instance
-) -> Values | None:
-    """dropout_training with kept units scaled by scale(p) instead of 1/(1 − p), forward and backward;
-    None for the p in `excluded`, where that scale is undefined or the reference's own."""
-    if inst.p in excluded:
-        return None
-    return dropout_sgd(inst.x, inst.y, inst.params, inst.masks, scale(inst.p), inst.lr, inst.reduction)
-
-
-def train_without_dropout(inst: Instance) -> Values:
-    """Plain full-batch SGD, the masks never applied."""
-    return dropout_sgd(inst.x, inst.y, inst.params, inst.masks, None, inst.lr, inst.reduction)
+def p_not_in(*excluded: float) -> Condition:
+    """Dropout probabilities where a rescaling is undefined or the reference's own are excluded."""
+    return lambda inst: inst.p not in excluded

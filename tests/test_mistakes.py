@@ -11,14 +11,14 @@ import pytest
 
 from reference import dropout_training, mlp_regression, softmax_classifier
 from reference.activations import drelu, dsigmoid, get_activation, relu
-from reference.mistakes import CATALOGUE, KINDS, UPDATE_LEARNING_RATES, mistakes_for, run_mutant
+from reference.mistakes import CATALOGUE, KINDS, PAIRS, UPDATE_LEARNING_RATES, mistakes_for, pair, pairs_for, run_mutant
 from reference.mistakes_backprop import classifier_pass, dropout_sgd, mlp_pass
-from reference.mistakes_mutants import Instance, reference_values
+from reference.mistakes_mutants import Edit, Instance, combine, reference_values
 
 from conftest import init_params
 
 REPO = Path(__file__).resolve().parents[1]
-BY_ID = {m.id: m for m in CATALOGUE}
+BY_ID = {m.id: m for m in (*CATALOGUE, *PAIRS)}
 # Mutants that equal the reference on generic inputs and differ only on special ones (tested below).
 ONLY_ON_SPECIAL_INPUTS = {"relu_derivative_at_zero"}
 
@@ -105,6 +105,7 @@ GENERIC = {
        for red in ("sum", "mean") for b, bias in (("bias", True), ("no-bias", False))},
     **{f"dropout-{red}-{b}": classifier_trial(2, bias=bias, reduction=red, lr=0.1, dropout=True)
        for red in ("sum", "mean") for b, bias in (("bias", True), ("no-bias", False))},
+    "mlp-square-layers": mlp_trial(4, [4, 4, 4, 2], 3, "relu"),  # x fits where a1 belongs, a_l where a_{l−1} does
 }
 
 
@@ -134,8 +135,11 @@ def test_the_catalogue_covers_every_mistake_the_design_names():
                            "output_activation_derivative", "loss_derivative_omitted",
                            "backprop_through_w_instead_of_wt", "preactivation_in_weight_gradient",
                            "gradients_after_update", "accumulated_gradients", "mean_instead_of_sum",
-                           "sum_instead_of_mean", "relu_derivative_at_zero"},
-        "softmax_classifier": {"sign_flip", "transposed_gradient", "logits_instead_of_probs",
+                           "sum_instead_of_mean", "relu_derivative_at_zero", "hidden_derivative_omitted",
+                           "bias_gradient_not_summed", "next_activation_in_weight_gradient", "input_in_weight_gradient",
+                           "derivative_without_activation"},
+        "softmax_classifier": {"sign_flip", "transposed_gradient", "logits_instead_of_probs", "hidden_derivative_omitted",
+                               "bias_gradient_not_summed",
                                "mean_instead_of_sum", "sum_instead_of_mean", "relu_derivative_at_zero",
                                "accumulated_gradients"},
         "dropout_training": {"dropout_without_rescaling", "dropout_scaled_by_keep_probability",
@@ -211,6 +215,11 @@ def test_mutants_are_pairwise_distinguishable_on_a_generic_trial(name):
     ("gradients_after_update", mlp_trial(0, [2, 3, 1], 1, lr=0.0)),  # no step taken
     ("p_used_as_keep_probability", classifier_trial(0, dropout=True, p=0.5)),  # 1/p = 1/(1 − p)
     ("dropout_without_rescaling", classifier_trial(0, dropout=True, p=0.0)),  # nothing to scale
+    ("bias_gradient_not_summed", mlp_trial(0, [2, 3, 1], 1)),  # one example: nothing to sum
+    ("bias_gradient_not_summed", classifier_trial(0, bias=False)),  # no bias
+    ("next_activation_in_weight_gradient", mlp_trial(0, [2, 3, 4, 1], 2)),  # no square W_l: a_l never fits
+    ("input_in_weight_gradient", mlp_trial(0, [2, 3, 3, 1], 2)),  # x (2) never fits where a_l (3) belongs
+    ("hidden_derivative_omitted", mlp_trial(0, [2, 1], 2)),  # no hidden layer
 ])
 def test_a_mistake_that_cannot_apply_to_an_instance_gives_none(mistake_id, trial):
     assert mutant(mistake_id, trial) is None
@@ -406,6 +415,89 @@ def test_mask_not_in_backward_leaves_dW2_right_and_sends_gradient_to_dropped_uni
     assert close(found["W1"], -(delta1.T @ x), 1e-13)
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_hidden_derivative_omitted_sends_the_error_back_through_the_weights_only(activation):
+    trial = mlp_trial(16, [3, 5, 4, 1], 1, activation)
+    found, expected = mutant("hidden_derivative_omitted", trial), reference(trial)
+    W2, W3 = trial["params"]["W2"], trial["params"]["W3"]
+    delta2 = expected["db3"][None, :] @ W3  # no f'(z2)
+    delta1 = delta2 @ W2  # no f'(z1)
+    assert close(found["db2"], delta2[0], 1e-12) and close(found["db1"], delta1[0], 1e-12)
+    assert close(found["dW1"], delta1.T @ trial["x"], 1e-12)
+    assert all_close(found, expected, 1e-14, keys=["prediction", "loss", "dW3", "db3"])
+    trial = classifier_trial(16)
+    x, y, W1, W2 = trial["x"], trial["y"], trial["params"]["W1"], trial["params"]["W2"]
+    found, expected = mutant("hidden_derivative_omitted", trial), reference(trial)
+    assert close(found["dW1"], ((expected["probs"] - y) @ W2).T @ x, 1e-12)  # dL/dz1 taken as dL/dh
+    assert close(found["dW2"], expected["dW2"], 1e-14)
+
+
+@pytest.mark.parametrize("trial", [mlp_trial(17, [3, 4, 2], 5, "tanh"), classifier_trial(17, bias=True)], ids=["mlp", "softmax"])
+def test_bias_gradient_not_summed_keeps_one_row_per_example_that_sum_to_the_bias_gradient(trial):
+    found, expected = mutant("bias_gradient_not_summed", trial), reference(trial)
+    N = trial["x"].shape[0]
+    for name in (k for k in expected if k.startswith("db")):
+        assert found[name].shape == (N, expected[name].shape[0]), name
+        assert close(found[name].sum(axis=0), expected[name], 1e-12), name
+    assert all_close(found, expected, 1e-14, keys=[k for k in expected if not k.startswith("db")])
+
+
+def test_next_activation_in_weight_gradient_builds_square_layers_dw_from_their_own_output():
+    trial = mlp_trial(18, [3, 5, 5, 1], 1, "sigmoid")  # W2 square: a2 fits where a1 belongs
+    cache = mlp_regression.forward(trial["x"], trial["params"], "sigmoid")
+    found, expected = mutant("next_activation_in_weight_gradient", trial), reference(trial)
+    assert close(found["dW2"], np.outer(expected["db2"], cache["a2"][0]), 1e-12)
+    assert all_close(found, expected, 1e-14, keys=["prediction", "loss", "dW1", "db1", "db2", "dW3", "db3"])
+
+
+def test_input_in_weight_gradient_builds_a_deeper_layers_dw_from_x():
+    trial = mlp_trial(19, [4, 4, 3, 1], 2, "relu")  # a1 has x's width: only dW2 can take x
+    found, expected = mutant("input_in_weight_gradient", trial), reference(trial)
+    cache = mlp_regression.forward(trial["x"], trial["params"], "relu")
+    d3 = 2 * (cache["a3"] - trial["y"])
+    d2 = (d3 @ trial["params"]["W3"]) * (cache["z2"] > 0)
+    assert close(found["dW2"], d2.T @ trial["x"], 1e-12) and not close(found["dW2"], expected["dW2"], 1e-6)
+    assert all_close(found, expected, 1e-14, keys=["prediction", "loss", "dW1", "db1", "db2", "dW3", "db3"])
+
+
+# --- pairs -------------------------------------------------------------------------------------------
+def test_a_pair_is_both_mistakes_at_once():
+    trial = mlp_trial(20, [2, 10, 10, 1], 1)
+    expected = reference(trial)
+    both = mutant("missing_factor_2+sign_flip", trial)
+    for key, value in gradients(expected).items():
+        assert close(both[key], -0.5 * value, 1e-14), key
+    both = mutant("missing_factor_2+transposed_gradient", trial)
+    for key, value in gradients(expected).items():
+        assert close(both[key], 0.5 * (value.T if key.startswith("dW") else value), 1e-14), key
+    both = mutant("derivative_at_activation+preactivation_in_weight_gradient", trial)
+    cache = mlp_regression.forward(trial["x"], trial["params"], "sigmoid")
+    alone = mutant("derivative_at_activation", trial)
+    assert close(both["dW2"], np.outer(alone["db2"], cache["z1"][0]), 1e-12) and close(both["dW1"], alone["dW1"], 1e-14)
+
+
+def test_two_stand_ins_for_one_step_make_no_pair_and_every_other_two_do():
+    assert combine(BY_ID["derivative_at_activation"].edit, BY_ID["hidden_derivative_omitted"].edit) is None
+    assert pair(BY_ID["missing_factor_2"], BY_ID["loss_derivative_omitted"]) is None  # both set dL/dŷ
+    assert pair(BY_ID["mean_instead_of_sum"], BY_ID["sum_instead_of_mean"]) is None
+    assert pair(BY_ID["masks_ignored"], BY_ID["mask_not_in_backward"]) is None  # no dropout: no mask to forget
+    assert pair(BY_ID["logits_instead_of_probs"], BY_ID["missing_factor_2"]) is None  # no task has both
+    ids = {m.id for m in PAIRS}
+    for i, first in enumerate(CATALOGUE):
+        for second in CATALOGUE[i + 1:]:
+            made = pair(first, second)
+            assert (f"{first.id}+{second.id}" in ids) == (made is not None), (first.id, second.id)
+            if made is not None:
+                assert made.parts == (first.id, second.id) and set(made.kinds) <= set(first.kinds) & set(second.kinds)
+    assert Edit() == combine(Edit(), Edit())
+
+
+def test_pairs_for_a_kind_hold_only_pairs_whose_both_mistakes_apply_to_it():
+    for kind in KINDS:
+        singles = {m.id for m in mistakes_for(kind)}
+        assert pairs_for(kind) and all(set(m.parts) <= singles for m in pairs_for(kind)), kind
+
+
 # --- coincidences on particular instances (documented, so the grader can tell them apart) ---------
 def test_with_two_examples_averaging_and_accumulating_agree_on_gradients_and_differ_in_the_loss():
     trial = mlp_trial(15, [2, 10, 10, 1], 2, reduction="mean")
@@ -430,8 +522,11 @@ def test_on_the_softmax_handout_instance_relu_mistakes_are_invisible():
 
 
 # --- buggy samples -------------------------------------------------------------------------------
-SAMPLES = sorted(p for p in (REPO / "submissions").glob("*/*.py") if not p.stem.startswith("correct"))
-HEADER = re.compile(r"# mistake: (\w+) \(in ([\w, ]+)\) — .+")
+# Samples of one catalogued mistake or pair ("a+b") as it runs through the whole backward pass; those headed
+# "# mistake at layer l:" make one at a single layer and are tested by the localization (tests/test_localize.py).
+SAMPLES = sorted(p for p in (REPO / "submissions").glob("*/*.py")
+                 if not p.stem.startswith("correct") and not p.read_text(encoding="utf-8").startswith("# mistake at layer"))
+HEADER = re.compile(r"# mistake: ([\w+]+) \(in ([\w, ]+)\) — .+")
 
 
 def rubric_tasks(rubric_id):
@@ -519,7 +614,7 @@ def test_every_mistake_that_applies_to_a_rubric_has_a_buggy_sample(rubric_id):
     expected = set()
     for task in rubric_tasks(rubric_id):
         expected |= set(applicable(rubric_trial(task, 0)))
-    found = {p.stem for p in SAMPLES if p.parent.name == rubric_id}
+    found = {p.stem for p in SAMPLES if p.parent.name == rubric_id and "+" not in p.stem}
     assert found == expected
 
 
