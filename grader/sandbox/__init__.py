@@ -6,8 +6,8 @@
     grads, namespace, arrays, files and notes (notebook mode, see notebook.py and records.py)
 
 See DESIGN.md §5 "Sandbox" for the properties this package guarantees and isolation.py for the
-protections of each mode. worker.py, jail.py, runner.py, convert.py, notebook.py, observe.py and shims.py
-are standalone scripts shipped into the sandbox; they are never imported by the grader.
+protections of each mode. worker.py, jail.py, probe.py, runner.py, convert.py, notebook.py, observe.py and
+shims.py are standalone scripts shipped into the sandbox; they are never imported by the grader.
 """
 
 import importlib
