@@ -1,7 +1,8 @@
 """Grading one submission end to end: load → scan → run in the sandbox → check → GradeReport.
 
-The same function serves `check` (public trials) and `grade` (public and hidden). Student code runs only
-inside the sandbox; everything here runs in the grading process on data the sandbox returned.
+The same function serves `check` (public trials) and `grade` (public and hidden: a second job of their
+own, `grader.run.run_trials`). Student code runs only inside the sandbox; everything here runs in the
+grading process on data the sandbox returned.
 """
 
 import dataclasses
@@ -13,13 +14,12 @@ from pathlib import Path
 
 from grader import __version__
 from grader.checks import check_task
-from grader.found import from_run
 from grader.grade_notebook import check_notebook, run_notebook
 from grader.limits import Limits
 from grader.load import Submission, load_submission, submission_hash
 from grader.report import CheckResult, CheckStatus, GradeReport, RunRecord
 from grader.rubric import Rubric
-from grader.run import plan
+from grader.run import hidden_run_flags, run_trials
 from grader.sandbox import RunResult, Sandbox
 from grader.scan import scan_scratch
 from grader.trials import Group
@@ -32,7 +32,7 @@ def grade_submission(
     sandbox: Sandbox,
     groups: tuple[Group, ...] = ("public",),
     limits: Limits | None = None,
-    hidden_seed: int | None = None,
+    hidden_seed: str | None = None,
     files: dict[str, bytes] | None = None,
 ) -> GradeReport:
     """Grade the file at `path`; never raises for anything the submission does.
@@ -55,13 +55,13 @@ def grade_submission(
         ran = time.perf_counter()
         checks, notes, flags = check_notebook(rubric, submission, run, files or {})
     else:
-        planned = plan(rubric, submission, groups, hidden_seed)
-        run = sandbox.run(planned.job, limits or rubric.limits)
+        jobs = run_trials(sandbox, rubric, submission, groups, limits or rubric.limits, hidden_seed)
+        run = jobs.run
         ran = time.perf_counter()
-        found = from_run(run, {call.id: call.function for call in planned.job.calls})
-        checks = [result for task in rubric.tasks for result in check_task(rubric, task, planned.trials[task.id], found)]
+        checks = [result for task in rubric.tasks for result in check_task(rubric, task, jobs.trials[task.id], jobs.found)]
         scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
-        flags = scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name])
+        flags = [*scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name]),
+                 *hidden_run_flags(jobs)]
         notes = []
     return GradeReport(
         **base,
@@ -77,13 +77,13 @@ def grade_submission(
     )
 
 
-def _runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: int | None) -> tuple[Group, ...]:
+def _runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: str | None) -> tuple[Group, ...]:
     """Hidden trials run only when there are some and a hidden seed is known."""
     has_hidden = rubric.trials.hidden > 0 and (hidden_seed is not None or rubric.trials.hidden_seed is not None)
     return tuple(g for g in groups if g == "public" or has_hidden)
 
 
-def _header(rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: int | None) -> dict:
+def _header(rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: str | None) -> dict:
     trials = [f"{group}-{i}" for group in groups for i in range(rubric.trials.public if group == "public" else rubric.trials.hidden)]
     if rubric.submission.kind == "notebook":
         trials = ["notebook-0"]  # the student's own run, on the weights their net actually used

@@ -1,27 +1,50 @@
-"""Run stage: turn (rubric, submission, trials) into one sandbox job, and run it.
+"""Run stage: turn (rubric, submission, trials) into sandbox jobs, and run them.
 
-One job per submission: the cells run once, then every contract function is called on every trial with
-that trial's shared weights. Arrays are named `<task>.<trial>.<name>`, calls `<task>/<source>/<trial>`,
-so the check stage can find each result. Expected values never enter the job.
+One job per trial group (DESIGN §5 property 8): the public job first (the cells run, then every contract
+function is called on every public trial with that trial's shared weights), then, when hidden trials are
+asked for and the public run ended normally, a job of its own for the hidden trials. The public job holds
+no hidden array, so nothing a public call can reach (its arguments, the runner's frames, the whole heap)
+holds a hidden input, and nothing shown to the student before the due date (the public calls' messages,
+the run's stdout and stderr) can carry one. The hidden job's output is kept from the report: its calls'
+results become hidden-trial results, shown only per `trials.hidden_visibility`.
+
+Arrays are named `<task>.<trial>.<name>`, calls `<task>/<source>/<trial>`, so the check stage can find
+each result. Expected values never enter a job.
 """
 
 from dataclasses import dataclass
 
+from grader.found import Found, from_run
 from grader.limits import Limits
 from grader.load import Submission
 from grader.memo import remember_for
 from grader.rubric import Rubric
-from grader.sandbox import Call, Job, RunResult, Sandbox
+from grader.sandbox import Call, Job, RunResult, RunStatus, Sandbox
 from grader.tasks import Task
 from grader.trials import Group, Trial, trials_for
 
 
 @dataclass(frozen=True)
 class Planned:
-    """The trials of each task, and the job that calls the submission on them."""
+    """The trials of each task of one group, and the job that calls the submission on them."""
 
     trials: dict[str, list[Trial]]
     job: Job
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What the jobs of one submission produced.
+
+    `trials`: per task, public then hidden; `found`: call id → what the call produced, for both groups;
+    `run`: the run the report keeps and the student may see (the public job's; the hidden job's only when
+    the sandbox itself failed there, since then nothing was graded); `hidden`: the hidden job's run, for
+    instructors only, None when it did not run."""
+
+    trials: dict[str, list[Trial]]
+    found: dict[str, Found]
+    run: RunResult
+    hidden: RunResult | None
 
 
 def call_id(task: Task, source: str, trial: Trial) -> str:
@@ -29,23 +52,61 @@ def call_id(task: Task, source: str, trial: Trial) -> str:
     return f"{task.id}/{source}/{trial.name}"
 
 
-def plan(rubric: Rubric, submission: Submission, groups: tuple[Group, ...], hidden_seed: int | None = None) -> Planned:
-    """Trials per task and the sandbox job that runs the submission on all of them."""
-    trials, arrays, calls = remember_for(_PLANS, (rubric,), (groups, hidden_seed), lambda: _calls(rubric, groups, hidden_seed))
+def plan(rubric: Rubric, submission: Submission, group: Group, hidden_seed: str | None = None) -> Planned:
+    """Trials per task of `group` and the sandbox job that runs the submission on them."""
+    secret = hidden_seed if group == "hidden" else None  # public trials never depend on it
+    trials, arrays, calls = remember_for(_PLANS, (rubric,), (group, secret), lambda: _calls(rubric, group, secret))
     job = Job(filename=submission.path.name, cells=submission.cells, arrays=arrays, calls=calls)
     return Planned(trials, job)
+
+
+def run_trials(sandbox: Sandbox, rubric: Rubric, submission: Submission, groups: tuple[Group, ...], limits: Limits,
+               hidden_seed: str | None = None) -> Ran:
+    """Run the public job, then the hidden one if `groups` asks for it (student code never runs here)."""
+    public = plan(rubric, submission, "public", hidden_seed)
+    run = sandbox.run(public.job, limits)
+    found = from_run(run, _functions(public.job))
+    trials = {task_id: list(group) for task_id, group in public.trials.items()}
+    if "hidden" not in groups:
+        return Ran(trials, found, run, None)
+    hidden = plan(rubric, submission, "hidden", hidden_seed)
+    for task_id, group in hidden.trials.items():
+        trials[task_id] += group
+    if run.status != RunStatus.ok:  # the same code would stop the same way: as one job, its calls never ran
+        reason = f"the run of the public trials did not end normally ({run.status.value})"
+        found.update({call.id: Found(status="not_run", message=f"{call.function}() was not called on this trial: {reason}.")
+                      for call in hidden.job.calls})
+        return Ran(trials, found, run, None)
+    hidden_run = sandbox.run(hidden.job, limits)
+    found.update(from_run(hidden_run, _functions(hidden.job)))
+    if hidden_run.status == RunStatus.sandbox_error:  # the grader's fault: the report says nothing was graded
+        run = hidden_run.model_copy(update={"stdout": "", "stderr": ""})
+    return Ran(trials, found, run, hidden_run)
+
+
+def hidden_run_flags(ran: Ran) -> list[str]:
+    """Instructor-only review flags about the hidden job: it ended otherwise than the public one did."""
+    hidden = ran.hidden
+    if hidden is None or hidden.status == RunStatus.ok or hidden.status == RunStatus.sandbox_error:
+        return []
+    return [f"hidden trials: their run (a job of its own) ended with {hidden.status.value} although the public run "
+            f"ended normally: {hidden.message}"]
 
 
 _PLANS: dict[tuple, tuple] = {}
 
 
-def _calls(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: int | None) -> tuple[dict, dict, list[Call]]:
-    """Trials, named arrays and calls: the same for every submission graded against `rubric` (shared, so
-    never modified)."""
+def _functions(job: Job) -> dict[str, str]:
+    return {call.id: call.function for call in job.calls}
+
+
+def _calls(rubric: Rubric, group: Group, hidden_seed: str | None) -> tuple[dict, dict, list[Call]]:
+    """Trials, named arrays and calls of one group: the same for every submission graded against `rubric`
+    (shared, so never modified)."""
     trials: dict[str, list[Trial]] = {}
     arrays, calls = {}, []
     for task in rubric.tasks:
-        trials[task.id] = trials_for(rubric, task, groups, hidden_seed)
+        trials[task.id] = trials_for(rubric, task, (group,), hidden_seed)
         for trial in trials[task.id]:
             names = {}
             for name, array in trial.arrays().items():
@@ -57,8 +118,3 @@ def _calls(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: int | None) -
             for source, function in task.contract.functions().items():
                 calls.append(Call(id=call_id(task, source, trial), function=function, args=args, scratch=source == "scratch"))
     return trials, arrays, calls
-
-
-def run_planned(sandbox: Sandbox, planned: Planned, limits: Limits) -> RunResult:
-    """Run the job in the sandbox (student code never runs in this process)."""
-    return sandbox.run(planned.job, limits)

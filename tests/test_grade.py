@@ -53,6 +53,44 @@ def test_regrading_reproduces_every_number(grading_sandbox):
     assert first.model_dump(exclude=drop) == second.model_dump(exclude=drop)
 
 
+@pytest.mark.parametrize("rubric_id, sample", [("softmax-dropout", "correct.py"), ("bs6207-a1", "missing_factor_2.py")])
+def test_regrading_on_hidden_trials_reproduces_every_number_bit_for_bit(grading_sandbox, rubric_id, sample):
+    """Two jobs per submission (public, then hidden), trials from the secret by a keyed hash: the same
+    rubric gives the same report, float64 values and diagnoses included, every time."""
+    first = grade(grading_sandbox, rubric_id, SAMPLES / rubric_id / sample, ("public", "hidden"))
+    second = grade(grading_sandbox, rubric_id, SAMPLES / rubric_id / sample, ("public", "hidden"))
+    assert first.trials[-1] == "hidden-2" and all("hidden" in c.group_max_points for c in first.checks)
+    drop = {"timing": True, "run": {"wall_seconds", "usage"}}
+    assert first.model_dump(exclude=drop) == second.model_dump(exclude=drop)
+    assert json.dumps(first.model_dump(exclude=drop)) == json.dumps(second.model_dump(exclude=drop))  # every float's repr
+
+
+class FailingSecondJob:
+    """The real sandbox, except that its second job fails as the sandbox fails (never the student's fault)."""
+
+    def __init__(self, sandbox):
+        self.sandbox, self.jobs = sandbox, []
+
+    def run(self, job, limits):
+        self.jobs.append(job)
+        if len(self.jobs) == 2:
+            return self.sandbox._failed(job, "injected: the hidden job's worker died")
+        return self.sandbox.run(job, limits)
+
+
+def test_hidden_trials_run_in_a_job_of_their_own_and_its_sandbox_failure_is_no_lost_mark(grading_sandbox):
+    """Public job first, holding no hidden array; then the hidden job. When the sandbox fails on the hidden
+    job, the report says the grader failed (as when it fails on the public one): regraded, not scored 0."""
+    box = FailingSecondJob(grading_sandbox)
+    rubric = load_rubric("bs6207-a1")
+    report = grade_submission(rubric, rubric_hash("bs6207-a1"), SAMPLES / "bs6207-a1" / "correct.py", box, ("public", "hidden"))
+    public, hidden = box.jobs
+    assert all(".public-" in name for name in public.arrays) and all("/public-" in call.id for call in public.calls)
+    assert all(".hidden-" in name for name in hidden.arrays) and len(hidden.calls) == 2 * rubric.trials.hidden
+    assert report.run.status == "sandbox_error" and report.message == report.run.message != ""
+    assert report.run.stdout == report.run.stderr == "" and "injected" in report.run.detail
+
+
 def test_a_transposed_weight_gradient_is_accepted_and_its_layout_reported(grading_sandbox, tmp_path):
     source = (SAMPLES / "bs6207-a1" / "correct.py").read_text()
     source = source.replace('"dW1": dW1,', '"dW1": dW1.T,')

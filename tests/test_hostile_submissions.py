@@ -9,9 +9,13 @@ import time
 
 import pytest
 
+from grader.checkspec import Visibility
+from grader.export.html import render_report_html
 from grader.grade import grade_submission
+from grader.gradescope.results import results_from_report
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
+from grader.trials import make_trial
 
 from conftest import REPO
 
@@ -124,3 +128,89 @@ def test_a_background_process_cannot_outlive_the_run_or_rewrite_the_report(gradi
     assert report.score == 0 and report_path.read_text() == "graded"
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert marker not in ps
+
+
+# --- hidden trials (DESIGN §5 property 8) ----------------------------------------------------------
+
+# Finds every array named as a hidden trial's that this process can reach: in the runner's frames and
+# anywhere on the heap. It prints them at import and, from every graded call, raises with them.
+LEAKER = """\
+import gc, sys
+import numpy as np
+
+
+def hidden_inputs():
+    spaces = [o for o in gc.get_objects() if isinstance(o, dict)]
+    frame = sys._getframe()
+    while frame is not None:
+        spaces.append(frame.f_locals)
+        spaces += [v for v in frame.f_locals.values() if isinstance(v, dict)]
+        frame = frame.f_back
+    found = {}
+    for space in spaces:
+        for key, value in list(space.items()):
+            if isinstance(key, str) and ".hidden-" in key and isinstance(value, np.ndarray):
+                found[key] = value.ravel().tolist()
+    return found
+
+
+print("at import:", hidden_inputs())
+
+
+def scratch_gradients(x, y, params):
+    seen = hidden_inputs()
+    inputs = {name: value for name, value in seen.items() if name.endswith(".x")}
+    raise ValueError(f"leaked {len(seen)} hidden arrays: {inputs}")
+
+
+torch_gradients = scratch_gradients
+"""
+
+
+def shown_before_the_due_date(report, rubric) -> list[str]:
+    """Everything a student can read before the due date: report.html, and the top-level output and the
+    visible tests of Gradescope's results.json."""
+    results = results_from_report(report, rubric, 1.0)
+    visible = [f"{t['name']}\n{t['output']}" for t in results["tests"] if t["visibility"] == Visibility.visible.value]
+    return [render_report_html(report, rubric, "backprop-grader grade"), results["output"], *visible]
+
+
+def hidden_traces(rubric) -> list[str]:
+    """What would give a hidden input away: its array names and the repr of each of its x values."""
+    names = [f"{task.id}.hidden-{i}." for task in rubric.tasks for i in range(rubric.trials.hidden)]
+    values = [repr(v) for task in rubric.tasks for i in range(rubric.trials.hidden)
+              for v in make_trial(rubric, task, "hidden", i).x.ravel().tolist()]
+    return names + values
+
+
+def test_a_public_call_that_reads_every_array_it_can_reach_cannot_show_a_hidden_input(grading_sandbox, tmp_path):
+    """Issue 16 item 3: with all trials in one job a public call read the hidden inputs and put them in
+    its exception text, which students see."""
+    rubric = load_rubric(RUBRIC)
+    path = tmp_path / "leaker.py"
+    path.write_text(LEAKER)
+    report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox, ("public", "hidden"), FAST)
+    public = [t.message for c in report.checks for t in c.trials if t.trial.startswith("public")]
+    hidden = [t.message for c in report.checks for t in c.trials if t.trial.startswith("hidden")]
+    assert any("leaked " in m for m in public) and report.run.status == "ok", public  # the attack ran in the public job
+    texts = [*shown_before_the_due_date(report, rubric), *public, report.run.message, report.run.stdout, report.run.stderr]
+    leaked = [trace for trace in hidden_traces(rubric) if any(trace in text for text in texts)]
+    assert leaked == []
+    assert any(f"{rubric.tasks[0].id}.hidden-0.x" in m for m in hidden), hidden  # it finds hidden arrays where they are
+    assert report.score == 0
+
+
+def test_a_submission_that_stops_only_on_hidden_trials_keeps_its_public_marks_and_shows_nothing_of_it(grading_sandbox, tmp_path):
+    """The hidden job's output, status and message are instructors' until the due date: a flag, not the run."""
+    rubric = load_rubric(RUBRIC)
+    path = tmp_path / "detector.py"
+    path.write_text(LEAKER.split("print(")[0] + "import os\nif hidden_inputs():\n    print('hidden inputs:', hidden_inputs())\n"
+                    "    os._exit(3)\n" + CORRECT)
+    report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox, ("public", "hidden"), FAST)
+    assert report.run.status == "ok" and report.message == "" and "hidden inputs" not in report.run.stdout
+    assert all(c.group_points["public"] == c.group_max_points["public"] > 0 for c in report.checks)
+    assert all(c.group_points["hidden"] == 0 for c in report.checks)
+    assert any("hidden trials" in flag and "exited" in flag for flag in report.flags), report.flags
+    texts = shown_before_the_due_date(report, rubric)
+    assert not [trace for trace in hidden_traces(rubric) if any(trace in text for text in texts)]
+    assert not any("os._exit" in text or "exit code 3" in text or "exited" in text for text in texts)
