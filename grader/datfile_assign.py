@@ -20,6 +20,7 @@ else 'out_in'; the note says it is ambiguous. Only matrices vote: a gradient pri
 output layer's (10,) of a student who works with 1-D vectors) shows no layout.
 """
 
+from grader.datfile_copies import last_copy
 from grader.datfile_labels import Scheme, context_words, linear_shape, read_words, resolve
 from grader.datfile_model import Assignment, DatArray
 
@@ -38,6 +39,8 @@ def assign_gradients(arrays: list[DatArray], layers: list[int]) -> Assignment:
         return result
     if not arrays:
         result.problems.append("no numeric arrays found in the file")
+    arrays, copies = last_copy(arrays)  # a file opened in append mode and written more than once
+    result.problems += [copies] if copies else []
     state = _State(list(arrays), layers)
     state.by_label()
     state.by_context()

@@ -7,30 +7,36 @@ the parameters' `.grad`; `scratch.*` from the student's own file (my_autograd.da
 by name first and by value second. Each value keeps where it came from and its printed precision.
 """
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from grader.compare import align
+from grader.checkspec import Tolerance
 from grader.datfile import read_dat
 from grader.found import Found
+from grader.notebook_activations import hidden_activation
+from grader.notebook_precision import rounded_uncertainties, sharpen
 from grader.notebook_provenance import Follows, entry_again, file_again, follows
+from grader.notebook_variables import same_size, scratch_variable, where
 from grader.run import call_id
 from grader.sandbox import RunResult
 from grader.tasks import Task
 from grader.trials import Trial
 from reference import mlp_regression
 
+PRECISION_REL = Tolerance().precision_rel  # the default rule for values read from text (grader.compare)
+
 
 @dataclass(frozen=True)
 class Net:
-    """The student's network as its first top-level forward call saw it."""
+    """The student's network as its first top-level forward call saw it. `activation`: the hidden
+    activation, or one per hidden layer where they differ ('identity': none, grader.notebook_activations);
+    None when no forward pass with these weights reproduced the net's output."""
 
     layers: list[int]
-    activation: str | None
+    activation: str | tuple[str, ...] | None
     x: np.ndarray
     params: dict[str, np.ndarray]
     names: dict[str, str]
@@ -87,9 +93,19 @@ def _net_of(run: RunResult, call) -> Net | None:
         for l, (name, b) in enumerate(biases, start=1):
             params[f"b{l}"], names[f"b{l}"] = b, name
     output = run.arrays.get(call.output) if call.output else None
-    activation = activation_of(x, params, output)
+    owner = call.variable or call.module
+    grads = _first_grads(run, call, {name: key for key, name in names.items()})
+    activation = hidden_activation(run, [f"{owner}.{name}" for name, _ in weights], x, params, output, grads)
     layers = [shapes[0][1], *(s[0] for s in shapes)]
     return Net(layers, activation, x, params, names, call.variable or call.module, call.cell)
+
+
+def _first_grads(run: RunResult, call, keys: dict[str, str]) -> dict[str, np.ndarray]:
+    """Autograd's gradients of the called module at its first snapshot that has them, keyed dW1, db1, …"""
+    for snapshot in run.grads:
+        if snapshot.instance == call.instance and snapshot.grads:
+            return {f"d{keys[name]}": run.arrays[key] for name, key in snapshot.grads.items() if name in keys}
+    return {}
 
 
 def observe(
@@ -115,14 +131,31 @@ def observe(
     grads = _module_grads(run, net) or raw_grads(run, net)
     autograd_copies = [v for k, v in grads.items() if k != "cell"]
     reference = mlp_regression.scratch(x, y, net.params, net.activation or task.activation)
+    weights = list(net.params.values())
+
+    def printed_from(source: str, key: str) -> list[tuple[np.ndarray, str, Any]]:
+        """What a printed value may have been printed from: autograd's .grad; the student's arrays of its size."""
+        if source == "torch":
+            return [(grads[key], f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}", None)] if key in grads else []
+        entries = same_size(run, key, reference[key], [*autograd_copies, *weights])
+        return [(run.arrays[e.array], f"cell {cell_number(e.cell)}: {where(e.name)}", e) for e in entries]
+
+    def mark_copied(key: str, entry) -> None:
+        """A scratch value taken from a variable the counterfactual run shows copied from autograd."""
+        again = entry_again(run, entry.name, entry.cell)
+        if run.counterfactual is not None and follows(run.arrays[entry.array], again, run.counterfactual.factor) == Follows.autograd:
+            observed.copied[key] = f"{where(entry.name)} (cell {cell_number(entry.cell)})"
+
     for source, file_name in (("torch", torch_file), ("scratch", scratch_file)):
         values, uncertainty, provenance = {}, {}, {}
         text = _file(files, file_name)
         if text is not None:
             assignment = read_dat(text, net.layers)
             again = file_again(run, file_name, net.layers)
+            printed = {key: assignment.in_torch_layout(key) for key in assignment.values}
+            uncertainty = rounded_uncertainties(printed)  # np.round(…, 5), then printed
             for key in assignment.values:
-                values[key], uncertainty[key] = assignment.in_torch_layout(key)
+                values[key] = printed[key][0]
                 item = assignment.values[key]
                 label = f" ({item.label.strip()!r})" if item.label.strip() else ""
                 layout = ", read in the transposed (in, out) layout" if assignment.layouts.get(key) == "in_out" else ""
@@ -132,6 +165,11 @@ def observe(
                     if verdict == Follows.autograd:
                         observed.copied[key] = f"{file_name} line {item.line}{label}"
             observed.notes += [f"{file_name}: {note}" for note in assignment.problems]
+            in_out = {key for key, layout in assignment.layouts.items() if layout == "in_out"}
+            taken = sharpen(values, uncertainty, provenance, reference, PRECISION_REL, lambda key: printed_from(source, key), in_out)
+            for key, entry in taken.items():
+                if entry is not None:
+                    mark_copied(key, entry)
         else:
             observed.notes.append(f"{file_name} was not written; looking for the {source} gradients in the notebook instead")
         wanted = [f"d{p}" for p in net.params]
@@ -141,13 +179,13 @@ def observe(
             if source == "torch" and key in grads:
                 values[key], provenance[key] = grads[key], f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}"
             elif source == "scratch":
-                hit = _scratch_variable(run, key, net.params[key[1:]].shape, reference[key], autograd_copies, list(net.params.values()))
+                hit = scratch_variable(run, key, net.params[key[1:]].shape, reference[key], autograd_copies, weights)
                 if hit is not None:
                     entry, how, copied = hit
                     values[key] = run.arrays[entry.array]
-                    provenance[key] = f"cell {cell_number(entry.cell)}: {_where(entry.name)}{how}"
+                    provenance[key] = f"cell {cell_number(entry.cell)}: {where(entry.name)}{how}"
                     if copied:
-                        observed.copied[key] = f"{_where(entry.name)} (cell {cell_number(entry.cell)})"
+                        observed.copied[key] = f"{where(entry.name)} (cell {cell_number(entry.cell)})"
         observed.found[call_id(task, source, trial)] = Found(
             values=values, uncertainty=uncertainty, provenance=provenance,
             problems={k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
@@ -188,92 +226,3 @@ def _module_grads(run: RunResult, net: Net) -> dict:
                 out[f"d{key}"] = by_name[name]
         return out
     return {}
-
-
-_NAME = re.compile(r"^(?P<pre>d|dl_?d|dloss_?d|grad_?|g|delta_?)?(?P<kind>[wb])(?P<layer>\d+)(?P<post>_?grad|_?gradient)?$")
-_KEY = re.compile(r"^(?P<outer>.*)\[['\"]?(?P<inner>[^'\"\]]+)['\"]?\]$")
-
-
-def _gradient_name(name: str) -> str | None:
-    """`dW1` for names like dW1, dL_dW1, grad_w1, W1_grad, grads['W1'], my_grads['dW1'] or net.dW1; else None."""
-    keyed = _KEY.match(name)
-    outer, inner = (keyed.group("outer"), keyed.group("inner")) if keyed else ("", name)
-    if not keyed and "." in name:  # an attribute of the student's object: net.dW1
-        outer, inner = name.rsplit(".", 1)
-    match = _NAME.match(re.sub(r"[^a-z0-9_]", "", inner.lower()))
-    if not match:
-        return None
-    if not (match.group("pre") or match.group("post") or "grad" in outer.lower()):
-        return None  # a bare W1 is the weight, not its gradient
-    return f"d{match.group('kind').upper() if match.group('kind') == 'w' else 'b'}{match.group('layer')}"
-
-
-def _is_copy(value: np.ndarray, copies: list[np.ndarray]) -> bool:
-    """Whether `value` is one of `copies` exactly, in either layout (a .grad, or a weight, taken as it is)."""
-    return any(
-        (value.shape == c.shape and np.array_equal(value, c))
-        or (value.ndim == 2 and value.T.shape == c.shape and np.array_equal(value.T, c))
-        for c in copies
-    )
-
-
-def _where(name: str) -> str:
-    """How a namespace name reads in a report: 'variable dW1', "variable grads['W1']", 'attribute dW1 of `net`'."""
-    owner, dot, attribute = name.rpartition(".")
-    if dot and owner and "[" not in attribute:
-        return f"attribute {attribute} of `{owner}`"
-    return f"variable {name}"
-
-
-def _scratch_variable(
-    run: RunResult, key: str, shape: tuple[int, ...], expected: np.ndarray, autograd: list[np.ndarray],
-    weights: list[np.ndarray],
-) -> tuple[Any, str, bool] | None:
-    """The namespace entry that holds the student's own `key`: named like it (earliest cell first), else the
-    closest by value; whether it requires grad does not matter (tensor ops on parameters carry it), where it
-    came from does. A candidate the counterfactual run shows copied from autograd is passed over for one that
-    is not; when every candidate was copied, the first is returned with copied=True."""
-    size = int(np.prod(shape))
-    named = [(e, "") for e in run.namespace if _gradient_name(e.name) == key and run.arrays[e.array].size == size]
-    candidates = named + [(e, " (found by its value)") for e in _by_value(run, expected, [*autograd, *weights])]
-    copied = None
-    for entry, how in candidates:
-        again = entry_again(run, entry.name, entry.cell)
-        if run.counterfactual is not None and follows(
-            run.arrays[entry.array], again, run.counterfactual.factor
-        ) == Follows.autograd:
-            copied = copied or (entry, how, True)
-            continue
-        return entry, how, False
-    return copied
-
-
-def _by_value(run: RunResult, expected: np.ndarray, excluded: list[np.ndarray]) -> list:
-    """Namespace entries whose value is within a factor of `expected` (either layout), closest first; arrays
-    equal to `excluded` ones (autograd's .grad, the weights themselves) are never taken for scratch work, nor
-    tensors that require grad: by value alone, those are the forward pass's (prediction, loss, activations),
-    and a gradient computed with tensor operations on the parameters is found by its name instead."""
-    ranked = []
-    scale = float(np.max(np.abs(expected))) or 1.0
-    for entry in run.namespace:
-        value = run.arrays[entry.array]
-        if entry.requires_grad or value.size != expected.size or _is_copy(value, excluded):
-            continue
-        aligned, _ = align(value, expected, allow_transposed=True)
-        if aligned is None:
-            continue
-        error = float(np.max(np.abs(aligned - expected))) / scale
-        if error < 1.0:
-            ranked.append((error, entry))
-    return [entry for _, entry in sorted(ranked, key=lambda pair: pair[0])]
-
-
-def activation_of(x: np.ndarray, params: dict[str, np.ndarray], output: np.ndarray | None) -> str | None:
-    """The hidden activation whose forward pass reproduces the module's recorded output."""
-    if output is None:
-        return None
-    for name in ("sigmoid", "relu", "tanh"):
-        prediction = mlp_regression.forward(x, params, name)[f"a{len(params) // 2 if 'b1' in params else len(params)}"]
-        if prediction.size == output.size and np.allclose(prediction.reshape(output.shape), output, rtol=1e-4, atol=1e-6):
-            return name
-    return None

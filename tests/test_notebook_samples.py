@@ -1,4 +1,4 @@
-"""The sample BS6207 A1 hand-ins in submissions/bs6207-a1-notebooks/ are real notebooks that really run.
+"""The sample hand-ins in submissions/*-notebooks/ are real notebooks that really run.
 
 Each sample is executed the way a student's kernel would run it, outside the grader: cell by cell in one
 namespace, in a subprocess with torch, `!`/`%` lines dropped, `google.colab` faked, writes to /content/…
@@ -17,7 +17,8 @@ import pytest
 
 from grader.saved_outputs import compare_cells
 
-SAMPLES = Path(__file__).resolve().parents[1] / "submissions" / "bs6207-a1-notebooks"
+SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions"
+SAMPLES = SUBMISSIONS / "bs6207-a1-notebooks"
 STEMS = [
     "correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "architecture_2_10_5_1",
     "missing_factor_2", "after_10_sgd_steps", "unseeded", "cell_raises", "scratch_with_torch_ops",
@@ -27,6 +28,13 @@ STEMS = [
     "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
     "colab_cuda_hardcoded", "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes", "raw_forward_sums",
 ]
+# Samples of the other notebook rubrics, as paths under submissions/ (a student's folder: folder/notebook).
+OTHER_SAMPLES = [
+    "deep-relu-notebooks/correct", "deep-relu-notebooks/extra_linear_layer",
+    "deep-relu-notebooks/relu_derivative_at_linear_layer", "deep-relu-notebooks/append_rerun/append_rerun",
+    "deep-relu-notebooks/graph_nodes_typed_torch1", "deep-relu-notebooks/graph_without_leaves",
+]
+ALL = STEMS + OTHER_SAMPLES
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
 DAT_FILES = {"torch_autograd.dat", "my_autograd.dat"}
 WRITE_NO_FILES = {"no_dat_files", "scratch_requires_grad", "missing_factor_2_attributes"}  # their gradients are only in variables
@@ -100,7 +108,8 @@ for work in sys.argv[1:]:
 
 
 def load(stem: str) -> dict:
-    return json.loads((SAMPLES / f"{stem}.ipynb").read_text(encoding="utf-8"))
+    folder = SUBMISSIONS if "/" in stem else SAMPLES
+    return json.loads((folder / f"{stem}.ipynb").read_text(encoding="utf-8"))
 
 
 def sample_meta(stem: str) -> dict:
@@ -133,12 +142,12 @@ def runs(tmp_path_factory) -> dict[str, tuple[Path, list[dict] | None, str]]:
     metadata records the order the student ran its cells in (`ran_in_order`) is also run in that order, as
     "<stem> as saved"."""
     works, sources = {}, {}
-    for stem in STEMS:
+    for stem in ALL:
         sources[stem] = [c["id"] for c in code_cells(load(stem))]
         if "ran_in_order" in sample_meta(stem):
             sources[f"{stem} as saved"] = sample_meta(stem)["ran_in_order"]
     for key, ids in sources.items():
-        work = works[key] = tmp_path_factory.mktemp(key.replace(" ", "_"))
+        work = works[key] = tmp_path_factory.mktemp(key.replace(" ", "_").replace("/", "__"))
         stem = key.removesuffix(" as saved")
         cells = {c["id"]: without_magics("".join(c["source"])) for c in code_cells(load(stem))}
         (work / "cells.json").write_text(json.dumps([{"id": i, "source": cells[i]} for i in ids]), encoding="utf-8")
@@ -184,7 +193,7 @@ def test_the_sample_folder_holds_one_notebook_per_trait():
     assert [p.name for p in SAMPLES.iterdir() if p.suffix != ".ipynb"] == []
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", ALL)
 def test_every_sample_is_valid_nbformat_4_json_with_ids_and_sources_as_lists(stem):
     notebook = load(stem)
     assert set(notebook) == {"cells", "metadata", "nbformat", "nbformat_minor"}
@@ -204,12 +213,12 @@ def test_every_sample_is_valid_nbformat_4_json_with_ids_and_sources_as_lists(ste
     first = notebook["cells"][0]
     assert first["cell_type"] == "markdown" and "Student: sample" in "".join(first["source"])
     meta = notebook["metadata"]["backprop_grader_sample"]
-    assert meta["trait"] == stem and isinstance(meta["expected"], dict) and meta["expected"]
+    assert meta["trait"] == stem.rsplit("/", 1)[-1] and isinstance(meta["expected"], dict) and meta["expected"]
     assert set(meta["writes"]) <= DAT_FILES
     assert set(meta.get("may_raise", {})) <= set(ids)
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", ALL)
 def test_every_sample_runs_top_to_bottom_with_only_its_marked_cells_raising(runs, stem):
     _, results, stderr = runs[stem]
     assert results is not None, stderr[-3000:]
@@ -224,7 +233,7 @@ def test_every_sample_runs_top_to_bottom_with_only_its_marked_cells_raising(runs
             assert record["error"] and record["error"].startswith(may_raise[record["id"]] + ":"), record
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", ALL)
 def test_every_sample_writes_the_dat_files_it_claims_and_no_others(runs, stem):
     work, _, _ = runs[stem]
     written = {p.name for p in work.glob("*.dat")}
@@ -233,7 +242,7 @@ def test_every_sample_writes_the_dat_files_it_claims_and_no_others(runs, stem):
     assert (stem in WRITE_NO_FILES) == (written == set())
 
 
-@pytest.mark.parametrize("stem", [s for s in STEMS if s not in SAVED_DIFFER])
+@pytest.mark.parametrize("stem", [s for s in ALL if s not in SAVED_DIFFER])
 def test_saved_outputs_of_every_seeded_sample_match_a_fresh_run(runs, stem):
     _, results, _ = runs[stem]
     assert len(results) == len(code_cells(load(stem)))

@@ -1,0 +1,47 @@
+"""What every task kind's notebook observation shares: the run it reads, what it hands back, and the
+check result for a quantity that could not be observed."""
+
+from dataclasses import dataclass, field
+
+from grader.checkspec import Check
+from grader.load import Submission
+from grader.report import CheckResult, CheckStatus
+from grader.rubric import Rubric
+from grader.sandbox import RunResult
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One observed notebook run as every kind reads it. `texts`: the files the notebook wrote, over the
+    ones handed in beside it, decoded."""
+
+    rubric: Rubric
+    submission: Submission
+    run: RunResult
+    texts: dict[str, str]
+
+    def cell(self, position: int) -> int:
+        """The notebook's own number of the code cell at `position` (the sandbox counts code cells from 1)."""
+        return self.submission.notebook_cell(position)
+
+
+@dataclass
+class KindResult:
+    """One task's check results, notes for the student and flags for the instructor."""
+
+    checks: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+def missing(task_id: str, check: Check, reason: str) -> CheckResult:
+    """A check that could not be made: 0 points, with the student-facing reason."""
+    return CheckResult(
+        task=task_id, quantity=check.quantity, status=CheckStatus.missing, points=0.0, max_points=check.points,
+        visibility=check.visibility, message=f"{check.quantity}: not checked — {reason}",
+    )
+
+
+def all_missing(task, reason: str) -> KindResult:
+    """Every check of `task` missing for one reason, stated once as a note."""
+    return KindResult([missing(task.id, check, reason) for check in task.checks], [reason], [])
