@@ -65,7 +65,13 @@ def follows(found: np.ndarray, again: np.ndarray | None, factor: float, uncertai
 def entry_again(run: RunResult, name: str, cell: int) -> np.ndarray | None:
     """The value variable `name` held after `cell` in the counterfactual run, when known."""
     counterfactual = run.counterfactual
-    return None if counterfactual is None else counterfactual.value(name, cell)
+    if counterfactual is None or cell < counterfactual.cell:
+        return None
+    again = counterfactual.value(name, cell)
+    if again is None:  # unchanged there since before the fork point's cell: the real run's value then
+        before = [e for e in run.namespace if e.name == name and e.cell < counterfactual.cell]
+        again = run.arrays[before[-1].array] if before else None
+    return again
 
 
 def file_again(run: RunResult, file_name: str, layers: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
@@ -75,8 +81,9 @@ def file_again(run: RunResult, file_name: str, layers: list[int]) -> dict[str, t
         return {}
     text = next((data for name, data in counterfactual.files.items()
                  if name.rsplit("/", 1)[-1].lower() == file_name.lower()), None)
-    if text is None or file_name.lower() not in {n.rsplit("/", 1)[-1].lower() for n in run.files}:
-        return {}  # not written by this run (handed in beside the notebook): nothing to compare
+    written = next((data for name, data in run.files.items() if name.rsplit("/", 1)[-1].lower() == file_name.lower()), None)
+    if text is None or written is None or text == written:
+        return {}  # not written by this run (handed in beside the notebook), or the same bytes: nothing moved
     assignment = read_dat(text.decode("utf-8", errors="replace"), layers)
     return {key: assignment.in_torch_layout(key) for key in assignment.values}
 

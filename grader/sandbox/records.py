@@ -45,6 +45,23 @@ class GpuRequest(BaseModel):
     call: str = Field("", description="The source line, stripped and shortened, e.g. \"x = x.to('cuda')\".")
 
 
+class MaskDraw(BaseModel):
+    """Random draws that may build dropout masks, made in one cell (sandbox/draws.py): consecutive draws of
+    one function with one shape and probability, stacked."""
+
+    model_config = STRICT
+
+    cell: int = Field(..., ge=1, description="Cell in which they were drawn (1-based position in Job.cells).")
+    function: str = Field(..., description=(
+        "'torch.nn.functional.dropout' (nn.Dropout too) or 'torch.dropout': the keep-mask applied (1 kept, 0 "
+        "zeroed); 'numpy.random.binomial', '…rand', '…random', '…random_sample', '…uniform': the numbers drawn."))
+    p: float | None = Field(None, description="Dropout's drop probability; binomial's success probability.")
+    training: bool | None = Field(None, description="Dropout's `training` argument.")
+    shape: list[int] = Field(..., description="Shape of one draw, e.g. [2, 4].")
+    count: int = Field(..., ge=1, description="Draws stacked, in the order drawn.")
+    array: str = Field(..., description="Array key of the draws, shape (count, *shape).")
+
+
 class CellRecord(BaseModel):
     """One cell of a notebook-mode run."""
 
@@ -69,6 +86,7 @@ class CellRecord(BaseModel):
         "Placeholders for missing modules bound by imports in this cell, and first uses of one in this cell."))
     gpu_request: GpuRequest | None = Field(None, description=(
         "The notebook's first request for CUDA, run on the CPU instead, if it happened in this cell."))
+    draws: list[MaskDraw] = Field(default_factory=list, description="Dropout masks and small numpy draws made in this cell.")
 
 
 class ForwardCall(BaseModel):
@@ -197,13 +215,15 @@ class Counterfactual(BaseModel):
     cell: int = Field(..., ge=0, description="Cell in which the first autograd call, the fork point, happened (0: unknown).")
     factor: float = Field(..., description="The factor autograd's gradients were scaled by in this run.")
     entries: list[CounterfactualEntry] = Field(default_factory=list, description=(
-        "Namespace values after each cell from the fork point on; after the fork point's cell, every value."))
+        "Namespace values after each cell from the fork point's cell on that differ from the real run's last "
+        "values before that cell (a name without an entry still held the real run's value from then)."))
     arrays: dict[str, Any] = Field(default_factory=dict, description="Values by key, float64 numpy arrays.")
     files: dict[str, bytes] = Field(default_factory=dict, description="Files of its work directory at its end, by name.")
 
     def value(self, name: str, cell: int) -> Any:
-        """The value `name` held after `cell` in this run (None when not known: before the fork point's cell,
-        or never seen)."""
+        """The value `name` held after `cell` in this run when it differed from the real run's value before
+        the fork point's cell (None: before that cell, or unchanged since then — see
+        grader.notebook_provenance.entry_again)."""
         if cell < self.cell:
             return None
         found = None
