@@ -35,15 +35,30 @@ class GradientContract(BaseModel):
 
 
 class TrainingContract(BaseModel):
-    """A function `f(x, y, params, masks, p, lr) -> dict` returning the trained parameters."""
+    """Functions `f(x, y, params, masks, p, lr) -> dict` returning the trained parameters: one (`trained`), or
+    one per implementation the handout asks for (`torch`: with autograd; `scratch`: by hand, run with autograd
+    off), each a source of its own (`torch.W1`, `scratch.W1`). Free-form notebooks train in both and are
+    observed: there the names only say which sources are graded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trained: str = Field("train_with_dropout", description="Runs SGD with the given dropout keep-masks.")
+    trained: str | None = Field("train_with_dropout", description="Runs SGD with the given dropout keep-masks; "
+                                "left out when `torch` or `scratch` is given.")
+    torch: str | None = Field(None, description="Trains with torch autograd (the notebook's torch implementation).")
+    scratch: str | None = Field(None, description="Trains with a backward pass written by hand (the notebook's numpy one).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source_by_default(cls, data: object) -> object:
+        """`trained` is the default only when no implementation is named."""
+        if isinstance(data, dict) and ("torch" in data or "scratch" in data) and "trained" not in data:
+            return {**data, "trained": None}
+        return data
 
     def functions(self) -> dict[str, str]:
-        """Source name → function name."""
-        return {"trained": self.trained}
+        """Source name → function name, for the sources this contract asks for."""
+        return {source: name for source, name in (("trained", self.trained), ("torch", self.torch),
+                                                   ("scratch", self.scratch)) if name}
 
 
 class GraphContract(BaseModel):

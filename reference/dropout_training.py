@@ -97,3 +97,44 @@ def train(
         # SGD: P ← P − lr · dP, every parameter from the same epoch's gradients
         theta = {name: P - lr * grads[f"d{name}"] for name, P in theta.items()}
     return {**theta, "losses": losses}
+
+
+def train_many(
+    x: Array,
+    y: Array,
+    params: Mapping[str, Array],
+    masks: Array,
+    lr: float,
+    keep_scale: float | None,
+    reduction: str = "sum",
+) -> dict[str, Array]:
+    """`train` for K mask sequences at once (masks of shape (K, E, N, H)), each from the same initial
+    parameters: kept units scaled by `keep_scale` (1/(1 − p) in the reference; None trains without dropout).
+    Returns each parameter after training, stacked: "W1" (K, H, d), … The spread of these over many draws
+    is what a run whose own masks are unknown is compared with."""
+    check_reduction(reduction)
+    masks = np.asarray(masks, dtype=np.float64)
+    if masks.ndim != 4:
+        raise ValueError(f"masks: expected shape (K, epochs, N, H), found {masks.shape}")
+    bias = has_biases(params)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    K = masks.shape[0]
+    theta = {name: np.repeat(np.asarray(value, dtype=np.float64)[None], K, axis=0) for name, value in params.items()}
+    for e in range(masks.shape[1]):
+        keep = np.ones_like(masks[:, e]) if keep_scale is None else masks[:, e] * keep_scale
+        # forward, batched over the K runs: z1 = x W1ᵀ (+ b1), h_drop = relu(z1) ⊙ keep, z2 = h_drop W2ᵀ (+ b2)
+        z1 = x @ theta["W1"].transpose(0, 2, 1) + (theta["b1"][:, None, :] if bias else 0.0)
+        h_drop = relu(z1) * keep
+        z2 = h_drop @ theta["W2"].transpose(0, 2, 1) + (theta["b2"][:, None, :] if bias else 0.0)
+        shifted = z2 - z2.max(axis=2, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
+        # backward: delta2 = probs − y (over N for "mean"), dW2 = delta2ᵀ h_drop, delta1 = (delta2 W2 ⊙ keep) ⊙ relu'(z1)
+        delta2 = (probs - y) / (x.shape[0] if reduction == "mean" else 1.0)
+        delta1 = (delta2 @ theta["W2"]) * keep * drelu(z1)
+        grads = {"W1": delta1.transpose(0, 2, 1) @ x, "W2": delta2.transpose(0, 2, 1) @ h_drop}
+        if bias:
+            grads.update(b1=delta1.sum(axis=1), b2=delta2.sum(axis=1))
+        # SGD: P ← P − lr · dP for every run at once
+        theta = {name: P - lr * grads[name] for name, P in theta.items()}
+    return theta

@@ -6,6 +6,8 @@ import pytest
 from reference import dropout_training, softmax_classifier, twins
 from reference.gradcheck import central_difference
 
+from conftest import init_params
+
 
 def make_trial(seed, N=5, d=3, H=6, C=3, bias=False, p=0.4, epochs=1):
     """Inputs, one-hot labels, nn.Linear-range parameters and (epochs, N, H) keep-masks, all from numpy."""
@@ -166,3 +168,24 @@ def test_drop_probability_outside_zero_to_one_is_rejected(p):
         dropout_training.step(x, y, params, masks[0], p)
     with pytest.raises(ValueError, match="0 <= p < 1"):
         dropout_training.train(x, y, params, masks, p, 0.01)
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_training_many_mask_sequences_at_once_is_training_each_one(bias, reduction):
+    from reference.mistakes_backprop import dropout_sgd
+
+    rng = np.random.default_rng(9)
+    params = init_params(rng, [3, 4, 2], bias)
+    x, y = rng.uniform(-2, 2, size=(2, 3)), np.eye(2)[[1, 0]]
+    masks = (rng.random((5, 7, 2, 4)) >= 0.4).astype(np.float64)
+    many = dropout_training.train_many(x, y, params, masks, 0.1, 1 / 0.6, reduction)
+    unscaled = dropout_training.train_many(x, y, params, masks, 0.1, 1.0, reduction)
+    without = dropout_training.train_many(x, y, params, masks, 0.1, None, reduction)
+    for k in range(5):
+        one = dropout_training.train(x, y, params, masks[k], 0.4, 0.1, reduction)
+        plain = dropout_sgd(x, y, params, masks[k], None, 0.1, reduction)
+        for name in params:
+            np.testing.assert_allclose(many[name][k], one[name], rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(unscaled[name][k], dropout_sgd(x, y, params, masks[k], 1.0, 0.1, reduction)[name], rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(without[name][k], plain[name], rtol=1e-12, atol=1e-15)
