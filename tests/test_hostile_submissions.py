@@ -160,7 +160,7 @@ print("at import:", hidden_inputs())
 def scratch_gradients(x, y, params):
     seen = hidden_inputs()
     inputs = {name: value for name, value in seen.items() if name.endswith(".x")}
-    raise ValueError(f"leaked {len(seen)} hidden arrays: {inputs}")
+    raise ValueError(f"my x {x.ravel().tolist()}; leaked {len(seen)} hidden arrays: {inputs}")
 
 
 torch_gradients = scratch_gradients
@@ -196,16 +196,21 @@ def test_a_public_call_that_reads_every_array_it_can_reach_cannot_show_a_hidden_
     texts = [*shown_before_the_due_date(report, rubric), *public, report.run.message, report.run.stdout, report.run.stderr]
     leaked = [trace for trace in hidden_traces(rubric) if any(trace in text for text in texts)]
     assert leaked == []
-    assert any(f"{rubric.tasks[0].id}.hidden-0.x" in m for m in hidden), hidden  # it finds hidden arrays where they are
+    own = [repr(v) for v in make_trial(rubric, rubric.tasks[0], "hidden", 0).x.ravel().tolist()]
+    assert any(all(v in m for v in own) for m in hidden), hidden  # a hidden input in a text would be seen
     assert report.score == 0
 
 
 def test_a_submission_that_stops_only_on_hidden_trials_keeps_its_public_marks_and_shows_nothing_of_it(grading_sandbox, tmp_path):
     """The hidden job's output, status and message are instructors' until the due date: a flag, not the run."""
     rubric = load_rubric(RUBRIC)
+    public_x = [make_trial(rubric, rubric.tasks[0], "public", i).x.tolist() for i in range(rubric.trials.public)]
+    detector = (f"import os\nPUBLIC_X = {public_x!r}\n" + CORRECT.replace(
+        "def scratch_gradients(x, y, params):\n",
+        "def scratch_gradients(x, y, params):\n    if x.tolist() not in PUBLIC_X:  # inputs `solve` did not show\n"
+        "        print('hidden inputs:', x.tolist(), flush=True)\n        os._exit(3)\n"))
     path = tmp_path / "detector.py"
-    path.write_text(LEAKER.split("print(")[0] + "import os\nif hidden_inputs():\n    print('hidden inputs:', hidden_inputs())\n"
-                    "    os._exit(3)\n" + CORRECT)
+    path.write_text(detector)
     report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox, ("public", "hidden"), FAST)
     assert report.run.status == "ok" and report.message == "" and "hidden inputs" not in report.run.stdout
     assert all(c.group_points["public"] == c.group_max_points["public"] > 0 for c in report.checks)
