@@ -26,6 +26,8 @@ from grader.datfile_scan import Block, scan
 
 __all__ = ["Assignment", "DatArray", "ParsedDat", "assign_gradients", "parse_dat", "read_dat"]
 
+MAX_DAT_BYTES = 1 << 20  # the sandbox collects a written file of at most 1 MiB, too
+MAX_LABEL_CHARS = 400  # of a label or context line (see _shorten)
 _LETTER_RE = re.compile(r"[A-Za-z]")
 _NOISE_RE = re.compile(
     r"^\s*(?:\(\w+\):\s*)?[A-Z]\w*\(.*\)\s*,?\s*$"  # module reprs: Linear(...), Sigmoid(), (fc1): Linear(...)
@@ -42,7 +44,14 @@ def read_dat(text: str, layers: list[int]) -> Assignment:
 def parse_dat(text: str | bytes) -> ParsedDat:
     """Every numeric array in the file, in order, with its label, context, role and layer.
 
-    Never raises on bad input: blocks that look numeric but cannot be read are listed in `.problems`."""
+    Never raises on bad input: blocks that look numeric but cannot be read are listed in `.problems`.
+    A file larger than MAX_DAT_BYTES is not read at all (one problem says so): its size is checked before
+    it is decoded, and every pass below is linear in the size, so reading a file costs at most a second
+    or so whatever it holds (DESIGN §5, sandbox property 9)."""
+    if len(text) > MAX_DAT_BYTES:
+        return ParsedDat([], [f"the file is {len(text) / 2**20:.1f} MiB, more than the {MAX_DAT_BYTES >> 20} MiB "
+                              "the grader reads, so none of it was read; write only the gradients (and the "
+                              "prediction and loss) to it, not a training log"])
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
@@ -64,11 +73,11 @@ def parse_dat(text: str | bytes) -> ParsedDat:
         parts = gap.split("\n")
         lines = parts[:-1] if previous_end == 0 else parts[1:-1]
         offsets = _line_offsets(previous_end, parts, previous_end == 0)
-        candidates = [(ln.strip().lstrip("#").strip(), off) for ln, off in zip(lines, offsets)
+        candidates = [(_shorten(ln.strip().lstrip("#").strip()), off) for ln, off in zip(lines, offsets)
                       if _is_label_line(ln) and off != header_start]
-        label = csv_label(table, text, block.start) if table else ""
+        label = _shorten(csv_label(table, text, block.start)) if table else ""
         if not label:
-            label = _clean_inline(parts[-1])
+            label = _shorten(_clean_inline(parts[-1]))
             if block.shape == () and re.search(r"[,;]", label):  # 'Epoch 3, loss=0.12': the last clause
                 label = next((p.strip() for p in re.split(r"[,;]", label)[::-1] if _LETTER_RE.search(p)), "")
         if not _LETTER_RE.search(label):
@@ -76,7 +85,7 @@ def parse_dat(text: str | bytes) -> ParsedDat:
         if not label and candidates:
             label = candidates.pop()[0]
         layered = [ln for ln, _ in candidates if read_words(ln).refs]
-        linears = [(ln.strip(), off) for ln, off in zip(lines, offsets) if linear_shape(ln)]
+        linears = [(_shorten(ln.strip()), off) for ln, off in zip(lines, offsets) if linear_shape(ln)]
         if len(linears) > 1:
             linears = []  # a whole module repr lists the architecture; it heads no section
         if layered or linears:
@@ -178,6 +187,16 @@ def _line_offsets(start: int, parts: list[str], first: bool) -> list[int]:
             offsets.append(offset)
         offset += len(part) + 1
     return offsets
+
+
+def _shorten(line: str) -> str:
+    """A label or context line of at most MAX_LABEL_CHARS: a longer one keeps its head and its tail (what
+    names the array is at either end: 'dW1 = …' or '… gradient of dW1:'), so that a line of a megabyte
+    is not copied into the label and context of every array below it."""
+    if len(line) <= MAX_LABEL_CHARS:
+        return line
+    half = MAX_LABEL_CHARS // 2
+    return f"{line[:half]} … {line[-half:]}"
 
 
 def _is_label_line(line: str) -> bool:

@@ -17,6 +17,8 @@ from grader.datfile_scan import Block
 
 _FIELD_RE = re.compile(r"^[\w .\-/]*$")
 _LETTER_RE = re.compile(r"[A-Za-z]")
+_BLANK_RE = re.compile(r'[ \t"]*')
+MAX_LABEL_WORDS = 16  # a label longer than this is not a label a reader would write
 
 
 @dataclass
@@ -28,6 +30,8 @@ class CsvLayout:
     cells: list[tuple[int, int, int, int]] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)  # cell starts, for bisect
     rows: dict[int, list[tuple[int, int, int, int]]] = field(default_factory=dict)  # row -> its cells
+    words: dict[int, list[tuple[int, str]]] = field(default_factory=dict, repr=False)  # row -> (column, word)
+    leads: dict[int, int] = field(default_factory=dict, repr=False)  # cell start -> its first non-blank offset
 
 
 def csv_layout(text: str) -> CsvLayout | None:
@@ -63,25 +67,37 @@ def csv_label(layout: CsvLayout, text: str, offset: int) -> str:
     if k < 0:
         return ""
     cell_start, _, own_column, row = layout.cells[k]
-    if text[cell_start:offset].strip(' \t"') or len(layout.rows[row]) != len(layout.names):
+    if cell_start not in layout.leads:
+        layout.leads[cell_start] = _BLANK_RE.match(text, cell_start).end()
+    if layout.leads[cell_start] < offset or len(layout.rows[row]) != len(layout.names):
         return ""  # not a pandas cell: pandas starts an array at its cell and writes every column
+    if row not in layout.words:
+        layout.words[row] = _row_words(layout, text, row)
+    words = [word for column, word in layout.words[row] if column != own_column][:MAX_LABEL_WORDS]
+    if words:
+        return " ".join(words)
+    name = layout.names[own_column] if own_column < len(layout.names) else ""
+    return name if _LETTER_RE.search(name) else ""
+
+
+def _row_words(layout: CsvLayout, text: str, row: int) -> list[tuple[int, str]]:
+    """(column, word) of the cells of `row` that can label an array in it: text, or a number under a named
+    column ('layer 1'); at most MAX_LABEL_WORDS + 1 of them (one may be the array's own cell), read once
+    per row so that a wide row costs time in its width, not its width squared."""
     words = []
     for start, end, column, _ in layout.rows[row]:
-        if column == own_column:
-            continue
         cell = text[start:end].strip().strip('"').strip()
         name = layout.names[column] if column < len(layout.names) else ""
         if "[" in cell or "(" in cell:
             continue
         if NUMBER_RE.fullmatch(cell):
             if _LETTER_RE.search(name):
-                words.append(f"{name} {cell}")
+                words.append((column, f"{name} {cell}"))
         elif _LETTER_RE.search(cell):
-            words.append(cell)
-    if words:
-        return " ".join(words)
-    name = layout.names[own_column] if own_column < len(layout.names) else ""
-    return name if _LETTER_RE.search(name) else ""
+            words.append((column, cell))
+        if len(words) > MAX_LABEL_WORDS:
+            break
+    return words
 
 
 def drop_index_column(layout: CsvLayout | None, text: str, block: Block) -> Block:

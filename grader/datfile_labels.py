@@ -46,6 +46,7 @@ class Words:
 
 _SPLIT_RE = re.compile(r"[^a-z0-9]+")
 _WRT_RE = re.compile(r"\bw\.?\s?r\.?\s?t\b\.?", re.IGNORECASE)  # 'w.r.t.' names no weight
+_CALL_RE = re.compile(r"(?<!\w)\w+\([^()]*\)")  # starts only where a word does: linear on a long word
 _IN_OUT_RE = re.compile(r"(?<![a-z])in[x×*,_]out(?![a-z])")
 _OUT_IN_RE = re.compile(r"(?<![a-z])out[x×*,_]in(?![a-z])")
 
@@ -129,7 +130,7 @@ def _ordinal(token: str) -> int | None:
 def context_words(context: str) -> Words:
     """What a context says, without the `Linear(in_features=…, …, bias=True)` repr in it (its 'bias' and
     its numbers name no layer)."""
-    return read_words(re.sub(r"\w+\([^()]*\)", " ", context))
+    return read_words(_CALL_RE.sub(" ", context))
 
 
 def linear_shape(text: str) -> tuple[int, int] | None:

@@ -30,23 +30,39 @@ class BlockError(ValueError):
 
 
 def measure(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Values and uncertainties (flat, float64) of numbers printed together in one array."""
-    parts = []
-    for token in tokens:
+    """Values and uncertainties (flat, float64) of numbers printed together in one array.
+
+    One pass with no object per number kept (a file may print half a million), and an exponent of any
+    length read without int()'s 4300-digit limit."""
+    n = len(tokens)
+    values = np.fromiter(map(float, tokens), np.float64, n)
+    digits = np.zeros(n, np.int64)
+    exponents = np.zeros(n, np.int64)
+    scientific = np.zeros(n, bool)
+    special = np.zeros(n, bool)  # nan, inf
+    for k, token in enumerate(tokens):
         text = token.lower()
         if "nan" in text or "inf" in text:
-            parts.append((float(text), None, 0, False))
+            special[k] = True
             continue
         mantissa, _, exponent = text.partition("e")
-        parts.append((float(text), len(mantissa.partition(".")[2]), int(exponent or 0), bool(exponent)))
-    digits_fixed = max((d for _, d, _, sci in parts if d is not None and not sci), default=0)
-    digits_sci = max((d for _, d, _, sci in parts if d is not None and sci), default=0)
-    values = np.array([p[0] for p in parts], dtype=np.float64)
-    uncertainty = np.array(
-        [np.nan if d is None else _half_unit(e - (digits_sci if sci else digits_fixed)) for _, d, e, sci in parts],
-        dtype=np.float64,
-    )
+        digits[k] = len(mantissa.partition(".")[2])
+        exponents[k] = _exponent(exponent)
+        scientific[k] = bool(exponent)
+    digits_fixed = digits[~scientific & ~special].max(initial=0)
+    digits_sci = digits[scientific].max(initial=0)
+    powers, where = np.unique(exponents - np.where(scientific, digits_sci, digits_fixed), return_inverse=True)
+    uncertainty = np.array([_half_unit(int(power)) for power in powers], dtype=np.float64)[where.reshape(-1)]
+    uncertainty[special] = np.nan
     return values, uncertainty
+
+
+def _exponent(text: str) -> int:
+    """The exponent written after 'e' ('' → 0); one of more than six digits is ±10^6 (the value is 0 or inf)."""
+    digits = text.lstrip("+-")
+    if len(digits) <= 6:
+        return int(text or 0)
+    return -10**6 if text.startswith("-") else 10**6
 
 
 def _half_unit(power: int) -> float:
@@ -79,22 +95,28 @@ def closing_brackets(text: str) -> dict[int, int]:
     return closes
 
 
-def read_brackets(text: str, i: int, closes: dict[int, int]) -> tuple[int, Node] | None:
+def read_brackets(text: str, i: int, closes: dict[int, int], not_arrays: set[int] | None = None,
+                  ) -> tuple[int, Node] | None:
     """Read the bracketed numeric array opening at text[i] == '['.
 
     Returns (end offset, nested Nodes of number strings), or None when the brackets do not hold numbers
     (a list of `array(...)`, words in brackets). Raises BlockError for numeric blocks that cannot be read:
     numpy's summarized form with '...', or an unexpected character among the numbers.
+    On None, the '[' inside it still open where the read stopped are added to `not_arrays`: a read from
+    any of them would pass over the same tokens and stop there too, so the caller need not try them
+    (which keeps `[[[[…` linear in its length rather than in its length times its depth).
     """
     stack: list[Node] = []
     root: Node | None = None
     summarized = False
     count = 0  # numbers read so far
+    empty: list[int] = []  # every '[' opened before the first number
     j = i
     while j < len(text):
         match = _TOKEN_RE.match(text, j)
         if match is None:
             if count < 2:  # '[1/100]', '[see 2]': brackets in prose, not an array
+                _still_open(stack, not_arrays)
                 return None
             raise BlockError(f"unexpected {text[j]!r} among the numbers", closes.get(i, len(text)))
         token = match.group()
@@ -103,6 +125,8 @@ def read_brackets(text: str, i: int, closes: dict[int, int]) -> tuple[int, Node]
                 message = f"brackets nested more than {MAX_DEPTH} deep are not an array"
                 raise BlockError(message, closes.get(i, len(text)))
             node = Node(j)
+            if not count:
+                empty.append(j)
             if stack:
                 stack[-1].append(node)
             else:
@@ -113,7 +137,9 @@ def read_brackets(text: str, i: int, closes: dict[int, int]) -> tuple[int, Node]
                 break
             stack.pop()
             if not stack:
-                if not count:
+                if not count:  # '[[], []]': nothing inside holds a number either
+                    if not_arrays is not None:
+                        not_arrays.update(empty[1:])
                     return None
                 if summarized:
                     raise BlockError("the array is printed in numpy's summarized form ('...'), so some of its "
@@ -129,7 +155,13 @@ def read_brackets(text: str, i: int, closes: dict[int, int]) -> tuple[int, Node]
         j = match.end()
     if count:
         raise BlockError("the array never closes (missing ']')", len(text))
+    _still_open(stack, not_arrays)
     return None
+
+
+def _still_open(stack: list[Node], not_arrays: set[int] | None) -> None:
+    if not_arrays is not None:
+        not_arrays.update(node.start for node in stack[1:])
 
 
 def shape_of(node) -> tuple[int, ...] | None:

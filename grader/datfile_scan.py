@@ -21,12 +21,16 @@ from grader.datfile_numbers import (
 )
 
 _WRAPPER_RE = re.compile(r"(?<![\w.])(?:(?:np|numpy|torch)\.)?(?:tensor|array|float(?:16|32|64|128)?)\(\s*")
-_NUMLINE = rf"[ \t]*(?:{NUMBER})(?:[ \t]*[,;][ \t]*(?:{NUMBER})|[ \t]+(?:{NUMBER}))*[ \t]*[,;]?[ \t]*\r?(?=\n|$)"
-_NUMLINE_RE = re.compile(_NUMLINE, re.IGNORECASE)
+_NUMBERS = rf"[ \t]*(?:{NUMBER})(?:[ \t]*[,;][ \t]*(?:{NUMBER})|[ \t]+(?:{NUMBER}))*+"
+_NUMBERS_RE = re.compile(_NUMBERS, re.IGNORECASE)  # numbers and separators, as far as they go
+_LINE_END_RE = re.compile(r"[ \t]*[,;]?[ \t]*\r?(?=\n|$)")
+_NUMLINE_RE = re.compile(_NUMBERS + _LINE_END_RE.pattern, re.IGNORECASE)
 _CANDIDATE_RE = re.compile(
     r"\n|\[|\(|(?<![\w.])(?:(?:np|numpy|torch)\.)?(?:tensor|array|float)|(?<![\w.])(?:[-+.\d]|nan|inf)", re.IGNORECASE
 )
 _LETTER_RE = re.compile(r"[A-Za-z]")
+MAX_ARRAYS = 10_000  # a .dat of gradients holds tens; a long training log a few thousand
+MAX_PROBLEMS = 20  # unreadable blocks listed one by one; the rest are counted
 _CALL_ARGUMENTS_LIMIT = 400  # characters of `dtype=…, grad_fn=<…>` allowed after a wrapper's data
 
 
@@ -48,13 +52,17 @@ class Scan:
     groups: list[tuple[int, int]] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
     closes: dict[int, int] = field(default_factory=dict, repr=False)
+    line: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)  # (start, end, first letter) of a line
+    unread_until: int = field(default=0, repr=False)  # numbers up to here are known not to end their line
+    not_arrays: set[int] = field(default_factory=set, repr=False)  # '[' known to hold no array (read_brackets)
 
 
 def scan(text: str) -> Scan:
-    """Every numeric array in `text`, in order."""
+    """Every numeric array in `text`, in order: at most MAX_ARRAYS of them, and at most MAX_PROBLEMS blocks
+    that cannot be read listed one by one (the rest counted). Linear in the length of `text`."""
     found = Scan(closes=closing_brackets(text))
     i, n = 0, len(text)
-    while i < n:
+    while i < n and len(found.blocks) <= MAX_ARRAYS:
         if i == 0 or text[i - 1] == "\n":
             end = _numeric_lines(text, i, found)
             if end is not None:
@@ -69,6 +77,14 @@ def scan(text: str) -> Scan:
             continue
         i = _read_at(text, i, found)
     found.blocks.sort(key=lambda block: block.start)
+    if len(found.problems) > MAX_PROBLEMS:
+        more = len(found.problems) - MAX_PROBLEMS
+        found.problems[MAX_PROBLEMS:] = [(found.problems[MAX_PROBLEMS][0], f"and {more:,} more blocks that could "
+                                          "not be read from here on")]
+    if len(found.blocks) > MAX_ARRAYS:
+        found.problems.append((found.blocks[MAX_ARRAYS].start, f"the file holds more than {MAX_ARRAYS:,} arrays; "
+                               f"the grader reads the first {MAX_ARRAYS:,} and no further"))
+        del found.blocks[MAX_ARRAYS:]
     return found
 
 
@@ -77,9 +93,9 @@ def _read_at(text: str, i: int, found: Scan) -> int:
     char = text[i]
     if char == "[" and text.endswith("Size(", 0, i):  # torch.Size([10, 2]): a shape, not values
         return found.closes.get(i, i + 1)
-    if char == "[":
+    if char == "[" and i not in found.not_arrays:
         try:
-            read = read_brackets(text, i, found.closes)
+            read = read_brackets(text, i, found.closes, found.not_arrays)
         except BlockError as error:
             found.problems.append((i, str(error)))
             return max(error.end, i + 1)
@@ -93,12 +109,15 @@ def _read_at(text: str, i: int, found: Scan) -> int:
     wrapper = _WRAPPER_RE.match(text, i)
     if wrapper is not None:
         return _read_wrapper(text, i, wrapper.end(), found)
-    if _after_label(text, i):
-        rest = _NUMLINE_RE.match(text, i)
+    if i >= found.unread_until and _after_label(text, i, found):
+        numbers = _NUMBERS_RE.match(text, i)
+        rest = _LINE_END_RE.match(text, numbers.end()) if numbers is not None else None
         if rest is not None:
-            tokens = NUMBER_RE.findall(rest.group())
+            tokens = NUMBER_RE.findall(numbers.group())
             found.blocks.append(Block(i, rest.end(), tokens, () if len(tokens) == 1 else (len(tokens),)))
             return rest.end()
+        if numbers is not None:  # read from any later number among them, they stop at the same place
+            found.unread_until = numbers.end()
     number = NUMBER_RE.match(text, i)
     return number.end() if number is not None else i + 1
 
@@ -106,8 +125,10 @@ def _read_at(text: str, i: int, found: Scan) -> int:
 def _read_wrapper(text: str, start: int, data: int, found: Scan) -> int:
     """`tensor(` / `array(` at `start`, its data at `data`: read the data, skip the keyword arguments."""
     if data < len(text) and text[data] == "[":
+        if data in found.not_arrays:
+            return data
         try:
-            read = read_brackets(text, data, found.closes)
+            read = read_brackets(text, data, found.closes, found.not_arrays)
         except BlockError as error:
             found.problems.append((start, str(error)))
             return max(error.end, data + 1)
@@ -180,11 +201,23 @@ def _numeric_lines(text: str, i: int, found: Scan) -> int | None:
     return end
 
 
-def _after_label(text: str, i: int) -> bool:
-    """Whether the number at `i` follows a label and a ':', '=' or ',' on its line (`loss: 0.33`)."""
-    line_start = text.rfind("\n", 0, i) + 1
-    prefix = text[line_start:i].rstrip()
-    return bool(prefix) and prefix[-1] in ":=," and bool(_LETTER_RE.search(prefix))
+def _after_label(text: str, i: int, found: Scan) -> bool:
+    """Whether the number at `i` follows a label and a ':', '=' or ',' on its line (`loss: 0.33`).
+
+    Where its line starts and its first letter are found once per line (`found.line`), so that a long
+    line of numbers costs time in its length, not in its length squared."""
+    start, end, letter = found.line
+    if not start <= i < end:
+        start = text.rfind("\n", 0, i) + 1
+        end = text.find("\n", i)
+        end = len(text) if end < 0 else end
+        first = _LETTER_RE.search(text, start, end)
+        letter = first.start() if first is not None else end
+        found.line = (start, end, letter)
+    j = i - 1
+    while j >= start and text[j].isspace():
+        j -= 1
+    return letter < j and text[j] in ":=,"
 
 
 def _skip_space(text: str, i: int) -> int:
