@@ -85,6 +85,8 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
         notebook = json.loads(text)
     except json.JSONDecodeError as error:
         return problem("corrupt_notebook", f"{path.name}: not a readable notebook (JSON error at line {error.lineno}: {error.msg}); download it again from Jupyter or Colab (File → Download .ipynb).")
+    except RecursionError:  # json.loads cannot read arrays or objects nested thousands deep; no notebook nests them
+        return problem("corrupt_notebook", f"{path.name}: not a readable notebook (its JSON is nested more deeply than any notebook's); download it again from Jupyter or Colab (File → Download .ipynb).")
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         return problem("corrupt_notebook", f"{path.name}: expected a notebook with a list of cells, found none; download it again from Jupyter or Colab.")
     if notebook.get("nbformat") != 4:
@@ -93,8 +95,9 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
     for number, cell in enumerate(notebook["cells"], start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        source = _text(cell.get("source", ""))
+        if source is None:
+            return problem("corrupt_notebook", f"{path.name}: cell {number} has a source that is neither text nor a list of lines; download the notebook again from Jupyter or Colab.")
         kept, dropped = strip_magics(source)
         notes += [f"cell {number}: `{line.strip()}` was not run (shell and magic lines never run here)" for line in dropped]
         cells.append(kept)
@@ -115,9 +118,18 @@ def _stream_text(outputs: object) -> str:
     parts = []
     for output in outputs:
         if isinstance(output, dict) and output.get("output_type") == "stream" and output.get("name") == "stdout":
-            text = output.get("text", "")
-            parts.append("".join(text) if isinstance(text, list) else str(text))
+            parts.append(_text(output.get("text", "")) or "")
     return "".join(parts)
+
+
+def _text(value: object) -> str | None:
+    """A notebook's multi-line string as nbformat stores it (a string, a list of strings, or null), else None:
+    anything else (numbers, lists nested 10^5 deep) is no text, and printing it could itself fail."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return "".join(value)
+    return None
 
 
 def strip_magics(source: str) -> tuple[str, list[str]]:
@@ -140,6 +152,6 @@ def _is_python(line: str) -> bool:
     """Whether a line parses as Python on its own (`cd = 3` does; `pip install torch` does not)."""
     try:
         compile(line, "<line>", "exec")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # `pip -------…1`: the parser runs out of depth
         return False
     return True

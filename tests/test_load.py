@@ -78,3 +78,31 @@ def test_each_code_cells_saved_execution_count_is_kept_and_so_is_whether_lines_o
     submission = load_submission(path)
     assert submission.saved_counts == [3, None, 1, None]
     assert submission.partly_run == [True, False, False, False]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("deep_array", '{"nbformat": 4, "cells": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    ("deep_object", '{"a": ' * 100_000 + "1" + "}" * 100_000),
+])
+def test_a_notebook_nested_a_hundred_thousand_deep_is_refused_with_a_message(tmp_path, name, content):
+    path = tmp_path / f"{name}.ipynb"
+    path.write_text(content)
+    status, message = load_submission(path).problem
+    assert status == "corrupt_notebook" and "nested more deeply than any notebook's" in message
+
+
+def test_cell_sources_and_outputs_that_are_not_text_are_a_problem_or_ignored_never_a_crash(tmp_path):
+    path = tmp_path / "odd.ipynb"
+    path.write_text(notebook([code([1, 2])]))
+    assert load_submission(path).problem == (
+        "corrupt_notebook", "odd.ipynb: cell 1 has a source that is neither text nor a list of lines; download the "
+        "notebook again from Jupyter or Colab.")
+    stream = {"output_type": "stream", "name": "stdout", "text": [1, ["x"]]}
+    path.write_text(notebook([{**code("x = 1"), "outputs": [stream]}, {**code("y = 2"), "source": None}]))
+    submission = load_submission(path)
+    assert submission.problem is None and submission.cells == ["x = 1", ""] and submission.saved_outputs == ["", ""]
+
+
+def test_a_shell_line_too_deeply_nested_for_the_parser_is_dropped_as_shell(tmp_path):
+    kept, dropped = strip_magics("pip " + "-" * 1_000_000 + "1\nx = 1")
+    assert kept == "pass\nx = 1" and len(dropped) == 1
