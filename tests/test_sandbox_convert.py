@@ -73,3 +73,54 @@ def test_cells_stop_at_the_first_error_and_say_where():
     assert "<sandbox" not in frame["traceback"]
     assert runner.run_cells(["x = (\n"], "a.py", {})["status"] == "syntax_error"
     assert runner.run_cells(["import sys\nsys.exit(2)\n"], "a.py", {})["exit_code"] == 2
+
+
+# --- what the grader asked for, and no more (DESIGN §5, sandbox properties 8 and 9) ------------------
+A1_RETURNS = {"prediction": [2, 1], "loss": [], "dW1": [10, 2], "db1": [10]}
+
+
+def test_only_the_quantities_the_grader_reads_are_kept_and_extra_keys_are_named_not_sent():
+    converter = convert.Converter(1 << 20, A1_RETURNS)
+    extra = {f"extra{k}": [str(i % 10) for i in range(10_000)] for k in range(240)}
+    converter.add("", {"dW1": np.ones((10, 2)), "loss": torch.tensor(0.5), **extra, "grads": {"dW1": np.ones(3)}})
+    assert set(converter.values) == {"dW1", "loss"} and converter.texts == {}
+    assert list(converter.problems)[:2] == ["extra0", "extra1"] and len(converter.problems) == 21
+    assert converter.problems["extra0"] == "not a quantity this task asks for; ignored"
+    assert converter.problems["…"] == "221 more keys that are not quantities of this task; ignored"
+    assert sum(len(k) + len(v) for k, v in converter.problems.items()) < 2000
+
+
+def test_a_list_of_strings_as_a_gradient_names_the_quantity_the_shape_expected_and_what_was_found():
+    converter = convert.Converter(1 << 20, A1_RETURNS)
+    deep = 1.0
+    for _ in range(100_000):
+        deep = [deep]
+    converter.add("", {"dW1": ["0.1"] * 10, "db1": deep, "prediction": {"y": 1}, "loss": [1, "a"]})
+    assert converter.values == {} and converter.texts == {}
+    assert converter.problems["dW1"] == "dW1: expected an array of numbers of shape (10, 2), found a list of 10 strings"
+    assert converter.problems["db1"].startswith("db1: expected an array of numbers of shape (10,), found a list that "
+                                                "is not a rectangular array")
+    assert converter.problems["prediction"] == "prediction: expected an array of numbers of shape (2, 1), found a dict"
+    assert converter.problems["loss"] == "loss: expected a number, found a list of 2 items, 1 of them strings"
+
+
+def test_node_names_are_the_one_quantity_kept_as_texts_whether_returned_alone_or_in_a_dict():
+    for returned in (["AddmmBackward0", "AccumulateGrad"], {"nodes": ("AddmmBackward0", "AccumulateGrad")}):
+        converter = convert.Converter(1 << 20, {"nodes": None})
+        converter.add("", returned)
+        assert converter.texts == {"nodes": ["AddmmBackward0", "AccumulateGrad"]} and converter.problems == {}
+    converter.reset({"nodes": None})
+    converter.add("", {"nodes": np.ones(3)})
+    assert converter.problems == {"nodes": "nodes: expected a list of strings, found an array of dtype float64 with shape (3,)"}
+    converter.reset(A1_RETURNS)
+    converter.add("", np.ones(3))
+    assert converter.problems == {"": "expected a dict with the keys prediction, loss, dW1, db1, found an array of "
+                                      "dtype float64 with shape (3,)"}
+
+
+def test_texts_and_problems_of_one_call_are_capped_in_characters_whatever_was_returned():
+    c = converted({f"k{i}": ["x" * 100] * 10_000 for i in range(3)} | {f"bad{i}": "s" * 3000 for i in range(2000)})
+    chars = sum(len(t) for texts in c.texts.values() for t in texts) + sum(len(k) + len(v) for k, v in c.problems.items())
+    assert chars <= convert.MAX_TEXT_CHARS + 500
+    assert c.problems["k0"].startswith("k0: 10000 strings (1000000 characters), more than the grader reads")
+    assert c.problems["…"].startswith("more returned keys, texts and problems than the grader reads")
