@@ -3,8 +3,10 @@ zero for what could not be verified; none raises its own score, changes another'
 behind or reads an expected value. After each one, a correct submission graded by the same sandbox keeps
 its full score."""
 
+import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -219,3 +221,60 @@ def test_a_submission_that_stops_only_on_hidden_trials_keeps_its_public_marks_an
     texts = shown_before_the_due_date(report, rubric)
     assert not [trace for trace in hidden_traces(rubric) if any(trace in text for text in texts)]
     assert not any("os._exit" in text or "exit code 3" in text or "exited" in text for text in texts)
+
+
+# --- what a student returns or writes never makes the grader fail (DESIGN §5 property 9, issue 16 items 5-6)
+
+def returning(extra: str) -> str:
+    """The correct submission whose scratch_gradients also does `extra` to its dict `out` before returning it."""
+    return CORRECT + ("\n_correct_scratch = scratch_gradients\n\n\ndef scratch_gradients(x, y, params):\n"
+                      "    out = dict(_correct_scratch(x, y, params))\n" + extra + "    return out\n")
+
+
+def test_a_result_frame_nested_a_hundred_thousand_deep_is_an_invalid_result_not_a_grader_error(grading_sandbox, tmp_path):
+    forged = "[" * 100_000 + "]" * 100_000
+    source = f"import os, struct\npayload = {forged!r}.encode()\nos.write(3, struct.pack('>Q', len(payload)) + payload)\n"
+    path = tmp_path / "deep_frame.py"
+    path.write_text(source + CORRECT)
+    report = grade(grading_sandbox, path)
+    assert report.run.status == "result_invalid" and report.score == 0
+    assert "nested too deep" in report.run.detail
+
+
+MEMORY_PROBE = """\
+import json, resource, sys
+from pathlib import Path
+from grader.grade import grade_submission
+from grader.limits import Limits
+from grader.rubric_files import load_rubric, rubric_hash
+from grader.sandbox import Sandbox
+
+rubric = load_rubric("bs6207-a1")
+limits = Limits(**json.loads(sys.argv[3]))
+with Sandbox(jobs=1) as sandbox:
+    grade = lambda path: grade_submission(rubric, rubric_hash("bs6207-a1"), Path(path), sandbox, ("public", "hidden"), limits)
+    grade(sys.argv[1])  # imports, trials and the answer key made once, as in a batch
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = grade(sys.argv[2])
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_kb": after - before, "score": report.score, "max": report.max_score, "status": report.status}))
+"""
+
+
+def test_extra_keys_of_ten_thousand_strings_cost_the_grader_no_memory_to_speak_of(tmp_path):
+    """Issue 16 item 5: 240 extra keys of 10,000 short strings from every call made the grader take 1 GB per
+    student (and a result over 16 MiB, so 0 points). The child now sends back the contract's quantities only,
+    and at most 64 Ki characters of texts a call. Peak RSS of the grading process (the sandbox's workers are
+    processes of their own), measured around that one student."""
+    extra = "    for k in range(240):\n        out[f'extra{k}'] = [str(i) for i in range(10_000)]\n"
+    hostile = tmp_path / "extra_keys.py"
+    hostile.write_text(returning(extra) + "\n\ntorch_gradients = scratch_gradients\n")
+    honest = tmp_path / "honest.py"
+    honest.write_text(CORRECT)
+    limits = FAST.model_copy(update={"wall_seconds": 30, "cpu_seconds": 30})
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(honest), str(hostile), limits.model_dump_json()],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout.splitlines()[-1])
+    assert measured["status"] == "graded" and measured["score"] == measured["max"], measured  # not a grader error
+    assert measured["growth_kb"] < 50 * 1024, measured

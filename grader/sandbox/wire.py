@@ -10,7 +10,7 @@ read. Any violation raises ResultInvalid; the caller turns it into RunStatus.res
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -20,6 +20,7 @@ from grader.sandbox.models import Job
 from grader.sandbox.process import HEADER
 
 MAX_JSON_FRAME = 16 << 20
+MAX_IGNORED_KEYS = 20  # convert.MAX_IGNORED: returned keys that are no quantity, noted one by one
 
 
 class ResultInvalid(Exception):
@@ -104,6 +105,7 @@ class ValueSpec(BaseModel):
 
 class CallFrame(BaseModel):
     model_config = _STRICT
+    MAX_BYTES: ClassVar[int] = 2 << 20  # convert.py sends at most 64 Ki characters of texts and problems
     kind: Literal["call"]
     id: Text(200)
     status: Literal["ok", "missing_function", "not_callable", "raised", "bad_return"]
@@ -149,13 +151,19 @@ def split_frames(blob: bytes) -> tuple[list[bytes], bool]:
 
 
 def _json(payload: bytes, model: type[BaseModel]):
-    if len(payload) > MAX_JSON_FRAME:
-        raise ResultInvalid(f"a {model.__name__} frame of {len(payload)} bytes is over {MAX_JSON_FRAME}")
+    """`payload` decoded as JSON and validated as `model`, its size checked first (a model's MAX_BYTES, else
+    MAX_JSON_FRAME). JSON nested too deep for the decoder is invalid like any other (json.loads raises
+    RecursionError on it), never an error of the grader's own."""
+    limit = getattr(model, "MAX_BYTES", MAX_JSON_FRAME)
+    if len(payload) > limit:
+        raise ResultInvalid(f"a {model.__name__} frame of {len(payload)} bytes is over {limit}")
     try:
         data = json.loads(payload)
         return model.model_validate(data)
     except (ValueError, ValidationError) as exc:
         raise ResultInvalid(f"expected a {model.__name__}: {str(exc)[:1000]}") from None
+    except RecursionError:
+        raise ResultInvalid(f"expected a {model.__name__}: JSON nested too deep to read") from None
 
 
 def load_values(payload: bytes, specs: dict[str, ValueSpec], budget: int) -> tuple[dict[str, np.ndarray], int]:
@@ -222,13 +230,26 @@ def parse_frames(frames: list[bytes], truncated: bool, job: Job, budget: int) ->
     return results
 
 
+def _check_returns(call: CallFrame, returns: dict[str, list[int] | None] | None) -> None:
+    """A call the grader said what it reads from carries those quantities only: numbers for those with a
+    shape, lists of strings for the others, and a bounded number of problems (the converter's notes on
+    keys it dropped among them). Anything else was not written by the converter."""
+    if returns is None:
+        return
+    numbers = {name for name, shape in returns.items() if shape is not None}
+    extra = [*(set(call.values) - numbers), *(set(call.texts) - (set(returns) - numbers))]
+    if extra or len(call.problems) > len(returns) + MAX_IGNORED_KEYS + 2:
+        raise ResultInvalid(f"call {call.id!r}: keys the job did not ask for ({sorted(extra)[:5]}) or "
+                            f"{len(call.problems)} problems")
+
+
 def _peek_kind(payload: bytes) -> str:
     if len(payload) > MAX_JSON_FRAME:
         raise ResultInvalid(f"a frame of {len(payload)} bytes where a small JSON frame was expected")
     try:
         data = json.loads(payload)
-    except ValueError:
-        raise ResultInvalid("a frame that is not JSON where JSON was expected") from None
+    except (ValueError, RecursionError):
+        raise ResultInvalid("a frame that is not JSON (or JSON nested too deep) where JSON was expected") from None
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise ResultInvalid("a frame without a 'kind'")
     return data["kind"]
