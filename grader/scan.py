@@ -20,7 +20,7 @@ def scan_scratch(cells: list[str], cell_numbers: list[int], functions: list[str]
     for source, number in zip(cells, cell_numbers):
         try:
             tree = ast.parse(source)
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # MemoryError: nested too deep to parse
             continue
         for node in _statements(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

@@ -278,3 +278,12 @@ def test_extra_keys_of_ten_thousand_strings_cost_the_grader_no_memory_to_speak_o
     measured = json.loads(done.stdout.splitlines()[-1])
     assert measured["status"] == "graded" and measured["score"] == measured["max"], measured  # not a grader error
     assert measured["growth_kb"] < 50 * 1024, measured
+
+
+def test_code_nested_too_deep_for_the_parser_scores_zero_and_never_makes_the_grader_fail(grading_sandbox, tmp_path):
+    """`x = ------…1` (a million signs): ast.parse raised MemoryError in the grader's scan of scratch code."""
+    path = tmp_path / "deep_code.py"
+    path.write_text("x = " + "-" * 1_000_000 + "1\n" + CORRECT)
+    report = grade(grading_sandbox, path)
+    assert report.status == "graded" and report.score == 0 and report.run.status != "ok"
+    assert "Traceback" not in report.run.message
