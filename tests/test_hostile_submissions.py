@@ -231,12 +231,24 @@ def returning(extra: str) -> str:
                       "    out = dict(_correct_scratch(x, y, params))\n" + extra + "    return out\n")
 
 
+FORGE_DEEP_FRAME = ("import os, struct\npayload = ('[' * 100_000 + ']' * 100_000).encode()\n"
+                    "os.write(3, struct.pack('>Q', len(payload)) + payload)\n")
+
+
 def test_a_result_frame_nested_a_hundred_thousand_deep_is_an_invalid_result_not_a_grader_error(grading_sandbox, tmp_path):
-    forged = "[" * 100_000 + "]" * 100_000
-    source = f"import os, struct\npayload = {forged!r}.encode()\nos.write(3, struct.pack('>Q', len(payload)) + payload)\n"
+    """json.loads raised RecursionError on it, recorded as sandbox_error (the grader's fault)."""
     path = tmp_path / "deep_frame.py"
-    path.write_text(source + CORRECT)
+    path.write_text(FORGE_DEEP_FRAME + CORRECT)
     report = grade(grading_sandbox, path)
+    assert report.run.status == "result_invalid" and report.score == 0
+    assert "nested too deep" in report.run.detail
+    notebook = json.loads((REPO / "submissions" / "bs6207-a1-notebooks" / "correct.ipynb").read_text())
+    notebook["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                                 "source": FORGE_DEEP_FRAME})
+    path = tmp_path / "deep_frame.ipynb"
+    path.write_text(json.dumps(notebook))
+    rubric = load_rubric("bs6207-a1-notebook")
+    report = grade_submission(rubric, rubric_hash(rubric.id), path, grading_sandbox, ("public",), FAST)
     assert report.run.status == "result_invalid" and report.score == 0
     assert "nested too deep" in report.run.detail
 
