@@ -1,38 +1,62 @@
-"""Diagnosis: name the mistake behind failing checks (DESIGN §7).
+"""Diagnosis: name the mistake behind failing checks and the layer where it enters (DESIGN §7).
 
-For each contract source of a task (the student's scratch backprop, their autograd, their training),
-every catalogued mutant of the reference is run on the same trials, and a mutant explains a failing
-quantity when, on every trial where it failed, the mutant's value matches the student's (same tolerance
-as the check) while differing from the reference. The mutant that explains the most failing quantities
-of the source wins (catalogue order breaks ties), so one mistake is named for one bug. A failure no
-mutant explains is tested for a uniform factor (found ≈ k·expected). The layer where the error first
-appears is the failing gradient closest to the output: backprop runs from the output down.
+For each contract source of a task (the student's scratch backprop, their autograd, their training):
+1. The catalogue's mutants (`grader.diagnose_mutants`): the mistake that explains the most failing
+   quantities of the source is named on them; when no single mistake explains them all, a pair of
+   mistakes that explains more is named instead.
+2. The chain rule's own relations (`grader.localize`, gradient tasks): the student's backward pass is
+   walked from the output down, and the first relation that breaks and the smallest change that repairs
+   it are reported on every diagnosis of the source they agree with ("layer 1: your δ1 equals W2ᵀδ2
+   without σ'(z1)"); a failure no mutant explains is named from it — one mistake, or two at different
+   layers — and a break no known change repairs is reported as such (`chain_rule`).
+3. A failure nothing else explains is tested for a uniform factor (found ≈ k·expected).
+The layer where the error first appears is the first break going down (without a localization: the
+failing gradient closest to the output, since backprop runs from the output down).
 """
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
+from grader.chain import Chain, chain_for
 from grader.checkspec import Tolerance
-from grader.compare import align, allowed_rows, within
+from grader.compare import align, within
+from grader.diagnose_mutants import activation, best_mutant, task_key
+from grader.found import Found
+from grader.localize import Localization, localize
+from grader.localize_text import describe, ids
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric import Rubric
 from grader.run import call_id
-from grader.found import Found
-from grader.memo import remember
 from grader.tasks import Task
 from grader.trials import Trial
-from reference.mistakes import UPDATE_LEARNING_RATES, Mistake, mistakes_for, run_mutant
+from reference.mistakes import CATALOGUE, PAIRS, Mistake, mistakes_for, pairs_for, together
 
 _LAYER = re.compile(r"^d[Wb](\d+)$")
+_BY_ID = {m.id: m for m in (*CATALOGUE, *PAIRS)}
+_ORDER = {m.id: i for i, m in enumerate(CATALOGUE)}
+
+
+@dataclass(frozen=True)
+class Located:
+    """A source's localization, worded once: its breaks, the catalogue ids each is (None: no known name),
+    the relation that first breaks and the student-facing text of every break."""
+
+    chain: Chain
+    localization: Localization
+    named: list[list[str] | None]
+    relation: str
+    text: str
 
 
 def diagnose(
     rubric: Rubric, task: Task, trials: list[Trial], expected: dict[str, dict], results: list[CheckResult],
     found_by_call: Mapping[str, Found],
 ) -> list[CheckResult]:
-    """`results` with a diagnosis on each failed check that a known mistake or a uniform factor explains."""
+    """`results` with a diagnosis on each failed check that a known mistake, the chain rule's relations
+    or a uniform factor explains."""
     if task.kind == "autograd_graph":
         return results
     by_quantity = {r.quantity: r for r in results}
@@ -41,29 +65,40 @@ def diagnose(
         tolerances.setdefault(check.quantity.split(".", 1)[-1], rubric.tolerance_for(check))
     prints = {trial.name: trial.fingerprint for trial in trials}
     for source in task.contract.functions():
-        failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status == CheckStatus.failed]
+        mine = [r for r in results if r.quantity.startswith(f"{source}.")]
+        failing = [r for r in mine if r.status == CheckStatus.failed]
         if not failing:
             continue
         found = {trial.name: _found(rubric, task, source, trial, found_by_call) for trial in trials}
         names = [r.quantity.split(".", 1)[1] for r in failing]
         failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
-        explained = _best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances)
+        passed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.passed} for r in mine}
+        arguments = (task, trials, expected, found, names, failed_on, prints, tolerances)
+        explained = best_mutant(*arguments, mistakes_for(task.kind), passed_on)
+        if explained is None or len(explained[1]) < len(names):
+            both = best_mutant(*arguments, pairs_for(task.kind), passed_on, group="pairs")
+            if both is not None and (explained is None or len(both[1]) > len(explained[1])):
+                explained = both
+        located = _located(task, trials, found, tolerances, failed_on)
         layer = _first_layer(names)
         factors: list[float] = []
         # Quantities of one number last: a single value fits any factor, so it only takes one the others showed.
         for result in sorted(failing, key=lambda r: -_size(found, r.quantity.split(".", 1)[1])):
             name = result.quantity.split(".", 1)[1]
+            trial_names = sorted(failed_on[name])
             if explained and name in explained[1]:
-                diagnosis = _from_mistake(explained[0], layer, sorted(failed_on[name]))
+                diagnosis = _from_mistake(explained[0], layer, trial_names)
             else:
-                diagnosis = _uniform_factor(task, trials, expected, found, name, failed_on[name], layer, factors, tolerances[name])
+                diagnosis = (_uniform_factor(task, trials, expected, found, name, failed_on[name], layer, factors, tolerances[name])
+                             or _from_breaks(located, name, trial_names))
             if diagnosis is not None:
-                by_quantity[result.quantity] = result.model_copy(update={"diagnosis": diagnosis})
+                by_quantity[result.quantity] = result.model_copy(update={"diagnosis": _placed(diagnosis, located)})
     return [by_quantity[r.quantity] for r in results]
 
 
 def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call: Mapping[str, Found]) -> dict[str, np.ndarray]:
-    """The student's values for this source and trial, in the expected layout (unreadable ones left out)."""
+    """The student's values for this source and trial, in the expected layout where they can take it, else
+    as they came (a bias gradient with one row per example is a mistake to name, not a value to drop)."""
     result = found_by_call.get(call_id(task, source, trial))
     if result is None or result.status != "ok":
         return {}
@@ -74,120 +109,75 @@ def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call:
         aligned = value
         if target is not None:
             aligned, _ = align(value, np.zeros(target), rubric.submission.allow_in_out)
-        if aligned is not None:
-            values[name] = aligned
+        values[name] = value if aligned is None else aligned
     return values
 
 
-# Mutant values by (task settings, trial contents, mistake), and per quantity and tolerance the variants
-# that differ from the reference, stacked with their allowed errors: every student of a class shares the
-# trials, so each mutant runs once per trial per batch instead of once per failing student. Bounded; values
-# are never modified by their users.
-_MUTANT_CACHE: dict[tuple, object] = {}
+def _located(task: Task, trials: list[Trial], found: dict[str, dict[str, np.ndarray]], tolerances: dict[str, Tolerance],
+             failed_on: dict[str, set[str]]) -> Located | None:
+    """The chain rule's breaks in this source's backward pass, with the chain that words them (gradient tasks)."""
+    failing = {trial for trials_failed in failed_on.values() for trial in trials_failed}
+    key = task_key(task)
+    chains = {}
+    for trial in trials:
+        if trial.name in failing:
+            chain = chain_for(task.kind, (*key, trial.fingerprint), trial.x, trial.y, trial.params, activation(task), task.reduction)
+            if chain is None:
+                return None
+            chains[trial.name] = chain
+    localization = localize(chains, found, tolerances, failed_on) if chains else None
+    if localization is None:
+        return None
+    chain = next(iter(chains.values()))
+    return Located(chain, localization, [ids(chain, brk) for brk in localization.breaks], *describe(chain, localization))
 
 
-def _mutants(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> list[dict[str, np.ndarray]]:
-    """Every variant of `mistake` on `trial` (one per learning rate for gradients_after_update); `key`
-    identifies the three: the _task_key, the trial's fingerprint, the mistake's id."""
-    return remember(_MUTANT_CACHE, key, lambda: _run_mutants(task, trial, mistake))
+def _from_breaks(located: Located | None, name: str, trials: list[str]) -> Diagnosis | None:
+    """The mistake(s) the breaks behind quantity `name` are, named from the catalogue (one, or two at
+    different layers), or the break itself when no known change repairs it."""
+    if located is None or not _LAYER.match(name):
+        return None
+    behind = located.localization.behind(name)
+    if not behind:
+        return None
+    layer = behind[0].layer
+    named = [located.named[located.localization.breaks.index(brk)] for brk in behind]
+    if any(part is None for part in named):
+        relation, _ = describe(located.chain, Localization(tuple(behind)))
+        return Diagnosis(
+            mistake="chain_rule", title=f"the chain rule breaks at layer {layer}",
+            explanation=f"Your backward pass stops following the chain rule at layer {layer}, in a way no known mistake explains.",
+            hint=f"Check the lines of layer {layer} of your backward pass against the chain rule: {relation}.",
+            layer=layer, trials=trials)
+    parts = sorted({part for part_ids in named for part in part_ids}, key=_ORDER.__getitem__)
+    if len(parts) > 2:
+        return None
+    return _from_mistake(_mistake(parts), layer, trials)
 
 
-def _task_key(task: Task) -> tuple:
-    """The task settings a mutant's values depend on (with the trial's arrays and the mistake)."""
-    return (task.kind, getattr(task, "activation", "relu"), task.reduction, getattr(task, "p", 0.0), getattr(task, "lr", 0.0))
+def _mistake(parts: list[str]) -> Mistake:
+    """The catalogued mistake, or the pair, with these ids (in catalogue order)."""
+    if len(parts) == 1:
+        return _BY_ID[parts[0]]
+    return _BY_ID.get("+".join(parts)) or together(_BY_ID[parts[0]], _BY_ID[parts[1]])
 
 
-def _run_mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:
-    rates = UPDATE_LEARNING_RATES if mistake.id == "gradients_after_update" else (task.lr if task.kind == "dropout_training" else 0.0,)
-    variants = []
-    for lr in rates:
-        values = run_mutant(
-            mistake, task.kind, trial.x, trial.y, trial.params,
-            activation=getattr(task, "activation", "relu"), reduction=task.reduction,
-            masks=trial.masks, p=getattr(task, "p", 0.0), lr=lr,
-        )
-        if values is not None:
-            variants.append(values)
-    return variants
-
-
-def _matches(task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> bool:
-    """Whether `found` equals `candidate` within the check's tolerance (updates for trained weights)."""
-    candidate = np.asarray(candidate, dtype=np.float64)
-    if task.kind == "dropout_training":
-        initial = trial.params[name]
-        found, candidate = found - initial, candidate - initial
-    if found.shape != candidate.shape:
-        aligned, _ = align(found, candidate, False)
-        if aligned is None:
-            return False
-        found = aligned
-    return within(found, candidate, tolerance)
-
-
-def _best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances) -> tuple[Mistake, set[str]] | None:
-    """The mistake explaining the most failing quantities, with the set it explains. A variant (mistake,
-    variant index) explains a quantity when, on every trial where it failed, the variant's value differs
-    from the reference's and matches the student's (`within`, the check's tolerance)."""
-    settings, mistakes = _task_key(task), mistakes_for(task.kind)
-    variants = {t.name: [_mutants(task, t, m, (*settings, prints[t.name], m.id)) for m in mistakes] for t in trials}
-    explained: dict[str, set[str]] = {}
-    for name in names:
-        trial_names, tolerance = failed_on[name], tolerances[name]
-        if not trial_names or any(name not in found[t] for t in trial_names):
-            continue
-        matching: set[tuple[str, int]] | None = None
-        for trial in trials:
-            if trial.name not in trial_names:
-                continue
-            key = ("rows", *settings, prints[trial.name], name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
-            rows = remember(_MUTANT_CACHE, key, lambda: _candidate_rows(task, trial, mistakes, variants[trial.name], name, expected[trial.name][name], tolerance))
-            matched = _matching_rows(task, trial, name, found[trial.name][name], rows)
-            matching = matched if matching is None else matching & matched
-            if not matching:
-                break
-        for mistake_id, _ in matching or ():
-            explained.setdefault(mistake_id, set()).add(name)
-    best: tuple[Mistake, set[str]] | None = None
-    for mistake in mistakes:  # catalogue order breaks ties
-        if mistake.id in explained and (best is None or len(explained[mistake.id]) > len(best[1])):
-            best = (mistake, explained[mistake.id])
-    return best
-
-
-def _candidate_rows(task, trial, mistakes, variants, name, reference, tolerance: Tolerance) -> dict[tuple, tuple]:
-    """Every variant's value of `name` on `trial` that differs from the reference's, stacked by shape with
-    the error each is allowed (as `within` computes it): shape -> (row ids, values, allowed). The same for
-    every student of a class, hence cached."""
-    groups: dict[tuple, list] = {}
-    for mistake, values in zip(mistakes, variants):
-        for index, variant in enumerate(values):
-            if name not in variant or _matches(task, trial, name, reference, variant[name], tolerance):
-                continue  # no value, or the reference's own: it cannot be the explanation
-            candidate = np.asarray(variant[name], dtype=np.float64)
-            if task.kind == "dropout_training":
-                candidate = candidate - trial.params[name]
-            groups.setdefault(candidate.shape, []).append(((mistake.id, index), candidate))
-    rows = {}
-    for shape, members in groups.items():
-        stacked = np.array([candidate for _, candidate in members])
-        allowed = allowed_rows(np.abs(stacked).reshape(len(members), -1), tolerance)[2]
-        rows[shape] = ([row for row, _ in members], stacked, allowed.reshape(stacked.shape))
-    return rows
-
-
-def _matching_rows(task, trial, name: str, value: np.ndarray, rows: dict[tuple, tuple]) -> set[tuple[str, int]]:
-    """The variants whose value matches the student's `value` within tolerance (`_matches`, all at once)."""
-    if task.kind == "dropout_training":  # trained weights: compare the updates
-        value = value - trial.params[name]
-    matched = set()
-    for shape, (ids, stacked, allowed) in rows.items():
-        aligned = value if value.shape == shape else align(value, np.zeros(shape), False)[0]
-        if aligned is None:
-            continue
-        ok = (np.abs(aligned - stacked) <= allowed).reshape(len(ids), -1).all(axis=1)
-        matched.update(row for row, hit in zip(ids, ok) if hit)
-    return matched
+def _placed(diagnosis: Diagnosis, located: Located | None) -> Diagnosis:
+    """The diagnosis with the source's localization, where the breaks say the same: every break is named
+    and the diagnosis names some of them (a factor found alone goes with the breaks that are factors)."""
+    if located is None:
+        return diagnosis
+    localization, named = located.localization, located.named
+    if diagnosis.mistake == "chain_rule":
+        agrees = True
+    elif diagnosis.mistake == "uniform_factor":
+        agrees = all(b.repair is not None and "factor" in {used for _, used in b.repair.broken()} for b in localization.breaks)
+    else:
+        agrees = all(part is not None for part in named) and set(diagnosis.parts or [diagnosis.mistake]) <= {
+            part for part_ids in named for part in part_ids}
+    if not agrees:
+        return diagnosis
+    return diagnosis.model_copy(update={"relation": located.relation, "localization": located.text, "layer": localization.breaks[0].layer})
 
 
 def _size(found: dict[str, dict[str, np.ndarray]], name: str) -> int:
@@ -232,7 +222,9 @@ def _uniform_factor(task, trials, expected, found, name, trial_names, layer, see
 
 
 def _from_mistake(mistake: Mistake, layer: int | None, trials: list[str]) -> Diagnosis:
-    return Diagnosis(mistake=mistake.id, title=mistake.title, explanation=mistake.explanation, hint=mistake.hint, layer=layer, trials=trials)
+    parts = list(mistake.parts) if len(mistake.parts) > 1 else []
+    return Diagnosis(mistake=mistake.id, title=mistake.title, explanation=mistake.explanation, hint=mistake.hint,
+                     layer=layer, trials=trials, parts=parts)
 
 
 def _first_layer(names: list[str]) -> int | None:

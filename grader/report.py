@@ -27,15 +27,27 @@ class _Model(BaseModel):
 
 
 class Diagnosis(_Model):
-    """The known mistake a failing quantity matches, or the uniform factor it is off by."""
+    """The known mistake a failing quantity matches, or the uniform factor it is off by, and where in the
+    backward pass the error enters."""
 
-    mistake: str = Field(description="Catalogue id (e.g. `missing_factor_2`), or `uniform_factor` when only a factor k fits.")
+    mistake: str = Field(description=(
+        "Catalogue id (e.g. `missing_factor_2`); two ids joined by `+` when the values match two mistakes made "
+        "together (see `parts`); `uniform_factor` when only a factor k fits; `chain_rule` when no known mistake "
+        "fits but the layer where the chain rule breaks is known (see `localization`)."))
     title: str = Field(description="Short name of the mistake.")
     explanation: str = Field(description="Student-facing: what the found values are consistent with.")
     hint: str = Field(description="Student-facing: what to look at.")
     factor: float | None = Field(None, description="k in found ≈ k·expected, when the mismatch is a uniform factor.")
-    layer: int | None = Field(None, description="Layer where the error first appears, counting back from the output (the largest failing l).")
+    layer: int | None = Field(None, description=(
+        "Layer where the error first appears, counting back from the output: the first broken relation's, else the largest failing l."))
     trials: list[str] = Field(default_factory=list, description="Trials on which the found values match this diagnosis.")
+    parts: list[str] = Field(default_factory=list, description="The catalogue ids of two mistakes named together (empty for one).")
+    relation: str | None = Field(None, description=(
+        "The chain-rule relation that first breaks, going down from the output, in the course's notation "
+        "(e.g. `δ1 = (W2ᵀδ2) ⊙ σ'(z1)`); absent when the backward pass was not localized."))
+    localization: str | None = Field(None, description=(
+        "Student-facing: each layer where the student's backward pass stops following the chain rule and the "
+        "smallest change that repairs it (e.g. `layer 1: your δ1 equals W2ᵀδ2 without σ'(z1)`)."))
 
 
 class TrialResult(_Model):

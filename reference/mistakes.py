@@ -20,9 +20,10 @@ import numpy as np
 
 from reference.dropout_training import check_drop_probability
 from reference.mistakes_catalogue import CATALOGUE, Mistake
-from reference.mistakes_mutants import KINDS, Instance, Values, combine
+from reference.mistakes_mutants import KINDS, Edit, Instance, Values, combine
 
-__all__ = ["CATALOGUE", "KINDS", "PAIRS", "UPDATE_LEARNING_RATES", "Mistake", "mistakes_for", "pair", "pairs_for", "run_mutant"]
+__all__ = ["CATALOGUE", "KINDS", "PAIRS", "UPDATE_LEARNING_RATES", "Mistake", "at_layer", "mistakes_for", "pair", "pairs_for",
+           "run_mutant", "together"]
 
 Array = np.ndarray
 
@@ -37,6 +38,12 @@ def pair(first: Mistake, second: Mistake) -> Mistake | None:
     edit = combine(first.edit, second.edit)
     if not kinds or edit is None:
         return None
+    return together(first, second, kinds, edit)
+
+
+def together(first: Mistake, second: Mistake, kinds: tuple[str, ...] = (), edit: Edit = Edit()) -> Mistake:
+    """The two mistakes named as one, "first+second", with both explanations and hints. Without an edit
+    it names two mistakes found at different layers, which no whole-pass mutant makes."""
     return Mistake(
         id=f"{first.id}+{second.id}",
         title=f"{first.title}, and {second.title}",
@@ -51,6 +58,23 @@ def pair(first: Mistake, second: Mistake) -> Mistake | None:
 PAIRS: tuple[Mistake, ...] = tuple(
     both for i, first in enumerate(CATALOGUE) for second in CATALOGUE[i + 1:] if (both := pair(first, second)) is not None
 )
+
+
+# MlpTwist fields that bend one layer's relations: a mistake made of these alone can be made at one layer.
+LAYER_FIELDS = {"hidden_derivative", "untransposed_weights", "dW_input", "bias_summed", "derivative_without_activation"}
+
+
+def at_layer(mistake: Mistake, layer: int) -> Mistake | None:
+    """The mistake made at one layer only (as in one line of an unrolled backward pass), "id@layer", for
+    mlp_regression; None for a mistake that is not about one layer's relations."""
+    edit = mistake.edit
+    fields = {name for name, _ in edit.mlp}
+    only_twists = Edit(mlp=edit.mlp, classifier=edit.classifier, conditions=edit.conditions)
+    if len(mistake.parts) != 1 or not fields or not fields <= LAYER_FIELDS or edit != only_twists:
+        return None
+    local = Edit(mlp=(*edit.mlp, ("layers", tuple((name, (layer,)) for name in sorted(fields)))), conditions=edit.conditions)
+    return Mistake(f"{mistake.id}@{layer}", mistake.title, mistake.explanation, mistake.hint, ("mlp_regression",), local,
+                   mistake.parts)
 
 
 def _check_kind(kind: str) -> None:

@@ -1,5 +1,7 @@
-"""Diagnosis: every mistake sample is graded in the real sandbox and named by its catalogue id."""
+"""Diagnosis: every mistake sample is graded in the real sandbox and named by its catalogue id (a pair by
+both), and the report says where in the backward pass the error enters."""
 
+import json
 import re
 
 import numpy as np
@@ -8,12 +10,13 @@ import pytest
 from grader.grade import grade_submission
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
+from grader.export.html import render_report_html
 from grader.export.table import render_table
 
 from conftest import BUNDLED_RUBRICS, REPO
 
 SAMPLES = REPO / "submissions"
-HEADER = re.compile(r"^# mistake: (\w+)")
+HEADER = re.compile(r"^# mistake: ([\w+]+)")
 
 
 def mistake_samples():
@@ -53,6 +56,8 @@ def test_the_layer_where_the_error_first_appears_is_reported(grading_sandbox):
     failed = [c for c in report.checks if c.status == CheckStatus.failed]
     assert {c.quantity for c in failed} == {"scratch.dW1", "scratch.db1", "scratch.dW2", "scratch.db2"}
     assert {c.diagnosis.layer for c in failed} == {2}  # σ'(z2) is the first wrong factor going backwards
+    assert {c.diagnosis.localization for c in failed} == {
+        "layer 2: your δ2 uses σ'(a2) = σ'(σ(z2)) where σ'(z2) belongs; layer 1: your δ1 uses σ'(a1) = σ'(σ(z1)) where σ'(z1) belongs"}
 
 
 def test_a_failure_no_mistake_explains_reports_its_uniform_factor(grading_sandbox, tmp_path):
@@ -66,13 +71,40 @@ def test_a_failure_no_mistake_explains_reports_its_uniform_factor(grading_sandbo
     assert "factor of 3" in failed[0].diagnosis.title
 
 
-def test_a_failure_nothing_explains_gets_no_diagnosis(grading_sandbox, tmp_path):
+def test_a_failure_no_known_mistake_explains_is_placed_at_the_relation_that_breaks(grading_sandbox, tmp_path):
     source = (SAMPLES / "bs6207-a1" / "correct.py").read_text().replace("dW1 = d1.T @ x", "dW1 = d1.T @ x + 0.01")
     path = tmp_path / "noise.py"
     path.write_text(source)
     report = grade(grading_sandbox, "bs6207-a1", path, ("public",))
     dW1 = next(c for c in report.checks if c.quantity == "scratch.dW1")
-    assert dW1.status == CheckStatus.failed and dW1.diagnosis is None
+    assert dW1.status == CheckStatus.failed and dW1.diagnosis.mistake == "chain_rule" and dW1.diagnosis.layer == 1
+    assert dW1.diagnosis.relation == "dW1 = δ1 xᵀ"
+    assert dW1.diagnosis.localization == "layer 1: your dW1 does not follow from δ1 by dW1 = δ1 xᵀ, and no single known change explains it"
+
+
+def test_a_failure_nothing_explains_and_no_backward_relation_holds_gets_no_diagnosis(grading_sandbox, tmp_path):
+    source = (SAMPLES / "bs6207-a1" / "correct.py").read_text().replace('{"prediction": y_hat,', '{"prediction": y_hat + 0.01,', 1)
+    path = tmp_path / "noisy_prediction.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, "bs6207-a1", path, ("public",))
+    prediction = next(c for c in report.checks if c.quantity == "scratch.prediction")
+    assert prediction.status == CheckStatus.failed and prediction.diagnosis is None  # a forward value: no relation to blame
+
+
+def test_the_forgotten_sigma_prime_of_layer_1_is_named_with_its_layer_in_the_report_json_and_html(grading_sandbox):
+    rubric = load_rubric("bs6207-a1")
+    report = grade(grading_sandbox, "bs6207-a1", SAMPLES / "bs6207-a1" / "sigma_prime_omitted_layer1.py")
+    failed = [c for c in report.checks if c.status == CheckStatus.failed]
+    assert {c.quantity for c in failed} == {"scratch.dW1", "scratch.db1"}
+    where = "layer 1: your δ1 equals W2ᵀδ2 without σ'(z1)"
+    for check in failed:
+        assert (check.diagnosis.mistake, check.diagnosis.layer) == ("hidden_derivative_omitted", 1)
+        assert (check.diagnosis.relation, check.diagnosis.localization) == ("δ1 = (W2ᵀδ2) ⊙ σ'(z1)", where)
+    dumped = json.loads(report.model_dump_json())
+    assert {c["diagnosis"]["localization"] for c in dumped["checks"] if c["diagnosis"]} == {where}
+    html = render_report_html(report, rubric, "backprop-grader grade")
+    assert "<b>Where:</b> layer 1: your δ1 equals W2ᵀδ2 without σ&#x27;(z1)." in html
+    assert "the chain rule: <code>δ1 = (W2ᵀδ2) ⊙ σ&#x27;(z1)</code>" in html
 
 
 def test_the_check_table_shows_the_diagnosis_on_one_line_per_failed_check(grading_sandbox):
@@ -85,7 +117,7 @@ def test_the_check_table_shows_the_diagnosis_on_one_line_per_failed_check(gradin
 
 def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same_diagnosis(grading_sandbox, monkeypatch):
     """The mutants depend on the trial only, so the second student with a mistake reuses the first one's."""
-    import grader.diagnose as diagnose_module
+    import grader.diagnose_mutants as diagnose_module
 
     runs = []
     real = diagnose_module.run_mutant
@@ -98,31 +130,3 @@ def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same
     assert ran_for_first > 0 and len(runs) == ran_for_first
     assert [c.diagnosis for c in second.checks] == [c.diagnosis for c in first.checks]
     assert any(c.diagnosis and c.diagnosis.mistake == "sign_flip" for c in second.checks)
-
-
-def test_a_mistake_explains_a_quantity_only_if_it_matches_on_every_trial_where_the_check_failed():
-    """The variants are matched against the student's values all at once; a match on some failing trials
-    but not on all of them explains nothing (in the sandbox-free core of diagnosis)."""
-    from grader.diagnose import _best_mutant
-    from grader.expected import expected_values
-    from grader.trials import trials_for
-    from reference.mistakes import mistakes_for, run_mutant
-
-    rubric = load_rubric("bs6207-a1")
-    task = rubric.tasks[0]
-    trials = trials_for(rubric, task, ("public", "hidden"))
-    expected = {t.name: expected_values(task, t) for t in trials}
-    sign_flip = next(m for m in mistakes_for(task.kind) if m.id == "sign_flip")
-    found = {
-        t.name: {"dW1": run_mutant(sign_flip, task.kind, t.x, t.y, t.params, activation=task.activation, reduction=task.reduction)["dW1"]}
-        for t in trials
-    }
-    check = next(c for c in task.checks if c.quantity.endswith(".dW1"))
-    arguments = dict(names=["dW1"], failed_on={"dW1": {t.name for t in trials}},
-                     prints={t.name: t.fingerprint for t in trials}, tolerances={"dW1": rubric.tolerance_for(check)})
-    best = _best_mutant(task, trials, expected, found, **arguments)
-    assert best is not None and best[0].id == "sign_flip" and best[1] == {"dW1"}
-    found[trials[-1].name]["dW1"] = found[trials[-1].name]["dW1"] * 1.01  # off on the last failing trial only
-    assert _best_mutant(task, trials, expected, found, **arguments) is None
-    arguments["failed_on"]["dW1"].discard(trials[-1].name)  # ... unless the check passed there
-    assert _best_mutant(task, trials, expected, found, **arguments)[0].id == "sign_flip"

@@ -226,7 +226,7 @@ def _mistakes(shown: list[ShownCheck]) -> str:
     for item in shown:
         if item.diagnosis is not None:
             d = item.diagnosis
-            groups.setdefault((d.mistake, d.title, d.explanation, d.hint, d.factor), []).append(item)
+            groups.setdefault((d.mistake, d.title, d.explanation, d.hint, d.factor, d.localization), []).append(item)
     if not groups:
         return ""
     callouts = [_diagnosis(items[0].diagnosis, [i.check.quantity for i in items]) for items in groups.values()]
@@ -241,9 +241,13 @@ def _diagnosis(diagnosis: Diagnosis, quantities: list[str]) -> str:
         tags.append(f"found ≈ {number(diagnosis.factor, 4)} × expected")
     tag = f'<span class="tag">{esc(" · ".join(tags))}</span>' if tags else ""
     hint = f"<p><b>Hint:</b> {esc(diagnosis.hint)}</p>" if diagnosis.hint else ""
+    where = ""
+    if diagnosis.localization:  # where the chain rule first breaks, and the change that repairs it
+        relation = f' <span class="small muted">(the chain rule: <code>{esc(diagnosis.relation)}</code>)</span>' if diagnosis.relation else ""
+        where = f'<p class="where"><b>Where:</b> {esc(diagnosis.localization)}.{relation}</p>'
     checks = ", ".join(f"<code>{esc(q)}</code>" for q in quantities)
     return (f'<div class="callout diag"><h4>Likely mistake: {esc(diagnosis.title)}{tag}</h4>'
-            f"<p>{esc(diagnosis.explanation)}</p>{hint}<p class=\"small muted\">Seen in {checks}</p></div>")
+            f"<p>{esc(diagnosis.explanation)}</p>{where}{hint}<p class=\"small muted\">Seen in {checks}</p></div>")
 
 
 def _heat_figure(quantity: str, trial: TrialResult) -> str:
