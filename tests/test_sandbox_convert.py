@@ -82,11 +82,17 @@ A1_RETURNS = {"prediction": [2, 1], "loss": [], "dW1": [10, 2], "db1": [10]}
 def test_only_the_quantities_the_grader_reads_are_kept_and_extra_keys_are_named_not_sent():
     converter = convert.Converter(1 << 20, A1_RETURNS)
     extra = {f"extra{k}": [str(i % 10) for i in range(10_000)] for k in range(240)}
-    converter.add("", {"dW1": np.ones((10, 2)), "loss": torch.tensor(0.5), **extra, "grads": {"dW1": np.ones(3)}})
+    class Named:
+        def __str__(self):
+            return "dW1"
+
+    converter.add("", {"dW1": np.ones((10, 2)), Named(): "x", "loss": torch.tensor(0.5), **extra,
+                       "grads": {"dW1": np.ones(3)}})
     assert set(converter.values) == {"dW1", "loss"} and converter.texts == {}
-    assert list(converter.problems)[:2] == ["extra0", "extra1"] and len(converter.problems) == 21
+    assert converter.problems["dW1 (Named)"] == "not a quantity this task asks for; ignored" and "dW1" not in converter.problems
+    assert list(converter.problems)[1:3] == ["extra0", "extra1"] and len(converter.problems) == 21
     assert converter.problems["extra0"] == "not a quantity this task asks for; ignored"
-    assert converter.problems["…"] == "221 more keys that are not quantities of this task; ignored"
+    assert converter.problems["…"] == "222 more keys that are not quantities of this task; ignored"
     assert sum(len(k) + len(v) for k, v in converter.problems.items()) < 2000
 
 

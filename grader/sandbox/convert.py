@@ -116,9 +116,10 @@ class Converter:
         for key, item in value.items():
             if isinstance(key, str) and key in self.returns:
                 self._add_quantity(key, item)
-            elif ignored < MAX_IGNORED:
+            elif ignored < MAX_IGNORED:  # a key that is no string is named with its type: never a quantity's name
                 ignored += 1
-                self._problem(_text(key, 100), "not a quantity this task asks for; ignored")
+                name = _text(key, 100) if isinstance(key, str) else f"{_text(key, 80)} ({type(key).__name__})"
+                self._problem(name, "not a quantity this task asks for; ignored")
             else:
                 ignored += 1
         if ignored > MAX_IGNORED:
