@@ -48,6 +48,7 @@ class Relations:
         return value is None or within(value, predicted, self.tolerances[name])
 
     def values(self, l: int) -> tuple[Array | None, Array | None]:
+        """The student's dW_l and db_l (None where not given, or the net has no biases)."""
         return self.found.get(f"dW{l}"), self.found.get(f"db{l}") if self.chain.bias else None
 
     def deltas(self, l: int, up: Array | None) -> list[tuple[str, Array]]:
@@ -101,7 +102,7 @@ class Relations:
         if repair.delta == "factor":
             delta = repair.factor * delta
         inputs = dict(self.chain.layers[l].inputs)
-        if repair.dW in ("unknown",):
+        if repair.dW == "unknown":
             weight_ok = dW is not None and not self.fits(f"dW{l}", dW, delta.T @ inputs["correct"])
         elif repair.dW in ("correct", "factor", "transposed_gradient"):
             weight = delta.T @ inputs["correct"]

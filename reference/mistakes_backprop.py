@@ -95,6 +95,10 @@ class MlpTwist:
     bias_summed: db_l = Σ_rows delta_l; False keeps one row per example (shape (N, out)).
     derivative_without_activation: at a hidden layer the net leaves without activation, multiply by the
     net's (main) activation's derivative all the same, where the reference multiplies by 1.
+    layers: (field, layers) for a twist made at some layers only — the layers l whose relation it bends:
+    δ_l's for hidden_derivative, untransposed_weights and derivative_without_activation, dW_l's for dW_input,
+    db_l's for bias_summed; a field not listed bends every layer. A mistake made once, in one line of an
+    unrolled backward pass.
     """
 
     dL_daL: Callable[[Array, Array], Array] = squared_loss_derivative
@@ -104,6 +108,15 @@ class MlpTwist:
     dW_input: str = "previous"
     bias_summed: bool = True
     derivative_without_activation: bool = False
+    layers: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def at(self, field: str, l: int) -> object:
+        """The twist's `field` at layer l: its own value where it bends that layer, else the reference's."""
+        restricted = dict(self.layers).get(field)
+        return getattr(self if restricted is None or l in restricted else REFERENCE_MLP, field)
+
+
+REFERENCE_MLP = MlpTwist()
 
 
 def mlp_pass(
@@ -136,17 +149,17 @@ def mlp_pass(
     for l in range(L, 0, -1):
         W = np.asarray(params[f"W{l}"], dtype=np.float64)
         # dW_l = delta_lᵀ a_{l-1} (the twist takes z_{l-1}, a_l or x),  db_l = Σ_rows delta_l (or delta_l)
-        out[f"dW{l}"] = delta.T @ weight_input(cache, l, twist.dW_input)
+        out[f"dW{l}"] = delta.T @ weight_input(cache, l, twist.at("dW_input", l))
         if has_bias:
-            out[f"db{l}"] = delta.sum(axis=0) if twist.bias_summed else delta.copy()
+            out[f"db{l}"] = delta.sum(axis=0) if twist.at("bias_summed", l) else delta.copy()
         if l > 1:
             # dL/da_{l-1} = delta_l W_l (the twist: delta_l W_lᵀ, where W_l is square)
-            through = W.T if twist.untransposed_weights and W.shape[0] == W.shape[1] else W
+            through = W.T if twist.at("untransposed_weights", l - 1) and W.shape[0] == W.shape[1] else W
             # delta_{l-1} = dL/da_{l-1} ⊙ f_{l-1}'(z_{l-1}) (the twist: f' where layer l − 1 has no f)
             name = hidden[l - 2]
-            if name == "identity" and twist.derivative_without_activation:
+            if name == "identity" and twist.at("derivative_without_activation", l - 1):
                 name = main
-            delta = (delta @ through) * twist.hidden_derivative(name, cache[f"z{l - 1}"])
+            delta = (delta @ through) * twist.at("hidden_derivative", l - 1)(name, cache[f"z{l - 1}"])
     return out
 
 
@@ -165,6 +178,7 @@ class ClassifierTwist:
     logits_for_probs: dL/dz2 = z2 − y (the logits) instead of probs − y. relu_derivative(z1): what stands
     for relu'(z1). preactivation_in_dW2: dW2 = delta2ᵀ z1 (before ReLU and dropout) instead of
     delta2ᵀ h_drop. keep_in_backward: multiply dL/dh by the dropout keep factor, as the forward did.
+    dropped_in_dW2: dW2 = delta2ᵀ h_drop; False: delta2ᵀ h, the activations before dropout.
     bias_summed: db_l = Σ_rows delta_l; False keeps one row per example.
     """
 
@@ -173,6 +187,7 @@ class ClassifierTwist:
     preactivation_in_dW2: bool = False
     keep_in_backward: bool = True
     bias_summed: bool = True
+    dropped_in_dW2: bool = True
 
 
 def classifier_pass(
@@ -205,7 +220,7 @@ def classifier_pass(
     if reduction == "mean":
         delta2 = delta2 / x.shape[0]
     # z2 = h_drop W2ᵀ + b2  ⇒  dW2 = delta2ᵀ h_drop (the twist: delta2ᵀ z1)
-    out["dW2"] = delta2.T @ (z1 if twist.preactivation_in_dW2 else h_drop)
+    out["dW2"] = delta2.T @ (z1 if twist.preactivation_in_dW2 else h_drop if twist.dropped_in_dW2 else h)
     # dL/dh_drop = delta2 W2;  h_drop = h ⊙ keep  ⇒  dL/dh = dL/dh_drop ⊙ keep (the twist forgets keep)
     dL_dh = delta2 @ W2
     if keep is not None and twist.keep_in_backward:
