@@ -228,6 +228,16 @@ CATALOGUE: tuple[Mistake, ...] = (
         "Backpropagate through dropout like any product: dL/dh = dL/dh_drop * mask / (1 - p).",
         Edit(classifier=(("keep_in_backward", False),)), DROPOUT),
     mistake(
+        "dropout_not_in_backward", "dropout left out of the backward pass",
+        "Your trained weights match a backward pass that ignores dropout altogether: dW2 computed from the "
+        "hidden activations before dropout, and dL/dh not multiplied by the mask (and 1/(1 − p)). The units the "
+        "forward pass dropped were still trained.",
+        "Backpropagate through the dropout you applied: dW2 = delta2ᵀ @ h_drop, and dL/dh = dL/dh_drop * mask "
+        "/ (1 - p).",
+        # dW2's input is this mistake's own: it makes no pair with preactivation_in_weight_gradient
+        Edit(classifier=(("keep_in_backward", False), ("dropped_in_dW2", False), ("preactivation_in_dW2", False))),
+        DROPOUT),
+    mistake(
         "masks_ignored", "dropout masks not used",
         "Your trained weights match plain training without dropout: the keep-masks handed to your "
         "function were not applied.",

@@ -11,7 +11,7 @@ import pytest
 
 from reference import dropout_training, mlp_regression, softmax_classifier
 from reference.activations import drelu, dsigmoid, get_activation, relu
-from reference.mistakes import CATALOGUE, KINDS, PAIRS, UPDATE_LEARNING_RATES, mistakes_for, pair, pairs_for, run_mutant
+from reference.mistakes import CATALOGUE, KINDS, PAIRS, UPDATE_LEARNING_RATES, at_layer, mistakes_for, pair, pairs_for, run_mutant
 from reference.mistakes_backprop import classifier_pass, dropout_sgd, mlp_pass
 from reference.mistakes_mutants import Edit, Instance, combine, reference_values
 
@@ -415,6 +415,22 @@ def test_mask_not_in_backward_leaves_dW2_right_and_sends_gradient_to_dropped_uni
     assert close(found["W1"], -(delta1.T @ x), 1e-13)
 
 
+def test_dropout_not_in_backward_trains_the_dropped_units_as_seed_003s_numpy_class_does():
+    """dW2 from the activations before dropout and dL/dh without the mask, the forward pass dropping units."""
+    trial = classifier_trial(15, dropout=True, epochs=1, lr=1.0)
+    x, y, params, mask = trial["x"], trial["y"], trial["params"], trial["masks"][0]
+    step = dropout_training.step(x, y, params, mask, 0.4)  # the forward pass (probs) is the reference's
+    h = np.maximum(x @ params["W1"].T, 0.0)
+    delta2 = step["probs"] - y
+    found = updates(mutant("dropout_not_in_backward", trial), params)
+    assert close(found["W2"], -(delta2.T @ h), 1e-13) and not close(found["W2"], -step["dW2"], 1e-6)
+    delta1 = (delta2 @ params["W2"]) * drelu(x @ params["W1"].T)
+    assert close(found["W1"], -(delta1.T @ x), 1e-13)
+    pairs = {m.id for m in PAIRS}
+    assert "dropout_without_rescaling+dropout_not_in_backward" in pairs  # seed 003's numpy dropout
+    assert not {"preactivation_in_weight_gradient+dropout_not_in_backward", "mask_not_in_backward+dropout_not_in_backward"} & pairs
+
+
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_hidden_derivative_omitted_sends_the_error_back_through_the_weights_only(activation):
     trial = mlp_trial(16, [3, 5, 4, 1], 1, activation)
@@ -496,6 +512,35 @@ def test_pairs_for_a_kind_hold_only_pairs_whose_both_mistakes_apply_to_it():
     for kind in KINDS:
         singles = {m.id for m in mistakes_for(kind)}
         assert pairs_for(kind) and all(set(m.parts) <= singles for m in pairs_for(kind)), kind
+
+
+def test_a_mistake_made_at_one_layer_bends_only_that_layers_relation():
+    trial = mlp_trial(21, [3, 5, 5, 5, 1], 1)
+    expected = reference(trial)
+    local = at_layer(BY_ID["hidden_derivative_omitted"], 2)
+    found = run_mutant(local, **trial)
+    assert all_close(found, expected, 1e-14, keys=["prediction", "loss", "dW4", "db4", "dW3", "db3"])
+    delta2 = expected["db3"][None, :] @ trial["params"]["W3"]  # σ'(z2) left out at layer 2 only
+    assert close(found["db2"], delta2[0], 1e-12)
+    cache = mlp_regression.forward(trial["x"], trial["params"], "sigmoid")
+    assert close(found["db1"], (delta2 @ trial["params"]["W2"])[0] * dsigmoid(cache["z1"][0]), 1e-12)  # layer 1 keeps σ'
+    local = at_layer(BY_ID["preactivation_in_weight_gradient"], 3)
+    found = run_mutant(local, **trial)
+    assert close(found["dW3"], np.outer(expected["db3"], cache["z2"][0]), 1e-12)
+    assert all_close(found, expected, 1e-14, keys=["dW2", "dW4", "db3"])
+    assert local.id == "preactivation_in_weight_gradient@3" and local.parts == ("preactivation_in_weight_gradient",)
+
+
+def test_only_mistakes_about_one_layers_relations_can_be_made_at_one_layer_and_keep_the_others_everywhere():
+    assert at_layer(BY_ID["missing_factor_2"], 1) is None and at_layer(BY_ID["sign_flip"], 1) is None
+    assert at_layer(BY_ID["missing_factor_2+sign_flip"], 1) is None
+    both = pair(at_layer(BY_ID["hidden_derivative_omitted"], 1), BY_ID["derivative_formula_on_preactivation"])
+    assert both is None  # one stand-in for f' at a time
+    both = pair(at_layer(BY_ID["hidden_derivative_omitted"], 1), BY_ID["preactivation_in_weight_gradient"])
+    trial = mlp_trial(22, [3, 5, 5, 1], 1)
+    found, expected = run_mutant(both, **trial), reference(trial)
+    cache = mlp_regression.forward(trial["x"], trial["params"], "sigmoid")
+    assert close(found["dW3"], np.outer(expected["db3"], cache["z2"][0]), 1e-12)  # the other mistake: every layer
 
 
 # --- coincidences on particular instances (documented, so the grader can tell them apart) ---------
