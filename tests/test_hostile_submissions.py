@@ -273,6 +273,25 @@ print(json.dumps({"growth_kb": after - before, "score": report.score, "max": rep
 """
 
 
+def test_extra_keys_of_ten_thousand_strings_cost_the_grader_no_memory_to_speak_of(tmp_path):
+    """Issue 16 item 5: 240 extra keys of 10,000 short strings from every call made the grader take 1 GB per
+    student (and a result over 16 MiB, so 0 points). The child now sends back the contract's quantities only,
+    and at most 64 Ki characters of texts a call. Peak RSS of the grading process (the sandbox's workers are
+    processes of their own), measured around that one student."""
+    extra = "    for k in range(240):\n        out[f'extra{k}'] = [str(i) for i in range(10_000)]\n"
+    hostile = tmp_path / "extra_keys.py"
+    hostile.write_text(returning(extra) + "\n\ntorch_gradients = scratch_gradients\n")
+    honest = tmp_path / "honest.py"
+    honest.write_text(CORRECT)
+    limits = FAST.model_copy(update={"wall_seconds": 30, "cpu_seconds": 30})
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(honest), str(hostile), limits.model_dump_json()],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout.splitlines()[-1])
+    assert measured["status"] == "graded" and measured["score"] == measured["max"], measured  # not a grader error
+    assert measured["growth_kb"] < 50 * 1024, measured
+
+
 def test_code_nested_too_deep_for_the_parser_scores_zero_and_never_makes_the_grader_fail(grading_sandbox, tmp_path):
     """`x = ------…1` (a million signs): ast.parse raised MemoryError in the grader's scan of scratch code."""
     path = tmp_path / "deep_code.py"

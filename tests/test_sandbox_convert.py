@@ -130,3 +130,13 @@ def test_texts_and_problems_of_one_call_are_capped_in_characters_whatever_was_re
     assert chars <= convert.MAX_TEXT_CHARS + 500
     assert c.problems["k0"].startswith("k0: 10000 strings (1000000 characters), more than the grader reads")
     assert c.problems["…"].startswith("more returned keys, texts and problems than the grader reads")
+
+
+def test_each_returned_value_has_the_whole_budget_in_characters_of_its_own():
+    """A runner that empties the dicts between calls without reset() (as the runner did) must not let one
+    call's texts use up the next call's budget: the next call's values were cut to '…'."""
+    converter = convert.Converter(1 << 20)
+    for _ in range(3):
+        converter.values, converter.texts, converter.problems = {}, {}, {}
+        converter.add("", {"dW1": np.ones(2), "names": ["x" * 1000] * 60})
+        assert set(converter.values) == {"dW1"} and set(converter.texts) == {"names"} and converter.problems == {}

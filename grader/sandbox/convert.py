@@ -87,9 +87,11 @@ class Converter:
         self.chars = 0
 
     def add(self, key: str, value: object, depth: int = 0) -> None:
-        if self.returns is not None and not key and not depth:
-            self._add_returned(value)
-            return
+        if not key and not depth:  # a call's returned value: the budget in characters is this call's
+            self.chars = self._recorded()
+            if self.returns is not None:
+                self._add_returned(value)
+                return
         if len(self.values) + len(self.texts) + len(self.problems) >= MAX_KEYS:
             self._problem(OVERFLOW, f"more than {MAX_KEYS} returned values; the rest were ignored")
             return
@@ -102,6 +104,11 @@ class Converter:
             self._add_texts(key, value, key or "the returned list")
             return
         self._add_array(key, value, "expected a number, a numpy array or a torch tensor", "")
+
+    def _recorded(self) -> int:
+        """Characters of what this call has recorded so far (nothing, unless added to by hand)."""
+        return (sum(map(len, self.values)) + sum(len(k) + sum(map(len, v)) for k, v in self.texts.items())
+                + sum(len(k) + len(v) for k, v in self.problems.items()))
 
     def _add_returned(self, value: object) -> None:
         """The value a contract function returned: only the quantities the grader reads."""
