@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader.sandbox import RunResult
+from grader.sandbox.models import Rerun
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Found:
     uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
     layouts: dict[str, str] = field(default_factory=dict)
+    rerun: Rerun | None = None  # a contract scratch call made again under scaled autograd (scratch_effect.py)
 
 
 def from_run(run: RunResult, functions: dict[str, str]) -> dict[str, Found]:
@@ -42,5 +44,6 @@ def from_run(run: RunResult, functions: dict[str, str]) -> dict[str, Found]:
             texts=result.texts,
             problems=result.problems,
             provenance={name: f"{where} returned {name!r}" for name in [*result.values, *result.texts]},
+            rerun=result.rerun,
         )
     return found

@@ -12,7 +12,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from grader import __version__
+from grader import __version__, scratch_effect
 from grader.checks import check_task
 from grader.grade_notebook import check_notebook, run_notebook
 from grader.limits import Limits
@@ -59,9 +59,10 @@ def grade_submission(
         run = jobs.run
         ran = time.perf_counter()
         checks = [result for task in rubric.tasks for result in check_task(rubric, task, jobs.trials[task.id], jobs.found)]
+        checks, by_effect = scratch_effect.judged(rubric.tasks, jobs.trials, jobs.found, checks)
         scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
         flags = [*scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name]),
-                 *hidden_run_flags(jobs)]
+                 *by_effect, *hidden_run_flags(jobs)]
         notes = []
     return GradeReport(
         **base,

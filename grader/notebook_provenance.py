@@ -106,6 +106,12 @@ def copied_from_autograd(result: CheckResult, copied: dict[str, str]) -> CheckRe
         "from the weights and the input, and report that value, not a parameter's .grad.",
         trials=[t.trial for t in result.trials],
     )
+    return no_points(result, message, diagnosis)
+
+
+def no_points(result: CheckResult, message: str, diagnosis: Diagnosis) -> CheckResult:
+    """`result` failed with 0 points on every trial and group, saying why: what autograd's perturbation
+    showed (here for notebooks, in grader/scratch_effect.py for a contract's scratch calls)."""
     group = {name: 0.0 for name in result.group_points}
     return result.model_copy(update={
         "status": CheckStatus.failed, "points": 0.0, "message": message, "diagnosis": diagnosis, "group_points": group,

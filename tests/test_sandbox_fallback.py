@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,10 +44,14 @@ def uid_processes(uid: int) -> list[int]:
 def test_fallback_mode_says_which_protections_are_off(fallback_sandbox):
     protections = fallback_sandbox.protections
     assert fallback_sandbox.mode == "fallback"
-    for off in ("bubblewrap", "no_network", "read_only_system", "private_tmp", "pid_namespace", "hidden_paths"):
+    for off in ("bubblewrap", "read_only_system", "private_tmp", "pid_namespace", "tmpfs_size"):
         assert protections[off] is False
-    assert protections["rlimits"] and protections["no_new_privs"]
+    assert protections["rlimits"] and protections["no_new_privs"] and protections["fd_limit"]
     assert protections["unprivileged_user"] is ROOT and protections["process_cleanup"] is True
+    assert protections["temp_cleanup"] is ROOT
+    # a network and an IPC namespace where the machine allows them to root, even without bubblewrap
+    assert protections["no_network"] is (ROOT and isolation.fallback_namespaces()["net"])
+    assert protections["ipc_namespace"] is (ROOT and isolation.fallback_namespaces()["ipc"])
     assert run(fallback_sandbox, "").protections == protections
 
 
@@ -169,3 +174,113 @@ def test_grade_and_check_grade_every_student_in_the_fallback_when_each_jobs_user
                        "--out", tmp_path / "check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert REFUSED in check.stderr and json.loads((tmp_path / "check" / "report.json").read_text())["score"] > 0
+
+
+# --- the fallback as strong as it can be without namespaces (issue 16, item 7) ---------------------------
+
+def slot_uid(sandbox) -> int:
+    return sandbox.plan.config(0)["uid"]
+
+
+@pytest.mark.skipif(not ROOT, reason="removing what the job's uid left needs a uid of the job's own (root)")
+def test_files_a_job_leaves_in_shared_temp_directories_are_removed_after_it(fallback_sandbox):
+    marker = f"bpg-left-{os.getpid()}"
+    paths = [f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", f"/tmp/{marker}-dir/inner"]
+    source = ("import os, tempfile\ndef f():\n"
+              f"    os.makedirs('/tmp/{marker}-dir')\n"
+              f"    for path in {paths!r}:\n        open(path, 'w').write('left')\n"
+              "    private = tempfile.mkdtemp()\n    open(os.path.join(private, 'x'), 'w').write('x')\n"
+              "    return {'private': [tempfile.gettempdir(), private]}\n")
+    try:
+        result = run(fallback_sandbox, source, [Call(id="f", function="f")])
+        assert result.status == RunStatus.ok, result.detail
+        gettempdir, private = result.calls["f"].texts["private"]
+        assert gettempdir not in ("/tmp", "/var/tmp") and Path(private).parent == Path(gettempdir)
+        assert [p for p in [*paths, f"/tmp/{marker}-dir", gettempdir] if os.path.lexists(p)] == []
+        assert result.protections["temp_cleanup"] is True
+    finally:
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+        shutil.rmtree(f"/tmp/{marker}-dir", ignore_errors=True)
+
+
+def sysv_segments(uid: int) -> list[int]:
+    rows = [line.split() for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+    return [int(row[1]) for row in rows if row[7] == str(uid)]
+
+
+@pytest.mark.skipif(not ROOT, reason="needs a uid of the job's own (root)")
+def test_sysv_shared_memory_a_job_leaves_is_gone_after_it(fallback_sandbox):
+    """With an IPC namespace of the job's own the segment dies with it; without, the reaper removes it."""
+    uid = slot_uid(fallback_sandbox)
+    source = ("import ctypes\ndef f():\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+              "    return {'id': libc.shmget(0x5bd6, 1 << 20, 0o1600)}\n")
+    try:
+        result = run(fallback_sandbox, source, [Call(id="f", function="f")])
+        assert result.status == RunStatus.ok and result.calls["f"].values["id"] >= 0, result.detail
+        assert sysv_segments(uid) == []
+    finally:
+        for segment in sysv_segments(uid):  # if it failed: leave nothing behind
+            subprocess.run(["ipcrm", "-m", str(segment)], capture_output=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="a Python installation out of the job's reach needs a uid of the job's own")
+def test_standard_library_modules_the_worker_never_imported_import_in_the_job(fallback_sandbox):
+    """Issue 16: under a Python installed in /root (mode 0700), `No module named 'encodings.idna'`."""
+    source = ("import encodings.idna, colorsys, wave, xml.dom.minidom\n"
+              "def f():\n    return {'ok': colorsys.rgb_to_hsv(1.0, 0.0, 0.0)[2]}\n")
+    result = run(fallback_sandbox, source, [Call(id="f", function="f")])
+    assert result.status == RunStatus.ok, (result.message, result.detail)
+    assert result.calls["f"].values["ok"] == 1.0
+
+
+@pytest.mark.skipif(not ROOT or not isolation.fallback_namespaces()["net"],
+                    reason="a network namespace of the worker's own needs root and a machine that allows one")
+def test_a_job_cannot_reach_a_service_on_the_hosts_loopback(fallback_sandbox):
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        source = ("import socket\ndef f():\n    s = socket.socket()\n    s.settimeout(2)\n    try:\n"
+                  f"        s.connect(('127.0.0.1', {port}))\n        return ['connected']\n"
+                  "    except OSError as e:\n        return [type(e).__name__]\n")
+        result = run(fallback_sandbox, source, [Call(id="f", function="f")])
+    assert result.calls["f"].texts[""] != ["connected"]
+    assert result.protections["no_network"] is True
+
+
+def test_hidden_paths_is_on_only_where_the_graders_files_are_out_of_the_jobs_reach(tmp_path, monkeypatch):
+    """Outside Gradescope nothing is chmodded: a readable checkout is reported as hidden_paths false."""
+    if not ROOT:
+        assert isolation.fallback_plan("test").protections["hidden_paths"] is False
+        return
+    readable = any(isolation.reachable_by_others(p) for p in isolation.package_dirs())
+    assert isolation.fallback_plan("test").protections["hidden_paths"] is not readable
+    private = tmp_path / "grader"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(isolation, "package_dirs", lambda: [private])
+    assert isolation.fallback_plan("test").protections["hidden_paths"] is True
+    with tempfile.NamedTemporaryFile(dir="/tmp", suffix=".toml") as rubric:  # a rubric anyone may read
+        os.chmod(rubric.name, 0o644)
+        assert isolation.fallback_plan("test", hide=[Path(rubric.name)]).protections["hidden_paths"] is False
+
+
+def test_without_bubblewrap_check_grades_a_notebook_in_the_fallback(tmp_path):
+    """Issue 16: bubblewrap absent (not on PATH), as on a Gradescope image without it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {**os.environ, "PATH": str(bin_dir)}
+    env.pop(isolation.ENV_MODE, None)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "grader", "check", str(REPO / "submissions" / "bs6207-a1-notebooks" /
+                           "correct.ipynb"), "--rubric", "bs6207-a1-notebook", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bwrap is not installed" in done.stderr
+    report = json.loads((out / "report.json").read_text())
+    protections = report["run"]["protections"]
+    assert protections["bubblewrap"] is False and protections["fd_limit"] is True
+    assert protections["temp_cleanup"] is ROOT and protections["unprivileged_user"] is ROOT
+    assert report["score"] == load_rubric("bs6207-a1-notebook").max_points(), report["score"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from grader.limits import Limits
-from grader.sandbox import Call, CallStatus, Job, RunStatus
+from grader.sandbox import Call, CallStatus, Job, RunStatus, cgroup
 
 CORRECT = '''
 import numpy as np
@@ -329,3 +329,80 @@ def test_a_submission_cannot_kill_or_see_the_worker(bwrap_sandbox):
     assert result.calls["forward"].values["me"] == 1
     np.testing.assert_array_equal(result.calls["forward"].values["pids"], [1])
     assert_correct_job_still_exact(bwrap_sandbox)
+
+
+# --- memory of every kind, bounded per job (issue 16, item 1) ------------------------------------------
+MEMORY_LIMITS = Limits(memory_mb=1024, wall_seconds=60, cpu_seconds=60)
+CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x20000
+
+
+def memory_hoard(kind: str, count: int, chunk_mb: int, chunks: int) -> str:
+    """A submission that holds `count` objects of `kind` of chunk_mb x chunks MiB each, outside its address
+    space, and says how many MiB it held when it was stopped (or that nothing stopped it)."""
+    make = {"memfd": "fd = os.memfd_create('hoard')\n        fds.append(fd)\n"
+                     "        for _ in range(CHUNKS):\n            os.write(fd, chunk)\n",
+            "sysv": "seg = libc.shmget(0, CHUNKS * len(chunk), 0o1600)\n        if seg < 0:\n"
+                    "            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n"
+                    "        addr = libc.shmat(seg, None, 0)\n        ctypes.memset(addr, 1, CHUNKS * len(chunk))\n"
+                    "        libc.shmdt(ctypes.c_void_p(addr))\n"}[kind]
+    return ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\n"
+            f"CHUNKS = {chunks}\n"
+            "def forward(x, params):\n"
+            f"    chunk, fds, held = b'x' * ({chunk_mb} << 20), [], 0\n"
+            "    try:\n"
+            f"      for _ in range({count}):\n"
+            f"        {make}"
+            f"        held += CHUNKS * {chunk_mb}\n"
+            "    except OSError as e:\n"
+            "        return {'held_mb': held, 'stopped': [e.strerror]}\n"
+            "    return {'held_mb': held, 'stopped': ['nothing']}\n")
+
+
+def held_within_the_job(result, limit_mb: int) -> None:
+    """Either the kernel ended the job for memory, or what it held stayed under its memory limit."""
+    if result.status == RunStatus.memory_limit:
+        assert "ran out of memory (limit 1024 MiB)" in result.message
+        return
+    assert result.status == RunStatus.ok, (result.status, result.message, result.detail)
+    call = result.calls["forward"]
+    assert call.texts["stopped"] != ["nothing"] and call.values["held_mb"] < limit_mb, (call.values, call.texts)
+
+
+def test_memory_files_cannot_hold_more_than_the_job_memory_limit(bwrap_sandbox):
+    """Issue 16: 320 memfd files of 16 MiB held 5 GiB outside RLIMIT_AS. Here 1.5 GiB is tried."""
+    result = bwrap_sandbox.run(job(memory_hoard("memfd", 96, 16, 1)), MEMORY_LIMITS)
+    held_within_the_job(result, MEMORY_LIMITS.memory_mb)
+    assert result.protections["fd_limit"] is True
+    assert_correct_job_still_exact(bwrap_sandbox)
+
+
+@pytest.mark.skipif(cgroup.find() is None or os.geteuid() != 0, reason="no memory cgroup can be made here")
+def test_the_memory_cgroup_ends_a_job_whose_files_together_pass_its_limit(bwrap_sandbox):
+    """32 memfd files of 64 MiB (each within the file size limit, all within the descriptor limit): only a
+    memory cgroup counts them together. The job is ended for memory and the next job runs as before."""
+    result = bwrap_sandbox.run(job(memory_hoard("memfd", 32, 16, 4)), MEMORY_LIMITS)
+    assert result.status == RunStatus.memory_limit, (result.status, result.detail, result.calls["forward"])
+    assert "ran out of memory (limit 1024 MiB)" in result.message
+    assert result.protections["memory_cgroup"] is True
+    assert_correct_job_still_exact(bwrap_sandbox)
+
+
+def test_sysv_shared_memory_is_capped_by_the_jobs_own_ipc_namespace(bwrap_sandbox):
+    """Issue 16: a job held 4 GiB in SysV shared memory. Here 1.5 GiB of segments is tried."""
+    result = bwrap_sandbox.run(job(memory_hoard("sysv", 96, 16, 1)), MEMORY_LIMITS)
+    held_within_the_job(result, MEMORY_LIMITS.memory_mb)
+    if result.status == RunStatus.ok:  # stopped by the namespace's limit: at most file_mb in all
+        assert result.calls["forward"].values["held_mb"] <= MEMORY_LIMITS.file_mb
+    assert result.protections["ipc_namespace"] is True
+    assert_correct_job_still_exact(bwrap_sandbox)
+
+
+def test_a_job_cannot_make_a_user_namespace_to_mount_an_unsized_tmpfs(bwrap_sandbox):
+    source = ("import ctypes, os\ndef forward(x, params):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+              f"    if libc.unshare({CLONE_NEWUSER | CLONE_NEWNS}) != 0:\n"
+              "        return ['refused: ' + os.strerror(ctypes.get_errno())]\n"
+              "    mounted = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0\n"
+              "    return ['made a user namespace' + (' and mounted an unsized tmpfs' if mounted else '')]\n")
+    result = bwrap_sandbox.run(job(source), FAST)
+    assert result.calls["forward"].texts[""][0].startswith("refused"), result.calls["forward"].texts
+    assert result.protections["no_nested_userns"] is True

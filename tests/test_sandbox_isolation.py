@@ -8,7 +8,7 @@ import pytest
 
 from grader.errors import SandboxError
 from grader.limits import Limits
-from grader.sandbox import Call, Job, RunStatus, Sandbox, isolation
+from grader.sandbox import Call, Job, RunStatus, Sandbox, cgroup, isolation
 
 NEEDS_BWRAP = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 LIMITS = Limits(wall_seconds=10, cpu_seconds=7, memory_mb=3000, processes=40, file_mb=5)
@@ -24,11 +24,14 @@ def probe(sandbox, body: str, limits: Limits = LIMITS):
 
 def test_bwrap_mode_reports_every_protection_active_and_verified(bwrap_sandbox):
     assert bwrap_sandbox.mode == "bwrap"
+    cgroups = cgroup.find() is not None and os.geteuid() == 0  # a memory cgroup only where one can be made
+    assert bwrap_sandbox.protections.pop("memory_cgroup") is cgroups
     assert all(bwrap_sandbox.protections.values()), bwrap_sandbox.protections
     result = bwrap_sandbox.run(Job(filename="a.py", cells=[""]), LIMITS)
     assert result.protections == bwrap_sandbox.protections
     assert set(result.protections) >= {"bubblewrap", "no_network", "read_only_system", "private_tmp",
-                                       "pid_namespace", "unprivileged_user", "rlimits"}
+                                       "pid_namespace", "unprivileged_user", "rlimits", "memory_cgroup", "fd_limit",
+                                       "ipc_namespace", "no_nested_userns", "tmpfs_size", "temp_cleanup"}
 
 
 def test_the_child_has_no_network_but_loopback(bwrap_sandbox):
@@ -45,10 +48,11 @@ def test_the_child_runs_unprivileged_with_no_capabilities_no_new_privileges_and_
                                 " + int(st['CapBnd'], 16), 'nnp': int(st['NoNewPrivs']),"
                                 " 'as': resource.getrlimit(resource.RLIMIT_AS)[0], 'cpu': resource.getrlimit(resource.RLIMIT_CPU)[0],"
                                 " 'nproc': resource.getrlimit(resource.RLIMIT_NPROC)[0],"
-                                " 'fsize': resource.getrlimit(resource.RLIMIT_FSIZE)[0], 'core': resource.getrlimit(resource.RLIMIT_CORE)[1]}")
+                                " 'fsize': resource.getrlimit(resource.RLIMIT_FSIZE)[0], 'core': resource.getrlimit(resource.RLIMIT_CORE)[1],"
+                                " 'nofile': resource.getrlimit(resource.RLIMIT_NOFILE)[1]}")
     values = {key: int(value) for key, value in call.values.items()}
     assert values == {"uid": 65534, "caps": 0, "nnp": 1, "as": 3000 << 20, "cpu": 7, "nproc": 40, "fsize": 5 << 20,
-                      "core": 0}
+                      "core": 0, "nofile": 64}  # open files in the tens: with fsize, what memfd files can hold
 
 
 def test_the_file_size_limit_stops_big_files(bwrap_sandbox):

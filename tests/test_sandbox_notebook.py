@@ -10,6 +10,7 @@ import torch
 
 from grader.limits import Limits
 from grader.sandbox import Call, CallStatus, CellStatus, Job, RunStatus
+from grader.sandbox.channel import Asked
 from grader.sandbox.observed import parse_run
 from grader.sandbox.process import frame
 from grader.sandbox.wire import ResultInvalid
@@ -326,7 +327,7 @@ SUMMARY = {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_t
 def test_a_well_formed_notebook_stream_is_read():
     job = Job(filename="a.ipynb", cells=["x = 1"], observe=True)
     results, truncated, observed = parse_run(_stream(_cell(), _raw(np.ones(2)), FILES, b"hi", SUMMARY,
-                                                     {"kind": "done"}), job, LIMITS)
+                                                     {"kind": "done", "nonce": "n1"}), job, LIMITS, [Asked(None, "n1")])
     assert results.done and not truncated and observed.files == {"out.dat": b"hi"}
     np.testing.assert_array_equal(observed.arrays["a0"], np.ones(2))
 

@@ -1,4 +1,4 @@
-"""The grader's side of the result channel: only well-formed, announced, float64 data is accepted."""
+"""The grader's side of the result channel: only the answers to what it asked, as announced float64 data."""
 
 import json
 
@@ -7,20 +7,24 @@ import pytest
 
 from grader.limits import Limits
 from grader.sandbox import Call, Job
+from grader.sandbox.channel import Asked, Exchange, parse_results
 from grader.sandbox.process import frame
-from grader.sandbox.wire import ResultInvalid, encode_job, parse_results, split_frames
+from grader.sandbox.wire import ResultInvalid, split_frames
 
-JOB = Job(filename="a.py", cells=["pass"], arrays={"x": np.arange(6.0).reshape(2, 3)},
-          calls=[Call(id="one", function="f", args=["x"]), Call(id="two", function="g")])
+JOB = Job(filename="a.py", cells=["pass"], arrays={"x": np.arange(6.0).reshape(2, 3), "w": np.ones(2)},
+          calls=[Call(id="one", function="f", args=["x"], scratch=True), Call(id="two", function="g", args=[{"w": "w"}])])
 LIMITS = Limits(result_mb=1)
 CELLS_OK = {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "",
             "traceback": "", "exit_code": None}
+ASKED = [Asked(0, "n1"), Asked(0, "n2", 1.5), Asked(1, "n3"), Asked(None, "n4")]
 
 
-def call_frame(call_id: str, **values_spec) -> dict:
-    return {"kind": "call", "id": call_id, "status": "ok", "error_type": "", "error": "", "traceback": "",
-            "suggestions": [], "found": "a dict", "memory": False, "seconds": 0.01, "texts": {}, "problems": {},
-            "values": {key: {"name": f"v{i}", "shape": list(shape)} for i, (key, shape) in enumerate(values_spec.items())}}
+def call_frame(call_id: str, nonce: str | None, **values_spec) -> dict:
+    """A call's frame, as the answer to the request with `nonce` (None: as the runner wrote it before nonces)."""
+    frame = {"kind": "call", "id": call_id, "status": "ok", "error_type": "", "error": "", "traceback": "",
+             "suggestions": [], "found": "a dict", "memory": False, "seconds": 0.01, "texts": {}, "problems": {},
+             "values": {key: {"name": f"v{i}", "shape": list(shape)} for i, (key, shape) in enumerate(values_spec.items())}}
+    return frame if nonce is None else dict(frame, nonce=nonce)
 
 
 def raw(*arrays) -> bytes:
@@ -33,47 +37,80 @@ def stream(*parts) -> bytes:
 
 
 def valid_stream(dW1=None) -> list:
+    """The answers to ASKED: call one, its rerun (values scaled by the factor), call two, done."""
     dW1 = np.ones((2, 3)) if dW1 is None else dW1
-    return [CELLS_OK, {"kind": "start", "id": "one"}, call_frame("one", dW1=(2, 3)), raw(dW1),
-            {"kind": "start", "id": "two"}, call_frame("two"), raw(), {"kind": "done"}]
+    return [CELLS_OK, call_frame("one", "n1", dW1=(2, 3)), raw(dW1), call_frame("one", "n2", dW1=(2, 3)),
+            raw(1.5 * dW1), call_frame("two", "n3"), raw(), {"kind": "done", "nonce": "n4"}]
 
 
-def test_a_well_formed_stream_is_read_with_its_values():
-    results, truncated = parse_results(stream(*valid_stream()), JOB, LIMITS)
+def parse(parts, asked=ASKED):
+    return parse_results(stream(*parts), JOB, LIMITS, asked)
+
+
+def test_a_well_formed_stream_is_read_with_its_values_and_the_rerun_kept_apart():
+    results, truncated = parse(valid_stream())
     assert not truncated and results.done and results.started is None
     frame_one, values = results.calls["one"]
     np.testing.assert_array_equal(values["dW1"], np.ones((2, 3)))
-    assert results.calls["two"][1] == {}
+    factor, _, again = results.reruns["one"]
+    assert factor == 1.5 and np.array_equal(again["dW1"], 1.5 * np.ones((2, 3)))
+    assert results.calls["two"][1] == {} and "two" not in results.reruns
 
 
 def test_a_stream_cut_by_a_kill_keeps_what_arrived_and_names_the_running_call():
-    parts = valid_stream()[:5]
-    blob = stream(*parts) + frame(b"{}")[:5]
-    results, truncated = parse_results(blob, JOB, LIMITS)
+    blob = stream(*valid_stream()[:5]) + frame(b"{}")[:5]
+    results, truncated = parse_results(blob, JOB, LIMITS, ASKED)
     assert truncated and not results.done
     assert list(results.calls) == ["one"] and results.started == "two"
 
 
+def test_a_complete_stream_written_before_any_request_is_rejected_at_its_first_answer():
+    """Issue 16 item 2: student code wrote a whole well-formed run on fd 3 while its cells ran (17 of 17
+    checks passed with no function defined). It could not know the nonces of requests not yet made."""
+    forged = [CELLS_OK, {"kind": "start", "id": "one"}, call_frame("one", None, dW1=(2, 3)), raw(np.ones((2, 3))),
+              {"kind": "start", "id": "two"}, call_frame("two", None), raw(), {"kind": "done"}]
+    with pytest.raises(ResultInvalid, match="CallAnswer"):
+        parse(forged)
+    with pytest.raises(ResultInvalid, match="CallAnswer"):
+        parse([p for p in forged if not isinstance(p, dict) or p["kind"] != "start"])
+    guessed = valid_stream()
+    guessed[1] = dict(guessed[1], nonce="a guess")
+    with pytest.raises(ResultInvalid, match="without the nonce of the request for 'one'"):
+        parse(guessed)
+
+
 @pytest.mark.parametrize("mutate, reason", [
-    (lambda p: p.__setitem__(2, dict(p[2], status="great")), "CallFrame"),
-    (lambda p: p.__setitem__(2, dict(p[2], extra=1)), "CallFrame"),
-    (lambda p: p.__setitem__(1, {"kind": "start", "id": "two"}), "out of order"),
-    (lambda p: p.__setitem__(3, raw(np.ones(7))), "56 bytes where the announced shapes make 48"),
-    (lambda p: p.__setitem__(3, raw(np.ones((2, 3), dtype=np.float32))), "24 bytes where the announced shapes make 48"),
-    (lambda p: p.__setitem__(3, raw(np.ones((2, 3)), np.ones(1))), "where the announced shapes make"),
-    (lambda p: p.__setitem__(3, b"not numbers"), "where the announced shapes make"),
-    (lambda p: p.__setitem__(2, dict(p[2], values={"a": {"name": "v0", "shape": [3]}, "b": {"name": "v0", "shape": [3]}})),
+    (lambda p: p.__setitem__(1, dict(p[1], status="great")), "CallAnswer"),
+    (lambda p: p.__setitem__(1, dict(p[1], extra=1)), "CallAnswer"),
+    (lambda p: p.__setitem__(1, dict(p[1], id="two")), "answer for 'two' without the nonce of the request for 'one'"),
+    (lambda p: p.__setitem__(5, dict(p[5], nonce="n1")), "answer for 'two' without the nonce of the request for 'two'"),
+    (lambda p: p.__setitem__(slice(3, 3), p[1:3]), "without the nonce of the request"),  # one answer given twice
+    (lambda p: p.__setitem__(2, raw(np.ones(7))), "56 bytes where the announced shapes make 48"),
+    (lambda p: p.__setitem__(2, raw(np.ones((2, 3), dtype=np.float32))), "24 bytes where the announced shapes make 48"),
+    (lambda p: p.__setitem__(2, b"not numbers"), "where the announced shapes make"),
+    (lambda p: p.__setitem__(1, dict(p[1], values={"a": {"name": "v0", "shape": [3]}, "b": {"name": "v0", "shape": [3]}})),
      "share one array name"),
+    (lambda p: p.__setitem__(7, {"kind": "done", "nonce": "n3"}), "does not answer the grader's last request"),
+    (lambda p: p.append({"kind": "done", "nonce": "n4"}), "or not last"),  # one answer per request
     (lambda p: p.insert(0, {"kind": "done"}), "CellsFrame"),
-    (lambda p: p.append({"kind": "done"}), "not the last frame"),
     (lambda p: p.__setitem__(0, b"\xff\xfe"), "CellsFrame"),
-    (lambda p: p.__setitem__(2, dict(p[2], values={"k": {"name": "v0", "shape": [10 ** 6]}})), "exceed"),
+    (lambda p: p.__setitem__(1, dict(p[1], values={"k": {"name": "v0", "shape": [10 ** 6]}})), "exceed"),
 ])
 def test_a_forged_or_broken_stream_is_rejected(mutate, reason):
     parts = valid_stream()
     mutate(parts)
     with pytest.raises(ResultInvalid, match=reason):
-        parse_results(stream(*parts), JOB, LIMITS)
+        parse(parts)
+
+
+def test_answers_to_requests_never_made_are_rejected_and_nothing_follows_failed_cells():
+    with pytest.raises(ResultInvalid, match="answers no request"):
+        parse(valid_stream(), ASKED[:2])  # the grader asked for call one and its rerun only
+    failed = dict(CELLS_OK, status="import_error", error_type="ValueError", error="bad")
+    with pytest.raises(ResultInvalid, match="answers no request"):
+        parse([failed, *valid_stream()[1:]])
+    results, _ = parse([failed], [])
+    assert results.cells.status == "import_error" and results.calls == {}
 
 
 def test_pickle_bytes_in_place_of_values_are_rejected_unread():
@@ -81,16 +118,16 @@ def test_pickle_bytes_in_place_of_values_are_rejected_unread():
     import pickle
 
     parts = valid_stream()
-    parts[3] = pickle.dumps(np.array([[{"evil": 1}] * 3] * 2, dtype=object))
+    parts[2] = pickle.dumps(np.array([[{"evil": 1}] * 3] * 2, dtype=object))
     with pytest.raises(ResultInvalid, match="where the announced shapes make 48"):
-        parse_results(stream(*parts), JOB, LIMITS)
+        parse(parts)
 
 
 def test_values_are_read_in_the_order_and_shapes_announced():
     parts = valid_stream()
-    parts[5] = call_frame("two", a=(2,), b=(1, 3))
+    parts[5] = call_frame("two", "n3", a=(2,), b=(1, 3))
     parts[6] = raw(np.array([1.0, 2.0]), np.array([[3.0, 4.0, 5.0]]))
-    results, _ = parse_results(stream(*parts), JOB, LIMITS)
+    results, _ = parse(parts)
     values = results.calls["two"][1]
     np.testing.assert_array_equal(values["a"], [1.0, 2.0])
     np.testing.assert_array_equal(values["b"], [[3.0, 4.0, 5.0]])
@@ -98,14 +135,40 @@ def test_values_are_read_in_the_order_and_shapes_announced():
 
 def test_lone_surrogates_from_the_child_are_replaced_so_reports_always_encode():
     parts = valid_stream()
-    parts[2] = dict(parts[2], problems={"dW1": "bad \udc80 value"})
-    results, _ = parse_results(stream(*parts), JOB, LIMITS)
+    parts[1] = dict(parts[1], problems={"dW1": "bad \udc80 value"})
+    results, _ = parse(parts)
     results.calls["one"][0].problems["dW1"].encode("utf-8")
 
 
-def test_jobs_are_encoded_as_json_and_raw_float64_bytes():
-    header, blob = encode_job(JOB, LIMITS)
-    decoded = json.loads(header)
-    assert decoded["arrays"] == [["x", [2, 3], 0]] and decoded["limits"]["result_mb"] == 1
-    np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f8").reshape(2, 3), JOB.arrays["x"])
-    assert split_frames(frame(b"a") + frame(b"bc")) == ([b"a", b"bc"], False)
+def requests(exchange: Exchange) -> list[tuple[dict, bytes]]:
+    """Every request of one attempt as the child reads them: (JSON, raw arrays; b"" for "done")."""
+    exchange.start()
+    frames, made = split_frames(exchange.requests())[0], []
+    while frames:
+        head = json.loads(frames.pop(0))
+        made.append((head, frames.pop(0) if head["kind"] == "call" else b""))
+    return made
+
+
+def test_the_job_holds_no_call_and_no_array_and_each_request_only_its_own_calls_arrays():
+    exchange = Exchange(JOB, LIMITS)
+    header = json.loads(split_frames(exchange.opening)[0][0])
+    assert "calls" not in header and "arrays" not in header and header["cells"] == ["pass"]
+    made = requests(exchange)
+    assert [(r["kind"], r.get("call", {}).get("id"), r.get("factor") is not None) for r, _ in made] == [
+        ("call", "one", False), ("call", "one", True), ("call", "two", False), ("done", None, False)]
+    one, rerun, two, _ = made
+    assert [a[0] for a in one[0]["arrays"]] == ["x"] and [a[0] for a in two[0]["arrays"]] == ["w"]
+    np.testing.assert_array_equal(np.frombuffer(one[1], dtype="<f8").reshape(2, 3), JOB.arrays["x"])
+    np.testing.assert_array_equal(np.frombuffer(two[1], dtype="<f8"), JOB.arrays["w"])
+    assert rerun[1] == one[1] and 1.3 <= rerun[0]["factor"] <= 1.9
+    assert [a.factor for a in exchange.asked] == [None, rerun[0]["factor"], None, None]
+    assert [a.nonce for a in exchange.asked] == [r["nonce"] for r, _ in made]
+
+
+def test_nonces_and_factors_are_new_for_every_request_and_every_attempt():
+    exchange = Exchange(JOB, LIMITS)
+    first, second = requests(exchange), requests(exchange)
+    nonces = [r["nonce"] for r, _ in first + second]
+    assert len(set(nonces)) == len(nonces) == 8 and all(len(n) >= 32 for n in nonces)
+    assert first[1][0]["factor"] != second[1][0]["factor"]

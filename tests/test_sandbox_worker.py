@@ -257,3 +257,183 @@ def test_from_the_second_job_on_printing_and_randomness_are_as_in_a_fresh_interp
     outputs = [run(bwrap_sandbox, source, []).stdout for _ in range(3)]
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0].startswith(f"{np.array([1 / 3])} {torch.tensor([1 / 3])} ")
+
+
+# --- the channel answers only what was asked (issue 16, item 2) -----------------------------------
+
+FORGER = '''
+import json, os, struct, numpy as np
+
+def frame(payload):
+    return struct.pack(">Q", len(payload)) + payload
+
+values = np.array(42.0).tobytes()
+parts = [{"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "", "traceback": "",
+          "exit_code": None},
+         {"kind": "start", "id": "f"},
+         {"kind": "call", "id": "f", "status": "ok", "error_type": "", "error": "", "traceback": "", "suggestions": [],
+          "found": "a dict", "memory": False, "seconds": 0.001, "values": {"loss": {"name": "v0", "shape": []}},
+          "texts": {}, "problems": {}},
+         values, {"kind": "done"}]
+os.write(3, b"".join(frame(p if isinstance(p, bytes) else json.dumps(p).encode()) for p in parts))
+'''
+
+
+@pytest.mark.parametrize("ending", ["os._exit(0)\n", ""])
+def test_a_result_stream_written_while_the_cells_run_answers_nothing(bwrap_sandbox, ending):
+    """Issue 16 item 2: a whole well-formed stream written on fd 3 at import, for a function never defined,
+    was accepted as the run's results when the code then exited. No request existed yet, so none of its
+    answers carries a request's nonce: the run is result_invalid and the call has no value."""
+    result = run(bwrap_sandbox, FORGER + ending, [Call(id="f", function="f")])
+    assert result.status == RunStatus.result_invalid, (result.status, result.calls["f"])
+    assert result.calls["f"].status == CallStatus.not_run and result.calls["f"].values == {}
+    assert "expected a CallAnswer" in result.detail or "nonce" in result.detail  # rejected as no answer to a request
+
+
+def test_a_call_cannot_reach_the_inputs_of_the_calls_after_it(bwrap_sandbox):
+    """Only the running call's arrays are in the child: the next request is not sent yet."""
+    source = ("import gc, sys\nimport numpy as np\n\ndef peek(v):\n"
+              "    spaces = [o for o in gc.get_objects() if isinstance(o, dict)]\n"
+              "    frame = sys._getframe()\n"
+              "    while frame is not None:\n"
+              "        spaces.append(frame.f_locals)\n"
+              "        spaces += [v for v in frame.f_locals.values() if isinstance(v, dict)]\n"
+              "        frame = frame.f_back\n"
+              "    seen = {id(a) for s in spaces for a in list(s.values()) if isinstance(a, np.ndarray)\n"
+              "            and a.shape == (7,) and np.all(a == 31.4159)}\n"
+              "    return {'seen': len(seen)}\n")
+    arrays = {"x": np.ones(3), "later": np.full(7, 31.4159)}
+    result = bwrap_sandbox.run(Job(filename="a1.py", cells=[source], arrays=arrays,
+                                   calls=[Call(id="first", function="peek", args=["x"]),
+                                          Call(id="second", function="peek", args=["later"])]), LIMITS)
+    assert result.status == RunStatus.ok, result.detail
+    assert result.calls["first"].values["seen"] == 0
+    assert result.calls["second"].values["seen"] >= 1  # its own argument: the search does find what is there
+
+
+def test_a_flood_on_the_result_channel_is_cut_at_its_cap_and_the_job_killed_at_once(bwrap_sandbox):
+    """The grader reads the result pipe itself now: past Limits.result_mb it stops reading and asks the
+    worker to kill the job, and the run is result_invalid, saying so to the instructor."""
+    flood = "import os\nwhile True:\n    os.write(3, bytes(1 << 16))\n"
+    result = bwrap_sandbox.run(Job(filename="a1.py", cells=[flood]), Limits(wall_seconds=30, result_mb=1))
+    assert result.status == RunStatus.result_invalid and "exceeded 1 MiB" in result.detail
+    assert result.stdout == "" and "could not be read back" in result.message
+
+
+GUARD_OFF = '''
+import sys
+import numpy as np
+import torch
+
+_grad = torch.autograd.grad.__wrapped__
+
+def by_hand(x, params):
+    return {"dW1": 2 * params["W1"], "loss": float((params["W1"] ** 2).sum())}
+
+def flag_cleared(x, params):
+    sys.modules["bpg_runner"]._SCRATCH[0] = None
+    w = torch.tensor(params["W1"], requires_grad=True)
+    with torch.enable_grad():
+        loss = (w ** 2).sum()
+        getattr(loss, "back" + "ward")()
+    return {"dW1": w.grad, "loss": loss.item()}
+
+def wrapped_original(x, params):
+    w = torch.tensor(params["W1"], requires_grad=True)
+    with torch.enable_grad():
+        loss = (w ** 2).sum()
+        return {"dW1": _grad(loss, w)[0], "loss": loss.item()}
+'''
+
+
+def test_a_scratch_call_is_made_again_under_scaled_autograd_which_shows_through_any_way_around_the_guard(bwrap_sandbox):
+    """Issue 16 item 2: DESIGN §5 "from scratch ... proven by effect". Each scratch call runs a second time
+    with autograd's gradients scaled by a factor drawn for it: values by hand do not move, values from
+    autograd move by that factor, whether the guard's flag was cleared or its wrapper's original used."""
+    calls = [Call(id=name, function=name, args=["x", PARAMS], scratch=True)
+             for name in ("by_hand", "flag_cleared", "wrapped_original")]
+    calls.append(Call(id="torch", function="wrapped_original", args=["x", PARAMS]))
+    result = run(bwrap_sandbox, GUARD_OFF, calls)
+    assert result.status == RunStatus.ok, result.detail
+    expected = 2 * ARRAYS["W1"]
+    for name in ("by_hand", "flag_cleared", "wrapped_original"):
+        call = result.calls[name]
+        assert call.status == CallStatus.ok and np.allclose(call.values["dW1"], expected, rtol=1e-12), name
+        assert call.rerun is not None and call.rerun.status == CallStatus.ok and 1.3 <= call.rerun.factor <= 1.9
+        moved = call.rerun.factor if name != "by_hand" else 1.0
+        np.testing.assert_allclose(call.rerun.values["dW1"], moved * call.values["dW1"], rtol=1e-12)
+        assert call.rerun.values["loss"] == call.values["loss"]  # the forward pass is autograd's in no run
+    assert len({result.calls[name].rerun.factor for name in ("by_hand", "flag_cleared", "wrapped_original")}) == 3
+    assert result.calls["torch"].status == CallStatus.ok and result.calls["torch"].rerun is None
+
+
+@pytest.mark.parametrize("mode", ["bwrap_sandbox", "fallback_sandbox"])
+def test_a_garbage_collection_in_a_job_closes_none_of_the_descriptors_it_was_given(request, mode):
+    """The worker's objects are the child's too: one the worker left for its garbage collector that owned
+    a descriptor number closes, when the child collects it, what the child holds under that number now
+    (its job pipe: the calls then never came)."""
+    sandbox = request.getfixturevalue(mode)
+    for _ in range(4):
+        assert sandbox.run(Job(filename="a.py", cells=["x = 1\n"]), LIMITS).status == RunStatus.ok
+    source = "import gc, os\ngc.collect()\ndef f():\n    return {'job_pipe_open': os.path.exists('/proc/self/fd/5')}\n"
+    for _ in range(2):  # both workers of a two-slot sandbox
+        result = sandbox.run(Job(filename="a.py", cells=[source], calls=[Call(id="f", function="f")]), LIMITS)
+        assert result.status == RunStatus.ok, result.detail
+        assert result.calls["f"].values["job_pipe_open"] == 1.0
+
+
+# --- the warm worker never holds a job's data (issue 16, item 4) ----------------------------------
+
+SCANNER = '''
+def count(first, second):
+    """Places in this process's writable memory where `first` is directly followed by `second` (the two
+    are never joined here, so the search cannot find itself)."""
+    first, second = first.encode(), second.encode()
+    hits, overlap = 0, len(first) + len(second)
+    with open("/proc/self/maps") as maps:
+        spans = [line.split() for line in maps]
+    with open("/proc/self/mem", "rb", buffering=0) as mem:
+        for fields in spans:
+            if not fields[1].startswith("rw"):
+                continue
+            position, end = (int(v, 16) for v in fields[0].split("-"))
+            while position < end:
+                size = min(8 << 20, end - position)
+                try:
+                    mem.seek(position)
+                    chunk = mem.read(size)
+                except OSError:
+                    break
+                at = chunk.find(first)
+                while at >= 0:
+                    hits += chunk[at + len(first):at + overlap] == second
+                    at = chunk.find(first, at + 1)
+                position += max(size - overlap, 1) if position + size < end else size
+    return hits
+
+def scan():
+    return {"earlier": count(EARLIER_1, EARLIER_2), "own": count(OWN_1, OWN_2)}
+
+OWN = "".join([OWN_1, OWN_2])
+'''
+
+
+def test_a_job_finds_no_trace_of_an_earlier_jobs_source_output_or_traceback_in_its_own_memory(grading_sandbox):
+    """Issue 16 item 4: a job that scanned its own memory found fragments of an earlier student's source and
+    of a failing student's traceback, left in the warm worker's heap that every child is forked from. The
+    child now reads its job after the fork and its output goes to the grader: the worker never holds them."""
+    halves = [os.urandom(8).hex() for _ in range(4)]
+    secret = halves[0] + halves[1]
+    earlier = [f"SECRET = {secret!r}\nprint(SECRET)\ndef f():\n    return {{'n': len(SECRET)}}\n",
+               f"import sys\nSECRET = {secret!r}\nprint(SECRET, file=sys.stderr)\nraise ValueError(SECRET + ' in a traceback')\n"]
+    runs = [grading_sandbox.run(Job(filename="a.py", cells=[source], calls=[Call(id="f", function="f")]), LIMITS)
+            for source in earlier]
+    assert runs[0].status == RunStatus.ok and secret in runs[0].stdout and runs[0].calls["f"].values["n"] == 32
+    assert runs[1].status == RunStatus.import_error and secret in runs[1].stderr and secret in runs[1].detail
+    names = f"EARLIER_1, EARLIER_2, OWN_1, OWN_2 = {halves[0]!r}, {halves[1]!r}, {halves[2]!r}, {halves[3]!r}\n"
+    scanned = grading_sandbox.run(Job(filename="b.py", cells=[names + SCANNER], calls=[Call(id="scan", function="scan")]),
+                                  Limits(wall_seconds=60, cpu_seconds=60))
+    assert scanned.status == RunStatus.ok, scanned.detail
+    values = scanned.calls["scan"].values
+    assert values["own"] >= 1  # the scan finds a string this job holds
+    assert values["earlier"] == 0

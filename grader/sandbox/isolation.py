@@ -10,10 +10,17 @@ without a user namespace so children can drop to a real unprivileged uid (nobody
 runs in a user namespace of that user.
 
 fallback mode (no usable bubblewrap, e.g. a Docker container without the privileges namespaces need):
-no namespaces at all. As root each child drops to a uid of its own slot (a reaper kills every process of
-that uid after the run; per slot, so a reaper never touches another slot's job); otherwise it only gets
-rlimits and its own session. In both, the worker is a child subreaper and kills every process reparented
-to it after a job. RunResult.protections says which protections were off.
+as root each child drops to a uid of its own slot, with a private temp directory, the Python installation
+reachable through descriptors where that uid could not reach it, and a reaper that, as that uid, kills
+every process of it and removes what it left in /tmp, /var/tmp, /dev/shm and SysV IPC (per slot, so a
+reaper never touches another slot's job); a network namespace per worker and an IPC namespace per job
+where the machine still allows them to root (fallback.py); otherwise it only gets rlimits and its own
+session. In both modes the worker is a child subreaper and kills every process reparented to it after a
+job, each job gets a memory cgroup of its own where this process can make one (cgroup.py, jobsetup.py),
+and RLIMIT_NOFILE is in the tens. RunResult.protections says which protections were on for each run:
+the mode's (PROTECTIONS; `hidden_paths` in the fallback is on only where the grader's packages and the
+hidden paths are out of reach of an unrelated uid: nothing is chmodded here) confirmed by what the child
+checked about itself (VERIFIED).
 
 Automatic mode falls back (Plan.reason says why, word for word) when bubblewrap cannot start here, when a
 worker's start-up probe of a job's confinement fails (probe.py), and when a job's confinement fails after
@@ -31,6 +38,7 @@ import importlib.util
 import os
 import shutil
 import site
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +46,7 @@ from pathlib import Path
 from typing import Sequence
 
 from grader.errors import SandboxError
+from grader.sandbox import cgroup
 
 ENV_MODE = "BACKPROP_GRADER_SANDBOX"
 ENV_USERNS = "BACKPROP_GRADER_SANDBOX_USERNS"
@@ -52,7 +61,14 @@ WORKER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C
               "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 PROTECTIONS = ("bubblewrap", "no_network", "read_only_system", "private_tmp", "pid_namespace", "hidden_paths",
-               "unprivileged_user", "no_new_privs", "rlimits", "worker_not_dumpable", "process_cleanup")
+               "unprivileged_user", "no_new_privs", "rlimits", "worker_not_dumpable", "process_cleanup",
+               "memory_cgroup", "fd_limit", "ipc_namespace", "no_nested_userns", "tmpfs_size", "temp_cleanup")
+# What each job's child checks about itself (jail.enter_jail's setup): the run's protection is the mode's
+# and the child's; a key the child does not report keeps the mode's value.
+VERIFIED = {"no_new_privs": "no_new_privs", "pid_namespace": "pid1", "unprivileged_user": "caps_cleared",
+            "memory_cgroup": "memory_cgroup", "fd_limit": "fd_limit", "ipc_namespace": "ipc_namespace",
+            "no_nested_userns": "no_nested_userns", "no_network": "no_network", "temp_cleanup": "temp_cleanup"}
+CGROUP_VIEW = "/.cgroup"  # where a bwrap worker sees its plan's base cgroup (bound from the host)
 
 
 @dataclass(frozen=True)
@@ -66,14 +82,18 @@ class Plan:
     reason: str = ""  # fallback: why (the exact error of bubblewrap or of the job's confinement, or the request)
     forced: bool = False  # the mode was asked for (argument or ENV_MODE): never changed automatically
     fault: str | None = None  # ENV_FAULT, tests only
+    cgroup: dict | None = None  # the base cgroup of this plan's jobs, host paths (cgroup.py), or None
+    unreachable: tuple[str, ...] = ()  # fallback as root: Python directories the job's uid cannot reach
 
     def config(self, slot: int) -> dict:
-        """The worker's configuration for one slot (see worker.py)."""
+        """The worker's configuration for one slot (see worker.py, jail.py, jobsetup.py, fallback.py)."""
         root = os.geteuid() == 0
         if self.mode == "bwrap":
-            return {"ns": True, "uid": None if self.userns else NOBODY, "workdir_base": None, "fault": self.fault}
+            return {"ns": True, "uid": None if self.userns else NOBODY, "workdir_base": None, "fault": self.fault,
+                    "slot": slot, "cgroup": cgroup_view(self.cgroup)}
         uid = 100000 + (os.getpid() % 10000) * 64 + slot % 64 if root else None
-        return {"ns": False, "uid": uid, "workdir_base": None, "fault": None}
+        return {"ns": False, "uid": uid, "workdir_base": None, "fault": None, "slot": slot,
+                "cgroup": dict(self.cgroup) if self.cgroup else None, "python_unreachable": list(self.unreachable)}
 
     def off(self) -> list[str]:
         """The protections this mode does not give, sorted."""
@@ -82,11 +102,19 @@ class Plan:
     def verified(self, setup: dict | None) -> dict[str, bool]:
         """The protections of one run: the mode's, confirmed by what the child checked about itself."""
         result = dict(self.protections)
-        if setup:
-            result["no_new_privs"] = result["no_new_privs"] and setup.get("no_new_privs") is True
-            result["pid_namespace"] = result["pid_namespace"] and setup.get("pid1") is True
-            result["unprivileged_user"] = result["unprivileged_user"] and setup.get("caps_cleared") is True
+        for name, said in VERIFIED.items() if setup else ():
+            if said in setup or name != "no_network" or self.mode == "fallback":  # bwrap's: the worker's namespace
+                result[name] = result[name] and setup.get(said) is True
         return result
+
+
+def cgroup_view(base: dict | None) -> dict | None:
+    """A bwrap worker's view of the base cgroup: each hierarchy's directory bound under CGROUP_VIEW, and
+    the mounts a job's child takes away from itself (jail.enter_jail) once it has joined its cgroup."""
+    if not base:
+        return None
+    view = {key: f"{CGROUP_VIEW}/{key}" for key in ("memory", "pids", "unified") if base.get(key)}
+    return {"version": base["version"], **view, "mounts": sorted(view.values())}
 
 
 def python_paths() -> list[Path]:
@@ -109,7 +137,7 @@ def package_dirs() -> list[Path]:
     return sorted(set(found))
 
 
-def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
+def bwrap_command(hide: Sequence[Path], userns: bool, cgroup: dict | None = None) -> list[str]:
     """The bubblewrap command line that starts a worker.
 
     No --die-with-parent: its death signal follows the *thread* that started bwrap, and workers are
@@ -117,7 +145,9 @@ def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
     the grader dies; bwrap's PID namespace then takes every remaining process with it. A worker stopped
     in the middle of a job is ended through its namespace's init (Worker.start adds --info-fd to learn it).
     """
-    command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+    # A cgroup namespace would keep a v2 job from joining its cgroup (outside the namespace's root): kept for v1.
+    cgroupns = ["--unshare-cgroup-try"] if not cgroup or cgroup["version"] == 1 else []
+    command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", *cgroupns,
                "--hostname", "sandbox", "--new-session", "--cap-drop", "ALL"]
     caps = ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"] + (["CAP_SETFCAP"] if userns else [])
     for cap in caps:
@@ -153,8 +183,11 @@ def bwrap_command(hide: Sequence[Path], userns: bool) -> list[str]:
         mounts.append((len(parent.parts), 2, ["--perms", "0755", "--dir", str(parent)]))  # bwrap's are 0700
     for _, _, args in sorted(mounts, key=lambda m: (m[0], m[1])):
         command += args
-    command += ["--dev", "/dev", "--proc", "/proc", "--dir", "/job",
-                "--remount-ro", "/", "--chdir", "/"]
+    command += ["--dev", "/dev", "--proc", "/proc", "--dir", "/job"]
+    for key, path in ((key, (cgroup or {}).get(key)) for key in ("memory", "pids", "unified")):
+        if path:
+            command += ["--bind", path, f"{CGROUP_VIEW}/{key}"]
+    command += ["--remount-ro", "/", "--chdir", "/"]
     return command
 
 
@@ -185,21 +218,63 @@ def plan(hide: Sequence[Path] = (), mode: str | None = None) -> Plan:
     userns = not root or os.environ.get(ENV_USERNS, "") == "1"
     if requested == "fallback":
         how = f"mode={mode!r}" if mode else f"{ENV_MODE}=fallback"
-        return fallback_plan(f"the fallback sandbox was asked for ({how})", forced=True)
+        return fallback_plan(f"the fallback sandbox was asked for ({how})", forced=True, hide=hide)
     problem = bwrap_problem(userns)
     if problem is None:
+        base = cgroup.create_base()
         on = dict.fromkeys(PROTECTIONS, True)
         on["unprivileged_user"] = not (userns and root)  # a user namespace of root maps to host root
-        return Plan("bwrap", userns, tuple(bwrap_command(hide, userns)), on, forced=requested == "bwrap", fault=fault)
+        on["memory_cgroup"] = base is not None
+        return Plan("bwrap", userns, tuple(bwrap_command(hide, userns, base)), on, forced=requested == "bwrap",
+                    fault=fault, cgroup=base)
     if requested == "bwrap":
         raise SandboxError(f"{ENV_MODE}=bwrap but bubblewrap cannot be used here: {problem}. Install "
                            f"bubblewrap, allow user namespaces, or set {ENV_MODE}=fallback.")
-    return fallback_plan(f"bubblewrap cannot start here: {problem}")
+    return fallback_plan(f"bubblewrap cannot start here: {problem}", hide=hide)
 
 
-def fallback_plan(reason: str, forced: bool = False) -> Plan:
-    """The fallback mode's plan, with why it is used (shown to staff: logs, stderr, `doctor`)."""
+def fallback_plan(reason: str, forced: bool = False, hide: Sequence[Path] = (), base: dict | None = None) -> Plan:
+    """The fallback mode's plan, with why it is used (shown to staff: logs, stderr, `doctor`). `base`: the
+    base cgroup of the plan it replaces, if any (else one is made where the machine allows it)."""
+    root = os.geteuid() == 0
+    base = base or cgroup.create_base()
+    unreachable = tuple(str(p) for p in python_paths() if not reachable_by_others(p)) if root else ()
     protections = dict.fromkeys(PROTECTIONS, False)
-    protections.update(rlimits=True, no_new_privs=True, worker_not_dumpable=True, unprivileged_user=os.geteuid() == 0,
-                       process_cleanup=True)
-    return Plan("fallback", False, (), protections, reason=reason, forced=forced)
+    namespaces = fallback_namespaces() if root else {}
+    protections.update(rlimits=True, no_new_privs=True, worker_not_dumpable=True, unprivileged_user=root,
+                       process_cleanup=True, memory_cgroup=base is not None, fd_limit=True, temp_cleanup=root,
+                       no_nested_userns=True, no_network=namespaces.get("net", False),
+                       ipc_namespace=namespaces.get("ipc", False),
+                       hidden_paths=root and not any(reachable_by_others(Path(p), [Path(u) for u in unreachable])
+                                                     for p in [*package_dirs(), *hide]))
+    return Plan("fallback", False, (), protections, reason=reason, forced=forced, cgroup=base, unreachable=unreachable)
+
+
+def reachable_by_others(path: Path, via: Sequence[Path] = ()) -> bool:
+    """Whether a uid that owns nothing here and is in no group of it can read `path` (list a directory,
+    read a file): search permission for others on every directory down to it, from / or from the deepest
+    of `via` above it (directories the job reaches through a descriptor, fallback.py). False if absent."""
+    path = Path(os.path.abspath(path))
+    start = max((v for v in via if v == path or v in path.parents), key=lambda v: len(v.parts), default=Path("/"))
+    try:
+        for depth in range(len(start.parts), len(path.parts)):
+            if not os.stat(Path(*path.parts[:depth])).st_mode & 0o001:
+                return False
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o004) and (not stat.S_ISDIR(mode) or bool(mode & 0o001))
+
+
+@functools.lru_cache(maxsize=1)
+def fallback_namespaces() -> dict[str, bool]:
+    """As root without bubblewrap: whether this machine lets a process make a network namespace and an
+    IPC namespace (most containers refuse both without CAP_SYS_ADMIN). Tried once, in a throw-away process."""
+    script = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+              "print(libc.unshare(0x40000000) == 0, libc.unshare(0x8000000) == 0)")
+    try:
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=20)
+        net, ipc = done.stdout.split()
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {"net": False, "ipc": False}
+    return {"net": net == "True", "ipc": ipc == "True"}

@@ -61,7 +61,12 @@ class Call(BaseModel):
         "Every call gets fresh copies, so in-place updates never leak into the next call."))
     scratch: bool = Field(False, description=(
         "Run 'from scratch': torch autograd disabled and Tensor.backward, torch.autograd.backward and "
-        "torch.autograd.grad raising a RuntimeError during this call."))
+        "torch.autograd.grad raising a RuntimeError during this call; then made again with autograd's gradients "
+        "scaled (CallResult.rerun), which shows whether the result used autograd all the same."))
+    returns: dict[str, list[int] | None] | None = Field(None, description=(
+        "The quantities the grader reads from the returned dict, each with the shape it must have (None: a list "
+        "of strings); the child keeps only these keys and sends nothing else back (see convert.py). None keeps "
+        "every key (tests, tools)."))
 
 
 class Job(BaseModel):
@@ -135,6 +140,17 @@ class Job(BaseModel):
         return self
 
 
+class Rerun(BaseModel):
+    """A scratch call made a second time, on fresh copies of the same inputs, with every gradient autograd
+    produced scaled by `factor` (DESIGN §5, "from scratch ... proven by effect"; grader/scratch_effect.py)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    factor: float = Field(..., description="The factor autograd's gradients were scaled by, drawn for this rerun only.")
+    status: CallStatus = Field(..., description="How the rerun ended.")
+    values: dict[str, np.ndarray] = Field(default_factory=dict, description="What it returned, as CallResult.values.")
+
+
 class CallResult(BaseModel):
     """What one graded call produced."""
 
@@ -149,6 +165,7 @@ class CallResult(BaseModel):
     texts: dict[str, list[str]] = Field(default_factory=dict, description="Returned lists of strings, by key.")
     problems: dict[str, str] = Field(default_factory=dict, description="Returned keys that could not be used, with why.")
     seconds: float = Field(0.0, description="Time spent in the call, as measured inside the sandbox.")
+    rerun: Rerun | None = Field(None, description="Scratch calls: the same call again under scaled autograd, if it answered.")
 
 
 class RunResult(BaseModel):

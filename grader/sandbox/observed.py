@@ -17,11 +17,12 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, mo
 from grader.limits import Limits
 from grader.sandbox import messages
 from grader.sandbox.models import Job
+from grader.sandbox.channel import Asked, parse_answers
 from grader.sandbox.counterfactual import parse_counterfactual
 from grader.sandbox.records import (BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot,
                                     NamespaceEntry)
 from grader.sandbox.wire import (_STRICT, ChildResults, GpuRequestFrame, MissingModuleFrame, ResultInvalid, Text,
-                                 ValueSpec, _json, _peek_kind, load_values, parse_frames, split_frames)
+                                 ValueSpec, _json, _peek_kind, load_values, split_frames)
 
 MAX_ELEMENTS = 100_000
 MAX_SENT = 1024  # arrays in all (the child keeps ~256 alive; superseded "last calls" are dropped here)
@@ -132,6 +133,20 @@ class BackwardFrame(BaseModel):
         return BackwardRecord.keys(self)  # type: ignore[arg-type] - same field names
 
 
+class DrawFrame(BaseModel):
+    """Draws of one function stacked (sandbox/draws.py): their array is (count, *shape)."""
+
+    model_config = _STRICT
+    cell: Cell
+    function: Literal["torch.nn.functional.dropout", "torch.dropout", "numpy.random.binomial", "numpy.random.rand",
+                      "numpy.random.random", "numpy.random.random_sample", "numpy.random.uniform"]
+    p: float | None = Field(..., allow_inf_nan=False)
+    training: StrictBool | None
+    shape: list[Annotated[StrictInt, Field(ge=1)]] = Field(..., max_length=8)
+    count: Annotated[StrictInt, Field(ge=1, le=MAX_ELEMENTS)]
+    array: ArrayKey
+
+
 class CellFrame(BaseModel):
     model_config = _STRICT
     kind: Literal["cell"]
@@ -155,6 +170,7 @@ class CellFrame(BaseModel):
     backward: list[BackwardFrame] = Field(default_factory=list, max_length=1)
     missing_modules: list[MissingModuleFrame] = Field(default_factory=list, max_length=100)
     gpu_request: GpuRequestFrame | None = None
+    draws: list[DrawFrame] = Field(default_factory=list, max_length=64)
 
 
 class FilesFrame(BaseModel):
@@ -199,10 +215,13 @@ def _cell(payload: bytes, arrays_payload: bytes, observed: Observations, job: Jo
     keys = [k for c in frame.forward_calls for k in (c.input, c.output, *c.params.values()) if k is not None]
     keys += [k for s in frame.grads for k in (*s.params.values(), *s.grads.values())]
     keys += [e.array for e in frame.namespace] + [k for b in frame.backward for k in b.keys()]
+    keys += [d.array for d in frame.draws]
     missing = {k for k in keys if k not in observed.arrays}
     if missing:
         raise ResultInvalid(f"cell {frame.cell}: records refer to undefined arrays {sorted(missing)[:5]}")
-    if any(r.cell != frame.cell for r in (*frame.forward_calls, *frame.grads, *frame.namespace, *frame.backward)):
+    if any(observed.arrays[d.array].shape != (d.count, *d.shape) for d in frame.draws):
+        raise ResultInvalid(f"cell {frame.cell}: draws whose array is not (count, *shape)")
+    if any(r.cell != frame.cell for r in (*frame.forward_calls, *frame.grads, *frame.namespace, *frame.backward, *frame.draws)):
         raise ResultInvalid(f"cell {frame.cell}: records of another cell")
     observed.cells.append(frame)
     observed.notes += frame.notes
@@ -222,8 +241,9 @@ def _files(payload: bytes, raw: bytes, observed: Observations) -> None:
     observed.notes += frame.notes
 
 
-def parse_run(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, bool, Observations]:
-    """Validate a notebook-mode result stream: cell frames, the files frame, then what wire.py reads."""
+def parse_run(blob: bytes, job: Job, limits: Limits, asked: list[Asked] = ()) -> tuple[ChildResults, bool, Observations]:
+    """Validate a notebook-mode result stream: cell frames, the files frame, then the answers to `asked`
+    (channel.parse_answers)."""
     frames, truncated = split_frames(blob)
     observed, budget, index = Observations(), limits.result_mb << 20, 0
     while index < len(frames):
@@ -250,7 +270,7 @@ def parse_run(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, bool
         index += 2
     if index < len(frames) and observed.files is None:
         raise ResultInvalid(f"frame {index} arrived before the notebook's files frame")
-    results = parse_frames(frames[index:], truncated, job, budget)
+    results = parse_answers(frames[index:], truncated, job, budget, asked)
     if results.cells is not None and results.cells.status != "ok":
         raise ResultInvalid(f"notebook mode ended with status {results.cells.status!r}, expected 'ok'")
     return results, truncated, observed
@@ -279,14 +299,15 @@ def fields(job: Job, limits: Limits, observed: Observations) -> dict:
                         error_type=f.error_type, traceback=f.traceback, line=f.line, exit_code=f.exit_code,
                         missing_module=f.missing_module, name_errors=f.name_errors, stdout=f.stdout,
                         seconds=f.seconds, missing_modules=[m.model_dump() for m in f.missing_modules],
-                        gpu_request=f.gpu_request and f.gpu_request.model_dump()) for f in observed.cells]
+                        gpu_request=f.gpu_request and f.gpu_request.model_dump(),
+                        draws=[d.model_dump() for d in f.draws]) for f in observed.cells]
     forward = _forward_calls(observed)
     grads = [GradSnapshot(**s.model_dump()) for f in observed.cells for s in f.grads]
     namespace = [NamespaceEntry(**e.model_dump()) for f in observed.cells for e in f.namespace]
     backward = [BackwardRecord(**b.model_dump()) for f in observed.cells for b in f.backward][:1]
     used = {k for c in forward for k in (c.input, c.output, *c.params.values()) if k is not None}
     used |= {k for s in grads for k in (*s.params.values(), *s.grads.values())} | {e.array for e in namespace}
-    used |= {k for b in backward for k in b.keys()}
+    used |= {k for b in backward for k in b.keys()} | {d.array for c in cells for d in c.draws}
     notes = observed.notes[:MAX_NOTES] + ([f"more than {MAX_NOTES} notes; the rest were left out"]
                                           if len(observed.notes) > MAX_NOTES else [])
     return {"cells": cells, "forward_calls": forward, "grads": grads, "namespace": namespace, "backward": backward,

@@ -1,14 +1,18 @@
-"""A warm worker process and the pipe protocol to it (started from sandbox.Sandbox, or launched early).
+"""A warm worker process and the socket protocol to it (started from sandbox.Sandbox, or launched early).
 
 Only the standard library and isolation.py are imported here, so a command can launch its worker before
 importing the rest of the grader (numpy, pydantic): the worker's `import torch` (~2 s) then overlaps the
-grader's own start-up. Frames are length-prefixed (8-byte big-endian length, then the payload).
+grader's own start-up. Frames are length-prefixed (8-byte big-endian length, then the payload). The
+worker's stdin and stdout are one Unix socket, so each job's pipes can be handed to it as descriptors
+(SCM_RIGHTS): the job itself and the child's output then go between the grader and the child only, never
+through the worker (drive.py runs one job; worker.py the other side).
 """
 
 import json
 import os
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -43,7 +47,7 @@ if BOOT["config"]["ns"]:  # first confine one throw-away child as every job's ch
     _jail, _probe = types.ModuleType("bpg_jail"), {"__name__": "bpg_probe"}
     exec(compile(BOOT["modules"]["bpg_jail"], "<sandbox jail>", "exec"), _jail.__dict__)
     exec(compile(BOOT["probe"], "<sandbox probe>", "exec"), _probe)
-    _probe["probe_or_exit"](_jail, BOOT["config"], 1)
+    _probe["probe_or_exit"](_jail, BOOT["config"], 1, BOOT["modules"])
 exec(compile(BOOT["worker"], "<sandbox worker>", "exec"), {"__name__": "bpg_worker", "BOOT": BOOT})
 """
 START_TIMEOUT = 120.0
@@ -51,8 +55,8 @@ START_TIMEOUT = 120.0
 
 SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_names": "names.py", "bpg_observe": "observe.py",
            "bpg_shims": "shims.py", "bpg_places": "places.py", "bpg_missing": "missing.py", "bpg_gpu": "gpu.py",
-           "bpg_graph": "graph.py", "bpg_provenance": "provenance.py",
-           "bpg_notebook": "notebook.py", "bpg_jail": "jail.py",
+           "bpg_graph": "graph.py", "bpg_provenance": "provenance.py", "bpg_draws": "draws.py",
+           "bpg_notebook": "notebook.py", "bpg_serve": "serve.py", "bpg_fallback": "fallback.py", "bpg_jobsetup": "jobsetup.py", "bpg_jail": "jail.py",
            "bpg_warm": "warm.py", "bpg_dynamo": "dynamo.py"}  # in import order
 
 
@@ -85,6 +89,7 @@ class Worker:
     def __init__(self, plan: isolation.Plan, slot: int):
         self.plan, self.slot = plan, slot
         self.process: subprocess.Popen | None = None
+        self.socket: socket.socket | None = None  # our end of the worker's stdin and stdout
         self.namespace_pid: int | None = None  # bwrap's init inside the PID namespace, as seen from here
         self._info: int | None = None  # read end of bwrap's --info-fd until it has told us namespace_pid
         self._said = b""  # what bwrap wrote on it so far
@@ -108,11 +113,14 @@ class Worker:
             self._info = info
             prefix[1:1] = ["--info-fd", str(info_write)]
         command = [*prefix, sys.executable, "-s", "-P", "-c", BOOT]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+            self.socket = ours
+            self.process = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=self.log,
                                             env=isolation.WORKER_ENV, cwd="/", start_new_session=True, bufsize=0,
                                             pass_fds=() if info is None else (info_write,))
         finally:
+            theirs.close()
             if info is not None:
                 os.close(info_write)
         self.deadline = time.monotonic() + START_TIMEOUT
@@ -159,21 +167,35 @@ class Worker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def exchange(self, payloads: list[bytes], timeout: float) -> list[bytes]:
-        """Send one job, wait for its four reply frames."""
-        self._send(payloads)
-        return self._receive(4, time.monotonic() + timeout)
+    def send_job(self, payload: bytes, fds: list[int]) -> None:
+        """Send one job's frame with its descriptors (drive.py): the worker passes them to the job's child."""
+        data = frame(payload)
+        try:
+            sent = socket.send_fds(self.socket, [data], fds)
+            self.socket.sendall(data[sent:])
+        except (OSError, ValueError, AttributeError) as exc:
+            raise WorkerDied(f"cannot write to the worker: {exc}; {self.log_tail()}") from None
+
+    def ask_kill(self, why: str) -> None:
+        """Ask the worker to kill the running job now (a stale request, after the job ended, is ignored)."""
+        try:
+            self.socket.sendall(frame(json.dumps({"kill": why}).encode()))
+        except (OSError, AttributeError):
+            pass
+
+    def receive(self, deadline: float) -> bytes:
+        """The worker's next frame (a job's report), waiting until `deadline` at most."""
+        return self._receive(1, deadline)[0]
 
     def _send(self, payloads: list[bytes]) -> None:
         try:
             for payload in payloads:
-                self.process.stdin.write(frame(payload))
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError) as exc:
+                self.socket.sendall(frame(payload))
+        except (OSError, ValueError, AttributeError) as exc:
             raise WorkerDied(f"cannot write to the worker: {exc}; {self.log_tail()}") from None
 
     def _receive(self, count: int, deadline: float) -> list[bytes]:
-        fd = self.process.stdout.fileno()
+        fd = self.socket.fileno()
         return [self._read(fd, self._size(fd, deadline), deadline) for _ in range(count)]
 
     def _size(self, fd: int, deadline: float) -> int:
@@ -231,18 +253,21 @@ class Worker:
         worker still importing torch would not read its stdin for seconds)."""
         if self.process is None:
             self._close_info()
+            if self.socket is not None:
+                self.socket.close()
+                self.socket = None
             return
         if not self.ready:
             self._namespace_pid(time.monotonic() + 2)  # a worker stopped early: its init, to kill everything
             self.kill()
         try:
-            self.process.stdin.close()
+            self.socket.shutdown(socket.SHUT_WR)  # the worker reads EOF: it exits
             self.process.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             pass
         if self.process.poll() is None:
             self.kill()
             self.process.wait()
-        self.process.stdout.close()
-        self.process = None
+        self.socket.close()
+        self.process = self.socket = None
         self._close_info()

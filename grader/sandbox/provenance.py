@@ -14,6 +14,14 @@ a private copy of the work directory, and hands back what its namespace and file
 waits for it (bounded), then goes on exactly as if nothing had happened. A reported value that is the
 factor times its value in the parent's run was copied from autograd; one that is unchanged does not
 depend on autograd. Values computed before the first autograd call are the same in both by construction.
+
+How autograd's answers are scaled (`scaled`, also what a contract scratch call's rerun runs under, see
+bpg_serve): at the one place every autograd entry point reaches the engine, torch.autograd's
+`_engine_run_backward`, wrapped once here when the worker loads this module. The seed gradients it is
+given are multiplied by the factor, so every gradient the engine produces, `.grad` or returned, is
+`factor` times the true one whichever way the engine was reached: Tensor.backward, torch.autograd.grad,
+an alias of either, their `__wrapped__` originals behind bpg_runner's guards, torch.autograd.functional.
+Only a direct call of the C++ engine (`Variable._execution_engine.run_backward`) goes around it.
 """
 
 import gc
@@ -36,34 +44,45 @@ MAX_FORK_FILE = 1 << 20
 MAX_ENTRIES = 600
 
 
-def scaled(what: str, original, args: tuple, kwargs: dict, factor: float):
-    """Call autograd's entry point so that every gradient it produces is `factor` times the true one.
+# The factor every gradient autograd produces is scaled by in this process now; None: autograd untouched.
+_FACTOR: list = [None]
 
-    The roots are scaled (`loss * factor` instead of `loss`), not the seed gradients: an explicit gradient
-    makes autograd check shapes with torch.fx's symbolic shapes, an import of ~0.4 s in every run."""
-    if what == "torch.autograd.grad()":
-        result = original(*args, **kwargs)
-        if isinstance(result, tuple):
-            return tuple(g * factor if isinstance(g, torch.Tensor) else g for g in result)
-        return result
-    args = list(args)
-    with torch.enable_grad():
-        if what == "Tensor.backward()":
-            if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
-                args[0] = args[0] * factor
-            return original(*args, **kwargs)
-        # torch.autograd.backward(tensors, grad_tensors=None, ...)
-        kwargs = dict(kwargs)
-        tensors = args[0] if args else kwargs.get("tensors")
-        if isinstance(tensors, torch.Tensor):
-            tensors = tensors * factor if tensors.requires_grad else tensors
-        elif isinstance(tensors, (list, tuple)):
-            tensors = [t * factor if isinstance(t, torch.Tensor) and t.requires_grad else t for t in tensors]
-        if args:
-            args[0] = tensors
-        elif "tensors" in kwargs:
-            kwargs["tensors"] = tensors
-        return original(*args, **kwargs)
+
+def _scaling(original):
+    """torch.autograd's `_engine_run_backward` with its seed gradients (the first argument after the
+    outputs) multiplied by _FACTOR[0] when it is set. Scaling the seeds, not the roots, needs no new graph
+    node and no shape check (an explicit `gradient=` makes autograd import torch.fx's symbolic shapes)."""
+    if getattr(original, "_bpg_scaling", False):  # loaded twice in one process (tests): wrap once
+        return original
+
+    def run_backward(outputs, grads, *args, **kwargs):
+        factor = _FACTOR[0]
+        if factor is not None:
+            grads = tuple(g * factor if isinstance(g, torch.Tensor) else g for g in grads)
+        return original(outputs, grads, *args, **kwargs)
+
+    run_backward._bpg_scaling = True
+    return run_backward
+
+
+torch.autograd._engine_run_backward = torch.autograd.graph._engine_run_backward = _scaling(
+    torch.autograd.graph._engine_run_backward)
+
+
+class scaled:  # noqa: N801 - used like a function: `with scaled(1.6):`
+    """Every gradient autograd produces inside the block is `factor` times the true one (see the module
+    docstring); the previous factor is back afterwards."""
+
+    def __init__(self, factor: float):
+        self.factor = float(factor)
+
+    def __enter__(self) -> "scaled":
+        self.saved, _FACTOR[0] = _FACTOR[0], self.factor
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        _FACTOR[0] = self.saved
+        return False
 
 
 class Watch:
@@ -83,10 +102,8 @@ class Watch:
         try:
             first = self.calls == 0
             self.calls += 1
-            if self.fork is not None:
-                return scaled(what, original, args, kwargs, self.factor)
-            if first and self.factor is not None and self._forked():
-                return scaled(what, original, args, kwargs, self.factor)
+            if self.fork is not None or (first and self.factor is not None and self._forked()):
+                return original(*args, **kwargs)  # in the fork: the engine scales every answer (_FACTOR)
             if not first:
                 return original(*args, **kwargs)
             state = self.graph.before(what, args, kwargs)
@@ -114,6 +131,7 @@ class Watch:
             return False
         if pid == 0:
             os.close(read_fd)
+            _FACTOR[0] = self.factor  # for the rest of this process's life
             self.fork = Fork(session, write_fd)
             return True
         os.close(write_fd)

@@ -1,17 +1,45 @@
-"""Runs one submission inside the jailed child: cells top to bottom, then each graded call, results out.
+"""Runs one submission inside the jailed child: cells top to bottom, then each call the grader asks for.
 
 Standalone on purpose: shipped as source into the sandbox, imports only the standard library, numpy,
 torch and its sibling bpg_convert (convert.py), never `grader` or `reference`. Everything here runs in
 the child that also runs student code, so nothing it produces is trusted: the grader validates every
-frame (see grader/sandbox/wire.py).
+frame (grader/sandbox/wire.py, channel.py). bpg_serve (serve.py) reads the job and drives this module.
 
-Result channel (fd 3), length-prefixed frames in this order:
-    {"kind": "cells", ...}                              how executing the cells ended
-    {"kind": "start", "id"} {"kind": "call", ...} raw    per call, in job order (raw: the values, float64 bytes)
-    {"kind": "done"}
-A call that never sends its "call" frame (killed, exited) is still known to have started. In notebook
-mode (Job.observe) bpg_notebook (notebook.py) runs the cells instead of run_cells, and its per-cell and
+Channels (DESIGN §5, properties 6 and 8). After the fork the child reads its job itself on fd 5, a pipe
+of its own from the grader: a header (cells, seed, limits, input files' layout) and the files' bytes;
+no call and no array. Once the "cells" frame reached it, the grader sends the requests on the same pipe:
+per call its id, function, arguments and only its own arrays, with a fresh nonce; a scratch call twice,
+the second time with autograd's gradients scaled by a factor drawn for that request
+(bpg_provenance.scaled); then "done". The child reads and answers them one at a time. Frames on fd 3:
+    {"kind": "cells", ...}                       how executing the cells ended
+    {"kind": "call", ..., "nonce"} raw           one answer per request, in order (raw: float64 values)
+    {"kind": "done", "nonce"}                    answers the grader's last request
+In notebook mode (Job.observe) bpg_notebook runs the cells instead of run_cells, and its per-cell and
 files frames come before the "cells" frame, which is then always "ok".
+
+Threat model. Student code runs in this process with the runner's own powers: it can read and replace
+anything here (this module's `_SCRATCH` guard and its wrappers' `__wrapped__`, the converter, the
+frames on the stack), write any bytes to fd 3, read fd 5, fork, and exit at any moment. What it cannot
+do, and why the scheme holds anyway:
+- Answer a call before the grader asked for it: every answer must carry the nonce of its request, and a
+  request is sent only after the "cells" frame arrived, so a result stream written while the cells run
+  (a whole forged run, "17 of 17") fails validation at its first answer: result_invalid, 0 points. The
+  grader accepts exactly one answer per request, in order, with the contract's quantity names only.
+- Reach another call's inputs from its frames: only the running call's arrays are in this process's
+  objects (a request is read when its call starts); and nothing of another job ever was: the warm
+  worker never reads a job (worker.py), so no earlier student's data is in its memory.
+- Use autograd in a scratch call unseen: with the guard switched off from inside (`_SCRATCH[0] = None`,
+  `torch.autograd.grad.__wrapped__`, an alias), the rerun's gradients come back scaled by the grader's
+  factor wherever the engine is reached, and a result that follows it scores 0 with the evidence
+  (grader/scratch_effect.py). The factors exist only from the end of the cells on.
+What remains, inherent to one process: code that rewrites the runner can still answer a request it has
+received with anything (as a defined function could: it gains nothing a correct function would not);
+code that reads fd 5 itself sees the requests still waiting there, its own job's later inputs, which its
+functions are given anyway (hidden trials are a job of their own, grader/run.py, never shown early);
+code that recognises the rerun (by remembering its inputs, by reading the factor from bpg_provenance or
+from the job pipe, or by measuring it with finite differences) can hide autograd from it; a call through
+the C++ engine itself (`Variable._execution_engine.run_backward`) is not scaled. The static scan
+(grader/scan.py) still flags such code for a person to read.
 
 The module namespace is called "submission", not "__main__", so a student's
 `if __name__ == "__main__":` block (their own experiments, plots, input()) does not run under grading.
@@ -19,13 +47,10 @@ The module namespace is called "submission", not "__main__", so a student's
 
 import difflib
 import functools
-import io
 import json
 import linecache
 import os
-import random
 import struct
-import sys
 import time
 import traceback
 import types
@@ -37,7 +62,7 @@ from bpg_convert import Converter, _describe, _text
 OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>",
                        "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>", "<sandbox dynamo>",
                        "<sandbox graph>", "<sandbox provenance>", "<sandbox places>", "<sandbox missing>",
-                       "<sandbox gpu>"})
+                       "<sandbox gpu>", "<sandbox draws>"})
 MAX_TEXT = 20000
 
 
@@ -217,89 +242,3 @@ def run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, st
         return dict(result, status="bad_return", found=_describe(value))
     converter.add("", value)
     return dict(result, found=_describe(value))
-
-
-def _fresh_stdio() -> None:
-    """Line-buffered text streams straight on fds 1 and 2, as in a terminal (nothing inherited from the worker)."""
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  line_buffering=True)
-
-
-def _prepare(header: dict, blob: bytes, workdir: str) -> tuple[dict, types.ModuleType]:
-    """Fresh stdio, environment, inputs, seeds and module namespace for the student's code."""
-    _fresh_stdio()
-    os.environ.clear()
-    os.environ.update({"HOME": workdir, "TMPDIR": "/tmp" if workdir == "/job" else workdir, "LANG": "C.UTF-8",
-                       "PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
-                       "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
-    arrays = {}
-    for name, shape, offset in header["arrays"]:  # raw float64 bytes from the grader (trusted input)
-        count = int(np.prod(shape, dtype=np.int64))
-        arrays[name] = np.frombuffer(blob, dtype="<f8", count=count, offset=offset).reshape(shape)
-    seed = int(header["seed"])
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.random.default_generator.manual_seed(seed)  # what torch.manual_seed does on a CPU-only build
-    for name, offset, size in header.get("files", []):  # input files, before any student code runs
-        with open(os.path.join(workdir, name), "xb") as handle:
-            handle.write(blob[offset:offset + size])
-    module = types.ModuleType("submission")
-    module.__file__ = os.path.join(workdir, header["filename"])
-    sys.modules["submission"] = module
-    sys.argv = [header["filename"]]
-    return arrays, module
-
-
-def _execute(header: dict, blob: bytes, arrays: dict, module: types.ModuleType, result_fd: int, workdir: str) -> None:
-    """Cells, then calls, streaming one frame per step so a later kill loses only the unfinished step.
-
-    In notebook mode (header "observe") bpg_notebook runs the cells and streams its own frames first."""
-    if header.get("observe"):
-        inputs = {name: blob[offset:offset + size] for name, offset, size in header.get("files", [])}
-        cells = sys.modules["bpg_notebook"].run(header, module.__dict__, result_fd, workdir, inputs)
-    else:
-        cells = run_cells(header["cells"], header["filename"], module.__dict__)
-    student_files, sent = set(cells.pop("student_files", [])), cells.pop("sent", 0)
-    _send(result_fd, cells)
-    if cells["status"] != "ok":
-        return
-    converter = Converter(max(0, (int(header["limits"]["result_mb"]) << 20) - sent))
-    for call in header["calls"]:
-        _send(result_fd, {"kind": "start", "id": call["id"]})
-        converter.values, converter.texts, converter.problems = {}, {}, {}
-        result = run_call(call, module.__dict__, arrays, converter, student_files)
-        specs, data = _pack(converter.values)
-        _send(result_fd, dict(result, values=specs, texts=converter.texts, problems=converter.problems))
-        _frame(result_fd, data)
-
-
-def main(header: dict, blob: bytes, result_fd: int, workdir: str, control_fd: int) -> None:
-    """Run the job described by header, write its frames to result_fd, and end the process.
-
-    Exit codes of our own: 71 when preparing failed (before any student code: a sandbox error), 72 when
-    the results could not be produced after student code ran (typically it replaced numpy or json parts).
-    Student code can exit with 71 too, so "prepared" goes to the worker on control_fd, which is closed
-    before any student code runs: a 71 after it is the student's own exit.
-    """
-    try:
-        arrays, module = _prepare(header, blob, workdir)
-        os.write(control_fd, b'{"prepared": true}\n')
-        os.close(control_fd)
-    except BaseException:  # noqa: BLE001
-        os.write(2, f"sandbox runner failed before student code:\n{traceback.format_exc()}".encode())
-        os._exit(71)
-    try:
-        _execute(header, blob, arrays, module, result_fd, workdir)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:  # noqa: BLE001 - the student may have closed or replaced it
-                pass
-        _send(result_fd, {"kind": "done"})
-    except BaseException as exc:  # noqa: BLE001
-        os.write(2, f"\n[grader: results could not be sent back: {_text(exc, 300)}]\n".encode())
-        os._exit(72)
-    os._exit(0)

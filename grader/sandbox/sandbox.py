@@ -18,7 +18,6 @@ the grader is imported.
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from grader.errors import SandboxError
-from grader.sandbox import isolation
+from grader.sandbox import cgroup, isolation
 from grader.sandbox.process import Worker, WorkerDied
 
 if TYPE_CHECKING:
@@ -49,7 +48,8 @@ class Sandbox:
                  notify: Callable[[str], None] | None = None):
         if jobs < 1:
             raise SandboxError(f"Sandbox(jobs={jobs}): expected at least 1 parallel job")
-        self.plan = isolation.plan(tuple(Path(p) for p in hide), mode)
+        self._hide = tuple(Path(p) for p in hide)
+        self.plan = isolation.plan(self._hide, mode)
         self._workers = [Worker(self.plan, slot) for slot in range(jobs)]
         self._closed = False
         self._free: queue.Queue[Worker] = queue.Queue()
@@ -77,6 +77,7 @@ class Sandbox:
         """Start every worker (in parallel), in the fallback if bubblewrap fails them; SandboxError if any
         cannot start at all."""
         self._closed = False
+        cgroup.ensure_base(self.plan.cgroup)  # removed by an earlier close()
         errors = self._start_all()
         if errors and self.plan.mode == "bwrap" and self._fall_back_from(errors[0]):
             errors = self._start_all()
@@ -125,6 +126,8 @@ class Sandbox:
                 worker.kill()
         for worker in idle:
             self._free.put(worker)
+        if not any(worker.alive() for worker in self._workers):  # a busy one removes nothing of it yet
+            cgroup.remove_base(self.plan.cgroup)
 
     def _ensure(self, worker: Worker) -> None:
         """A live, ready worker of the current mode: one launched early is waited for, a dead one or one of
@@ -155,7 +158,7 @@ class Sandbox:
                 return True
             if self.plan.forced:
                 return False
-            self.plan = isolation.fallback_plan(reason)
+            self.plan = isolation.fallback_plan(reason, hide=self._hide, base=self.plan.cgroup)
             self._told = True
         self._notify(f"sandbox: {reason}; falling back: every job from now on runs in the fallback sandbox "
                      f"(protections off: {', '.join(self.plan.off())})")
@@ -182,10 +185,10 @@ class Sandbox:
 
     def _run_on(self, worker: Worker, job: Job, limits: Limits) -> RunResult:
         # Imported here, not above: launching workers early (`check`) needs only process.py and isolation.py.
-        from grader.sandbox import verdict
-        from grader.sandbox.wire import encode_job
+        from grader.sandbox import drive, verdict
+        from grader.sandbox.channel import Exchange
 
-        payloads = encode_job(job, limits)
+        exchange = Exchange(job, limits)
         problem, deaths = "", 0
         while deaths < 2:  # a worker that died is restarted and the job retried once
             if self._closed:
@@ -201,8 +204,7 @@ class Sandbox:
                 deaths += 1
                 continue
             try:
-                report_raw, out, err, blob = worker.exchange(payloads, limits.wall_seconds + REPLY_SLACK)
-                report = json.loads(report_raw)
+                report, out, err, blob = drive.run(worker, exchange, limits, limits.wall_seconds + REPLY_SLACK)
             except (WorkerDied, ValueError) as exc:
                 problem += f"{type(exc).__name__}: {exc}\n"
                 worker.stop()

@@ -1,7 +1,8 @@
 """Turn what the worker reported and what the child sent into a RunResult.
 
-The worker's report (exit status, signal, wall time, CPU time, timeout, output sizes) is trusted: the
-student's code cannot reach the worker. The child's result stream is not, and goes through wire.py first.
+The worker's report (exit status, signal, wall time, CPU time, timeout) and what drive.py added (output
+sizes, the requests made) are trusted: the student's code cannot reach the worker or the grader. The
+child's result stream is not, and is accepted only as the answers to those requests (channel.py).
 """
 
 import os
@@ -9,8 +10,9 @@ import signal
 
 from grader.limits import Limits
 from grader.sandbox import messages, observed
-from grader.sandbox.models import CallResult, CallStatus, Job, RunResult, RunStatus
-from grader.sandbox.wire import ChildResults, ResultInvalid, parse_results
+from grader.sandbox.channel import parse_results
+from grader.sandbox.models import CallResult, CallStatus, Job, Rerun, RunResult, RunStatus
+from grader.sandbox.wire import ChildResults, ResultInvalid
 
 RUNNER_FAILED = 71  # runner.py exits with this when the sandbox itself failed before student code ran
 # (only then: once the runner has said "prepared", a 71 is the student's own exit code)
@@ -45,7 +47,7 @@ def _run_status(report: dict, results: ChildResults, limits: Limits, code: int |
         return RunStatus.result_invalid
     if sig == signal.SIGXCPU or (sig == signal.SIGKILL and float(report.get("cpu") or 0) >= limits.cpu_seconds):
         return RunStatus.cpu_limit
-    if memory:
+    if memory or (sig == signal.SIGKILL and report.get("oom_killed")):  # the job's memory cgroup was full
         return RunStatus.memory_limit
     if sig is not None:
         return RunStatus.killed
@@ -75,9 +77,9 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
             raise ResultInvalid(f"the result stream exceeded {limits.result_mb} MiB")
         notebook = None
         if job.observe:
-            results, truncated, notebook = observed.parse_run(blob, job, limits)
+            results, truncated, notebook = observed.parse_run(blob, job, limits, report.get("asked", []))
         else:
-            results, truncated = parse_results(blob, job, limits)
+            results, truncated = parse_results(blob, job, limits, report.get("asked", []))
     except ResultInvalid as exc:
         return RunResult(status=RunStatus.result_invalid, message=messages.result_invalid(job, limits),
                          detail=f"result_invalid: {exc}; {facts}", calls=calls, **base)
@@ -118,7 +120,7 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
             frame, values = results.calls[call.id]
             calls[call.id] = CallResult(status=CallStatus(frame.status), message=messages.call_message(job, call, frame),
                                         traceback=frame.traceback, values=values, texts=frame.texts,
-                                        problems=frame.problems, seconds=frame.seconds)
+                                        problems=frame.problems, seconds=frame.seconds, rerun=_rerun(results, call.id))
         elif call is running:
             calls[call.id] = CallResult(status=CallStatus.timeout if status == RunStatus.timeout else CallStatus.raised,
                                         message=message)
@@ -136,3 +138,9 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
         line = last.line if last is not None and last.cell == stopped else None
     return RunResult(status=status, message=message, detail=detail, cell=cell, line=line, exit_code=exit_code,
                      calls=calls, **base, **extra)
+
+
+def _rerun(results: ChildResults, call_id: str) -> Rerun | None:
+    """A scratch call's rerun under scaled autograd (channel.ChildAnswers.reruns), when it answered."""
+    factor, frame, values = getattr(results, "reruns", {}).get(call_id, (None, None, None))
+    return None if frame is None else Rerun(factor=factor, status=CallStatus(frame.status), values=values)

@@ -65,11 +65,12 @@ def warm_common_ops() -> None:
         torch.set_printoptions(profile="default")
 
 
-def warm_optimizers(header: dict) -> bool:
-    """Build and step one optimizer here when a job's source mentions one ("optim"): its first use fills
-    torch.optim's lazy parts, which every child would otherwise fill again (torch._dynamo itself is not
-    imported for it, see dynamo.py). Done lazily, so workers whose jobs never use one never pay for it."""
-    if not any("optim" in cell for cell in header.get("cells", [])):
+def warm_optimizers(mentioned: bool) -> bool:
+    """Build and step one optimizer here when a job's source mentions one ("optim", as the grader tells:
+    the worker never reads a job): its first use fills torch.optim's lazy parts, which every child would
+    otherwise fill again (torch._dynamo itself is not imported for it, see dynamo.py). Done lazily, so
+    workers whose jobs never use one never pay for it."""
+    if not mentioned:
         return False
     try:
         weight = torch.nn.Parameter(torch.ones(2))

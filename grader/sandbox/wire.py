@@ -1,10 +1,11 @@
-"""Frames between grader and worker, and strict validation of everything a child sent back.
+"""Strict decoding of everything a child sent back: frames, their schemas, raw float64 values.
 
 The child runs student code, so its output is hostile until proven otherwise: it is parsed as JSON and
 raw float64 bytes only (nothing is ever unpickled, no container format is parsed), every frame must match a schema
-with no extra keys, frames must come in the order the runner writes them, ids must be the job's, every
-array must be float64 with the announced shape, and sizes are capped before anything is
-read. Any violation raises ResultInvalid; the caller turns it into RunStatus.result_invalid.
+with no extra keys, every array must be float64 with the announced shape, and sizes are capped before
+anything is read. Which frames are accepted in which order (the answers to the grader's requests, each
+with its nonce) is channel.py's; a notebook's own frames are observed.py's. Any violation raises
+ResultInvalid; the caller turns it into RunStatus.result_invalid.
 """
 
 import json
@@ -15,8 +16,6 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from grader.limits import Limits
-from grader.sandbox.models import Job
 from grader.sandbox.process import HEADER
 
 MAX_JSON_FRAME = 16 << 20
@@ -25,26 +24,6 @@ MAX_IGNORED_KEYS = 20  # convert.MAX_IGNORED: returned keys that are no quantity
 
 class ResultInvalid(Exception):
     """The child's results cannot be trusted; the message says what was wrong (instructor detail)."""
-
-
-def encode_job(job: Job, limits: Limits) -> list[bytes]:
-    """The two payloads the worker expects for a job: header JSON, and the input arrays as raw float64
-    bytes followed by the input files' bytes (grader to child only: trusted data, so no container format
-    is needed in this direction)."""
-    layout, files, chunks, offset = [], [], [], 0
-    for name, array in job.arrays.items():
-        data = np.ascontiguousarray(array, dtype="<f8").tobytes()
-        layout.append([name, list(array.shape), offset])
-        chunks.append(data)
-        offset += len(data)
-    for name, data in job.files.items():
-        files.append([name, offset, len(data)])
-        chunks.append(data)
-        offset += len(data)
-    header = {"filename": job.filename, "cells": job.cells, "seed": job.seed, "arrays": layout,
-              "calls": [call.model_dump() for call in job.calls], "limits": limits.model_dump(),
-              "observe": job.observe, "files": files, "counterfactual": job.counterfactual}
-    return [json.dumps(header).encode(), b"".join(chunks)]
 
 
 def _clean(value: object) -> object:
@@ -91,12 +70,6 @@ class GpuRequestFrame(BaseModel):
     call: Text(200)
 
 
-class StartFrame(BaseModel):
-    model_config = _STRICT
-    kind: Literal["start"]
-    id: Text(200)
-
-
 class ValueSpec(BaseModel):
     model_config = _STRICT
     name: str = Field(..., pattern=r"^v[0-9]{1,6}$")
@@ -119,11 +92,6 @@ class CallFrame(BaseModel):
     values: dict[Key, ValueSpec] = Field(..., max_length=2000)
     texts: dict[Key, Annotated[list[Text(1000)], Field(max_length=10000)]] = Field(..., max_length=2000)
     problems: dict[Key, Text(2000)] = Field(..., max_length=2001)
-
-
-class DoneFrame(BaseModel):
-    model_config = _STRICT
-    kind: Literal["done"]
 
 
 @dataclass
@@ -184,50 +152,6 @@ def load_values(payload: bytes, specs: dict[str, ValueSpec], budget: int) -> tup
         values[key] = np.frombuffer(payload, dtype="<f8", count=size, offset=offset).reshape(spec.shape)
         offset += size * 8
     return values, budget - declared
-
-
-def parse_results(blob: bytes, job: Job, limits: Limits) -> tuple[ChildResults, bool]:
-    """Validate the result stream against the job; returns the results and whether the stream was cut short."""
-    frames, truncated = split_frames(blob)
-    return parse_frames(frames, truncated, job, limits.result_mb << 20), truncated
-
-
-def parse_frames(frames: list[bytes], truncated: bool, job: Job, budget: int) -> ChildResults:
-    """Validate the frames from the "cells" frame on (frames[0]); budget is the bytes left for arrays."""
-    results = ChildResults()
-    expected_ids = [call.id for call in job.calls]
-    position = 0
-    if frames:
-        results.cells = _json(frames[0], CellsFrame)
-    index = 1
-    while index < len(frames):
-        payload = frames[index]
-        kind = _peek_kind(payload)
-        if kind == "done":
-            _json(payload, DoneFrame)
-            if index != len(frames) - 1 or results.started is not None:
-                raise ResultInvalid("'done' is not the last frame or arrived during a call")
-            results.done = True
-        elif kind == "start" and results.cells.status == "ok" and results.started is None:
-            start = _json(payload, StartFrame)
-            if position >= len(expected_ids) or start.id != expected_ids[position]:
-                raise ResultInvalid(f"call {start.id!r} started out of order")
-            results.started = start.id
-        elif kind == "call" and results.started is not None:
-            call = _json(payload, CallFrame)
-            if call.id != results.started:
-                raise ResultInvalid(f"result for {call.id!r} while {results.started!r} was running")
-            if index + 1 >= len(frames):
-                if truncated:
-                    break
-                raise ResultInvalid(f"call {call.id!r}: values are missing")
-            values, budget = load_values(frames[index + 1], call.values, budget)
-            results.calls[call.id] = (call, values)
-            results.started, position, index = None, position + 1, index + 1
-        else:
-            raise ResultInvalid(f"unexpected frame {kind!r} at position {index}")
-        index += 1
-    return results
 
 
 def _check_returns(call: CallFrame, returns: dict[str, list[int] | None] | None) -> None:

@@ -1,31 +1,38 @@
 """Warm sandbox worker: numpy and torch are imported once, then every job runs in a fresh forked child.
 
 Standalone on purpose: shipped as source into the sandbox (the grader's package directories are not
-visible there) with the modules in process.SHIPPED (jail, runner, convert, notebook, observe, shims, warm, dynamo),
-and imports only the standard library, numpy and torch, never `grader` or `reference`. It talks to the
-grader over its stdin/stdout in length-prefixed frames (8-byte big-endian length, then the payload):
+visible there) with the modules in process.SHIPPED (jail, runner, serve, convert, notebook, observe, shims,
+warm, dynamo), and imports only the standard library, numpy and torch, never `grader` or `reference`. It
+talks to the grader over its stdin, a Unix socket, in length-prefixed frames (8-byte big-endian length,
+then the payload):
 
     grader -> worker   boot {"worker", "modules", "config"}   (read by the bootstrap, see sandbox.py)
     worker -> grader   {"ready": true, ...}
-    grader -> worker   job header JSON, arrays (raw float64)                     one pair per job
-    worker -> grader   report JSON, stdout bytes, stderr bytes, raw result bytes   one set per job
+    grader -> worker   {"limits", "optim"} with four descriptors (SCM_RIGHTS)        one per job
+    grader -> worker   {"kill": why}   (the results grew over their cap; ignored between jobs)
+    worker -> grader   report JSON: exit status, CPU, memory, timeout, the child's setup   one per job
 
-Per job it forks a keeper (jail.py), drains the child's stdout, stderr and result pipes (keeping the first
-Limits.output_kb of output and discarding the rest, so a flood never blocks the child), kills the
-runner at the wall deadline, and afterwards kills whatever is left: with namespaces the kernel has
-already done it; without ("fallback"), a reaper kills every process of the job's uid (as root) or its
-process group, and, as a child subreaper, the worker kills every process reparented to it.
+The worker never holds a job's data (DESIGN §5, property 6): the descriptors are the grader's pipes, the
+job's (read by the child after the fork, serve.py) and the child's stdout, stderr and results (read by
+the grader, process.py and drive.py), and the worker only passes them on to the child and closes its
+copies. So no source, array, output or traceback of one student ever enters the memory every later
+child is forked from; what the worker itself reads is the limits, the child's setup report on the
+control pipe (written before any student code runs) and the child's exit status.
+
+Per job it forks a keeper (jail.py), kills the runner at the wall deadline or when the grader asks, and
+afterwards kills whatever is left: with namespaces the kernel has already done it; without ("fallback"),
+a reaper kills every process of the job's uid (as root) or its process group, and, as a child subreaper,
+the worker kills every process reparented to it.
 """
 
 import ctypes
 import json
 import os
 import selectors
-import shutil
 import signal
+import socket
 import struct
 import sys
-import tempfile
 import time
 import types
 
@@ -66,14 +73,17 @@ def _jail():
 
 
 class Collector:
-    """Drains the child's pipes, keeps the first bytes of output, enforces wall time and result size, and
-    collects the child's exit status (through a pidfd, or by polling where pidfds do not exist)."""
+    """Reads the child's control pipe, enforces wall time, kills when the grader asks (on `grader`, the
+    worker's socket), and collects the child's exit status (through a pidfd, or by polling where pidfds do
+    not exist). The child's output never comes here: the grader reads it (see the module docstring)."""
 
-    def __init__(self, fds: dict, limits: dict, cfg: dict, pid: int):
+    def __init__(self, fds: dict, limits: dict, cfg: dict, pid: int, grader: int):
         self.sel = selectors.DefaultSelector()
         for name, fd in fds.items():
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, name)
+        self.grader = grader
+        self.sel.register(grader, selectors.EVENT_READ, "grader")
         self.pid, self.cfg, self.limits = pid, cfg, limits
         self.pidfd = None
         try:
@@ -81,29 +91,23 @@ class Collector:
             self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
         except (AttributeError, OSError):
             pass
-        self.budget = int(limits["output_kb"]) * 1024
-        self.kept = {"out": bytearray(), "err": bytearray()}
-        self.total = {"out": 0, "err": 0}
-        self.results = bytearray()
-        self.result_cap = (int(limits["result_mb"]) + 1) << 20
         self.ctl = b""
-        self.report = {"timed_out": False, "result_over_size": False, "status": None}
+        self.report = {"timed_out": False, "killed_for": None, "status": None}
         self.reaped = False
 
+    def asked(self) -> None:
+        """The grader wrote on the socket during the job: a kill (its results' cap), or it went away."""
+        try:
+            message = json.loads(read_frame(self.grader))
+        except (EOFError, OSError, ValueError):
+            self.sel.unregister(self.grader)  # it stays readable at EOF: stop watching it
+            message = {"kill": "the grader closed the connection"}
+        if isinstance(message, dict) and message.get("kill") and self.report["killed_for"] is None:
+            self.report["killed_for"] = str(message["kill"])[:200]
+            self.kill()
+
     def feed(self, name: str, data: bytes) -> None:
-        if name in self.kept:
-            self.total[name] += len(data)
-            room = self.budget - len(self.kept["out"]) - len(self.kept["err"])
-            self.kept[name] += data[:max(room, 0)]
-        elif name == "res":
-            if self.report["result_over_size"]:
-                return
-            if len(self.results) + len(data) > self.result_cap:
-                self.report["result_over_size"] = True
-                self.kill()
-            else:
-                self.results += data
-        else:
+        if name == "ctl":
             self.ctl += data
             while b"\n" in self.ctl:
                 line, self.ctl = self.ctl.split(b"\n", 1)
@@ -138,9 +142,10 @@ class Collector:
                 self.pidfd = None
 
     def run(self, start: float) -> None:
-        """Drain until every pipe is closed; kill at the wall deadline; stop waiting shortly after the end."""
+        """Read the control pipe until it is closed and the child has ended; kill at the wall deadline or
+        when the grader asks; stop waiting shortly after the end."""
         deadline, end_by, reaped = start + float(self.limits["wall_seconds"]), None, False
-        while len(self.sel.get_map()) > (self.pidfd is not None) or self.report["status"] is None:
+        while self.report["status"] is None or any(key.data == "ctl" for key in self.sel.get_map().values()):
             now = time.monotonic()
             if self.report["status"] is None and not self.report["timed_out"] and now >= deadline:
                 self.report["timed_out"] = True
@@ -157,6 +162,9 @@ class Collector:
                 if key.data == "exit":
                     self.poll_exit()
                     continue
+                if key.data == "grader":
+                    self.asked()
+                    continue
                 data = os.read(key.fd, 1 << 16)
                 if data:
                     self.feed(key.data, data)
@@ -167,25 +175,27 @@ class Collector:
                 self.poll_exit()
         for key in list(self.sel.get_map().values()):
             self.sel.unregister(key.fd)
-            os.close(key.fd)
+            if key.data != "grader":
+                os.close(key.fd)
         self.pidfd = None
+        # Closed now, not by the garbage collector: a selector is cyclic garbage, so its epoll descriptor
+        # would stay open in the worker and be inherited by the next child, whose own collector would
+        # then close that number, by then its job pipe or a Python directory (jail.child's fds).
+        self.sel.close()
 
 
-def run_job(cfg: dict, header: dict, blob: bytes, runner, pidns) -> list:
-    """Run one job in a fresh child and return the four reply frames.
+def run_job(cfg: dict, job: dict, fds: list, runner, pidns, grader: int) -> bytes:
+    """Run one job in a fresh child and return the report frame. `fds` are the grader's pipes (job, out,
+    err, res): the child gets them, the worker only closes its copies.
 
     With namespaces, the worker resets its PID namespace for children (setns to its own) and unshares a
     new one right before the fork, so the child is PID 1 of a fresh namespace without a second fork.
     """
-    limits = header["limits"]
-    pipes, reads = {}, {}
-    for name in ("out", "err", "res", "ctl"):
-        reads[name], pipes[name] = os.pipe()
-    workdir = "/job"
-    if not cfg["ns"]:
-        workdir = tempfile.mkdtemp(prefix="bpg-job-", dir=cfg["workdir_base"])
-        if cfg["uid"] is not None:
-            os.chown(workdir, cfg["uid"], cfg["uid"])
+    limits = job["limits"]
+    pipes, reads = dict(zip(("job", "out", "err", "res"), fds)), {}
+    reads["ctl"], pipes["ctl"] = os.pipe()
+    jobsetup = sys.modules["bpg_jobsetup"]
+    workdir = jobsetup.before_job(cfg, limits)  # the job's cgroup; in the fallback its own directories
     jail = _jail()
     if pidns is not None:
         jail.new_pid_namespace_for_children(pidns)
@@ -198,22 +208,38 @@ def run_job(cfg: dict, header: dict, blob: bytes, runner, pidns) -> list:
     if pid == 0:
         for fd in reads.values():
             os.close(fd)
-        jail.child(cfg, header, blob, runner, pipes, workdir)
+        os.close(grader)
+        jail.child(cfg, limits, runner, pipes, workdir)
     for fd in pipes.values():
         os.close(fd)
-    collector = Collector(reads, limits, cfg, pid)
+    collector = Collector(reads, limits, cfg, pid, grader)
     collector.run(start)
     if collector.report["status"] is None:
         collector.kill()
         collector.poll_exit(block=True)
     if not collector.reaped:
         jail.reap(cfg, pid)
-    if not cfg["ns"]:
-        shutil.rmtree(workdir, ignore_errors=True)
-    report = dict(collector.report, wall=time.monotonic() - start,
-                  stdout_bytes=collector.total["out"], stderr_bytes=collector.total["err"])
-    return [json.dumps(report).encode(), bytes(collector.kept["out"]), bytes(collector.kept["err"]),
-            bytes(collector.results)]
+    report = dict(collector.report, **jobsetup.after_job(cfg, workdir), wall=time.monotonic() - start)
+    return json.dumps(report).encode()
+
+
+def receive_job(grader: socket.socket) -> tuple[dict, list]:
+    """The next job frame and the descriptors sent with it; stale kill frames (sent as a job ended) and
+    frames without descriptors are skipped. EOFError when the grader closed the socket."""
+    while True:
+        head, fds = b"", []
+        while len(head) < HEADER.size:
+            data, received, _, _ = socket.recv_fds(grader, HEADER.size - len(head), 8)
+            if not data:
+                for fd in fds + received:
+                    os.close(fd)
+                raise EOFError("the grader closed the socket")
+            head, fds = head + data, fds + list(received)
+        payload = read_exact(grader.fileno(), HEADER.unpack(head)[0])
+        if len(fds) == 4:
+            return json.loads(payload), fds
+        for fd in fds:
+            os.close(fd)
 
 
 def load_modules(sources: dict) -> dict:
@@ -227,8 +253,9 @@ def load_modules(sources: dict) -> dict:
 
 
 def main(boot: dict) -> None:
-    """Serve jobs until the grader closes our stdin."""
-    proto_in, proto_out = os.dup(0), os.dup(1)
+    """Serve jobs until the grader closes our stdin (the socket of process.Worker)."""
+    grader = socket.socket(fileno=os.dup(0))
+    proto = grader.fileno()
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)  # a stray print can never corrupt the protocol
@@ -240,25 +267,23 @@ def main(boot: dict) -> None:
     x = torch.ones(2, 2, requires_grad=True)
     (x @ x).sum().backward()  # warm the autograd engine once, here rather than in every job
     modules = load_modules(boot["modules"])
-    runner, warm_module, cfg = modules["bpg_runner"], modules["bpg_warm"], boot["config"]
+    runner, warm_module, cfg = modules["bpg_serve"], modules["bpg_warm"], boot["config"]
     modules["bpg_dynamo"].install()  # before any child: torch._dynamo only for jobs that need it
     warm_module.warm_up()
     pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if cfg["ns"] else None
-    write_frame(proto_out, json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())
+    write_frame(proto, json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())
     warm, jobs = False, 0
     while True:
         try:
-            header = json.loads(read_frame(proto_in))
-            blob = read_frame(proto_in)
+            job, fds = receive_job(grader)
         except EOFError:
             os._exit(0)  # nothing to clean up; interpreter teardown of torch._dynamo alone takes seconds
         jobs += 1
         if jobs == 2:  # once a second job comes: a one-job `check` never pays for these
             warm_module.warm_common_ops()
             warm_module.huge_pages()
-        warm = warm or warm_module.warm_optimizers(header)
-        for frame in run_job(cfg, header, blob, runner, pidns):
-            write_frame(proto_out, frame)
+        warm = warm or warm_module.warm_optimizers(bool(job.get("optim")))
+        write_frame(proto, run_job(cfg, job, fds, runner, pidns, proto))
 
 
 if __name__ == "bpg_worker":

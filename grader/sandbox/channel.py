@@ -1,0 +1,168 @@
+"""The channel of one job, grader side: what is sent to the child, and which of its answers are accepted.
+
+DESIGN §5 property 8: the parent asks for each call and accepts exactly one answer per call it asked for.
+The job reaches the child as a header (cells, seed, limits, input files' layout; no call, no array) and
+the files' bytes. Then, once the child's "cells" frame arrived (never before: drive.py), the grader asks
+for every call: a request per call with only that call's arrays and a nonce drawn now (secrets); after a
+scratch call, the same call again with autograd's gradients scaled by a factor drawn for that request
+only (bpg_provenance.scaled in the child; judged by grader/scratch_effect.py); last, "done". The child
+reads one request at a time (serve.py), so only the running call's inputs are ever in its objects; the
+rest wait in the pipe (they are not paced one by one: a round trip per call cost a third of the
+throughput on a busy machine, where each wakes a thread of the grader that must wait for its GIL).
+
+`parse_answers` accepts the child's stream only as the answers to what was asked: the "cells" frame
+first, then for each request in order its "call" frame with its id and nonce (the contract's quantity
+names only, wire._check_returns) and its raw values, or a "done" frame with the last nonce, and nothing
+else. A stream the child wrote before the requests existed (a forged run written while the cells ran)
+cannot carry their nonces, so it is rejected at its first answer. The child side is serve.py; the threat
+model is in runner.py.
+"""
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from grader.limits import Limits
+from grader.sandbox.models import Job
+from grader.sandbox.process import frame
+from grader.sandbox.wire import (_STRICT, CallFrame, CellsFrame, ChildResults, ResultInvalid, Text, _check_returns,
+                                 _json, _peek_kind, load_values, split_frames)
+
+RERUN_FACTORS = (1.3, 1.9)  # as notebook_provenance.FACTORS: neither 1 nor a small integer ratio such as 2
+Nonce = Text(64)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One request the grader sent: the call's position in Job.calls (None: "done"), the nonce its answer
+    must carry, and for a scratch call's rerun the factor autograd's gradients were scaled by."""
+
+    index: int | None
+    nonce: str
+    factor: float | None = None
+
+
+class Exchange:
+    """Everything the grader sends for one job, encoded once; `asked` records the requests of the current
+    attempt (`start` begins one: a job is retried on a fresh worker when its worker died)."""
+
+    def __init__(self, job: Job, limits: Limits):
+        self.job, self.limits = job, limits
+        self.supervise = json.dumps({"limits": limits.model_dump(), "optim": any("optim" in c for c in job.cells)}).encode()
+        files, chunks, offset = [], [], 0
+        for name, data in job.files.items():
+            files.append([name, offset, len(data)])
+            chunks.append(data)
+            offset += len(data)
+        header = {"filename": job.filename, "cells": job.cells, "seed": job.seed, "limits": limits.model_dump(),
+                  "observe": job.observe, "files": files, "counterfactual": job.counterfactual}
+        self.opening = frame(json.dumps(header).encode()) + frame(b"".join(chunks))
+        self.calls = [_call_parts(job, index) for index in range(len(job.calls))]
+        self.asked: list[Asked] = []
+
+    def start(self) -> None:
+        self.asked = []
+
+    def requests(self) -> bytes:
+        """The frames of every request of this attempt, each recorded in `asked`, nonces and factors drawn
+        now: each call in job order, a scratch call followed by its rerun, then "done"."""
+        frames = []
+        for index in range(len(self.calls)):
+            frames.append(self._request(index, None))
+            if self.job.calls[index].scratch:
+                frames.append(self._request(index, _factor()))
+        nonce = secrets.token_hex(16)
+        self.asked.append(Asked(None, nonce))
+        frames.append(frame(json.dumps({"kind": "done", "nonce": nonce}).encode()))
+        return b"".join(frames)
+
+    def _request(self, index: int, factor: float | None) -> bytes:
+        nonce = secrets.token_hex(16)
+        self.asked.append(Asked(index, nonce, factor))
+        request, raw = self.calls[index]
+        return frame(json.dumps(dict(request, nonce=nonce, factor=factor)).encode()) + frame(raw)
+
+
+def _factor() -> float:
+    low, high = RERUN_FACTORS
+    return low + (high - low) * secrets.randbelow(1 << 30) / (1 << 30)
+
+
+def _call_parts(job: Job, index: int) -> tuple[dict, bytes]:
+    """A call's request (without nonce and factor) and the raw float64 bytes of the arrays it uses."""
+    call = job.calls[index]
+    names = [name for arg in call.args for name in ([arg] if isinstance(arg, str) else
+                                                     list(arg.values()) if isinstance(arg, dict) else [])]
+    layout, chunks, offset = [], [], 0
+    for name in dict.fromkeys(names):
+        data = np.ascontiguousarray(job.arrays[name], dtype="<f8").tobytes()
+        layout.append([name, list(job.arrays[name].shape), offset])
+        chunks.append(data)
+        offset += len(data)
+    return {"kind": "call", "call": call.model_dump(), "arrays": layout}, b"".join(chunks)
+
+
+class CallAnswer(CallFrame):
+    """A call's result as the answer to one request: wire.CallFrame with that request's nonce."""
+
+    nonce: Nonce
+
+
+class DoneAnswer(BaseModel):
+    model_config = _STRICT
+    kind: Literal["done"]
+    nonce: Nonce
+
+
+@dataclass
+class ChildAnswers(ChildResults):
+    """ChildResults, plus each scratch call's rerun: call id → (factor, its call frame, its values)."""
+
+    reruns: dict[str, tuple[float, CallFrame, dict[str, np.ndarray]]] = field(default_factory=dict)
+
+
+def parse_results(blob: bytes, job: Job, limits: Limits, asked: list[Asked]) -> tuple[ChildAnswers, bool]:
+    """Validate a contract job's result stream as the answers to `asked`; whether it was cut short."""
+    frames, truncated = split_frames(blob)
+    return parse_answers(frames, truncated, job, limits.result_mb << 20, asked), truncated
+
+
+def parse_answers(frames: list[bytes], truncated: bool, job: Job, budget: int, asked: list[Asked]) -> ChildAnswers:
+    """The "cells" frame (frames[0]) and then one answer per request of `asked`, in order (see the module
+    docstring); budget is the bytes left for arrays. ResultInvalid on anything else."""
+    results = ChildAnswers()
+    if frames:
+        results.cells = _json(frames[0], CellsFrame)
+    index, position = 1, 0
+    while index < len(frames):
+        if results.cells.status != "ok" or position >= len(asked):
+            raise ResultInvalid(f"frame {index} ({_peek_kind(frames[index])!r}) answers no request of the grader")
+        request = asked[position]
+        if request.index is None:
+            done = _json(frames[index], DoneAnswer)
+            if done.nonce != request.nonce or index != len(frames) - 1:
+                raise ResultInvalid("a 'done' frame that does not answer the grader's last request, or not last")
+            results.done = True
+            break
+        call_id = job.calls[request.index].id
+        call = _json(frames[index], CallAnswer)
+        if call.id != call_id or call.nonce != request.nonce:
+            raise ResultInvalid(f"an answer for {call.id!r} without the nonce of the request for {call_id!r}")
+        _check_returns(call, job.calls[request.index].returns)
+        if index + 1 >= len(frames):
+            if truncated:
+                break
+            raise ResultInvalid(f"call {call_id!r}: values are missing")
+        values, budget = load_values(frames[index + 1], call.values, budget)
+        if request.factor is None:
+            results.calls[call_id] = (call, values)
+        else:
+            results.reruns[call_id] = (request.factor, call, values)
+        index, position = index + 2, position + 1
+    if not results.done and position < len(asked) and asked[position].index is not None:
+        results.started = job.calls[asked[position].index].id  # asked for and not answered: it was running
+    return results

@@ -1,0 +1,201 @@
+"""One job on one warm worker, grader side: hand the child its pipes, feed it, read it, ask it, collect.
+
+The grader makes four pipes per job and sends the worker their child ends (process.Worker.send_job): the
+job pipe, which the child reads after the fork (serve.py), and the child's stdout, stderr and result
+pipes, which this loop reads. So the job and everything the child writes pass between the grader and the
+child only (DESIGN §5, property 6; worker.py). Meanwhile this loop
+
+- writes the job (header and files) and, once the child's "cells" frame arrived (so that nothing the
+  cells wrote can carry a request's nonce), every request (channel.Exchange, Asked);
+- keeps the first Limits.output_kb of stdout and stderr and counts the rest, so a flood never blocks the
+  child; and keeps the result stream up to Limits.result_mb + 1 MiB, asking the worker to kill the job
+  past it;
+- ends when the worker's report arrived (after the child and everything it started are gone) and the
+  pipes are drained (at most DRAIN_SECONDS more).
+
+Frames are only told apart here, up to the "cells" frame (their "kind", as serve.py writes it), never
+trusted: a stream that does not begin as the protocol says gets no request (the job pipe is closed, so the
+child stops) and is then rejected by channel.parse_answers with everything else that is wrong with it.
+"""
+
+import json
+import os
+import re
+import selectors
+import time
+
+from grader.limits import Limits
+from grader.sandbox.channel import Exchange
+from grader.sandbox.process import HEADER, Worker, WorkerDied
+
+DRAIN_SECONDS = 2.0
+CHUNK = 1 << 16
+_KIND = re.compile(rb'\{"kind": "([a-z]{1,20})"')
+_PAIRED = {"cell", "files", "counterfactual"}  # notebook frames before "cells", each followed by one raw frame
+MAX_CELLS_FRAME = 1 << 20
+
+
+def run(worker: Worker, exchange: Exchange, limits: Limits, timeout: float) -> tuple[dict, bytes, bytes, bytes]:
+    """Run the job of `exchange` on `worker`: the worker's report (with the output sizes, a result over
+    its cap and the requests made added), stdout and stderr as kept, and the result stream. WorkerDied
+    when the worker ends or does not answer within `timeout`."""
+    exchange.start()
+    ends = [os.pipe() for _ in range(4)]  # job, out, err, res: (read, write)
+    try:
+        worker.send_job(exchange.supervise, [ends[0][0], ends[1][1], ends[2][1], ends[3][1]])
+    except WorkerDied:
+        for read, write in ends:
+            os.close(read)
+            os.close(write)
+        raise
+    for fd in (ends[0][0], ends[1][1], ends[2][1], ends[3][1]):
+        os.close(fd)
+    loop = _Loop(worker, exchange, limits, ends[0][1], {"out": ends[1][0], "err": ends[2][0], "res": ends[3][0]})
+    try:
+        report = loop.run(time.monotonic() + timeout)
+    finally:
+        loop.close()
+    report.update(stdout_bytes=loop.total["out"], stderr_bytes=loop.total["err"], asked=exchange.asked,
+                  result_over_size=loop.over)
+    return report, bytes(loop.kept["out"]), bytes(loop.kept["err"]), bytes(loop.results)
+
+
+class _Loop:
+    def __init__(self, worker: Worker, exchange: Exchange, limits: Limits, job: int, reads: dict[str, int]):
+        self.worker, self.exchange = worker, exchange
+        self.sel = selectors.DefaultSelector()
+        for name, fd in reads.items():
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, name)
+        os.set_blocking(job, False)
+        self.job, self.pending = job, bytearray()
+        self.sel.register(worker.socket.fileno(), selectors.EVENT_READ, "worker")
+        self.budget = limits.output_kb * 1024
+        self.kept = {"out": bytearray(), "err": bytearray()}
+        self.total = {"out": 0, "err": 0}
+        self.results, self.cap, self.over = bytearray(), (limits.result_mb + 1) << 20, False
+        self.offset, self.paired, self.phase = 0, False, "cells"  # frame reading: see _frames
+        self._send(exchange.opening)
+
+    def run(self, deadline: float) -> dict:
+        report, end_by = None, None
+        while any(key.data in ("out", "err", "res") for key in self.sel.get_map().values()):
+            now = time.monotonic()
+            if report is None and now >= deadline:
+                raise WorkerDied(f"no report from the worker in time; {self.worker.log_tail()}", timed_out=True)
+            if end_by is not None and now >= end_by:
+                break
+            for key, _ in self.sel.select(max(0.0, (end_by or deadline) - now)):
+                if key.data == "worker":
+                    report = json.loads(self.worker.receive(deadline))
+                    self.sel.unregister(key.fd)
+                    self._finish()
+                    end_by = time.monotonic() + DRAIN_SECONDS
+                elif key.data == "job":
+                    self._write()
+                else:
+                    self._read(key.data, key.fd)
+        if report is None:  # every pipe closed before the report: it comes once the child is reaped
+            report = json.loads(self.worker.receive(deadline))
+        return report
+
+    def _write(self) -> None:
+        try:
+            written = os.write(self.job, self.pending[:CHUNK])
+        except BlockingIOError:
+            return
+        except OSError:  # the child is gone or closed its end: nothing more to say
+            self._finish()
+            return
+        del self.pending[:written]
+        if self.pending:
+            return
+        if self.job in self.sel.get_map():
+            self.sel.unregister(self.job)
+        if self.phase == "asked":  # everything is said: the child reads "done" last, never waits on us
+            self._finish()
+
+    def _read(self, name: str, fd: int) -> None:
+        try:
+            data = os.read(fd, CHUNK)
+        except BlockingIOError:
+            return
+        if not data:
+            self.sel.unregister(fd)
+            os.close(fd)
+            return
+        if name != "res":
+            self.total[name] += len(data)
+            room = self.budget - len(self.kept["out"]) - len(self.kept["err"])
+            self.kept[name] += data[:max(room, 0)]
+        elif self.over:
+            return
+        elif len(self.results) + len(data) > self.cap:
+            self.over = True
+            self.worker.ask_kill("result_over_size")
+            self._finish()
+        else:
+            self.results += data
+            self._frames()
+
+    def _frames(self) -> None:
+        """Walk the complete frames that arrived until the "cells" frame: then ask for every call (when the
+        cells ended normally), or for nothing (they did not, or a frame out of protocol came first)."""
+        results = self.results
+        while self.phase == "cells" and self.offset + HEADER.size <= len(results):
+            start = self.offset + HEADER.size
+            end = start + HEADER.unpack_from(results, self.offset)[0]
+            if end > len(results):
+                break
+            self.offset = end
+            if self.paired:  # the raw frame after a notebook's cell, files or counterfactual frame
+                self.paired = False
+                continue
+            match = _KIND.match(bytes(results[start:start + 40]))
+            kind = match.group(1).decode() if match else ""
+            if kind in _PAIRED:
+                self.paired = True
+            elif kind == "cells" and _cells_ok(results, start, end):
+                self.phase = "asked"
+                self._send(self.exchange.requests())
+            else:
+                self._finish()
+
+    def _send(self, data: bytes) -> None:
+        """Write `data` on the job pipe now; what the pipe does not take waits for it to be writable."""
+        if self.job is None:
+            return
+        waiting = bool(self.pending)
+        self.pending += data
+        if not waiting:
+            self._write()
+            if self.pending and self.job is not None:
+                self.sel.register(self.job, selectors.EVENT_WRITE, "job")
+
+    def _finish(self) -> None:
+        """Nothing more to send: close the job pipe, so a child waiting for a request reads its end and stops."""
+        if self.phase == "cells":
+            self.phase = "over"
+        if self.job is not None:
+            if self.job in self.sel.get_map():
+                self.sel.unregister(self.job)
+            os.close(self.job)
+            self.job, self.pending = None, bytearray()
+
+    def close(self) -> None:
+        self._finish()
+        for key in list(self.sel.get_map().values()):
+            self.sel.unregister(key.fd)
+            if key.data in ("out", "err", "res"):
+                os.close(key.fd)
+        self.sel.close()
+
+
+def _cells_ok(results: bytearray, start: int, end: int) -> bool:
+    if end - start > MAX_CELLS_FRAME:
+        return False
+    try:
+        data = json.loads(bytes(results[start:end]))
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("status") == "ok"
