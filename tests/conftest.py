@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT_RUBRICS = ["bs6207-a1", "deep-relu", "softmax-dropout"]
-BUNDLED_RUBRICS = sorted([*CONTRACT_RUBRICS, "bs6207-a1-notebook", "deep-relu-notebook"])
+BUNDLED_RUBRICS = sorted([*CONTRACT_RUBRICS, "bs6207-a1-notebook", "deep-relu-notebook", "softmax-dropout-notebook"])
 
 
 @pytest.fixture

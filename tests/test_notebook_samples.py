@@ -33,11 +33,15 @@ OTHER_SAMPLES = [
     "deep-relu-notebooks/correct", "deep-relu-notebooks/extra_linear_layer",
     "deep-relu-notebooks/relu_derivative_at_linear_layer", "deep-relu-notebooks/append_rerun/append_rerun",
     "deep-relu-notebooks/graph_nodes_typed_torch1", "deep-relu-notebooks/graph_without_leaves",
+    *(f"softmax-dropout-notebooks/{stem}" for stem in (
+        "correct", "seed_003", "dropout_without_rescaling", "dropout_scaled_by_keep_probability", "p_used_as_keep_probability",
+        "mask_not_in_backward", "masks_ignored", "unrecoverable_masks", "unrecoverable_masks_unscaled")),
 ]
 ALL = STEMS + OTHER_SAMPLES
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
 DAT_FILES = {"torch_autograd.dat", "my_autograd.dat"}
 WRITE_NO_FILES = {"no_dat_files", "scratch_requires_grad", "missing_factor_2_attributes"}  # their gradients are only in variables
+WRITE_NO_FILES |= {s for s in OTHER_SAMPLES if s.startswith("softmax-dropout-notebooks/")}  # the handout asks them to print
 
 # One warm process: torch imported once (it takes seconds), then one forked child per sample, so no state is
 # shared between samples. Each child runs the cells.json of its own work directory there and writes

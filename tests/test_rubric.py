@@ -43,3 +43,11 @@ def test_a_check_without_its_own_tolerance_uses_the_rubrics():
 def test_max_points_adds_every_check():
     rubric = load_rubric("softmax-dropout")
     assert rubric.max_points() == sum(c.points for t in rubric.tasks for c in t.checks) > 0
+
+
+def test_a_training_task_may_grade_each_implementation_as_a_source_of_its_own():
+    """softmax-dropout-notebook trains in torch and in numpy: torch.W1 and scratch.W1, no trained.W1."""
+    task = load_rubric("softmax-dropout-notebook").task("dropout")
+    assert task.contract.functions() == {"torch": "train_with_dropout_torch", "scratch": "train_with_dropout_numpy"}
+    assert quantities_of(task) == ["torch.W1", "torch.W2", "scratch.W1", "scratch.W2", "architecture"]
+    assert load_rubric("softmax-dropout").task("dropout").contract.functions() == {"trained": "train_with_dropout"}

@@ -23,6 +23,7 @@ import sys
 import time
 import traceback
 
+import bpg_draws
 import bpg_gpu
 import bpg_missing
 import bpg_observe
@@ -172,6 +173,7 @@ class Session:
         self.notes = bpg_shims.install(workdir)
         self.observer = bpg_observe.Observer(bpg_observe.Store(limit * 3 // 4, self.notes), self.notes)
         self.observer.install()
+        self.draws = bpg_draws.activate(self.observer.store, self.notes)  # dropout masks, numpy draws
         self.places = bpg_places.Places(self.names, lambda: self.current)
         self.missing = bpg_missing.install(self.places)  # after the shims' finder: the last on sys.meta_path
         self.gpu = bpg_gpu.activate(self.cells, self.places)
@@ -249,6 +251,7 @@ class Session:
             observed = {"forward_calls": [], "grads": [], "namespace": []}
             self.notes.add(f"observation failed after this cell ({type(exc).__name__})")
         observed["backward"] = self.watch.graph.take(self.namespace)
+        observed["draws"] = self.draws.take()
         arrays = self.observer.store.take()
         specs, data = _pack(arrays)
         frame = dict(record, **observed, notes=self.notes.take(), arrays=specs)

@@ -19,7 +19,7 @@ import torch
 MAX_ELEMENTS = 100_000
 _NUMPY_DTYPES = frozenset({torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16,
                            torch.int8, torch.uint8, torch.bool})
-QUOTAS = {"forward": 96, "grads": 80, "namespace": 80, "graph": 32}  # arrays kept per kind of record; 288 in all
+QUOTAS = {"forward": 96, "grads": 80, "namespace": 80, "graph": 32, "draws": 32}  # arrays kept per kind of record; 320 in all
 MAX_SENT = 1024  # arrays sent in all, superseded "last calls" included (the grader drops those)
 FIRST_CALLS = 3  # per module instance, plus the last
 MAX_ENTRIES = 1000  # namespace entries per run
