@@ -18,6 +18,7 @@ from grader.found import Found, from_run
 from grader.limits import Limits
 from grader.load import Submission
 from grader.memo import remember_for
+from grader.returns import expected_returns
 from grader.rubric import Rubric
 from grader.sandbox import Call, Job, RunResult, RunStatus, Sandbox
 from grader.tasks import Task
@@ -116,5 +117,6 @@ def _calls(rubric: Rubric, group: Group, hidden_seed: str | None) -> tuple[dict,
             if trial.masks is not None:
                 args += [names["masks"], trial.scalars["p"], trial.scalars["lr"]]
             for source, function in task.contract.functions().items():
-                calls.append(Call(id=call_id(task, source, trial), function=function, args=args, scratch=source == "scratch"))
+                calls.append(Call(id=call_id(task, source, trial), function=function, args=args, scratch=source == "scratch",
+                                  returns=expected_returns(task, trial)))
     return trials, arrays, calls

@@ -231,6 +231,19 @@ def returning(extra: str) -> str:
                       "    out = dict(_correct_scratch(x, y, params))\n" + extra + "    return out\n")
 
 
+def test_a_list_of_strings_as_a_gradient_fails_that_check_with_what_was_expected(grading_sandbox, tmp_path, cli):
+    """Issue 16 item 6: `check` exited with a traceback, `grade` recorded grader_error."""
+    path = tmp_path / "strings.py"
+    path.write_text(returning("    out['dW1'] = ['0.1'] * 10\n"))
+    report = grade(grading_sandbox, path)
+    wrong = [c for c in report.checks if c.status != CheckStatus.passed]
+    assert [c.quantity for c in wrong] == ["scratch.dW1"] and wrong[0].status == CheckStatus.missing
+    assert wrong[0].trials[0].message == "dW1: expected an array of numbers of shape (10, 2), found a list of 10 strings"
+    done = cli("check", path, "--rubric", RUBRIC, "--out", tmp_path / "out")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "dW1: expected an array of numbers of shape (10, 2)" in done.stdout
+
+
 FORGE_DEEP_FRAME = ("import os, struct\npayload = ('[' * 100_000 + ']' * 100_000).encode()\n"
                     "os.write(3, struct.pack('>Q', len(payload)) + payload)\n")
 
