@@ -106,7 +106,7 @@ def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, 
         "machine_busy_s": machine.busy_s,
         "other_processes_cpu_s": None if None in (machine.busy_s, tree_cpu) else round(max(0.0, machine.busy_s - tree_cpu), 2),
     }
-    if label in ("contract", "notebooks"):
+    if label in ("contract", "notebooks", "notebooks-dropout"):
         result["protections"] = _protections(reports)
         result.update(steady_cpu(polled, mtimes))
         result["slowest"] = _slowest(reports)

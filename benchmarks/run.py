@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import (CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, OPTIMIZER_NOTEBOOK,
-                               RESULTS, log)
+from benchmarks.common import (CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, DROPOUT_RUBRIC, DROPOUT_SAMPLES, NOTEBOOK_RUBRIC,
+                               NOTEBOOK_SAMPLES, OPTIMIZER_NOTEBOOK, RESULTS, log)
 from benchmarks.figures import add_rates, memory_figures, overhead_figures, provenance_cost
 from benchmarks.machine import calibration_ms, git_info, machine_info
 from benchmarks.measure import cold_check, grade_run, measure_sandbox_start, run_baseline
@@ -125,6 +125,10 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     add_rates(plain, start_s, fixed)
     provenance = provenance_cost(notebooks, plain)
 
+    phase("dropout notebooks", f"softmax-dropout notebooks: grade --jobs {jobs} on {n} notebooks (each training replayed with its masks)")
+    dropout = grade_run("notebooks-dropout", sorted(DROPOUT_SAMPLES.glob("*.ipynb")), n, DROPOUT_RUBRIC, work, jobs)
+    add_rates(dropout, start_s, fixed)
+
     phase("overhead", f"overhead: grade --jobs {jobs} on {n} no-op submissions")
     noops = grade_run("noop", [noop], n, CONTRACT_RUBRIC, work, jobs)
     overhead = overhead_figures(fixed, noops)
@@ -158,6 +162,7 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
         "contract": contract,
         "notebooks": notebooks,
         "notebooks_without_provenance": plain,
+        "notebooks_softmax_dropout": dropout,
         "provenance": provenance,
         "overhead": overhead,
         "memory": memory,
@@ -165,7 +170,7 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
         "cold_check_optimizer": check_optimizer,
         "baseline": baseline,
     }
-    phases = {"grade runs": [contract, notebooks, plain, fixed, noops, small, large], "cold check": [check, check_optimizer], "baseline": [baseline]}
+    phases = {"grade runs": [contract, notebooks, plain, dropout, fixed, noops, small, large], "cold check": [check, check_optimizer], "baseline": [baseline]}
     walls = {"grade runs": sum(run["wall_s"] for run in phases["grade runs"]),
              "cold check": sum(sum(run["wall_s"]["runs"]) for run in phases["cold check"]),
              "baseline": baseline["wall_s"]}

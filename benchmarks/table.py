@@ -65,6 +65,10 @@ def render_table(result: dict) -> str:
         ("notebooks without the provenance run, steady state / sandbox CPU per notebook",
          f"{_fmt(result['provenance']['rate_steady_without_per_s'])} /s, "
          f"{_fmt(result['provenance']['sandbox_cpu_ms_without'])} ms (with it: {_fmt(result['provenance']['sandbox_cpu_ms_with'])} ms)"),
+        ("softmax-dropout notebooks (masks replayed), steady state / CPU per notebook: grader + sandbox",
+         f"{_fmt(result['notebooks_softmax_dropout']['rate_steady_per_s'])} /s, "
+         f"{_fmt(result['notebooks_softmax_dropout']['grader_cpu_ms_per_submission_steady'])} + "
+         f"{_fmt(result['notebooks_softmax_dropout']['sandbox_cpu_ms_per_submission_steady'])} ms"),
         ("no-op: sandbox CPU per submission", f"{_fmt(marginal['sandbox_cpu_ms'])} ms"),
         ("no-op: wall per submission at --jobs 2", f"{_fmt(marginal['wall_ms'])} ms"),
         (f"grader peak RSS, {mem['small']['n']} submissions", f"{_fmt(mem['small']['grader_peak_rss_mb'])} MB"),

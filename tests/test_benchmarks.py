@@ -48,13 +48,13 @@ def test_every_top_level_field_is_written(benchmark):
     assert set(result) >= {
         "date", "timestamp", "command", "git", "parameters", "machine", "sandbox_start", "contract", "notebooks",
         "overhead", "memory", "cold_check", "cold_check_optimizer", "baseline", "other_load", "budgets", "duration_s",
-        "calibration", "notebooks_without_provenance", "provenance",
+        "calibration", "notebooks_without_provenance", "provenance", "notebooks_softmax_dropout",
     }
     assert result["parameters"] == {"n": 5, "memory_small_n": 3, "memory_n": 6, "baseline_n": 2, "check_runs": 1, "jobs": 2}
     assert set(result["git"]) == {"commit", "dirty"}
     speed = result["calibration"]
-    assert set(speed["ms_before"]) == {"sandbox start", "start-up", "contract", "notebooks",
-                                       "notebooks, no provenance run", "overhead", "memory", "cold check", "baseline", "end"}
+    assert set(speed["ms_before"]) == {"sandbox start", "start-up", "contract", "notebooks", "notebooks, no provenance run",
+                                       "dropout notebooks", "overhead", "memory", "cold check", "baseline", "end"}
     assert 0 < speed["min_ms"] <= speed["median_ms"] <= speed["max_ms"] == max(speed["ms_before"].values())
 
 
@@ -69,7 +69,8 @@ def test_machine_names_cpu_memory_versions_and_sandbox(benchmark):
 
 def test_grade_runs_graded_every_submission_and_report_rates(benchmark):
     result = benchmark[0]
-    for kind, rubric in (("contract", "bs6207-a1"), ("notebooks", "bs6207-a1-notebook")):
+    for kind, rubric in (("contract", "bs6207-a1"), ("notebooks", "bs6207-a1-notebook"),
+                         ("notebooks_softmax_dropout", "softmax-dropout-notebook")):
         run = result[kind]
         assert set(run) >= GRADE_RUN_FIELDS, kind
         assert run["rubric"] == rubric and run["n"] == 5 and run["reports"] == 5
