@@ -306,9 +306,10 @@ def test_extra_keys_of_ten_thousand_strings_cost_the_grader_no_memory_to_speak_o
 
 
 def test_code_nested_too_deep_for_the_parser_scores_zero_and_never_makes_the_grader_fail(grading_sandbox, tmp_path):
-    """`x = ------…1` (a million signs): ast.parse raised MemoryError in the grader's scan of scratch code."""
+    """`x = ------…1` (a million signs): ast.parse raised MemoryError in the grader's scan of scratch code, and
+    compile in the child (result_invalid: 'output that is damaged or larger than 256 MiB')."""
     path = tmp_path / "deep_code.py"
     path.write_text("x = " + "-" * 1_000_000 + "1\n" + CORRECT)
     report = grade(grading_sandbox, path)
-    assert report.status == "graded" and report.score == 0 and report.run.status != "ok"
-    assert "Traceback" not in report.run.message
+    assert report.status == "graded" and report.score == 0 and report.run.status == "syntax_error"
+    assert "nested too deeply for Python's parser" in report.run.message and "Traceback" not in report.run.message

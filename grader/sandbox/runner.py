@@ -132,10 +132,11 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
                 "exit_code": None}
         try:
             code = compile(source, cell_file, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: nested too deeply
             text = "".join(traceback.format_exception_only(type(exc), exc))
             return dict(base, status="syntax_error", line=getattr(exc, "lineno", None), error_type=type(exc).__name__,
-                        error=_text(getattr(exc, "msg", exc)), traceback=_text(text, MAX_TEXT))
+                        error=_text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
+                        traceback=_text(text, MAX_TEXT))
         try:
             exec(code, namespace)  # noqa: S102 - this is the point of the sandbox
         except SystemExit as exc:
