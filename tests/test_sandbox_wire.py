@@ -172,3 +172,40 @@ def test_nonces_and_factors_are_new_for_every_request_and_every_attempt():
     nonces = [r["nonce"] for r, _ in first + second]
     assert len(set(nonces)) == len(nonces) == 8 and all(len(n) >= 32 for n in nonces)
     assert first[1][0]["factor"] != second[1][0]["factor"]
+
+
+# --- decoding within caps (DESIGN §5 property 9, issue 16 items 5-6) --------------------------------------
+def test_frames_nested_too_deep_for_json_are_invalid_not_an_error_of_the_grader():
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    for position in (0, 1):  # as the cells frame, as an answer
+        parts = valid_stream()
+        parts[position] = deep
+        with pytest.raises(ResultInvalid, match="nested too deep"):
+            parse(parts)
+
+
+def test_a_call_frame_over_two_mebibytes_is_refused_before_it_is_decoded():
+    parts = valid_stream()
+    parts[5] = dict(parts[5], texts={"names": ["x" * 1000] * 3000})  # 3 MB: within the schema, over the cap
+    with pytest.raises(ResultInvalid, match="CallAnswer frame of 30[0-9]{5} bytes is over 2097152"):
+        parse(parts)
+
+
+def test_an_answer_with_keys_the_job_did_not_ask_for_is_invalid():
+    asked_for = {"dW1": [2, 3], "nodes": None}
+    job = JOB.model_copy(update={"calls": [JOB.calls[0], JOB.calls[1].model_copy(update={"returns": asked_for})]})
+    for frame_two, raw_two, reason in [
+        (call_frame("two", "n3", extra=(2,)), raw(np.ones(2)), r"keys the job did not ask for \(\['extra'\]\)"),
+        (call_frame("two", "n3", nodes=(2,)), raw(np.ones(2)), r"\['nodes'\]"),  # numbers where names were asked
+        (dict(call_frame("two", "n3"), texts={"dW1": ["a"]}), raw(), r"\['dW1'\]"),  # names where numbers were
+        (dict(call_frame("two", "n3"), problems={f"k{i}": "ignored" for i in range(30)}), raw(), "30 problems"),
+    ]:
+        parts = valid_stream()
+        parts[5:7] = [frame_two, raw_two]
+        with pytest.raises(ResultInvalid, match=reason):
+            parse_results(stream(*parts), job, LIMITS, ASKED)
+    parts = valid_stream()
+    parts[5:7] = [dict(call_frame("two", "n3", dW1=(2, 3)), texts={"nodes": ["AddmmBackward0"]},
+                       problems={"extra": "not a quantity this task asks for; ignored"}), raw(np.ones((2, 3)))]
+    results, _ = parse_results(stream(*parts), job, LIMITS, ASKED)
+    assert results.calls["two"][0].texts == {"nodes": ["AddmmBackward0"]}
