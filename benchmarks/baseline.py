@@ -38,7 +38,7 @@ def main(path: str) -> int:
     for number, source in enumerate(code_cells(path), start=1):
         try:
             exec(compile(source, f"<cell {number}>", "exec"), namespace)
-        except (Exception, SystemExit):  # noqa: BLE001 - a failing cell is reported and execution goes on
+        except (Exception, SystemExit):
             failed += 1
             print(f"cell {number} raised:\n{traceback.format_exc(limit=2)}", file=sys.stderr)
     return 1 if failed else 0

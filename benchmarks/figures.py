@@ -30,8 +30,10 @@ def steady_cpu(samples: list[Sample], mtimes: list[float]) -> dict:
         return none
     grader = last.grader_cpu_s - first.grader_cpu_s
     tree = None if first.tree_cpu_s is None or last.tree_cpu_s is None else last.tree_cpu_s - first.tree_cpu_s
-    return {"grader_cpu_ms_per_submission_steady": ms(grader, graded),
-            "sandbox_cpu_ms_per_submission_steady": None if tree is None else ms(max(0.0, tree - grader), graded)}
+    return {
+        "grader_cpu_ms_per_submission_steady": ms(grader, graded),
+        "sandbox_cpu_ms_per_submission_steady": None if tree is None else ms(max(0.0, tree - grader), graded),
+    }
 
 
 def add_rates(run: dict, sandbox_start_s: float, fixed: dict) -> None:
@@ -44,7 +46,9 @@ def add_rates(run: dict, sandbox_start_s: float, fixed: dict) -> None:
     extra = n - fixed["n"]
     for key in ("grader_cpu", "sandbox_cpu"):
         total, start = run[f"{key}_s"], fixed[f"{key}_s"]
-        run[f"{key}_ms_per_submission"] = None if None in (total, start) or extra <= 0 else ms(max(0.0, total - start), extra)
+        run[f"{key}_ms_per_submission"] = (
+            None if None in (total, start) or extra <= 0 else ms(max(0.0, total - start), extra)
+        )
 
 
 def overhead_figures(fixed: dict, noops: dict) -> dict:
@@ -53,12 +57,17 @@ def overhead_figures(fixed: dict, noops: dict) -> dict:
 
     def per(run: dict, count: int) -> dict:
         sandbox = run["sandbox_cpu_s"]
-        return {"wall_ms": ms(run["wall_s"], count), "grader_cpu_ms": ms(run["grader_cpu_s"], count),
-                "sandbox_cpu_ms": ms(sandbox, count),
-                "total_cpu_ms": None if sandbox is None else ms(run["grader_cpu_s"] + sandbox, count)}
+        return {
+            "wall_ms": ms(run["wall_s"], count),
+            "grader_cpu_ms": ms(run["grader_cpu_s"], count),
+            "sandbox_cpu_ms": ms(sandbox, count),
+            "total_cpu_ms": None if sandbox is None else ms(run["grader_cpu_s"] + sandbox, count),
+        }
 
-    delta = {key: None if noops[key] is None or fixed[key] is None else noops[key] - fixed[key]
-             for key in ("wall_s", "grader_cpu_s", "sandbox_cpu_s")}
+    delta = {
+        key: None if noops[key] is None or fixed[key] is None else noops[key] - fixed[key]
+        for key in ("wall_s", "grader_cpu_s", "sandbox_cpu_s")
+    }
     return {
         "n": n,
         "fixed_n": fixed["n"],
@@ -78,7 +87,8 @@ def memory_figures(small: dict, large: dict) -> dict:
         memory[key.replace("grader_", "growth_").replace("_mb", "")] = {
             "mb": None if None in (before, after) else round(after - before, 1),
             "percent": None if None in (before, after) or not before else round((after - before) / before * 100, 1),
-            "kb_per_submission": None if None in (before, after) or large["n"] == small["n"]
+            "kb_per_submission": None
+            if None in (before, after) or large["n"] == small["n"]
             else round((after - before) * 1024 / (large["n"] - small["n"]), 2),
         }
     return memory
@@ -95,8 +105,12 @@ def ms(seconds: float | None, count: int) -> float | None:
 
 def summary(values: list[float]) -> dict:
     """Median, min, max and every value, to the millisecond."""
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3),
-            "runs": [round(v, 3) for v in values]}
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "runs": [round(v, 3) for v in values],
+    }
 
 
 def provenance_cost(notebooks: dict, plain: dict) -> dict:
@@ -105,7 +119,10 @@ def provenance_cost(notebooks: dict, plain: dict) -> dict:
     sandbox CPU per notebook of each. DESIGN §10 allows new protections and the provenance run 15 % together."""
     with_rate, without_rate = notebooks["rate_steady_per_s"], plain["rate_steady_per_s"]
     cost = None if not with_rate or not without_rate else round(1 - with_rate / without_rate, 3)
-    return {"rate_steady_with_per_s": with_rate, "rate_steady_without_per_s": without_rate,
-            "throughput_cost_fraction": cost,
-            "sandbox_cpu_ms_with": notebooks.get("sandbox_cpu_ms_per_submission_steady"),
-            "sandbox_cpu_ms_without": plain.get("sandbox_cpu_ms_per_submission_steady")}
+    return {
+        "rate_steady_with_per_s": with_rate,
+        "rate_steady_without_per_s": without_rate,
+        "throughput_cost_fraction": cost,
+        "sandbox_cpu_ms_with": notebooks.get("sandbox_cpu_ms_per_submission_steady"),
+        "sandbox_cpu_ms_without": plain.get("sandbox_cpu_ms_per_submission_steady"),
+    }

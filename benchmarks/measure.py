@@ -63,7 +63,9 @@ def measure_sandbox_start(jobs: int, runs: int, work: Path) -> dict:
     return {"workers": jobs, "start_s": summary(times), "mode": mode, "protections": protections}
 
 
-def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, env: dict | None = None) -> dict:
+def grade_run(
+    label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, env: dict | None = None
+) -> dict:
     """`backprop-grader grade CLASS --rubric R --out OUT --jobs J` on n copies of `samples` (cycled),
     each under a distinct student name; the wall time of the whole command and its resource usage."""
     folder, out = work / label / "class", work / label / "out"
@@ -72,7 +74,19 @@ def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, 
         source = samples[i % len(samples)]
         shutil.copyfile(source, folder / f"s{i:04d}_{source.stem}{source.suffix}")
     usage, log = work / label / "rusage.json", work / label / "stderr.txt"
-    command = [sys.executable, "-c", MEASURED_GRADER, "grade", str(folder), "--rubric", rubric, "--out", str(out), "--jobs", str(jobs)]
+    command = [
+        sys.executable,
+        "-c",
+        MEASURED_GRADER,
+        "grade",
+        str(folder),
+        "--rubric",
+        rubric,
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+    ]
     with CpuAccount(label) as account, MachineMeter() as machine:
         env = {**os.environ, **(env or {}), "BENCH_RUSAGE": str(usage), "BENCH_CGROUP": str(account.path or "")}
         epoch = time.time()
@@ -85,7 +99,9 @@ def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, 
         raise RuntimeError(f"{label}: grade exited {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
     rusage = json.loads(usage.read_text())
     reports = sorted(out.glob("*/report.json"))
-    statuses = Counter(json.loads(line)["status"] for line in (out / "results.jsonl").read_text().splitlines() if line.strip())
+    statuses = Counter(
+        json.loads(line)["status"] for line in (out / "results.jsonl").read_text().splitlines() if line.strip()
+    )
     mtimes = sorted(report.stat().st_mtime for report in reports)
     own_cpu = rusage["user"] + rusage["system"]
     tree_cpu = account.usage_s if rusage["moved"] else None  # the grader and everything it started
@@ -104,7 +120,9 @@ def grade_run(label: str, samples: list[Path], n: int, rubric: str, work: Path, 
         "first_report_after_s": round(mtimes[0] - epoch, 3) if mtimes else None,
         "last_report_after_s": round(mtimes[-1] - epoch, 3) if mtimes else None,
         "machine_busy_s": machine.busy_s,
-        "other_processes_cpu_s": None if None in (machine.busy_s, tree_cpu) else round(max(0.0, machine.busy_s - tree_cpu), 2),
+        "other_processes_cpu_s": None
+        if None in (machine.busy_s, tree_cpu)
+        else round(max(0.0, machine.busy_s - tree_cpu), 2),
     }
     if label in ("contract", "notebooks", "notebooks-dropout"):
         result["protections"] = _protections(reports)
@@ -127,16 +145,24 @@ def cold_check(runs: int, work: Path, notebook: Path = CHECK_NOTEBOOK) -> dict:
         with CpuAccount(f"check-{i}") as account, MachineMeter() as machine:
             join = account.joiner()  # the check process moves itself into the cgroup before exec
             started = time.perf_counter()
-            done = subprocess.run(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=join)
+            done = subprocess.run(
+                command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=join
+            )
             times.append(time.perf_counter() - started)
         codes.append(done.returncode)
         if done.returncode not in (0, 1):
             raise RuntimeError(f"check exited {done.returncode}:\n{done.stderr.decode(errors='replace')[-3000:]}")
         busy = None if busy is None or machine.busy_s is None else busy + machine.busy_s
         ours = None if ours is None or account.usage_s is None else ours + account.usage_s
-    return {"notebook": str(notebook.relative_to(REPO)), "rubric": NOTEBOOK_RUBRIC, "wall_s": summary(times),
-            "exit_codes": codes, "cpu_s": None if ours is None else round(ours, 2), "machine_busy_s": busy,
-            "other_processes_cpu_s": None if None in (busy, ours) else round(max(0.0, busy - ours), 2)}
+    return {
+        "notebook": str(notebook.relative_to(REPO)),
+        "rubric": NOTEBOOK_RUBRIC,
+        "wall_s": summary(times),
+        "exit_codes": codes,
+        "cpu_s": None if ours is None else round(ours, 2),
+        "machine_busy_s": busy,
+        "other_processes_cpu_s": None if None in (busy, ours) else round(max(0.0, busy - ours), 2),
+    }
 
 
 def run_baseline(samples: list[Path], count: int, jobs: int, work: Path) -> dict:
@@ -154,11 +180,22 @@ def run_baseline(samples: list[Path], count: int, jobs: int, work: Path) -> dict
             folder = work / "baseline" / f"{i:04d}"
             folder.mkdir(parents=True)
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, str(BASELINE_SCRIPT), str(notebook)], cwd=folder, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            done = subprocess.run(
+                [sys.executable, str(BASELINE_SCRIPT), str(notebook)],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             with lock:
                 walls.append(time.perf_counter() - started)
-                codes["ok" if done.returncode == 0 else "a cell raised" if done.returncode == 1 else f"exit {done.returncode}"] += 1
+                codes[
+                    "ok"
+                    if done.returncode == 0
+                    else "a cell raised"
+                    if done.returncode == 1
+                    else f"exit {done.returncode}"
+                ] += 1
 
     threads = [threading.Thread(target=worker) for _ in range(min(jobs, count))]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -175,7 +212,7 @@ def run_baseline(samples: list[Path], count: int, jobs: int, work: Path) -> dict
         "notebooks": count,
         "parallel": min(jobs, count),
         "how": "python benchmarks/baseline.py NB per notebook: a fresh interpreter imports torch and runs the code "
-               "cells (magics and shell lines stripped), no sandbox, no grading; OMP_NUM_THREADS=1",
+        "cells (magics and shell lines stripped), no sandbox, no grading; OMP_NUM_THREADS=1",
         "extrapolated": "the rate of these notebooks is taken as the rate for all of them",
         "wall_s": round(wall, 3),
         "per_notebook_wall_s": summary(walls),
@@ -203,5 +240,7 @@ def _slowest(reports: list[Path], count: int = 3) -> list[dict]:
     timings = []
     for report in reports:
         data = json.loads(report.read_text())
-        timings.append({"student": data.get("student"), **{k: round(v, 3) for k, v in (data.get("timing") or {}).items()}})
+        timings.append(
+            {"student": data.get("student"), **{k: round(v, 3) for k, v in (data.get("timing") or {}).items()}}
+        )
     return sorted(timings, key=lambda t: -t.get("run", 0.0))[:count]

@@ -29,8 +29,11 @@ def poll(process: subprocess.Popen, account: "CpuAccount") -> list[Sample]:
     samples, tick = [], os.sysconf("SC_CLK_TCK")
     while process.poll() is None:
         try:
-            rss = next(int(line.split()[1]) / 1024 for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
-                       if line.startswith("VmRSS:"))
+            rss = next(
+                int(line.split()[1]) / 1024
+                for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
             fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
             samples.append(Sample(time.time(), rss, (int(fields[11]) + int(fields[12])) / tick, account.read()))
         except (OSError, ValueError, IndexError, StopIteration):
@@ -130,10 +133,22 @@ class MachineMeter:
 def _cgroup2_dir() -> Path | None:
     """This process's own cgroup v2 directory, or None (no cgroup v2 mounted, or not in one)."""
     try:
-        mount = next((line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
-                      if line.split()[2] == "cgroup2"), None)
-        own = next((line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                    if line.startswith("0::")), None)
+        mount = next(
+            (
+                line.split()[1]
+                for line in Path("/proc/self/mounts").read_text().splitlines()
+                if line.split()[2] == "cgroup2"
+            ),
+            None,
+        )
+        own = next(
+            (
+                line.split(":", 2)[2]
+                for line in Path("/proc/self/cgroup").read_text().splitlines()
+                if line.startswith("0::")
+            ),
+            None,
+        )
     except (OSError, IndexError):
         return None
     if mount is None or own is None:

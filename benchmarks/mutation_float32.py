@@ -25,7 +25,10 @@ def float32_values(task: Task, trial: Trial) -> dict[str, np.ndarray]:
 
 
 def _tensors(trial: Trial) -> dict[str, torch.Tensor]:
-    return {name: torch.tensor(np.asarray(value, dtype=np.float32), requires_grad=True) for name, value in trial.params.items()}
+    return {
+        name: torch.tensor(np.asarray(value, dtype=np.float32), requires_grad=True)
+        for name, value in trial.params.items()
+    }
 
 
 def _numpy(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

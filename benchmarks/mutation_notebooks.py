@@ -49,8 +49,11 @@ def _literal(array: np.ndarray) -> str:
 def notebook(trial: Trial, gradients: dict[str, np.ndarray]) -> str:
     """The correct notebook on `trial`'s net and input, its own gradients replaced by `gradients`."""
     nb = json.loads(CORRECT.read_text(encoding="utf-8"))
-    weights = "\n".join(f"    net.fc{l}.{kind}.copy_(torch.tensor({_literal(trial.params[f'{p}{l}'])}))"
-                        for l in (1, 2, 3) for p, kind in (("W", "weight"), ("b", "bias")))
+    weights = "\n".join(
+        f"    net.fc{l}.{kind}.copy_(torch.tensor({_literal(trial.params[f'{p}{l}'])}))"
+        for l in (1, 2, 3)
+        for p, kind in (("W", "weight"), ("b", "bias"))
+    )
     mine = "\n".join(f"{name} = np.array({_literal(gradients[name])})" for name in LABELS)
     for cell in nb["cells"]:
         source = "".join(cell["source"])
@@ -59,7 +62,7 @@ def notebook(trial: Trial, gradients: dict[str, np.ndarray]) -> str:
         elif source.startswith("x = torch.rand(1, 2)"):
             source = source.replace("x = torch.rand(1, 2)", f"x = torch.tensor({_literal(trial.x)})")
         elif source.startswith("# forward\n"):
-            source = f"# my backward pass, as I worked it out\n{mine}\nprint(\"my gradients are ready\")\n"
+            source = f'# my backward pass, as I worked it out\n{mine}\nprint("my gradients are ready")\n'
         cell["source"] = source.splitlines(keepends=True)
         if cell["cell_type"] == "code":
             cell.update(outputs=[], execution_count=None)
@@ -74,21 +77,31 @@ def notebook_outcomes(sandbox: Sandbox, jobs: int = 1, local: bool = False, loca
     task = rubric.tasks[0]
     trial = net_trial()
     inst = Instance(task.kind, trial.x, trial.y, trial.params, task.activation, task.reduction, lr=0.01)
-    chosen = [(c, False) for c in combos(task.kind)] + [(c, True) for c in (local_combos(task) if local else [])
-                                                         if local_pairs or "+" not in c.id]
-    applied = [(combo, at_one_layer, values) for combo, at_one_layer in chosen
-               if (values := combo.compute(inst)) is not None]
+    chosen = [(c, False) for c in combos(task.kind)] + [
+        (c, True) for c in (local_combos(task) if local else []) if local_pairs or "+" not in c.id
+    ]
+    applied = [
+        (combo, at_one_layer, values) for combo, at_one_layer in chosen if (values := combo.compute(inst)) is not None
+    ]
     tolerances = {check.quantity: rubric.tolerance_for(check) for check in task.checks}
 
     with TemporaryDirectory(prefix="bpg-mutations-") as folder:
+
         def grade(item: tuple[Mistake, bool, dict]) -> Outcome:
             combo, at_one_layer, values = item
             path = Path(folder) / f"{combo.id.replace('+', '_and_').replace('@', '_at_')}.ipynb"
             path.write_text(notebook(trial, values), encoding="utf-8")
             report = grade_submission(rubric, rubric_hash(RUBRIC), path, sandbox)
             mine = [c for c in report.checks if c.task == task.id]
-            result, detail = classify(task, [trial], combo, mine, {trial.name: values},
-                                      lambda r: tolerances[r.quantity], rubric.submission.allow_in_out)
+            result, detail = classify(
+                task,
+                [trial],
+                combo,
+                mine,
+                {trial.name: values},
+                lambda r: tolerances[r.quantity],
+                rubric.submission.allow_in_out,
+            )
             label = "notebook, float64 printed to 8 decimals" + (", at one layer" if at_one_layer else "")
             return Outcome(RUBRIC, label, task.id, combo.id, result, detail)
 
@@ -101,4 +114,3 @@ def reference_notebook() -> str:
     trial = net_trial()
     values = reference_values(Instance("mlp_regression", trial.x, trial.y, trial.params, "sigmoid", "sum"))
     return notebook(trial, values)
-

@@ -24,16 +24,32 @@ STUDENT_LEARNING_RATE = 0.01  # the rate of the one optimizer step a "gradients 
 def instance(task: Task, trial: Trial, lr: float | None = None) -> Instance:
     """The trial as a mutant sees it, with the task's settings (lr: the training rate, or an update's)."""
     rate = task.lr if task.kind == "dropout_training" else STUDENT_LEARNING_RATE if lr is None else lr
-    return Instance(task.kind, trial.x, trial.y, trial.params, activation(task), task.reduction, trial.masks,
-                    getattr(task, "p", 0.0), rate)
+    return Instance(
+        task.kind,
+        trial.x,
+        trial.y,
+        trial.params,
+        activation(task),
+        task.reduction,
+        trial.masks,
+        getattr(task, "p", 0.0),
+        rate,
+    )
 
 
 def mutated_source(task: Task) -> str:
     return "trained" if task.kind == "dropout_training" else "scratch"
 
 
-def classify(task: Task, trials: list[Trial], combo: Mistake, results: list[CheckResult],
-             values: dict[str, dict[str, np.ndarray]], tolerance_for, allow_in_out: bool) -> tuple[str, str]:
+def classify(
+    task: Task,
+    trials: list[Trial],
+    combo: Mistake,
+    results: list[CheckResult],
+    values: dict[str, dict[str, np.ndarray]],
+    tolerance_for,
+    allow_in_out: bool,
+) -> tuple[str, str]:
     """(result, detail) of one graded combination, from the diagnoses of the mutated source's failing checks."""
     source = mutated_source(task)
     failing = [r for r in results if r.quantity.startswith(f"{source}.") and r.status != CheckStatus.passed]
@@ -54,7 +70,11 @@ def classify(task: Task, trials: list[Trial], combo: Mistake, results: list[Chec
 
 def _verdict(task, trials, combo, result, values, tolerance, allow_in_out) -> str:
     diagnosis = result.diagnosis
-    if result.status != CheckStatus.failed or diagnosis is None or diagnosis.mistake in ("uniform_factor", "chain_rule"):
+    if (
+        result.status != CheckStatus.failed
+        or diagnosis is None
+        or diagnosis.mistake in ("uniform_factor", "chain_rule")
+    ):
         return "unnamed"
     parts = set(diagnosis.parts or [diagnosis.mistake])
     if parts == set(combo.parts):
@@ -99,12 +119,24 @@ def _reproduces(mistake, task, trials, result, values, tolerance, allow_in_out) 
             return False
         student = np.asarray(student, dtype=np.float64)
         readings = [student, student.T] if allow_in_out and student.ndim == 2 else [student]
-        if not any(v is not None and name in v and matches(task, trial, name, reading, v[name], tolerance)
-                   for v in variants for reading in readings):
+        if not any(
+            v is not None and name in v and matches(task, trial, name, reading, v[name], tolerance)
+            for v in variants
+            for reading in readings
+        ):
             return False
     return True
 
 
 def arguments(inst: Instance) -> dict:
-    return dict(kind=inst.kind, x=inst.x, y=inst.y, params=inst.params, activation=inst.activation,
-                reduction=inst.reduction, masks=inst.masks, p=inst.p, lr=inst.lr)
+    return dict(
+        kind=inst.kind,
+        x=inst.x,
+        y=inst.y,
+        params=inst.params,
+        activation=inst.activation,
+        reduction=inst.reduction,
+        masks=inst.masks,
+        p=inst.p,
+        lr=inst.lr,
+    )

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checks import check_task
 from benchmarks.mutation_verdicts import arguments, classify, instance, mutated_source
+from grader.checks import check_task
 from grader.found import Found
 from grader.report import CheckStatus
 from grader.rubric import Rubric
@@ -76,7 +76,9 @@ def local_combos(task: Task, layers: Iterable[int] | None = None) -> list[Mistak
         return []
     chosen = range(1, len(task.layers)) if layers is None else [l for l in layers if 1 <= l < len(task.layers)]
     local = [m for mistake in mistakes_for(task.kind) for l in chosen if (m := at_layer(mistake, l)) is not None]
-    both = [p for m in local for other in mistakes_for(task.kind) if other.id != m.parts[0] and (p := _local_pair(m, other))]
+    both = [
+        p for m in local for other in mistakes_for(task.kind) if other.id != m.parts[0] and (p := _local_pair(m, other))
+    ]
     return [*local, *both]
 
 
@@ -84,26 +86,40 @@ def _local_pair(local: Mistake, other: Mistake) -> Mistake | None:
     made = pair(local, other)
     if made is None:
         return None
-    return Mistake(f"{local.id}+{other.id}", made.title, made.explanation, made.hint, made.kinds, made.edit,
-                   (local.parts[0], other.id))
+    return Mistake(
+        f"{local.id}+{other.id}",
+        made.title,
+        made.explanation,
+        made.hint,
+        made.kinds,
+        made.edit,
+        (local.parts[0], other.id),
+    )
 
 
-def contract_found(task: Task, trials: list[Trial], values: dict[str, dict[str, np.ndarray]], dtype: type) -> dict[str, Found]:
+def contract_found(
+    task: Task, trials: list[Trial], values: dict[str, dict[str, np.ndarray]], dtype: type
+) -> dict[str, Found]:
     """What the sandbox would hand back: the mutated source's values (by trial), the others the reference's."""
     found = {}
     for trial in trials:
         for source in task.contract.functions():
             returned = values[trial.name] if source == mutated_source(task) else reference_values(instance(task, trial))
             found[call_id(task, source, trial)] = Found(
-                values={k: np.asarray(np.asarray(v, dtype=dtype), dtype=np.float64) for k, v in returned.items()})
+                values={k: np.asarray(np.asarray(v, dtype=dtype), dtype=np.float64) for k, v in returned.items()}
+            )
     return found
 
 
 def batched(rubric: Rubric) -> Rubric:
     """An mlp rubric's task as a 3-3-3-1 tanh net on batches of 4 with a mean loss: where the mistakes the
     bundled shapes hide show (an unsummed bias gradient, x in a deeper dW, a sum where a mean was asked)."""
-    tasks = [task.model_copy(update={"layers": [3, 3, 3, 1], "batch_size": 4, "reduction": "mean", "activation": "tanh"})
-             if task.kind == "mlp_regression" else task for task in rubric.tasks]
+    tasks = [
+        task.model_copy(update={"layers": [3, 3, 3, 1], "batch_size": 4, "reduction": "mean", "activation": "tanh"})
+        if task.kind == "mlp_regression"
+        else task
+        for task in rubric.tasks
+    ]
     return rubric.model_copy(update={"tasks": tasks})
 
 
@@ -111,9 +127,13 @@ VARIANTS = ("float64", "float32", "float64, (out, in) only", "float64, 3-3-3-1 t
 _RUBRIC_OF = {VARIANTS[2]: required_layout, VARIANTS[3]: batched}
 
 
-def contract_outcomes(rubric_ids: Iterable[str] = CONTRACT_RUBRICS, variants: Iterable[str] = VARIANTS,
-                      local_variants: Iterable[str] = VARIANTS[:2], layers: Iterable[int] | None = None,
-                      select: Callable[[str], bool] = lambda combo_id: True) -> list[Outcome]:
+def contract_outcomes(
+    rubric_ids: Iterable[str] = CONTRACT_RUBRICS,
+    variants: Iterable[str] = VARIANTS,
+    local_variants: Iterable[str] = VARIANTS[:2],
+    layers: Iterable[int] | None = None,
+    select: Callable[[str], bool] = lambda combo_id: True,
+) -> list[Outcome]:
     """Every catalogued combination (whose id `select` takes) on every task of the contract rubrics in each
     of `variants`, and each mistake at one layer (alone and with each other mistake; at each of `layers`,
     default all) in each of `local_variants`. The batched variant is bs6207-a1's only."""
@@ -127,12 +147,22 @@ def contract_outcomes(rubric_ids: Iterable[str] = CONTRACT_RUBRICS, variants: It
             dtype = np.float32 if label.startswith("float32") else np.float64
             for task in rubric.tasks:
                 trials = trials_for(rubric, task, ("public", "hidden"))
-                chosen = [*((c, False) for c in (combos(task.kind) if label in variants else []) if select(c.id)),
-                          *((c, True) for c in (local_combos(task, layers) if label in local_variants else []))]
+                chosen = [
+                    *((c, False) for c in (combos(task.kind) if label in variants else []) if select(c.id)),
+                    *((c, True) for c in (local_combos(task, layers) if label in local_variants else [])),
+                ]
                 for combo, at_one_layer in chosen:
                     result, detail = _graded(rubric, task, trials, combo, dtype)
-                    outcomes.append(Outcome(rubric_id, f"{label}, at one layer" if at_one_layer else label, task.id,
-                                            combo.id, result, detail))
+                    outcomes.append(
+                        Outcome(
+                            rubric_id,
+                            f"{label}, at one layer" if at_one_layer else label,
+                            task.id,
+                            combo.id,
+                            result,
+                            detail,
+                        )
+                    )
     return outcomes
 
 
@@ -148,11 +178,19 @@ def _graded_quietly(rubric: Rubric, task: Task, trials: list[Trial], combo: Mist
         reference = reference_values(instance(task, trial))
         computed = run_mutant(combo, **arguments(instance(task, trial)))
         values[trial.name] = computed if computed is not None else reference
-        changed = changed or computed is not None and any(
-            np.shape(computed[k]) != np.shape(v) or not np.array_equal(computed[k], v) for k, v in reference.items())
+        changed = (
+            changed
+            or computed is not None
+            and any(
+                np.shape(computed[k]) != np.shape(v) or not np.array_equal(computed[k], v) for k, v in reference.items()
+            )
+        )
     if not changed:
         return "invisible", ""  # the reference's own values on every trial: nothing to grade
-    stored = {t: {k: np.asarray(np.asarray(v, dtype=dtype), dtype=np.float64) for k, v in vals.items()} for t, vals in values.items()}
+    stored = {
+        t: {k: np.asarray(np.asarray(v, dtype=dtype), dtype=np.float64) for k, v in vals.items()}
+        for t, vals in values.items()
+    }
     if any(not np.isfinite(v).all() for vals in stored.values() for v in vals.values()):
         return "diverged", "non-finite values: no mistake can be told from another that also diverges"
     results = check_task(rubric, task, trials, contract_found(task, trials, values, dtype))
@@ -173,30 +211,41 @@ def float32_correct(rubric_ids: Iterable[str] = CONTRACT_RUBRICS) -> list[str]:
         rubric = load_rubric(rubric_id)
         for task in rubric.tasks:
             trials = trials_for(rubric, task, ("public", "hidden"))
-            found = {call_id(task, source, trial): Found(values=float32_values(task, trial))
-                     for trial in trials for source in task.contract.functions()}
+            found = {
+                call_id(task, source, trial): Found(values=float32_values(task, trial))
+                for trial in trials
+                for source in task.contract.functions()
+            }
             for result in check_task(rubric, task, trials, found):
                 if result.status != CheckStatus.passed or result.diagnosis is not None:
-                    problems.append(f"{rubric_id} {result.quantity}: {result.status.value}, diagnosis {result.diagnosis}")
+                    problems.append(
+                        f"{rubric_id} {result.quantity}: {result.status.value}, diagnosis {result.diagnosis}"
+                    )
     return problems
 
 
 def table(outcomes: list[Outcome]) -> str:
     """Counts by rubric and variant: combinations that apply (are visible), and how each was named."""
-    rows = ["| rubric | variant | visible | right | indistinguishable | not named | wrong | diverged |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| rubric | variant | visible | right | indistinguishable | not named | wrong | diverged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     keys = sorted({(o.rubric, o.variant) for o in outcomes}, key=lambda k: (k[0], k[1]))
     for rubric, variant in keys:
         counts = Counter(o.result for o in outcomes if (o.rubric, o.variant) == (rubric, variant))
         visible = sum(counts[r] for r in RESULTS)
-        rows.append(f"| {rubric} | {variant} | {visible} | {counts['right']} | {counts['indistinguishable']} | "
-                    f"{counts['unnamed']} | {counts['wrong']} | {counts['diverged']} |")
+        rows.append(
+            f"| {rubric} | {variant} | {visible} | {counts['right']} | {counts['indistinguishable']} | "
+            f"{counts['unnamed']} | {counts['wrong']} | {counts['diverged']} |"
+        )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mutations", description=__doc__.splitlines()[0])
-    parser.add_argument("--notebooks", action="store_true", help="also run the free-form notebook part (sandbox, slower)")
+    parser.add_argument(
+        "--notebooks", action="store_true", help="also run the free-form notebook part (sandbox, slower)"
+    )
     args = parser.parse_args(argv)
     outcomes = contract_outcomes()
     if args.notebooks:
@@ -208,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(outcomes))
     for outcome in outcomes:
         if outcome.result in ("wrong", "unnamed", "indistinguishable", "diverged"):
-            print(f"{outcome.result:>17}: {outcome.rubric} [{outcome.variant}] {outcome.task} {outcome.combo}: {outcome.detail[:200]}")
+            print(
+                f"{outcome.result:>17}: {outcome.rubric} [{outcome.variant}] {outcome.task} {outcome.combo}: {outcome.detail[:200]}"
+            )
     problems = float32_correct()
     print(f"correct float32 submissions: {'no check failed, no diagnosis' if not problems else problems}")
     return 1 if problems or any(o.result == "wrong" for o in outcomes) else 0

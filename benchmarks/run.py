@@ -22,14 +22,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import (CHECK_NOTEBOOK, CONTRACT_RUBRIC, CONTRACT_SAMPLES, DROPOUT_RUBRIC, DROPOUT_SAMPLES, NOTEBOOK_RUBRIC,
-                               NOTEBOOK_SAMPLES, OPTIMIZER_NOTEBOOK, RESULTS, log)
+from benchmarks.common import (
+    CHECK_NOTEBOOK,
+    CONTRACT_RUBRIC,
+    CONTRACT_SAMPLES,
+    DROPOUT_RUBRIC,
+    DROPOUT_SAMPLES,
+    NOTEBOOK_RUBRIC,
+    NOTEBOOK_SAMPLES,
+    OPTIMIZER_NOTEBOOK,
+    RESULTS,
+    log,
+)
 from benchmarks.figures import add_rates, memory_figures, overhead_figures, provenance_cost
 from benchmarks.machine import calibration_ms, git_info, machine_info
 from benchmarks.measure import cold_check, grade_run, measure_sandbox_start, run_baseline
 from benchmarks.table import budgets, render_table
 from grader.notebook_provenance import PROVENANCE_SWITCH
-
 
 # A submission that does nothing: both contract functions return constants of the right shapes.
 NOOP_SUBMISSION = '''\
@@ -80,12 +89,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="submissions per throughput and overhead run (default %(default)s)")
-    parser.add_argument("--memory-small-n", type=int, default=100, help="no-op class size of the first memory run (default %(default)s)")
-    parser.add_argument("--memory-n", type=int, default=1000, help="no-op class size of the second memory run (default %(default)s)")
-    parser.add_argument("--baseline-n", type=int, default=20, help="notebooks run by the baseline, at most --n (default %(default)s)")
-    parser.add_argument("--check-runs", type=int, default=3, help="cold `check` runs; the median is reported (default %(default)s)")
-    parser.add_argument("--jobs", type=int, default=2, help="--jobs of `grade`, and baseline processes at once (default %(default)s)")
+    parser.add_argument(
+        "--n", type=int, default=200, help="submissions per throughput and overhead run (default %(default)s)"
+    )
+    parser.add_argument(
+        "--memory-small-n", type=int, default=100, help="no-op class size of the first memory run (default %(default)s)"
+    )
+    parser.add_argument(
+        "--memory-n", type=int, default=1000, help="no-op class size of the second memory run (default %(default)s)"
+    )
+    parser.add_argument(
+        "--baseline-n", type=int, default=20, help="notebooks run by the baseline, at most --n (default %(default)s)"
+    )
+    parser.add_argument(
+        "--check-runs", type=int, default=3, help="cold `check` runs; the median is reported (default %(default)s)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="--jobs of `grade`, and baseline processes at once (default %(default)s)"
+    )
     parser.add_argument("--output", type=Path, help="JSON file to write (default benchmarks/results/<today>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the generated classes and reports (printed path)")
     return parser
@@ -121,11 +142,16 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     add_rates(notebooks, start_s, fixed)
 
     phase("notebooks, no provenance run", f"notebooks without the provenance run: grade --jobs {jobs} on {n} notebooks")
-    plain = grade_run("notebooks-plain", notebook_samples, n, NOTEBOOK_RUBRIC, work, jobs, env={PROVENANCE_SWITCH: "off"})
+    plain = grade_run(
+        "notebooks-plain", notebook_samples, n, NOTEBOOK_RUBRIC, work, jobs, env={PROVENANCE_SWITCH: "off"}
+    )
     add_rates(plain, start_s, fixed)
     provenance = provenance_cost(notebooks, plain)
 
-    phase("dropout notebooks", f"softmax-dropout notebooks: grade --jobs {jobs} on {n} notebooks (each training replayed with its masks)")
+    phase(
+        "dropout notebooks",
+        f"softmax-dropout notebooks: grade --jobs {jobs} on {n} notebooks (each training replayed with its masks)",
+    )
     dropout = grade_run("notebooks-dropout", sorted(DROPOUT_SAMPLES.glob("*.ipynb")), n, DROPOUT_RUBRIC, work, jobs)
     add_rates(dropout, start_s, fixed)
 
@@ -138,7 +164,10 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     large = grade_run("memory-large", [noop], args.memory_n, CONTRACT_RUBRIC, work, jobs)
     memory = memory_figures(small, large)
 
-    phase("cold check", f"cold check of {CHECK_NOTEBOOK.name} and of {OPTIMIZER_NOTEBOOK.name}, {args.check_runs} times each")
+    phase(
+        "cold check",
+        f"cold check of {CHECK_NOTEBOOK.name} and of {OPTIMIZER_NOTEBOOK.name}, {args.check_runs} times each",
+    )
     check = cold_check(args.check_runs, work)
     check_optimizer = cold_check(args.check_runs, work, OPTIMIZER_NOTEBOOK)
 
@@ -146,16 +175,26 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
     baseline = run_baseline(notebook_samples, baseline_n, jobs, work)
     baseline["ratio_ours_to_baseline"] = round(notebooks["rate_whole_per_s"] / baseline["rate_per_s"], 2)
     speed["end"] = calibration_ms()
-    calibration = {"ms_before": speed, "min_ms": min(speed.values()), "median_ms": statistics.median(speed.values()),
-                   "max_ms": max(speed.values())}
+    calibration = {
+        "ms_before": speed,
+        "min_ms": min(speed.values()),
+        "median_ms": statistics.median(speed.values()),
+        "max_ms": max(speed.values()),
+    }
 
     result = {
         "date": datetime.date.today().isoformat(),
         "timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command,
         "git": git_info(),
-        "parameters": {"n": n, "memory_small_n": args.memory_small_n, "memory_n": args.memory_n, "baseline_n": baseline_n,
-                       "check_runs": args.check_runs, "jobs": jobs},
+        "parameters": {
+            "n": n,
+            "memory_small_n": args.memory_small_n,
+            "memory_n": args.memory_n,
+            "baseline_n": baseline_n,
+            "check_runs": args.check_runs,
+            "jobs": jobs,
+        },
         "machine": machine_info(contract),
         "calibration": calibration,
         "sandbox_start": sandbox,
@@ -170,16 +209,25 @@ def measure(args: argparse.Namespace, baseline_n: int, work: Path, command: str)
         "cold_check_optimizer": check_optimizer,
         "baseline": baseline,
     }
-    phases = {"grade runs": [contract, notebooks, plain, dropout, fixed, noops, small, large], "cold check": [check, check_optimizer], "baseline": [baseline]}
-    walls = {"grade runs": sum(run["wall_s"] for run in phases["grade runs"]),
-             "cold check": sum(sum(run["wall_s"]["runs"]) for run in phases["cold check"]),
-             "baseline": baseline["wall_s"]}
+    phases = {
+        "grade runs": [contract, notebooks, plain, dropout, fixed, noops, small, large],
+        "cold check": [check, check_optimizer],
+        "baseline": [baseline],
+    }
+    walls = {
+        "grade runs": sum(run["wall_s"] for run in phases["grade runs"]),
+        "cold check": sum(sum(run["wall_s"]["runs"]) for run in phases["cold check"]),
+        "baseline": baseline["wall_s"],
+    }
     result["other_load"] = {}
     for phase, runs in phases.items():
         other = [run["other_processes_cpu_s"] for run in runs]
         cpu = None if None in other else round(sum(other), 1)
-        result["other_load"][phase] = {"cpu_s": cpu, "wall_s": round(walls[phase], 1),
-                                       "cores": None if cpu is None else round(cpu / walls[phase], 3)}
+        result["other_load"][phase] = {
+            "cpu_s": cpu,
+            "wall_s": round(walls[phase], 1),
+            "cores": None if cpu is None else round(cpu / walls[phase], 3),
+        }
     result["budgets"] = budgets(result)
     return result
 

@@ -14,7 +14,9 @@ from grader.rubric import Rubric
 from grader.trials import Group, make_trial
 
 
-def answer_key(rubric: Rubric, group: Group = "public", index: int = 0, hidden_seed: str | None = None) -> dict[str, Any]:
+def answer_key(
+    rubric: Rubric, group: Group = "public", index: int = 0, hidden_seed: str | None = None
+) -> dict[str, Any]:
     """Inputs and expected values of trial (`group`, `index`) for every task, as plain Python data."""
     tasks = {}
     for task in rubric.tasks:

@@ -21,7 +21,7 @@ CHUNK = 1 << 16
 
 def is_junk(name: str) -> bool:
     """Names no student hands in on purpose: OS and editor litter, hidden files and folders."""
-    return name in JUNK_NAMES or name.startswith(".") or name.startswith("~$")
+    return name in JUNK_NAMES or name.startswith((".", "~$"))
 
 
 class ArchiveError(SubmissionError):
@@ -94,7 +94,9 @@ def _refusal(name: str, parts: list[str], info: zipfile.ZipInfo, budget: Budget)
     if info.flag_bits & 0x1:
         return "it is encrypted"
     if info.file_size > budget.max_member_bytes:
-        return f"it inflates to {info.file_size / 2**20:.0f} MB (at most {budget.max_member_bytes // 2**20} MB per file)"
+        return (
+            f"it inflates to {info.file_size / 2**20:.0f} MB (at most {budget.max_member_bytes // 2**20} MB per file)"
+        )
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > budget.ratio_floor_bytes and ratio > budget.max_ratio:
         return f"it inflates {ratio:.0f}-fold (a zip bomb)"
@@ -103,8 +105,9 @@ def _refusal(name: str, parts: list[str], info: zipfile.ZipInfo, budget: Budget)
     return ""
 
 
-def _extract_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, parts: list[str],
-                    budget: Budget, label: str) -> bool:
+def _extract_member(
+    zipped: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, parts: list[str], budget: Budget, label: str
+) -> bool:
     """Stream one member to disk, stopping as soon as it inflates past what its header or the budget allow."""
     target = root.joinpath(*parts)
     if root not in target.parents:  # belt and braces: _safe_parts already refused anything that could leave
@@ -122,7 +125,9 @@ def _extract_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, 
                 sink.write(chunk)
     except _Oversized:
         target.unlink(missing_ok=True)
-        budget.notes.append(f"{label}: member {info.filename!r} rejected: it inflates past its declared size (a zip bomb)")
+        budget.notes.append(
+            f"{label}: member {info.filename!r} rejected: it inflates past its declared size (a zip bomb)"
+        )
         return False
     except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError, ValueError) as error:
         target.unlink(missing_ok=True)

@@ -33,18 +33,21 @@ from grader.export.report_json import write_report_json
 from grader.export.results_jsonl import outcome, read_record, report_record, write_results_jsonl
 from grader.export.summary import write_summary
 from grader.files import write_atomic
-from grader.load import submission_hash
 from grader.grade import environment, grade_submission
 from grader.limits import Limits
+from grader.load import submission_hash
 from grader.progress import Progress
-from grader.review import review_items
 from grader.report import CheckResult, CheckStatus, GradeReport
+from grader.review import review_items
 from grader.rubric import Rubric
 from grader.rubric_files import load_rubric, rubric_hash
 from grader.sandbox import Sandbox
 
 SETTINGS = ".grade-settings.json"
-GRADER_ERROR = ("grader_error", "The grader failed on this submission (its own fault, not yours); your instructor has been told.")
+GRADER_ERROR = (
+    "grader_error",
+    "The grader failed on this submission (its own fault, not yours); your instructor has been told.",
+)
 REGRADE = {"grader_error", "sandbox_error"}  # never reused by --resume: the grader's fault, worth another try
 MAX_NOTES_PRINTED = 20
 # Grading threads per sandbox worker: while one thread checks a finished student and writes the reports
@@ -78,11 +81,15 @@ class BatchResult:
 
     def closing_line(self) -> str:
         total = sum(self.counts.values())
-        statuses = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items(), key=lambda item: (-item[1], item[0])))
+        statuses = ", ".join(
+            f"{n} {status}" for status, n in sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
+        )
         resumed = f", {self.reused} unchanged and kept (--resume)" if self.reused else ""
-        return (f"{total} student{'s' * (total != 1)}: {statuses or 'none found'}; {self.full_marks} with full marks; "
-                f"{self.graded} graded in this run{resumed}; {self.to_review} note{'s' * (self.to_review != 1)} to review; "
-                f"summary: {self.out / 'summary.html'}")
+        return (
+            f"{total} student{'s' * (total != 1)}: {statuses or 'none found'}; {self.full_marks} with full marks; "
+            f"{self.graded} graded in this run{resumed}; {self.to_review} note{'s' * (self.to_review != 1)} to review; "
+            f"summary: {self.out / 'summary.html'}"
+        )
 
 
 @dataclass
@@ -148,12 +155,17 @@ def _grade_all(ctx: _Context, pending: list[Candidate], progress: Progress) -> N
                 return
             try:
                 _grade_one(ctx, candidate)
-            except Exception as error:  # noqa: BLE001 - e.g. the disk is full: say so, go on, leave no report
-                print(f"error: {candidate.student}: the report could not be written: {printable(str(error))}", file=sys.stderr)
+            except Exception as error:
+                print(
+                    f"error: {candidate.student}: the report could not be written: {printable(str(error))}",
+                    file=sys.stderr,
+                )
             finished.put(candidate.student)
 
-    threads = [threading.Thread(target=worker, name=f"grade-{i}", daemon=True)
-               for i in range(max(1, min(THREADS_PER_JOB * ctx.options.jobs, len(pending))))]
+    threads = [
+        threading.Thread(target=worker, name=f"grade-{i}", daemon=True)
+        for i in range(max(1, min(THREADS_PER_JOB * ctx.options.jobs, len(pending))))
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -173,34 +185,70 @@ def _grade_one(ctx: _Context, candidate: Candidate) -> None:
         report = problem_report(ctx, candidate, candidate.problem)
     else:
         try:
-            report = grade_submission(ctx.rubric, ctx.rubric_hash, candidate.source, ctx.sandbox, ("public", "hidden"),
-                                      ctx.limits, ctx.options.hidden_seed, files=read_data_files(candidate.data_files))
-        except Exception:  # noqa: BLE001 - a grader bug on one submission must not end the batch
+            report = grade_submission(
+                ctx.rubric,
+                ctx.rubric_hash,
+                candidate.source,
+                ctx.sandbox,
+                ("public", "hidden"),
+                ctx.limits,
+                ctx.options.hidden_seed,
+                files=read_data_files(candidate.data_files),
+            )
+        except Exception:
             report = problem_report(ctx, candidate, GRADER_ERROR, [f"grader error:\n{traceback.format_exc()}"])
-        if report.student != candidate.student or candidate.notes:  # a folder's or a duplicate's id, not the file's stem
-            report = report.model_copy(update={"student": candidate.student, "notes": [*report.notes, *candidate.notes]})
+        if (
+            report.student != candidate.student or candidate.notes
+        ):  # a folder's or a duplicate's id, not the file's stem
+            report = report.model_copy(
+                update={"student": candidate.student, "notes": [*report.notes, *candidate.notes]}
+            )
     if ctx.stopping.is_set():
         return
     folder = ctx.out / candidate.student
     write_report_html(report, folder, ctx.rubric, _command(ctx, candidate))
     write_report_json(report, folder)
-    ctx.records[candidate.student] = json.dumps(report_record(report, candidate.student))  # a quarter of the dict's memory
+    ctx.records[candidate.student] = json.dumps(
+        report_record(report, candidate.student)
+    )  # a quarter of the dict's memory
 
 
-def problem_report(ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: list[str] | None = None) -> GradeReport:
+def problem_report(
+    ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: list[str] | None = None
+) -> GradeReport:
     """The report of a student whose submission could not be run at all: every check unchecked, and why."""
     rubric, seed = ctx.rubric, ctx.options.hidden_seed
     hidden = rubric.trials.hidden if seed is not None or rubric.trials.hidden_seed is not None else 0
     status, message = problem
-    checks = [CheckResult(task=task.id, quantity=check.quantity, status=CheckStatus.missing, points=0.0,
-                          max_points=check.points, visibility=check.visibility, message=f"{check.quantity}: not checked — {message}")
-              for task in rubric.tasks for check in task.checks]
+    checks = [
+        CheckResult(
+            task=task.id,
+            quantity=check.quantity,
+            status=CheckStatus.missing,
+            points=0.0,
+            max_points=check.points,
+            visibility=check.visibility,
+            message=f"{check.quantity}: not checked — {message}",
+        )
+        for task in rubric.tasks
+        for check in task.checks
+    ]
     return GradeReport(
-        grader_version=__version__, rubric_id=rubric.id, rubric_hash=ctx.rubric_hash, student=candidate.student,
-        submission=candidate.name, submission_hash=_file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest(),
+        grader_version=__version__,
+        rubric_id=rubric.id,
+        rubric_hash=ctx.rubric_hash,
+        student=candidate.student,
+        submission=candidate.name,
+        submission_hash=_file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest(),
         trials=[f"public-{i}" for i in range(rubric.trials.public)] + [f"hidden-{i}" for i in range(hidden)],
-        seeds={"public": rubric.seed, **({"hidden": "set"} if hidden else {})}, environment=environment(),
-        status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks, flags=flags or [],
+        seeds={"public": rubric.seed, **({"hidden": "set"} if hidden else {})},
+        environment=environment(),
+        status=status,
+        message=message,
+        score=0.0,
+        max_score=rubric.max_points(),
+        checks=checks,
+        flags=flags or [],
     )
 
 
@@ -220,7 +268,9 @@ def _write_class_files(ctx: _Context, candidates: list[Candidate], result: Batch
         kept = ctx.records.get(candidate.student)
         record = json.loads(kept) if kept else read_record(ctx.out / candidate.student)
         if record is None:
-            result.notes.append(f"missing: no readable report for {candidate.student} ({candidate.origin}); grade again with --resume")
+            result.notes.append(
+                f"missing: no readable report for {candidate.student} ({candidate.origin}); grade again with --resume"
+            )
             continue
         records.append(record)
         result.counts[record["status"]] += 1
@@ -248,8 +298,11 @@ def _same_settings(ctx: _Context, err: TextIO) -> bool:
         previous = None
     if previous == _settings(ctx):
         return True
-    print("note: --resume: the rubric, --timeout or --hidden-seed differ from the last run in this folder "
-          "(or it left no record); grading every student again", file=err)
+    print(
+        "note: --resume: the rubric, --timeout or --hidden-seed differ from the last run in this folder "
+        "(or it left no record); grading every student again",
+        file=err,
+    )
     return False
 
 
@@ -261,8 +314,13 @@ def _up_to_date(candidate: Candidate, folder: Path, rubric_hash: str) -> bool:
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (isinstance(report, dict) and report.get("rubric_hash") == rubric_hash and report.get("student") == candidate.student
-            and outcome(report) not in REGRADE and report.get("submission_hash") == _current_hash(candidate))
+    return (
+        isinstance(report, dict)
+        and report.get("rubric_hash") == rubric_hash
+        and report.get("student") == candidate.student
+        and outcome(report) not in REGRADE
+        and report.get("submission_hash") == _current_hash(candidate)
+    )
 
 
 def _current_hash(candidate: Candidate) -> str | None:

@@ -68,8 +68,9 @@ class Chain:
 _CHAINS: dict[tuple, Chain] = {}
 
 
-def chain_for(kind: str, key: tuple, x: Array, y: Array, params: dict[str, Array], activation: str | Sequence[str],
-              reduction: str) -> Chain | None:
+def chain_for(
+    kind: str, key: tuple, x: Array, y: Array, params: dict[str, Array], activation: str | Sequence[str], reduction: str
+) -> Chain | None:
     """The chain of this trial (cached under `key`: task settings and the trial's fingerprint), or None
     for a kind whose values are not gradients (training, graphs)."""
     if kind == "mlp_regression":
@@ -109,8 +110,10 @@ def _derivative_options(name: str, main: str, z: Array, a: Array) -> Options:
         return _kept(correct, [("derivative_without_activation", _derivative(main, z))] if main != "identity" else [])
     alternatives = [("hidden_derivative_omitted", np.ones_like(z))]
     if name in _FORMULA:
-        alternatives += [("derivative_at_activation", _derivative(name, a)),
-                         ("derivative_formula_on_preactivation", _FORMULA[name](z))]
+        alternatives += [
+            ("derivative_at_activation", _derivative(name, a)),
+            ("derivative_formula_on_preactivation", _FORMULA[name](z)),
+        ]
     if name == "relu":
         alternatives.append(("relu_derivative_at_zero", (z >= 0).astype(np.float64)))
     return _kept(correct, alternatives)
@@ -145,7 +148,9 @@ def _mlp_chain(x: Array, y: Array, params: dict[str, Array], activation: str | S
             derivatives = _derivative_options(names[l - 1], main, cache[f"z{l}"], cache[f"a{l}"])
             delta = (delta @ weights[l + 1]) * derivatives[0][1]
         layers[l] = Layer(l, derivatives, _input_options(l, cache), delta, names[l - 1] if l < L else "")
-    return Chain("mlp_regression", layers, _kept(correct, outputs), weights, aL.shape[0], bias, reduction, aL.size, main)
+    return Chain(
+        "mlp_regression", layers, _kept(correct, outputs), weights, aL.shape[0], bias, reduction, aL.size, main
+    )
 
 
 def _classifier_chain(x: Array, y: Array, params: dict[str, Array], reduction: str) -> Chain:
@@ -162,7 +167,18 @@ def _classifier_chain(x: Array, y: Array, params: dict[str, Array], reduction: s
     cache = {"a0": x, "z1": z1, "a1": h, "z2": z2, "a2": probs}
     derivatives = _derivative_options("relu", "relu", z1, h)
     delta1 = (correct @ weights[2]) * drelu(z1)
-    layers = {2: Layer(2, None, _input_options(2, cache), correct, ""),
-              1: Layer(1, derivatives, _input_options(1, cache), delta1, "relu")}
-    return Chain("softmax_classifier", layers, _kept(correct, [("logits_instead_of_probs", (z2 - y) / mean)]),
-                 weights, x.shape[0], bias, reduction, x.shape[0], "relu")
+    layers = {
+        2: Layer(2, None, _input_options(2, cache), correct, ""),
+        1: Layer(1, derivatives, _input_options(1, cache), delta1, "relu"),
+    }
+    return Chain(
+        "softmax_classifier",
+        layers,
+        _kept(correct, [("logits_instead_of_probs", (z2 - y) / mean)]),
+        weights,
+        x.shape[0],
+        bias,
+        reduction,
+        x.shape[0],
+        "relu",
+    )

@@ -16,10 +16,10 @@ from grader.checkspec import Check, Tolerance
 from grader.compare import Comparison, Verdict, align, compare, compare_trials
 from grader.diagnose import diagnose
 from grader.expected import expected_values
+from grader.found import Found
 from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric import Rubric
 from grader.run import call_id
-from grader.found import Found
 from grader.source_layout import TRANSPOSED_NOTE, read_in_source_layout, single_layout_square, weight_shapes
 from grader.tasks import Task
 from grader.trials import Trial
@@ -74,9 +74,13 @@ def _judged(per_trial: list[TrialResult | _Pending]) -> list[TrialResult]:
     pending = [p for p in per_trial if isinstance(p, _Pending)]
     if not pending:
         return per_trial
-    if len({(p.label, p.tolerance, p.allow_in_out) for p in pending}) == 1 and all(p.uncertainty is None for p in pending):
+    if len({(p.label, p.tolerance, p.allow_in_out) for p in pending}) == 1 and all(
+        p.uncertainty is None for p in pending
+    ):
         first = pending[0]
-        outcomes = compare_trials(first.label, [p.found for p in pending], [p.expected for p in pending], first.tolerance, first.allow_in_out)
+        outcomes = compare_trials(
+            first.label, [p.found for p in pending], [p.expected for p in pending], first.tolerance, first.allow_in_out
+        )
     else:
         outcomes = [compare(p.label, p.found, p.expected, p.tolerance, p.allow_in_out, p.uncertainty) for p in pending]
     made = iter(_trial_result(p, outcome) for p, outcome in zip(pending, outcomes))
@@ -105,10 +109,15 @@ def _transpose_passes(pending: _Pending) -> bool:
     """Whether the failing square value, transposed, would pass (with its printed precision, if any)."""
     found = np.asarray(pending.found, dtype=np.float64)
     uncertainty = None if pending.uncertainty is None else np.asarray(pending.uncertainty).T
-    return compare(pending.label, found.T, pending.expected, pending.tolerance, False, uncertainty).verdict == Verdict.passed
+    return (
+        compare(pending.label, found.T, pending.expected, pending.tolerance, False, uncertainty).verdict
+        == Verdict.passed
+    )
 
 
-def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]) -> TrialResult | _Pending:
+def _check_trial(
+    rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]
+) -> TrialResult | _Pending:
     if check.quantity == "architecture":
         return _architecture(rubric, task, trial, found_by_call)
     source, name = check.quantity.split(".", 1)
@@ -119,7 +128,9 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
     if name == "nodes":
         return _nodes(check.quantity, trial, found, expected["nodes"])
     if name not in expected:  # a free-form notebook's own net can have fewer layers than the rubric's
-        return TrialResult(trial=trial.name, status=CheckStatus.failed, message=f"{check.quantity}: the net that ran has no {name[1:]}")
+        return TrialResult(
+            trial=trial.name, status=CheckStatus.failed, message=f"{check.quantity}: the net that ran has no {name[1:]}"
+        )
     want = expected[name]
     label = check.quantity
     if task.kind == "dropout_training":  # lr 0.01 moves weights under 1 %: compare the update, not the weights
@@ -129,8 +140,17 @@ def _check_trial(rubric: Rubric, task: Task, check: Check, trial: Trial, expecte
             found, want, label = aligned - initial, want - initial, f"{check.quantity} (update W_final − W_initial)"
     allow_in_out = rubric.submission.allow_in_out and name.startswith("dW")
     square = allow_in_out and single_layout_square(result, name, weight_shapes(expected))
-    return _Pending(trial.name, label, found, want, rubric.tolerance_for(check), allow_in_out, result.uncertainty.get(name),
-                    result.layouts.get(name), square)
+    return _Pending(
+        trial.name,
+        label,
+        found,
+        want,
+        rubric.tolerance_for(check),
+        allow_in_out,
+        result.uncertainty.get(name),
+        result.layouts.get(name),
+        square,
+    )
 
 
 def _found(result: Found | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:
@@ -155,7 +175,9 @@ def _found(result: Found | None, name: str, quantity: str, function: str) -> tup
 def _nodes(quantity: str, trial: Trial, found: object, expected: list[str]) -> TrialResult:
     found_sorted = sorted(str(node) for node in found) if isinstance(found, list) else None
     if found_sorted == sorted(expected):
-        return TrialResult(trial=trial.name, status=CheckStatus.passed, message=f"{quantity}: all {len(expected)} nodes named")
+        return TrialResult(
+            trial=trial.name, status=CheckStatus.passed, message=f"{quantity}: all {len(expected)} nodes named"
+        )
     if found_sorted is None:
         message = f"{quantity}: expected a list of node names, found {type(found).__name__}"
     else:
@@ -181,10 +203,22 @@ def _architecture(rubric: Rubric, task: Task, trial: Trial, found_by_call: Mappi
                 if aligned is None:
                     wrong.append(f"{source}.{name} {tuple(result.values[name].shape)} (expected {shape})")
     if wrong:
-        return TrialResult(trial=trial.name, status=CheckStatus.failed, message="architecture: shapes differ from the rubric's net: " + ", ".join(wrong))
+        return TrialResult(
+            trial=trial.name,
+            status=CheckStatus.failed,
+            message="architecture: shapes differ from the rubric's net: " + ", ".join(wrong),
+        )
     if not seen:
-        return TrialResult(trial=trial.name, status=CheckStatus.missing, message="architecture: no parameter-shaped values were returned to check")
-    return TrialResult(trial=trial.name, status=CheckStatus.passed, message=f"architecture: every returned shape matches {list(shapes.values())}")
+        return TrialResult(
+            trial=trial.name,
+            status=CheckStatus.missing,
+            message="architecture: no parameter-shaped values were returned to check",
+        )
+    return TrialResult(
+        trial=trial.name,
+        status=CheckStatus.passed,
+        message=f"architecture: every returned shape matches {list(shapes.values())}",
+    )
 
 
 def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult], first: Found | None) -> CheckResult:
@@ -204,9 +238,17 @@ def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult
     name = check.quantity.split(".", 1)[-1]
     provenance = first.provenance.get(name, "") if first is not None else ""
     return CheckResult(
-        task=task.id, quantity=check.quantity, status=status, points=round(points, 10), max_points=check.points,
-        group_points=group_points, group_max_points=group_max,
-        visibility=check.visibility, message=message, provenance=provenance, trials=per_trial,
+        task=task.id,
+        quantity=check.quantity,
+        status=status,
+        points=round(points, 10),
+        max_points=check.points,
+        group_points=group_points,
+        group_max_points=group_max,
+        visibility=check.visibility,
+        message=message,
+        provenance=provenance,
+        trials=per_trial,
     )
 
 

@@ -28,7 +28,9 @@ class Tolerance(BaseModel):
         1e-5, ge=0, le=1, description="Absolute tolerance relative to the largest |expected| of the quantity."
     )
     precision_rel: float = Field(
-        1e-2, gt=0, le=1,
+        1e-2,
+        gt=0,
+        le=1,
         description="Values read from text count as verified only if their printed precision (half a unit in the "
         "last digit) is at most this fraction of the largest |expected|; coarser ones are 'not verifiable'.",
     )

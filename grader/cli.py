@@ -103,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check a submission on the public trials (students: before handing in)")
     check.add_argument("file", type=Path, help="your .py file or .ipynb notebook")
     check.add_argument("--rubric", required=True, help="bundled rubric id or path")
-    check.add_argument("--out", type=Path, default=Path("backprop-grader-report"), help="folder for report.json (default: %(default)s)")
+    check.add_argument(
+        "--out", type=Path, default=Path("backprop-grader-report"), help="folder for report.json (default: %(default)s)"
+    )
     check.add_argument("--timeout", type=float, help="wall and CPU seconds allowed (default: the rubric's)")
     check.set_defaults(run=_check)
 
@@ -156,7 +158,9 @@ def _rubric_validate(args: argparse.Namespace) -> int:
             failed += 1
             print(f"INVALID {error}", file=sys.stderr)
         else:
-            print(f"ok      {find_rubric(name)}: {rubric.id}, {len(rubric.tasks)} task(s), {rubric.max_points():g} points")
+            print(
+                f"ok      {find_rubric(name)}: {rubric.id}, {len(rubric.tasks)} task(s), {rubric.max_points():g} points"
+            )
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -175,7 +179,9 @@ def _solve(args: argparse.Namespace) -> int:
     group = "hidden" if args.hidden else "public"
     count = rubric.trials.hidden if args.hidden else rubric.trials.public
     if not 0 <= args.trial < count:
-        raise UsageError(f"--trial {args.trial}: rubric {rubric.id} has {count} {group} trial(s), numbered 0 to {count - 1}")
+        raise UsageError(
+            f"--trial {args.trial}: rubric {rubric.id} has {count} {group} trial(s), numbered 0 to {count - 1}"
+        )
     if args.hidden and hidden_seed_option(args.hidden_seed) is None and rubric.trials.hidden_seed is None:
         raise UsageError(f"--hidden: rubric {rubric.id} has no trials.hidden_seed; pass --hidden-seed SECRET")
     key = answer_key(rubric, group, args.trial, args.hidden_seed)
@@ -214,7 +220,9 @@ def _check(args: argparse.Namespace) -> int:
     print(render_table(report))
     print(f"report: {path} and {html}")
     visible = [c for c in report.checks if c.visibility == Visibility.visible]
-    return EXIT_OK if report.status == "graded" and all(c.status == CheckStatus.passed for c in visible) else EXIT_FAILED
+    return (
+        EXIT_OK if report.status == "graded" and all(c.status == CheckStatus.passed for c in visible) else EXIT_FAILED
+    )
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -26,17 +26,35 @@ EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 def add_grade_command(commands: argparse._SubParsersAction) -> None:
     """Register `grade` on the CLI's subcommands."""
     grade = commands.add_parser(
-        "grade", help="grade a class: .py/.ipynb files, a folder per student, .zip archives",
+        "grade",
+        help="grade a class: .py/.ipynb files, a folder per student, .zip archives",
         description="Grade every submission under PATH... on the rubric's public and hidden trials. Writes "
-                    "OUT/<student>/report.json and report.html, and OUT/summary.html, gradebook.csv, results.jsonl.",
+        "OUT/<student>/report.json and report.html, and OUT/summary.html, gradebook.csv, results.jsonl.",
     )
-    grade.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a .py or .ipynb file, a folder of submissions, or a .zip of them")
+    grade.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a .py or .ipynb file, a folder of submissions, or a .zip of them",
+    )
     grade.add_argument("--rubric", required=True, help="bundled rubric id or path")
     grade.add_argument("--out", type=Path, help="folder for the reports (default: out/<rubric id>)")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: the core count, %(default)s)")
-    grade.add_argument("--resume", action="store_true", help="skip students whose report is up to date (same file, rubric and settings)")
+    grade.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="submissions graded at once (default: the core count, %(default)s)",
+    )
+    grade.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip students whose report is up to date (same file, rubric and settings)",
+    )
     grade.add_argument("--timeout", type=float, help="wall and CPU seconds per submission (default: the rubric's)")
-    grade.add_argument("--hidden-seed", metavar="SECRET", help="secret of the hidden trials (default: the rubric's trials.hidden_seed)")
+    grade.add_argument(
+        "--hidden-seed", metavar="SECRET", help="secret of the hidden trials (default: the rubric's trials.hidden_seed)"
+    )
     grade.set_defaults(run=run_grade)
 
 
@@ -53,12 +71,22 @@ def run_grade(args: argparse.Namespace) -> int:
         _warn_of_a_public_hidden_seed(rubric, args.hidden_seed)
         out = args.out or Path("out") / rubric.id
         _validate(args, out)
-        options = BatchOptions(paths=tuple(args.paths), rubric=args.rubric, out=out, jobs=args.jobs, resume=args.resume,
-                               timeout=args.timeout, hidden_seed=args.hidden_seed)
+        options = BatchOptions(
+            paths=tuple(args.paths),
+            rubric=args.rubric,
+            out=out,
+            jobs=args.jobs,
+            resume=args.resume,
+            timeout=args.timeout,
+            hidden_seed=args.hidden_seed,
+        )
         try:
             result = run_batch(options, sandbox=sandbox)
         except KeyboardInterrupt:
-            print("\ninterrupted: finished students are kept; run the same command with --resume to go on", file=sys.stderr)
+            print(
+                "\ninterrupted: finished students are kept; run the same command with --resume to go on",
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
     finally:
         if sandbox is not None:
@@ -90,9 +118,11 @@ def _warn_of_a_public_hidden_seed(rubric: Rubric, hidden_seed: str | None) -> No
 
     public = None if hidden_seed is not None else public_hidden_seed(rubric)
     if public:
-        print(f"warning: rubric {rubric.id}: {public}, so students can compute the hidden trials; grade with your own "
-              "copy whose [trials] hidden_seed is the output of `backprop-grader rubric secret` (or pass --hidden-seed)",
-              file=sys.stderr)
+        print(
+            f"warning: rubric {rubric.id}: {public}, so students can compute the hidden trials; grade with your own "
+            "copy whose [trials] hidden_seed is the output of `backprop-grader rubric secret` (or pass --hidden-seed)",
+            file=sys.stderr,
+        )
 
 
 def _validate_arguments(args: argparse.Namespace) -> None:
@@ -103,7 +133,9 @@ def _validate_arguments(args: argparse.Namespace) -> None:
     hidden_seed_option(args.hidden_seed)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
-        raise UsageError(f"{', '.join(missing)}: no such file or folder; pass .py/.ipynb files, folders or .zip archives")
+        raise UsageError(
+            f"{', '.join(missing)}: no such file or folder; pass .py/.ipynb files, folders or .zip archives"
+        )
     wrong = [str(p) for p in args.paths if p.is_file() and p.suffix.lower() not in (".py", ".ipynb", ".zip")]
     if wrong:
         raise UsageError(f"{', '.join(wrong)}: expected a .py or .ipynb file, a folder or a .zip archive")

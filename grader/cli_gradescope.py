@@ -14,25 +14,44 @@ from pathlib import Path
 
 def add_gradescope_command(commands: argparse._SubParsersAction) -> None:
     """Register `gradescope build|run` on the main parser's subcommands."""
-    gradescope = commands.add_parser("gradescope", help="Gradescope autograder: build the zip, run inside the container")
+    gradescope = commands.add_parser(
+        "gradescope", help="Gradescope autograder: build the zip, run inside the container"
+    )
     actions = gradescope.add_subparsers(title="gradescope commands", metavar="ACTION", required=True)
 
     build = actions.add_parser("build", help="write the autograder zip to upload to Gradescope")
     build.add_argument("--rubric", required=True, help="bundled rubric id or path (the copy with your hidden seed)")
-    build.add_argument("-o", "--output", type=Path, default=Path("autograder.zip"), help="zip to write (default: %(default)s)")
+    build.add_argument(
+        "-o", "--output", type=Path, default=Path("autograder.zip"), help="zip to write (default: %(default)s)"
+    )
     build.add_argument("--torch-version", help="torch release setup.sh installs (default: the installed torch's)")
-    build.add_argument("--torch-build", choices=("cpu", "cuda"), default="cpu",
-                       help="torch build setup.sh installs: cpu (default; the PyTorch CPU wheel index) or cuda "
-                            "(pip's default index; 2.74 GB of wheels)")
+    build.add_argument(
+        "--torch-build",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="torch build setup.sh installs: cpu (default; the PyTorch CPU wheel index) or cuda "
+        "(pip's default index; 2.74 GB of wheels)",
+    )
     build.add_argument("--torch-index-url", help="package index setup.sh installs torch from (overrides --torch-build)")
-    build.add_argument("--allow-public-hidden-seed", action="store_true",
-                       help="build even though the rubric's hidden seed is a bundled (public) one")
-    build.add_argument("--wheel", type=Path, help="a built backprop-grader wheel to bundle (default: build one from this source tree)")
+    build.add_argument(
+        "--allow-public-hidden-seed",
+        action="store_true",
+        help="build even though the rubric's hidden seed is a bundled (public) one",
+    )
+    build.add_argument(
+        "--wheel", type=Path, help="a built backprop-grader wheel to bundle (default: build one from this source tree)"
+    )
     build.set_defaults(run=_build)
 
-    run = actions.add_parser("run", help="inside the container: grade <root>/submission, write <root>/results/results.json")
-    run.add_argument("--rubric", required=True, help="bundled rubric id or path (run_autograder passes the bundled copy)")
-    run.add_argument("--root", type=Path, default=Path("/autograder"), help="the autograder directory (default: %(default)s)")
+    run = actions.add_parser(
+        "run", help="inside the container: grade <root>/submission, write <root>/results/results.json"
+    )
+    run.add_argument(
+        "--rubric", required=True, help="bundled rubric id or path (run_autograder passes the bundled copy)"
+    )
+    run.add_argument(
+        "--root", type=Path, default=Path("/autograder"), help="the autograder directory (default: %(default)s)"
+    )
     run.add_argument("--timeout", type=_seconds, help="wall and CPU seconds allowed (default: the rubric's)")
     run.set_defaults(run=_run)
 
@@ -40,8 +59,15 @@ def add_gradescope_command(commands: argparse._SubParsersAction) -> None:
 def _build(args: argparse.Namespace) -> int:
     from grader.gradescope.build import MEMORY_ADVICE, build_autograder, torch_download
 
-    path = build_autograder(args.rubric, args.output, args.torch_version, args.torch_index_url, args.wheel,
-                            torch_build=args.torch_build, allow_public_hidden_seed=args.allow_public_hidden_seed)
+    path = build_autograder(
+        args.rubric,
+        args.output,
+        args.torch_version,
+        args.torch_index_url,
+        args.wheel,
+        torch_build=args.torch_build,
+        allow_public_hidden_seed=args.allow_public_hidden_seed,
+    )
     print(f"wrote {path}: upload it as the assignment's autograder (Configure Autograder → Zip file upload)")
     print(torch_download(args.torch_version, args.torch_index_url, args.torch_build))
     print(MEMORY_ADVICE)

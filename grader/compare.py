@@ -14,7 +14,6 @@ import numpy as np
 
 from grader.checkspec import Tolerance
 
-
 _TINY = float(np.finfo(np.float64).tiny)
 _MAX, _ALL = np.maximum.reduce, np.logical_and.reduce  # without ndarray.max's Python wrapper
 
@@ -63,9 +62,11 @@ def compare(
     expected = np.asarray(expected, dtype=np.float64)
     aligned, layout = align(found, expected, allow_transposed)
     if aligned is None:
-        hint = " — this is the transpose; return gradients in the same layout as params" if (
-            found.ndim == 2 and found.T.shape == expected.shape
-        ) else ""
+        hint = (
+            " — this is the transpose; return gradients in the same layout as params"
+            if (found.ndim == 2 and found.T.shape == expected.shape)
+            else ""
+        )
         return Comparison(Verdict.wrong_shape, f"{name}: expected shape {expected.shape}, found {found.shape}{hint}")
     magnitude, scale, atol_eff, allowed = _allowed(expected, tolerance)
     error = np.abs(aligned - expected)
@@ -73,7 +74,9 @@ def compare(
     if not math.isfinite(max_abs) and not np.isfinite(aligned).all():  # only then look for the culprit
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(aligned))[0])
         value = aligned[bad] if aligned.ndim else aligned
-        return Comparison(Verdict.not_finite, f"{name}: expected finite numbers, found {value} at {bad}", layout, where=bad)
+        return Comparison(
+            Verdict.not_finite, f"{name}: expected finite numbers, found {value} at {bad}", layout, where=bad
+        )
     printed_max = 0.0
     if uncertainty is not None:
         printed, _ = align(np.asarray(uncertainty, dtype=np.float64), expected, allow_transposed)
@@ -86,15 +89,31 @@ def compare(
         off = 0 if not error.size or not over.flat[flat] > 0.0 else int(np.count_nonzero(over > 0.0))
     else:  # inf − inf or a nan: count what the tolerance rule does not accept
         off = int(np.count_nonzero(~(error <= allowed)))
-    return _judge(name, tolerance, layout, aligned, expected, error, allowed, (max_abs, max_rel, atol_eff, scale, flat, off), printed_max)
+    return _judge(
+        name,
+        tolerance,
+        layout,
+        aligned,
+        expected,
+        error,
+        allowed,
+        (max_abs, max_rel, atol_eff, scale, flat, off),
+        printed_max,
+    )
 
 
-def compare_trials(name: str, founds: list, expecteds: list[np.ndarray], tolerance: Tolerance, allow_transposed: bool = False) -> list[Comparison]:
+def compare_trials(
+    name: str, founds: list, expecteds: list[np.ndarray], tolerance: Tolerance, allow_transposed: bool = False
+) -> list[Comparison]:
     """`compare(name, found, expected, tolerance, allow_transposed)` for each pair, with the same results, in one numpy pass
     over all of them when every found value already has its expected shape and every error is finite (the
     usual case): a check runs on every trial, and small-array numpy calls cost more than their arithmetic."""
     shape = np.shape(expecteds[0]) if expecteds else ()
-    if len(founds) < 2 or any(not isinstance(f, np.ndarray) or f.shape != shape for f in founds) or any(np.shape(e) != shape for e in expecteds):
+    if (
+        len(founds) < 2
+        or any(not isinstance(f, np.ndarray) or f.shape != shape for f in founds)
+        or any(np.shape(e) != shape for e in expecteds)
+    ):
         return [compare(name, f, e, tolerance, allow_transposed) for f, e in zip(founds, expecteds)]
     found = np.array(founds, dtype=np.float64)
     expected = np.array(expecteds, dtype=np.float64)
@@ -113,23 +132,55 @@ def compare_trials(name: str, founds: list, expecteds: list[np.ndarray], toleran
     excess = (error / np.maximum(allowed, _TINY)).reshape(found.shape)
     error, allowed = error.reshape(found.shape), allowed.reshape(found.shape)
     return [
-        _judge(name, tolerance, "as expected", found[t], expected[t], error[t], allowed[t],
-               (float(max_abs[t]), float(max_rel[t]), float(atol_eff[t]), float(scale[t]), int(flat[t]), int(off[t]) if failing[t] else 0),
-               excess=excess[t])
+        _judge(
+            name,
+            tolerance,
+            "as expected",
+            found[t],
+            expected[t],
+            error[t],
+            allowed[t],
+            (
+                float(max_abs[t]),
+                float(max_rel[t]),
+                float(atol_eff[t]),
+                float(scale[t]),
+                int(flat[t]),
+                int(off[t]) if failing[t] else 0,
+            ),
+            excess=excess[t],
+        )
         for t in range(trials)
     ]
 
 
-def _judge(name: str, tolerance: Tolerance, layout: str, aligned: np.ndarray, expected: np.ndarray, error: np.ndarray,
-           allowed: np.ndarray, stats: tuple[float, float, float, float, int, int], printed_max: float = 0.0,
-           excess: np.ndarray | None = None) -> Comparison:
+def _judge(
+    name: str,
+    tolerance: Tolerance,
+    layout: str,
+    aligned: np.ndarray,
+    expected: np.ndarray,
+    error: np.ndarray,
+    allowed: np.ndarray,
+    stats: tuple[float, float, float, float, int, int],
+    printed_max: float = 0.0,
+    excess: np.ndarray | None = None,
+) -> Comparison:
     """The verdict and its message from the errors: stats are the largest absolute and relative errors,
     atol_eff, max|expected|, the flat index of the largest overshoot and how many values are off (0: none);
     `excess` is error / allowed when already computed."""
     max_abs, max_rel, atol_eff, scale, flat, off = stats
     worst = _index(flat, error.shape) if error.size else ()
-    fields = dict(layout=layout, max_abs_error=max_abs, max_rel_error=max_rel, where=worst, atol_eff=atol_eff, rtol=tolerance.rtol,
-                  aligned=aligned, excess=error / np.maximum(allowed, _TINY) if excess is None else excess)
+    fields = dict(
+        layout=layout,
+        max_abs_error=max_abs,
+        max_rel_error=max_rel,
+        where=worst,
+        atol_eff=atol_eff,
+        rtol=tolerance.rtol,
+        aligned=aligned,
+        excess=error / np.maximum(allowed, _TINY) if excess is None else excess,
+    )
     if not off and printed_max > tolerance.precision_rel * scale:
         return Comparison(
             Verdict.not_verifiable,

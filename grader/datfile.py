@@ -49,9 +49,14 @@ def parse_dat(text: str | bytes) -> ParsedDat:
     it is decoded, and every pass below is linear in the size, so reading a file costs at most a second
     or so whatever it holds (DESIGN §5, sandbox property 9)."""
     if len(text) > MAX_DAT_BYTES:
-        return ParsedDat([], [f"the file is {len(text) / 2**20:.1f} MiB, more than the {MAX_DAT_BYTES >> 20} MiB "
-                              "the grader reads, so none of it was read; write only the gradients (and the "
-                              "prediction and loss) to it, not a training log"])
+        return ParsedDat(
+            [],
+            [
+                f"the file is {len(text) / 2**20:.1f} MiB, more than the {MAX_DAT_BYTES >> 20} MiB "
+                "the grader reads, so none of it was read; write only the gradients (and the "
+                "prediction and loss) to it, not a training log"
+            ],
+        )
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
@@ -69,12 +74,15 @@ def parse_dat(text: str | bytes) -> ParsedDat:
     labels, contexts, linear_index = [], [], []
     previous_end = 0
     for block in found.blocks:
-        gap = text[previous_end:block.start]
+        gap = text[previous_end : block.start]
         parts = gap.split("\n")
         lines = parts[:-1] if previous_end == 0 else parts[1:-1]
         offsets = _line_offsets(previous_end, parts, previous_end == 0)
-        candidates = [(_shorten(ln.strip().lstrip("#").strip()), off) for ln, off in zip(lines, offsets)
-                      if _is_label_line(ln) and off != header_start]
+        candidates = [
+            (_shorten(ln.strip().lstrip("#").strip()), off)
+            for ln, off in zip(lines, offsets)
+            if _is_label_line(ln) and off != header_start
+        ]
         label = _shorten(csv_label(table, text, block.start)) if table else ""
         if not label:
             label = _shorten(_clean_inline(parts[-1]))
@@ -142,10 +150,18 @@ def _arrays(blocks: list[Block], labels, contexts, members, linear_index, n_line
             if layer is None and linear_index[k] is not None:
                 layer = linear_index[k] + 1
         values, uncertainty = measure(block.tokens)
-        arrays.append(DatArray(
-            label=labels[k], values=values.reshape(block.shape), uncertainty=uncertainty.reshape(block.shape),
-            line=line_of(block.start), role=roles[k], layer=layer, context=contexts[k], member=members[k],
-        ))
+        arrays.append(
+            DatArray(
+                label=labels[k],
+                values=values.reshape(block.shape),
+                uncertainty=uncertainty.reshape(block.shape),
+                line=line_of(block.start),
+                role=roles[k],
+                layer=layer,
+                context=contexts[k],
+                member=members[k],
+            )
+        )
     return arrays
 
 
@@ -206,7 +222,7 @@ def _is_label_line(line: str) -> bool:
 def _clean_inline(inline: str) -> str:
     """The label text before an array on its own line, without CSV index cells, quotes and '=' / '['."""
     text = inline.strip()
-    if re.match(r"^\d+\s*,", text) or text.endswith(",") or text.endswith(',"'):
+    if re.match(r"^\d+\s*,", text) or text.endswith((",", ',"')):
         cells = [cell.strip().strip("\"'") for cell in text.split(",")]
         return " ".join(cell for cell in cells if cell and not NUMBER_RE.fullmatch(cell))
     text = text.replace('"', "").replace("'", "")

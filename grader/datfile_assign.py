@@ -110,21 +110,25 @@ class _State:
 
         best = max(schemes, key=score)  # max keeps the first of equal scores: 'plain' unless another fits more
         if best.name != "plain":
-            self.notes.append({
-                "zero_based": "layer numbers in the labels are read as counting from 0 (layer 0 is the first layer)",
-                "ranked": f"layer numbers in the labels ({', '.join(map(str, best.ranks))}) are read in order as "
-                          "layers 1, 2, … (nn.Sequential numbering)",
-                "from_layer": "'hidden layer k' in the labels is read as the weights leaving hidden layer k "
-                              "(layer k + 1), the only reading under which the shapes fit",
-            }[best.name])
+            self.notes.append(
+                {
+                    "zero_based": "layer numbers in the labels are read as counting from 0 (layer 0 is the first layer)",
+                    "ranked": f"layer numbers in the labels ({', '.join(map(str, best.ranks))}) are read in order as "
+                    "layers 1, 2, … (nn.Sequential numbering)",
+                    "from_layer": "'hidden layer k' in the labels is read as the weights leaving hidden layer k "
+                    "(layer k + 1), the only reading under which the shapes fit",
+                }[best.name]
+            )
         return best
 
     # --- the four steps ---------------------------------------------------------------------------
     def claim(self, k: int, key: str, how: str) -> None:
         if key in self.taken:
             first = self.arrays[self.taken[key][0]]
-            self.notes.append(f"{key} is printed again at line {self.arrays[k].line} ({_quote(self.arrays[k].label)}); "
-                              f"the value from line {first.line} was used")
+            self.notes.append(
+                f"{key} is printed again at line {self.arrays[k].line} ({_quote(self.arrays[k].label)}); "
+                f"the value from line {first.line} was used"
+            )
             self.used.add(k)
             return
         self.taken[key] = (k, how)
@@ -149,8 +153,11 @@ class _State:
             shape = linear_shape(array.context)
             matches = [l for l in range(1, self.n + 1) if shape == (self.layers[l - 1], self.layers[l])]
             if len(matches) == 1:
-                self.claim(k, f"d{self.kind(k)}{matches[0]}",
-                           f"by the Linear(in_features={shape[0]}, out_features={shape[1]}) line above it")
+                self.claim(
+                    k,
+                    f"d{self.kind(k)}{matches[0]}",
+                    f"by the Linear(in_features={shape[0]}, out_features={shape[1]}) line above it",
+                )
 
     def by_list_order(self) -> None:
         groups: dict[int, list[int]] = {}
@@ -161,9 +168,16 @@ class _State:
         weights = [f"dW{l}" for l in range(1, self.n + 1)]
         biases = [f"db{l}" for l in range(1, self.n + 1)]
         interleaved = [key for pair in zip(weights, biases) for key in pair]
-        orders = [weights, weights[::-1], biases, biases[::-1], interleaved,
-                  [key for pair in zip(weights[::-1], biases[::-1]) for key in pair], weights + biases,
-                  weights[::-1] + biases[::-1]]
+        orders = [
+            weights,
+            weights[::-1],
+            biases,
+            biases[::-1],
+            interleaved,
+            [key for pair in zip(weights[::-1], biases[::-1]) for key in pair],
+            weights + biases,
+            weights[::-1] + biases[::-1],
+        ]
         for items in groups.values():
             if any(k in self.used for k in items) or len(items) != self.arrays[items[0]].member[2]:
                 continue
@@ -173,8 +187,12 @@ class _State:
                     for k, key in zip(items, order)
                 ):
                     for place, (k, key) in enumerate(zip(items, order), start=1):
-                        self.claim(k, key, f"by its place in the list at line {self.arrays[items[0]].line} "
-                                           f"(item {place} of {len(items)}; the shapes agree with that order)")
+                        self.claim(
+                            k,
+                            key,
+                            f"by its place in the list at line {self.arrays[items[0]].line} "
+                            f"(item {place} of {len(items)}; the shapes agree with that order)",
+                        )
                     break
 
     def by_shape(self) -> None:
@@ -183,8 +201,9 @@ class _State:
         while progress:
             progress = False
             open_keys = [key for key in self.keys() if key not in self.taken]
-            fitting = {k: [key for key in keys if key not in self.taken]
-                       for k, keys in possible.items() if k not in self.used}
+            fitting = {
+                k: [key for key in keys if key not in self.taken] for k, keys in possible.items() if k not in self.used
+            }
             for key in open_keys:
                 arrays = [k for k, keys in fitting.items() if key in keys]
                 if len(arrays) == 1 and fitting[arrays[0]] == [key]:
@@ -245,8 +264,10 @@ class _State:
                     why = f"it could be any of {', '.join(open_keys)} and its label does not say which"
                 else:
                     why = f"its shape fits no open gradient of a {net} net"
-                result.problems.append(f"line {array.line}: array of shape {array.values.shape} "
-                                       f"({_quote(array.label)}) was not assigned: {why}")
+                result.problems.append(
+                    f"line {array.line}: array of shape {array.values.shape} "
+                    f"({_quote(array.label)}) was not assigned: {why}"
+                )
             elif array.role == "weight":
                 result.notes.append(f"line {array.line} ({_quote(array.label)}): parameter values, not a gradient")
             else:
@@ -258,15 +279,23 @@ class _State:
         if len(shape) == 1:
             return "out_in", f", printed as a vector of {shape[0]}"
         if shape not in ((out, into), (into, out)):
-            return "unknown", (f"; its shape {shape} fits neither ({out}, {into}) nor ({into}, {out}) "
-                               f"for layers {self.layers}")
+            return "unknown", (
+                f"; its shape {shape} fits neither ({out}, {into}) nor ({into}, {out}) for layers {self.layers}"
+            )
         if out != into:
-            return ("out_in", " in torch's (out, in) layout") if shape == (out, into) else (
-                "in_out", " in the (in, out) layout, the transpose of torch's (out, in)")
+            return (
+                ("out_in", " in torch's (out, in) layout")
+                if shape == (out, into)
+                else ("in_out", " in the (in, out) layout, the transpose of torch's (out, in)")
+            )
         said = self.words[k].layout or self.context[k].layout
-        others = {self._layout(j, f"dW{l}")[0] for l in range(1, self.n + 1) if f"dW{l}" in self.taken
-                  for j in [self.taken[f"dW{l}"][0]]
-                  if self.layers[l] != self.layers[l - 1] and self.arrays[j].values.ndim == 2} - {"unknown"}
+        others = {
+            self._layout(j, f"dW{l}")[0]
+            for l in range(1, self.n + 1)
+            if f"dW{l}" in self.taken
+            for j in [self.taken[f"dW{l}"][0]]
+            if self.layers[l] != self.layers[l - 1] and self.arrays[j].values.ndim == 2
+        } - {"unknown"}
         if said:
             layout, why = said, "as its label says"
         elif len(others) == 1:
@@ -282,8 +311,10 @@ class _State:
         what = "weight" if key[1] == "W" else "bias"
         shape = self.expected(key)
         shapes = f"{shape} or {shape[::-1]}" if key[1] == "W" and shape[0] != shape[1] else str(shape)
-        return (f"{key} not found: no array is labelled as the {place} layer's {what} gradient and no "
-                f"unassigned array has the shape {shapes}")
+        return (
+            f"{key} not found: no array is labelled as the {place} layer's {what} gradient and no "
+            f"unassigned array has the shape {shapes}"
+        )
 
 
 def _quote(label: str) -> str:

@@ -24,11 +24,13 @@ def last_copy(arrays: ParsedDat) -> tuple[ParsedDat, str | None]:
         return arrays, None
     copies, rest = divmod(len(arrays), period)
     start = (copies - 1) * period
-    kept = ParsedDat(arrays[start:start + period], getattr(arrays, "problems", []))
+    kept = ParsedDat(arrays[start : start + period], getattr(arrays, "problems", []))
     partial = f", and the start of another (from line {arrays[copies * period].line}) cut short" if rest else ""
-    note = (f"the file holds {copies} copies of its {period} arrays one after another{partial}: it was opened in "
-            f"append mode ('a') and written more than once; only the last complete copy (from line "
-            f"{arrays[start].line}) was read. Open it with 'w' to write each gradient once")
+    note = (
+        f"the file holds {copies} copies of its {period} arrays one after another{partial}: it was opened in "
+        f"append mode ('a') and written more than once; only the last complete copy (from line "
+        f"{arrays[start].line}) was read. Open it with 'w' to write each gradient once"
+    )
     return kept, note
 
 

@@ -15,14 +15,37 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
-             "eighth": 8, "ninth": 9, "tenth": 10}
+_ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+}
 _ORDINAL_RE = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
 _SHORT_RE = re.compile(r"^(d[lje]?d|d|grad)?([wb])(\d*)(grads?)?$")
 _NUMBERED_RE = re.compile(r"^(fc|linear|lin|layer|dense|l|h|hidden|hiddenlayer)(\d+)$")
 _LINEAR_RE = re.compile(r"Linear\(\s*in_features\s*=\s*(\d+)\s*,\s*out_features\s*=\s*(\d+)")
-_PARAM_WORDS = {"initial", "init", "param", "params", "parameter", "parameters", "value", "values", "updated",
-                "new", "old", "current", "containing"}
+_PARAM_WORDS = {
+    "initial",
+    "init",
+    "param",
+    "params",
+    "parameter",
+    "parameters",
+    "value",
+    "values",
+    "updated",
+    "new",
+    "old",
+    "current",
+    "containing",
+}
 _LOSS_WORDS = ("loss", "cost", "mse", "objective")
 _GRAD_TOKENS = {"dl", "dj", "de", "dloss", "partial", "jacobian"}
 
@@ -76,11 +99,22 @@ def read_words(text: str) -> Words:
             grad = True
     kind = kinds.pop() if len(kinds) == 1 else None
     loss = any(word in token for token in tokens for word in _LOSS_WORDS) or tokens == ["l"]
-    prediction = any("pred" in t or t in ("yhat", "forward") for t in tokens) or "y_hat" in lowered or (
-        "ŷ" in text) or ("output" in tokens and not kind and not grad and "layer" not in tokens)
+    prediction = (
+        any("pred" in t or t in ("yhat", "forward") for t in tokens)
+        or "y_hat" in lowered
+        or ("ŷ" in text)
+        or ("output" in tokens and not kind and not grad and "layer" not in tokens)
+    )
     layout = "in_out" if _IN_OUT_RE.search(lowered) else "out_in" if _OUT_IN_RE.search(lowered) else None
-    return Words(kind, grad, loss and not grad, prediction and not grad and not loss,
-                 any(t in _PARAM_WORDS for t in tokens), _layer_refs(tokens), layout)
+    return Words(
+        kind,
+        grad,
+        loss and not grad,
+        prediction and not grad and not loss,
+        any(t in _PARAM_WORDS for t in tokens),
+        _layer_refs(tokens),
+        layout,
+    )
 
 
 def _layer_refs(tokens: list[str]) -> tuple:
@@ -115,7 +149,9 @@ def _layer_refs(tokens: list[str]) -> tuple:
             refs.append(("n", int(after)))
         elif token == "layer" and _ordinal(before) and "hidden" not in tokens:
             refs.append(("n", _ordinal(before)))
-        elif token.isdigit() and ("weight" in after or "bias" in after) and before != "layer" and "hidden" not in before:
+        elif (
+            token.isdigit() and ("weight" in after or "bias" in after) and before != "layer" and "hidden" not in before
+        ):
             refs.append(("n", int(token)))
     return tuple(refs)
 

@@ -62,7 +62,7 @@ def _exponent(text: str) -> int:
     digits = text.lstrip("+-")
     if len(digits) <= 6:
         return int(text or 0)
-    return -10**6 if text.startswith("-") else 10**6
+    return -(10**6) if text.startswith("-") else 10**6
 
 
 def _half_unit(power: int) -> float:
@@ -95,8 +95,12 @@ def closing_brackets(text: str) -> dict[int, int]:
     return closes
 
 
-def read_brackets(text: str, i: int, closes: dict[int, int], not_arrays: set[int] | None = None,
-                  ) -> tuple[int, Node] | None:
+def read_brackets(
+    text: str,
+    i: int,
+    closes: dict[int, int],
+    not_arrays: set[int] | None = None,
+) -> tuple[int, Node] | None:
     """Read the bracketed numeric array opening at text[i] == '['.
 
     Returns (end offset, nested Nodes of number strings), or None when the brackets do not hold numbers
@@ -142,8 +146,11 @@ def read_brackets(text: str, i: int, closes: dict[int, int], not_arrays: set[int
                         not_arrays.update(empty[1:])
                     return None
                 if summarized:
-                    raise BlockError("the array is printed in numpy's summarized form ('...'), so some of its "
-                                     "values are not in the file", match.end())
+                    raise BlockError(
+                        "the array is printed in numpy's summarized form ('...'), so some of its "
+                        "values are not in the file",
+                        match.end(),
+                    )
                 return match.end(), root
         elif token == "...":
             summarized = True

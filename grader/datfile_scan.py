@@ -17,7 +17,14 @@ import re
 from dataclasses import dataclass, field
 
 from grader.datfile_numbers import (
-    NUMBER, NUMBER_RE, BlockError, Node, closing_brackets, flatten, read_brackets, shape_of,
+    NUMBER,
+    NUMBER_RE,
+    BlockError,
+    Node,
+    closing_brackets,
+    flatten,
+    read_brackets,
+    shape_of,
 )
 
 _WRAPPER_RE = re.compile(r"(?<![\w.])(?:(?:np|numpy|torch)\.)?(?:tensor|array|float(?:16|32|64|128)?)\(\s*")
@@ -79,11 +86,17 @@ def scan(text: str) -> Scan:
     found.blocks.sort(key=lambda block: block.start)
     if len(found.problems) > MAX_PROBLEMS:
         more = len(found.problems) - MAX_PROBLEMS
-        found.problems[MAX_PROBLEMS:] = [(found.problems[MAX_PROBLEMS][0], f"and {more:,} more blocks that could "
-                                          "not be read from here on")]
+        found.problems[MAX_PROBLEMS:] = [
+            (found.problems[MAX_PROBLEMS][0], f"and {more:,} more blocks that could not be read from here on")
+        ]
     if len(found.blocks) > MAX_ARRAYS:
-        found.problems.append((found.blocks[MAX_ARRAYS].start, f"the file holds more than {MAX_ARRAYS:,} arrays; "
-                               f"the grader reads the first {MAX_ARRAYS:,} and no further"))
+        found.problems.append(
+            (
+                found.blocks[MAX_ARRAYS].start,
+                f"the file holds more than {MAX_ARRAYS:,} arrays; "
+                f"the grader reads the first {MAX_ARRAYS:,} and no further",
+            )
+        )
         del found.blocks[MAX_ARRAYS:]
     return found
 

@@ -52,7 +52,11 @@ class Located:
 
 
 def diagnose(
-    rubric: Rubric, task: Task, trials: list[Trial], expected: dict[str, dict], results: list[CheckResult],
+    rubric: Rubric,
+    task: Task,
+    trials: list[Trial],
+    expected: dict[str, dict],
+    results: list[CheckResult],
     found_by_call: Mapping[str, Found],
 ) -> list[CheckResult]:
     """`results` with a diagnosis on each failed check that a known mistake, the chain rule's relations
@@ -71,8 +75,12 @@ def diagnose(
             continue
         found = {trial.name: _found(rubric, task, source, trial, found_by_call) for trial in trials}
         names = [r.quantity.split(".", 1)[1] for r in failing]
-        failed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing}
-        passed_on = {r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.passed} for r in mine}
+        failed_on = {
+            r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing
+        }
+        passed_on = {
+            r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.passed} for r in mine
+        }
         arguments = (task, trials, expected, found, names, failed_on, prints, tolerances)
         explained = best_mutant(*arguments, mistakes_for(task.kind), passed_on)
         if explained is None or len(explained[1]) < len(names):
@@ -89,14 +97,17 @@ def diagnose(
             if explained and name in explained[1]:
                 diagnosis = _from_mistake(explained[0], layer, trial_names)
             else:
-                diagnosis = (_uniform_factor(task, trials, expected, found, name, failed_on[name], layer, factors, tolerances[name])
-                             or _from_breaks(located, name, trial_names))
+                diagnosis = _uniform_factor(
+                    task, trials, expected, found, name, failed_on[name], layer, factors, tolerances[name]
+                ) or _from_breaks(located, name, trial_names)
             if diagnosis is not None:
                 by_quantity[result.quantity] = result.model_copy(update={"diagnosis": _placed(diagnosis, located)})
     return [by_quantity[r.quantity] for r in results]
 
 
-def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call: Mapping[str, Found]) -> dict[str, np.ndarray]:
+def _found(
+    rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call: Mapping[str, Found]
+) -> dict[str, np.ndarray]:
     """The student's values for this source and trial, in the expected layout where they can take it, else
     as they came (a bias gradient with one row per example is a mistake to name, not a value to drop)."""
     result = found_by_call.get(call_id(task, source, trial))
@@ -113,15 +124,22 @@ def _found(rubric: Rubric, task: Task, source: str, trial: Trial, found_by_call:
     return values
 
 
-def _located(task: Task, trials: list[Trial], found: dict[str, dict[str, np.ndarray]], tolerances: dict[str, Tolerance],
-             failed_on: dict[str, set[str]]) -> Located | None:
+def _located(
+    task: Task,
+    trials: list[Trial],
+    found: dict[str, dict[str, np.ndarray]],
+    tolerances: dict[str, Tolerance],
+    failed_on: dict[str, set[str]],
+) -> Located | None:
     """The chain rule's breaks in this source's backward pass, with the chain that words them (gradient tasks)."""
     failing = {trial for trials_failed in failed_on.values() for trial in trials_failed}
     key = task_key(task)
     chains = {}
     for trial in trials:
         if trial.name in failing:
-            chain = chain_for(task.kind, (*key, trial.fingerprint), trial.x, trial.y, trial.params, activation(task), task.reduction)
+            chain = chain_for(
+                task.kind, (*key, trial.fingerprint), trial.x, trial.y, trial.params, activation(task), task.reduction
+            )
             if chain is None:
                 return None
             chains[trial.name] = chain
@@ -129,7 +147,9 @@ def _located(task: Task, trials: list[Trial], found: dict[str, dict[str, np.ndar
     if localization is None:
         return None
     chain = next(iter(chains.values()))
-    return Located(chain, localization, [ids(chain, brk) for brk in localization.breaks], *describe(chain, localization))
+    return Located(
+        chain, localization, [ids(chain, brk) for brk in localization.breaks], *describe(chain, localization)
+    )
 
 
 def _from_breaks(located: Located | None, name: str, trials: list[str]) -> Diagnosis | None:
@@ -145,10 +165,13 @@ def _from_breaks(located: Located | None, name: str, trials: list[str]) -> Diagn
     if any(part is None for part in named):
         relation, _ = describe(located.chain, Localization(tuple(behind)))
         return Diagnosis(
-            mistake="chain_rule", title=f"the chain rule breaks at layer {layer}",
+            mistake="chain_rule",
+            title=f"the chain rule breaks at layer {layer}",
             explanation=f"Your backward pass stops following the chain rule at layer {layer}, in a way no known mistake explains.",
             hint=f"Check the lines of layer {layer} of your backward pass against the chain rule: {relation}.",
-            layer=layer, trials=trials)
+            layer=layer,
+            trials=trials,
+        )
     parts = sorted({part for part_ids in named for part in part_ids}, key=_ORDER.__getitem__)
     if len(parts) > 2:
         return None
@@ -171,13 +194,18 @@ def _placed(diagnosis: Diagnosis, located: Located | None) -> Diagnosis:
     if diagnosis.mistake == "chain_rule":
         agrees = True
     elif diagnosis.mistake == "uniform_factor":
-        agrees = all(b.repair is not None and "factor" in {used for _, used in b.repair.broken()} for b in localization.breaks)
+        agrees = all(
+            b.repair is not None and "factor" in {used for _, used in b.repair.broken()} for b in localization.breaks
+        )
     else:
         agrees = all(part is not None for part in named) and set(diagnosis.parts or [diagnosis.mistake]) <= {
-            part for part_ids in named for part in part_ids}
+            part for part_ids in named for part in part_ids
+        }
     if not agrees:
         return diagnosis
-    return diagnosis.model_copy(update={"relation": located.relation, "localization": located.text, "layer": localization.breaks[0].layer})
+    return diagnosis.model_copy(
+        update={"relation": located.relation, "localization": located.text, "layer": localization.breaks[0].layer}
+    )
 
 
 def _size(found: dict[str, dict[str, np.ndarray]], name: str) -> int:
@@ -185,7 +213,9 @@ def _size(found: dict[str, dict[str, np.ndarray]], name: str) -> int:
     return max(sizes, default=0)
 
 
-def _uniform_factor(task, trials, expected, found, name, trial_names, layer, seen: list[float], tolerance: Tolerance) -> Diagnosis | None:
+def _uniform_factor(
+    task, trials, expected, found, name, trial_names, layer, seen: list[float], tolerance: Tolerance
+) -> Diagnosis | None:
     """found ≈ k·expected on every failing trial with one k, reported when no mutant explains it. A quantity
     of one number takes a factor only if a larger quantity of the same source showed it (`seen`)."""
     factors = []
@@ -223,8 +253,15 @@ def _uniform_factor(task, trials, expected, found, name, trial_names, layer, see
 
 def _from_mistake(mistake: Mistake, layer: int | None, trials: list[str]) -> Diagnosis:
     parts = list(mistake.parts) if len(mistake.parts) > 1 else []
-    return Diagnosis(mistake=mistake.id, title=mistake.title, explanation=mistake.explanation, hint=mistake.hint,
-                     layer=layer, trials=trials, parts=parts)
+    return Diagnosis(
+        mistake=mistake.id,
+        title=mistake.title,
+        explanation=mistake.explanation,
+        hint=mistake.hint,
+        layer=layer,
+        trials=trials,
+        parts=parts,
+    )
 
 
 def _first_layer(names: list[str]) -> int | None:

@@ -44,21 +44,33 @@ def mutant_values(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> lis
 
 
 def _run_mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:
-    rates = UPDATE_LEARNING_RATES if mistake.steps and task.kind != "dropout_training" else (
-        task.lr if task.kind == "dropout_training" else 0.0,)
+    rates = (
+        UPDATE_LEARNING_RATES
+        if mistake.steps and task.kind != "dropout_training"
+        else (task.lr if task.kind == "dropout_training" else 0.0,)
+    )
     variants = []
     for lr in rates:
         values = run_mutant(
-            mistake, task.kind, trial.x, trial.y, trial.params,
-            activation=activation(task), reduction=task.reduction,
-            masks=trial.masks, p=getattr(task, "p", 0.0), lr=lr,
+            mistake,
+            task.kind,
+            trial.x,
+            trial.y,
+            trial.params,
+            activation=activation(task),
+            reduction=task.reduction,
+            masks=trial.masks,
+            p=getattr(task, "p", 0.0),
+            lr=lr,
         )
         if values is not None:
             variants.append(values)
     return variants
 
 
-def matches(task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> bool:
+def matches(
+    task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray, tolerance: Tolerance
+) -> bool:
     """Whether `found` equals `candidate` within the check's tolerance (updates for trained weights)."""
     candidate = np.asarray(candidate, dtype=np.float64)
     if task.kind == "dropout_training":
@@ -72,8 +84,19 @@ def matches(task: Task, trial: Trial, name: str, found: np.ndarray, candidate: n
     return within(found, candidate, tolerance)
 
 
-def best_mutant(task, trials, expected, found, names, failed_on, prints, tolerances, mistakes: Sequence[Mistake],
-                passed_on: dict[str, set[str]], group: str = "singles") -> tuple[Mistake, set[str]] | None:
+def best_mutant(
+    task,
+    trials,
+    expected,
+    found,
+    names,
+    failed_on,
+    prints,
+    tolerances,
+    mistakes: Sequence[Mistake],
+    passed_on: dict[str, set[str]],
+    group: str = "singles",
+) -> tuple[Mistake, set[str]] | None:
     """Of `mistakes`, the one explaining the most failing quantities `names`, with the set it explains.
     A variant (mistake, variant index) explains a quantity when, on every trial where it failed, the
     variant's value differs from the reference's and matches the student's (`within`, the check's
@@ -84,14 +107,30 @@ def best_mutant(task, trials, expected, found, names, failed_on, prints, toleran
     def rows_of(trial: Trial, name: str) -> dict[tuple, tuple]:
         tolerance = tolerances[name]
         key = ("rows", group, *settings, prints[trial.name], name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
-        return remember(_MUTANT_CACHE, key, lambda: _candidate_rows(
-            task, trial, mistakes, [mutant_values(task, trial, m, (*settings, prints[trial.name], m.id)) for m in mistakes],
-            name, expected[trial.name][name], tolerance))
+        return remember(
+            _MUTANT_CACHE,
+            key,
+            lambda: _candidate_rows(
+                task,
+                trial,
+                mistakes,
+                [mutant_values(task, trial, m, (*settings, prints[trial.name], m.id)) for m in mistakes],
+                name,
+                expected[trial.name][name],
+                tolerance,
+            ),
+        )
 
     by_name = {t.name: t for t in trials}
-    ruled_out = {row_id[0] for name, passed in passed_on.items() if name in tolerances
-                 for trial in passed if trial in by_name and name in expected[trial]
-                 for ids, _, _ in rows_of(by_name[trial], name).values() for row_id in ids}
+    ruled_out = {
+        row_id[0]
+        for name, passed in passed_on.items()
+        if name in tolerances
+        for trial in passed
+        if trial in by_name and name in expected[trial]
+        for ids, _, _ in rows_of(by_name[trial], name).values()
+        for row_id in ids
+    }
     explained: dict[str, set[str]] = {}
     for name in names:
         trial_names = failed_on[name]

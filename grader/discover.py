@@ -61,7 +61,9 @@ def student_id(name: str) -> str:
     return f"{cleaned}_" if cleaned in RESERVED_IDS else cleaned
 
 
-def discover(paths: list[Path], workdir: Path, exclude: tuple[Path, ...] = (), budget: Budget | None = None) -> Discovery:
+def discover(
+    paths: list[Path], workdir: Path, exclude: tuple[Path, ...] = (), budget: Budget | None = None
+) -> Discovery:
     """Candidates from `paths` (each must exist); archives are extracted under `workdir`."""
     finder = _Finder(workdir, tuple(p.resolve() for p in exclude), budget or Budget())
     for path in paths:
@@ -103,8 +105,17 @@ class _Finder:
             elif entry.suffix.lower() == ".zip":
                 extracted = self.extract(entry, entry_label)
                 if extracted is None:
-                    self.add(Candidate(student_id(entry.stem), entry.name, entry_label, problem=(
-                        "unreadable", f"{entry.name}: not a readable .zip archive; zip your folder again and hand it in again.")))
+                    self.add(
+                        Candidate(
+                            student_id(entry.stem),
+                            entry.name,
+                            entry_label,
+                            problem=(
+                                "unreadable",
+                                f"{entry.name}: not a readable .zip archive; zip your folder again and hand it in again.",
+                            ),
+                        )
+                    )
                 else:
                     self.student_folder(extracted, student_id(entry.stem), entry.name, entry_label)
             elif entry.suffix.lower() in CODE_SUFFIXES or kind == "unreadable":
@@ -120,15 +131,30 @@ class _Finder:
         if len(code) == 1:
             path = code[0]
             data, notes = data_files(path)
-            self.add(Candidate(student, name, f"{label}/{path.relative_to(folder)}", source=path, problem=_unusable(path),
-                               data_files=data, notes=notes))
+            self.add(
+                Candidate(
+                    student,
+                    name,
+                    f"{label}/{path.relative_to(folder)}",
+                    source=path,
+                    problem=_unusable(path),
+                    data_files=data,
+                    notes=notes,
+                )
+            )
             return
         if code:
             listed = ", ".join(str(p.relative_to(folder)) for p in code)
-            problem = ("ambiguous", f"{name}: the folder holds {len(code)} code files ({listed}); hand in exactly one .py or .ipynb file.")
+            problem = (
+                "ambiguous",
+                f"{name}: the folder holds {len(code)} code files ({listed}); hand in exactly one .py or .ipynb file.",
+            )
         else:
             listed = ", ".join(others[:8]) + (", …" if len(others) > 8 else "") if others else "nothing"
-            problem = ("no_code", f"{name}: no .py or .ipynb file in the folder (found {listed}); hand in your notebook or .py file.")
+            problem = (
+                "no_code",
+                f"{name}: no .py or .ipynb file in the folder (found {listed}); hand in your notebook or .py file.",
+            )
         self.add(Candidate(student, name, label, problem=problem))
 
     def code_files(self, folder: Path, label: str, depth: int) -> tuple[list[Path], list[str]]:
@@ -180,8 +206,11 @@ def _unusable(path: Path) -> tuple[str, str] | None:
         if not stat.S_ISREG(info.st_mode):
             return ("unreadable", f"{path.name}: not a regular file; hand in the file itself.")
         if info.st_size > MAX_SOURCE_BYTES:
-            return ("too_large", f"{path.name}: expected at most {MAX_SOURCE_BYTES // 2**20} MB, found "
-                                 f"{info.st_size / 2**20:.1f} MB; clear the notebook's outputs and hand it in again.")
+            return (
+                "too_large",
+                f"{path.name}: expected at most {MAX_SOURCE_BYTES // 2**20} MB, found "
+                f"{info.st_size / 2**20:.1f} MB; clear the notebook's outputs and hand it in again.",
+            )
         with open(path, "rb"):
             pass
     except OSError as error:
@@ -194,14 +223,21 @@ def data_files(code: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
     and notes for the student on what was left out."""
     chosen, notes, total = [], [], 0
     for entry in sorted(code.parent.iterdir(), key=lambda p: p.name):
-        if entry == code or is_junk(entry.name) or not entry.is_file() or entry.suffix.lower() in (*CODE_SUFFIXES, ".zip"):
+        if (
+            entry == code
+            or is_junk(entry.name)
+            or not entry.is_file()
+            or entry.suffix.lower() in (*CODE_SUFFIXES, ".zip")
+        ):
             continue
         size = entry.stat().st_size
         if not entry.name.isprintable() or len(entry.name.encode("utf-8", "replace")) > 255:
             notes.append(f"{entry.name!r} was not placed beside your notebook: rename it to a plain file name")
         elif len(chosen) >= MAX_DATA_FILES or size > MAX_DATA_FILE_BYTES or total + size > MAX_DATA_TOTAL_BYTES:
-            notes.append(f"{entry.name} ({size / 2**20:.1f} MB) was not placed beside your notebook: at most {MAX_DATA_FILES} "
-                         f"files, {MAX_DATA_FILE_BYTES >> 20} MB each and {MAX_DATA_TOTAL_BYTES >> 20} MB in all are")
+            notes.append(
+                f"{entry.name} ({size / 2**20:.1f} MB) was not placed beside your notebook: at most {MAX_DATA_FILES} "
+                f"files, {MAX_DATA_FILE_BYTES >> 20} MB each and {MAX_DATA_TOTAL_BYTES >> 20} MB in all are"
+            )
         else:
             chosen.append(entry)
             total += size
@@ -243,6 +279,8 @@ def _unique(candidates: list[Candidate], notes: list[str]) -> list[Candidate]:
             taken.add(new)
             renamed.append(replace(candidate, student=new))
         listing = "; ".join(f"{c.origin} → {c.student}" for c in renamed)
-        notes.append(f"duplicate: student id {sid!r} is claimed by {len(group)} submissions, each graded under its own id: {listing}")
+        notes.append(
+            f"duplicate: student id {sid!r} is claimed by {len(group)} submissions, each graded under its own id: {listing}"
+        )
         result += renamed
     return sorted(result, key=lambda c: c.student)

@@ -42,9 +42,14 @@ def run_doctor(out: TextIO | None = None) -> int:
     from grader.sandbox import Call, Job, RunStatus, Sandbox
 
     out = out or sys.stdout
-    lines = [f"python:     {platform.python_version()} ({sys.executable})", f"torch:      {_version('torch')}",
-             f"numpy:      {_version('numpy')}", f"bubblewrap: {shutil.which('bwrap') or 'not installed'}",
-             f"user:       uid {os.geteuid()}", f"memory:     {memory_report()}"]
+    lines = [
+        f"python:     {platform.python_version()} ({sys.executable})",
+        f"torch:      {_version('torch')}",
+        f"numpy:      {_version('numpy')}",
+        f"bubblewrap: {shutil.which('bwrap') or 'not installed'}",
+        f"user:       uid {os.geteuid()}",
+        f"memory:     {memory_report()}",
+    ]
     said: list[str] = []
     job = Job(filename="doctor.py", cells=[_TEST_SOURCE], calls=[Call(id="whoami", function="whoami")])
     try:
@@ -60,8 +65,10 @@ def run_doctor(out: TextIO | None = None) -> int:
         lines += [f"  reason:   {reason}", f"  off:      {', '.join(off)}"]
     if result.status == RunStatus.ok:
         values = result.calls["whoami"].values
-        lines.append(f"test job:   ran in {mode} mode in {result.wall_seconds:.2f} s as uid {int(values['uid'])}, "
-                     f"pid {int(values['pid'])}")
+        lines.append(
+            f"test job:   ran in {mode} mode in {result.wall_seconds:.2f} s as uid {int(values['uid'])}, "
+            f"pid {int(values['pid'])}"
+        )
     else:
         lines.append(f"test job:   {result.status.value}: {result.detail or result.message}")
     print("\n".join(lines), file=out, flush=True)

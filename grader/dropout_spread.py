@@ -75,17 +75,26 @@ def _spreads(task: DropoutTrainingTask, trial: Trial, seed: int, tolerance: Tole
         if setting is None:
             continue
         keep, scale = setting
-        trained = train_many(trial.x, trial.y, trial.params, (uniform < keep).astype(np.float64), task.lr, scale,
-                             task.reduction)
-        updates = np.concatenate([(trained[name] - initial[None]).reshape(RUNS, -1)
-                                  for name, initial in trial.params.items()], axis=1)
+        trained = train_many(
+            trial.x, trial.y, trial.params, (uniform < keep).astype(np.float64), task.lr, scale, task.reduction
+        )
+        updates = np.concatenate(
+            [(trained[name] - initial[None]).reshape(RUNS, -1) for name, initial in trial.params.items()], axis=1
+        )
         spread = Spread(updates.mean(axis=0), updates.std(axis=0), 0.0)
         out[variant] = Spread(spread.mean, spread.sd, max(spread.distance(u, tolerance) for u in updates))
     return out
 
 
-def check_by_spread(rubric: Rubric, task: DropoutTrainingTask, trial: Trial, source: str, values: dict[str, np.ndarray],
-                    provenance: dict[str, str], reason: str) -> list[CheckResult]:
+def check_by_spread(
+    rubric: Rubric,
+    task: DropoutTrainingTask,
+    trial: Trial,
+    source: str,
+    values: dict[str, np.ndarray],
+    provenance: dict[str, str],
+    reason: str,
+) -> list[CheckResult]:
     """The source's checks of trained weights, judged together: the update of every weight the training
     moved, against the spread of the reference's updates (one weight alone cannot tell: W2's update barely
     depends on the dropout's scaling)."""
@@ -93,23 +102,42 @@ def check_by_spread(rubric: Rubric, task: DropoutTrainingTask, trial: Trial, sou
     if not checks:
         return []
     if not set(trial.params) <= set(values):
-        message = f"not found — no trained {', '.join(sorted(set(trial.params) - set(values)))} was seen after the training"
+        message = (
+            f"not found — no trained {', '.join(sorted(set(trial.params) - set(values)))} was seen after the training"
+        )
         return [_result(task, c, CheckStatus.missing, f"{c.quantity}: {message}", "", None) for c in checks]
     tolerance = rubric.tolerance_for(checks[0])
     found = spreads(task, trial, rubric.seed, tolerance)
-    update = np.concatenate([np.asarray(values[name], dtype=np.float64).reshape(-1) - initial.reshape(-1)
-                             for name, initial in trial.params.items()])
+    update = np.concatenate(
+        [
+            np.asarray(values[name], dtype=np.float64).reshape(-1) - initial.reshape(-1)
+            for name, initial in trial.params.items()
+        ]
+    )
     reference = found["reference"]
     distance = reference.distance(update, tolerance)
     together = " and ".join(trial.params)
     inside = distance <= FACTOR * reference.reach
     verdict = "within" if inside else "outside"
-    said = (f"the updates of {together} together are {verdict} the spread of {RUNS} reference runs with other "
-            f"dropout masks (distance {distance:.3g}, the runs reach {reference.reach:.2g}) — {reason}")
+    said = (
+        f"the updates of {together} together are {verdict} the spread of {RUNS} reference runs with other "
+        f"dropout masks (distance {distance:.3g}, the runs reach {reference.reach:.2g}) — {reason}"
+    )
     diagnosis = None if inside else _closest(found, update, tolerance)
     status = CheckStatus.passed if inside else CheckStatus.failed
-    return [_result(task, c, status, f"{c.quantity} (update W_final − W_initial): {said}",
-                    provenance.get(c.quantity.split(".", 1)[1], ""), diagnosis) for c in checks]
+    return [
+        _result(
+            task,
+            c,
+            status,
+            f"{c.quantity} (update W_final − W_initial): {said}",
+            provenance.get(c.quantity.split(".", 1)[1], ""),
+            diagnosis,
+        )
+        for c in checks
+    ]
+
+
 def _closest(found: dict[str, Spread], update: np.ndarray, tolerance: Tolerance) -> Diagnosis | None:
     """The mistake whose own spread holds the update most tightly (distance over what its runs reach; one
     without dropout has no spread and holds it exactly or not at all), if any does."""
@@ -123,15 +151,31 @@ def _closest(found: dict[str, Spread], update: np.ndarray, tolerance: Tolerance)
 
 def _diagnosis(mistake_id: str) -> Diagnosis:
     mistake = next(m for m in CATALOGUE if m.id == mistake_id)
-    return Diagnosis(mistake=mistake.id, title=mistake.title,
-                     explanation=mistake.explanation + " (Recognised by the spread of its own updates over many "
-                     "masks: the masks your run drew could not be replayed.)",
-                     hint=mistake.hint, trials=["notebook-0"])
+    return Diagnosis(
+        mistake=mistake.id,
+        title=mistake.title,
+        explanation=mistake.explanation + " (Recognised by the spread of its own updates over many "
+        "masks: the masks your run drew could not be replayed.)",
+        hint=mistake.hint,
+        trials=["notebook-0"],
+    )
 
 
-def _result(task, check, status: CheckStatus, message: str, provenance: str, diagnosis: Diagnosis | None) -> CheckResult:
+def _result(
+    task, check, status: CheckStatus, message: str, provenance: str, diagnosis: Diagnosis | None
+) -> CheckResult:
     points = check.points if status == CheckStatus.passed else 0.0
-    return CheckResult(task=task.id, quantity=check.quantity, status=status, points=points, max_points=check.points,
-                       group_points={"notebook": points}, group_max_points={"notebook": check.points},
-                       visibility=check.visibility, message=message, provenance=provenance, diagnosis=diagnosis,
-                       trials=[TrialResult(trial="notebook-0", status=status, message=message)])
+    return CheckResult(
+        task=task.id,
+        quantity=check.quantity,
+        status=status,
+        points=points,
+        max_points=check.points,
+        group_points={"notebook": points},
+        group_max_points={"notebook": check.points},
+        visibility=check.visibility,
+        message=message,
+        provenance=provenance,
+        diagnosis=diagnosis,
+        trials=[TrialResult(trial="notebook-0", status=status, message=message)],
+    )

@@ -31,9 +31,7 @@ def _expected_values(task: Task, trial: Trial) -> Expected:
     elif task.kind == "softmax_classifier":
         values = softmax_classifier.scratch(trial.x, trial.y, trial.params, task.reduction)
     elif task.kind == "dropout_training":
-        values = dropout_training.train(
-            trial.x, trial.y, trial.params, trial.masks, task.p, task.lr, task.reduction
-        )
+        values = dropout_training.train(trial.x, trial.y, trial.params, trial.masks, task.p, task.lr, task.reduction)
     elif task.kind == "autograd_graph":
         nodes = autograd_graph.scratch(task.layers, task.activation, task.bias, task.reduction)
         return {"nodes": nodes}

@@ -48,7 +48,9 @@ def grade_submission(
     if submission.problem is not None:
         status, message = submission.problem
         checks = [_unrun(task.id, check, message) for task in rubric.tasks for check in task.checks]
-        return GradeReport(**base, status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks)
+        return GradeReport(
+            **base, status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks
+        )
     loaded = time.perf_counter()
     if rubric.submission.kind == "notebook":
         run = run_notebook(rubric, submission, sandbox, limits or rubric.limits, files or {})
@@ -58,11 +60,16 @@ def grade_submission(
         jobs = run_trials(sandbox, rubric, submission, groups, limits or rubric.limits, hidden_seed)
         run = jobs.run
         ran = time.perf_counter()
-        checks = [result for task in rubric.tasks for result in check_task(rubric, task, jobs.trials[task.id], jobs.found)]
+        checks = [
+            result for task in rubric.tasks for result in check_task(rubric, task, jobs.trials[task.id], jobs.found)
+        ]
         checks, by_effect = scratch_effect.judged(rubric.tasks, jobs.trials, jobs.found, checks)
         scratch = [task.contract.functions().get("scratch") for task in rubric.tasks]
-        flags = [*scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name]),
-                 *by_effect, *hidden_run_flags(jobs)]
+        flags = [
+            *scan_scratch(submission.cells, submission.cell_numbers, [name for name in scratch if name]),
+            *by_effect,
+            *hidden_run_flags(jobs),
+        ]
         notes = []
     return GradeReport(
         **base,
@@ -84,8 +91,14 @@ def _runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: str
     return tuple(g for g in groups if g == "public" or has_hidden)
 
 
-def _header(rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: str | None) -> dict:
-    trials = [f"{group}-{i}" for group in groups for i in range(rubric.trials.public if group == "public" else rubric.trials.hidden)]
+def _header(
+    rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: str | None
+) -> dict:
+    trials = [
+        f"{group}-{i}"
+        for group in groups
+        for i in range(rubric.trials.public if group == "public" else rubric.trials.hidden)
+    ]
     if rubric.submission.kind == "notebook":
         trials = ["notebook-0"]  # the student's own run, on the weights their net actually used
     seeds: dict[str, int | str] = {"public": rubric.seed}
@@ -124,14 +137,27 @@ def _record(run: RunResult, submission: Submission) -> RunRecord:
     """The run as the report keeps it; `cell` becomes the notebook's own cell number."""
     cell = submission.notebook_cell(run.cell) if run.cell else run.cell
     return RunRecord(
-        status=run.status.value, message=run.message, detail=run.detail, cell=cell, line=run.line,
-        stdout=run.stdout, stderr=run.stderr, protections=run.protections, wall_seconds=run.wall_seconds, usage=run.usage,
+        status=run.status.value,
+        message=run.message,
+        detail=run.detail,
+        cell=cell,
+        line=run.line,
+        stdout=run.stdout,
+        stderr=run.stderr,
+        protections=run.protections,
+        wall_seconds=run.wall_seconds,
+        usage=run.usage,
         calls={call: result.status.value for call, result in run.calls.items()},
     )
 
 
 def _unrun(task_id: str, check, message: str) -> CheckResult:
     return CheckResult(
-        task=task_id, quantity=check.quantity, status=CheckStatus.missing, points=0.0, max_points=check.points,
-        visibility=check.visibility, message=f"{check.quantity}: not checked — {message}",
+        task=task_id,
+        quantity=check.quantity,
+        status=CheckStatus.missing,
+        points=0.0,
+        max_points=check.points,
+        visibility=check.visibility,
+        message=f"{check.quantity}: not checked — {message}",
     )

@@ -20,11 +20,21 @@ from grader.rubric import Rubric
 from grader.sandbox import Job, RunResult, Sandbox
 
 
-def run_notebook(rubric: Rubric, submission: Submission, sandbox: Sandbox, limits: Limits, files: dict[str, bytes]) -> RunResult:
+def run_notebook(
+    rubric: Rubric, submission: Submission, sandbox: Sandbox, limits: Limits, files: dict[str, bytes]
+) -> RunResult:
     """Run every cell in the sandbox under the rubric's seed, observing what the notebook computes."""
-    factor = None if os.environ.get(PROVENANCE_SWITCH) == "off" else counterfactual_factor(submission.sha256, rubric.seed)
-    job = Job(filename=submission.path.name, cells=submission.cells, observe=True, files=files, seed=rubric.seed,
-              counterfactual=factor)
+    factor = (
+        None if os.environ.get(PROVENANCE_SWITCH) == "off" else counterfactual_factor(submission.sha256, rubric.seed)
+    )
+    job = Job(
+        filename=submission.path.name,
+        cells=submission.cells,
+        observe=True,
+        files=files,
+        seed=rubric.seed,
+        counterfactual=factor,
+    )
     return sandbox.run(job, limits)
 
 
@@ -52,7 +62,7 @@ def _renumber(note: str, submission: Submission) -> str:
     match = re.match(r"cell (\d+)", note)
     if not match:
         return note
-    return f"cell {submission.notebook_cell(int(match.group(1)))}{note[match.end():]}"
+    return f"cell {submission.notebook_cell(int(match.group(1)))}{note[match.end() :]}"
 
 
 def _cell_notes(run: RunResult, submission: Submission) -> list[str]:

@@ -8,7 +8,10 @@ from grader.rubric import Rubric
 from grader.tasks import Task
 
 _LOSS = {
-    "mlp_regression": {"sum": "Σ (prediction − y)² over the batch", "mean": "the mean of (prediction − y)² over all elements"},
+    "mlp_regression": {
+        "sum": "Σ (prediction − y)² over the batch",
+        "mean": "the mean of (prediction − y)² over all elements",
+    },
     "softmax_classifier": {"sum": "−Σ y·log(probs) over the batch", "mean": "−Σ y·log(probs) divided by N"},
 }
 _HOW = {
@@ -70,8 +73,8 @@ def _function(task: Task, source: str, function: str) -> str:
             f"Forward and backward pass of {net}, {_HOW[source]}.\n\n"
             f"x: array {x}, one sample per row. y: array {y}.\n"
             f"params: dict, torch layout: {params}. Do not modify them in place.\n\n"
-            f"Return a dict with \"{first}\" {y} (the shape of y), "
-            f"\"loss\" (a number: {_LOSS['mlp_regression' if task.kind == 'mlp_regression' else 'softmax_classifier'][task.reduction]}) "
+            f'Return a dict with "{first}" {y} (the shape of y), '
+            f'"loss" (a number: {_LOSS["mlp_regression" if task.kind == "mlp_regression" else "softmax_classifier"][task.reduction]}) '
             f"and the gradient of the loss for every parameter, each in its parameter's layout: {grads}."
         )
     docstring = "\n".join(f"    {line}" if line else "" for line in _wrap(body)).lstrip()

@@ -63,15 +63,24 @@ def load_submission(path: Path) -> Submission:
         return Submission(path, kind, digest, problem=(status, message))
 
     if kind not in {"py", "ipynb"}:
-        return problem("wrong_file_type", f"{path.name}: expected a .py file or a .ipynb notebook, found a .{kind} file; hand in your code as .py or .ipynb.")
+        return problem(
+            "wrong_file_type",
+            f"{path.name}: expected a .py file or a .ipynb notebook, found a .{kind} file; hand in your code as .py or .ipynb.",
+        )
     if len(data) > MAX_SOURCE_BYTES:
-        return problem("too_large", f"{path.name}: expected at most {MAX_SOURCE_BYTES // 2**20} MB, found {len(data) / 2**20:.1f} MB; clear the notebook's outputs and hand it in again.")
+        return problem(
+            "too_large",
+            f"{path.name}: expected at most {MAX_SOURCE_BYTES // 2**20} MB, found {len(data) / 2**20:.1f} MB; clear the notebook's outputs and hand it in again.",
+        )
     if not data.strip():
         return problem("empty", f"{path.name}: the file is empty; hand in the file with your code in it.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        return problem("not_utf8", f"{path.name}: not UTF-8 text (invalid byte 0x{data[error.start]:02x} at offset {error.start}); save the file as UTF-8 and hand it in again.")
+        return problem(
+            "not_utf8",
+            f"{path.name}: not UTF-8 text (invalid byte 0x{data[error.start]:02x} at offset {error.start}); save the file as UTF-8 and hand it in again.",
+        )
     if kind == "py":
         return Submission(path, kind, digest, [text], [1])
     return _notebook(path, digest, text)
@@ -84,22 +93,39 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
     try:
         notebook = json.loads(text)
     except json.JSONDecodeError as error:
-        return problem("corrupt_notebook", f"{path.name}: not a readable notebook (JSON error at line {error.lineno}: {error.msg}); download it again from Jupyter or Colab (File → Download .ipynb).")
+        return problem(
+            "corrupt_notebook",
+            f"{path.name}: not a readable notebook (JSON error at line {error.lineno}: {error.msg}); download it again from Jupyter or Colab (File → Download .ipynb).",
+        )
     except RecursionError:  # json.loads cannot read arrays or objects nested thousands deep; no notebook nests them
-        return problem("corrupt_notebook", f"{path.name}: not a readable notebook (its JSON is nested more deeply than any notebook's); download it again from Jupyter or Colab (File → Download .ipynb).")
+        return problem(
+            "corrupt_notebook",
+            f"{path.name}: not a readable notebook (its JSON is nested more deeply than any notebook's); download it again from Jupyter or Colab (File → Download .ipynb).",
+        )
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-        return problem("corrupt_notebook", f"{path.name}: expected a notebook with a list of cells, found none; download it again from Jupyter or Colab.")
+        return problem(
+            "corrupt_notebook",
+            f"{path.name}: expected a notebook with a list of cells, found none; download it again from Jupyter or Colab.",
+        )
     if notebook.get("nbformat") != 4:
-        return problem("old_notebook", f"{path.name}: expected notebook format 4, found {notebook.get('nbformat')!r}; open it in a current Jupyter and save it again.")
+        return problem(
+            "old_notebook",
+            f"{path.name}: expected notebook format 4, found {notebook.get('nbformat')!r}; open it in a current Jupyter and save it again.",
+        )
     cells, numbers, notes, saved, counts, partly = [], [], [], [], [], []
     for number, cell in enumerate(notebook["cells"], start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = _text(cell.get("source", ""))
         if source is None:
-            return problem("corrupt_notebook", f"{path.name}: cell {number} has a source that is neither text nor a list of lines; download the notebook again from Jupyter or Colab.")
+            return problem(
+                "corrupt_notebook",
+                f"{path.name}: cell {number} has a source that is neither text nor a list of lines; download the notebook again from Jupyter or Colab.",
+            )
         kept, dropped = strip_magics(source)
-        notes += [f"cell {number}: `{line.strip()}` was not run (shell and magic lines never run here)" for line in dropped]
+        notes += [
+            f"cell {number}: `{line.strip()}` was not run (shell and magic lines never run here)" for line in dropped
+        ]
         cells.append(kept)
         numbers.append(number)
         saved.append(_stream_text(cell.get("outputs")))
@@ -108,7 +134,9 @@ def _notebook(path: Path, digest: str, text: str) -> Submission:
         partly.append(bool(dropped))
     if not any(cell.strip() for cell in cells):
         return problem("no_code", f"{path.name}: the notebook has no code cells; put your functions in code cells.")
-    return Submission(path, "ipynb", digest, cells, numbers, notes, saved_outputs=saved, saved_counts=counts, partly_run=partly)
+    return Submission(
+        path, "ipynb", digest, cells, numbers, notes, saved_outputs=saved, saved_counts=counts, partly_run=partly
+    )
 
 
 def _stream_text(outputs: object) -> str:

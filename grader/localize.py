@@ -58,13 +58,21 @@ class Localization:
         for brk in self.breaks:
             if brk.layer < layer:
                 continue
-            if brk.repair is None or brk.repair.delta != "correct" or (brk.layer == layer and getattr(brk.repair, relation) != "correct"):
+            if (
+                brk.repair is None
+                or brk.repair.delta != "correct"
+                or (brk.layer == layer and getattr(brk.repair, relation) != "correct")
+            ):
                 found.append(brk)
         return found
 
 
-def localize(chains: Mapping[str, Chain], found: Mapping[str, Mapping[str, Array]], tolerances: Mapping[str, Tolerance],
-             failed_on: Mapping[str, set[str]]) -> Localization | None:
+def localize(
+    chains: Mapping[str, Chain],
+    found: Mapping[str, Mapping[str, Array]],
+    tolerances: Mapping[str, Tolerance],
+    failed_on: Mapping[str, set[str]],
+) -> Localization | None:
     """The breaks of one source's backward pass. `chains` and `found` by trial name; `failed_on`: quantity
     name → the trials where its check failed. None when there is nothing to localize or the trials disagree.
     The first failing trial is walked in full; the others only test what it found (a few comparisons each)."""
@@ -86,7 +94,9 @@ def localize(chains: Mapping[str, Chain], found: Mapping[str, Mapping[str, Array
     if localization is None:
         return None
     first, depth = localization.breaks[0], next(iter(chains.values())).depth
-    if first.layer == depth and (first.repair is None or "unknown" in (first.repair.delta, first.repair.dW, first.repair.db)):
+    if first.layer == depth and (
+        first.repair is None or "unknown" in (first.repair.delta, first.repair.dW, first.repair.db)
+    ):
         return None  # the output's relations are where gradients of other weights (another forward pass) show first
     return localization
 
@@ -138,7 +148,9 @@ def _walk(step: Relations, layer: int, up: Array | None) -> list[tuple[int, list
     return breaks
 
 
-def _follow(step: Relations, layer: int, up: Array | None, path: list[tuple[int, list[Repair]]]) -> list[tuple[int, list[Repair]]]:
+def _follow(
+    step: Relations, layer: int, up: Array | None, path: list[tuple[int, list[Repair]]]
+) -> list[tuple[int, list[Repair]]]:
     """Another trial's walk along the first one's `path`: the layers between its breaks must hold, and at
     each break only the repairs found there are tried. Ends where the trial departs from the path."""
     walked: list[tuple[int, list[Repair]]] = []

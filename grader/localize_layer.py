@@ -31,7 +31,11 @@ class Repair:
 
     def broken(self) -> list[tuple[str, str]]:
         """(relation, stand-in) of each relation this repair changes: "delta", "dW" or "db"."""
-        return [(relation, used) for relation, used in (("delta", self.delta), ("dW", self.dW), ("db", self.db)) if used != "correct"]
+        return [
+            (relation, used)
+            for relation, used in (("delta", self.delta), ("dW", self.dW), ("db", self.db))
+            if used != "correct"
+        ]
 
 
 CLEAN = Repair()
@@ -62,8 +66,13 @@ class Relations:
         deltas = [(repair, back * derivative) for repair, derivative in derivatives]
         if W.shape[0] == W.shape[1]:  # through W instead of Wᵀ, with each derivative (a second stand-in: "a+b")
             wrong_way = up @ W.T
-            deltas += [("backprop_through_w_instead_of_wt" + ("" if repair == "correct" else f"+{repair}"), wrong_way * derivative)
-                       for repair, derivative in derivatives]
+            deltas += [
+                (
+                    "backprop_through_w_instead_of_wt" + ("" if repair == "correct" else f"+{repair}"),
+                    wrong_way * derivative,
+                )
+                for repair, derivative in derivatives
+            ]
         return deltas
 
     def explain(self, l: int, up: Array | None) -> list[tuple[Repair, Array]] | None:
@@ -106,7 +115,13 @@ class Relations:
             weight_ok = dW is not None and not self.fits(f"dW{l}", dW, delta.T @ inputs["correct"])
         elif repair.dW in ("correct", "factor", "transposed_gradient"):
             weight = delta.T @ inputs["correct"]
-            weight = weight.T if repair.dW == "transposed_gradient" else repair.factor * weight if repair.dW == "factor" else weight
+            weight = (
+                weight.T
+                if repair.dW == "transposed_gradient"
+                else repair.factor * weight
+                if repair.dW == "factor"
+                else weight
+            )
             weight_ok = self.fits(f"dW{l}", dW, weight)
         else:
             weight_ok = repair.dW in inputs and self.fits(f"dW{l}", dW, delta.T @ inputs[repair.dW])
@@ -131,7 +146,7 @@ class Relations:
         return matched
 
     def _bias_fits(self, l: int, db: Array | None, delta: Array) -> list[str]:
-        """"correct" if db_l = Σ_batch δ_l, "bias_gradient_not_summed" if db_l = δ_l, one row per example."""
+        """ "correct" if db_l = Σ_batch δ_l, "bias_gradient_not_summed" if db_l = δ_l, one row per example."""
         if db is None:
             return ["correct"]
         name = f"db{l}"
@@ -140,7 +155,9 @@ class Relations:
             matched.append("bias_gradient_not_summed")
         return matched
 
-    def _factors(self, l: int, dW: Array | None, db: Array | None, delta: Array, weight: Array, bias: Array) -> list[tuple[Repair, Array]]:
+    def _factors(
+        self, l: int, dW: Array | None, db: Array | None, delta: Array, weight: Array, bias: Array
+    ) -> list[tuple[Repair, Array]]:
         """A factor k (a sign: k = −1) in δ_l — with any stand-in in dW_l or db_l besides —, in dW_l alone, or in
         db_l alone, fitted by least squares (δ_l's from db_l when there is one, summed or not, else from dW_l
         per stand-in)."""
@@ -155,7 +172,9 @@ class Relations:
                 options += [(Repair("factor", dW_id, db_id, k), scaled) for dW_id in self._weight_fits(l, dW, scaled)]
         k_weight = _fitted(dW, weight) if dW is not None else None
         if k_weight is not None and self.fits(f"dW{l}", dW, k_weight * weight) and self.fits(f"db{l}", db, bias):
-            options.append((Repair(dW="factor", factor=k_weight), delta))  # without db, the layer below tells it from δ's
+            options.append(
+                (Repair(dW="factor", factor=k_weight), delta)
+            )  # without db, the layer below tells it from δ's
         k_bias = _fitted(db, bias) if db is not None and dW is not None else None
         if k_bias is not None and self.fits(f"db{l}", db, k_bias * bias) and self.fits(f"dW{l}", dW, weight):
             options.append((Repair(db="factor", factor=k_bias), delta))

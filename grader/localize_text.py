@@ -10,8 +10,10 @@ made at one layer only is named with its layer.
 from grader.chain import SYMBOL, Chain
 from grader.localize import Break, Localization, Repair
 
-_FACTORS = {"mlp_regression": {0.5: "missing_factor_2", 2.0: "accumulated_gradients"},
-            "softmax_classifier": {2.0: "accumulated_gradients"}}
+_FACTORS = {
+    "mlp_regression": {0.5: "missing_factor_2", 2.0: "accumulated_gradients"},
+    "softmax_classifier": {2.0: "accumulated_gradients"},
+}
 
 
 def ids(chain: Chain, brk: Break) -> list[str] | None:
@@ -42,7 +44,8 @@ def _factor_ids(chain: Chain, k: float) -> list[str] | None:
     known = dict(_FACTORS[chain.kind])
     if chain.divisor > 1:
         known[1.0 / chain.divisor if chain.reduction == "sum" else float(chain.divisor)] = (
-            "mean_instead_of_sum" if chain.reduction == "sum" else "sum_instead_of_mean")
+            "mean_instead_of_sum" if chain.reduction == "sum" else "sum_instead_of_mean"
+        )
     if abs(size - 1.0) <= 1e-3:
         return named or None
     for value, mistake in known.items():
@@ -107,7 +110,11 @@ def _what(chain: Chain, brk: Break) -> str:
     """One break, after "layer l: "."""
     l = brk.layer
     if brk.repair is None:
-        source = "dL/dŷ" if l == chain.depth and chain.kind == "mlp_regression" else ("probs − y" if l == chain.depth else f"your δ{l + 1}")
+        source = (
+            "dL/dŷ"
+            if l == chain.depth and chain.kind == "mlp_regression"
+            else ("probs − y" if l == chain.depth else f"your δ{l + 1}")
+        )
         names = f"dW{l} and db{l}" if chain.bias else f"dW{l}"
         rules = ", ".join(_relation(chain, l, r) for r in ("delta", "dW", "db") if r != "db" or chain.bias)
         return f"your {names} do not follow from {source} by {rules}, and no single known change explains them"
@@ -117,7 +124,9 @@ def _what(chain: Chain, brk: Break) -> str:
 def _part(chain: Chain, l: int, relation: str, used: str, repair: Repair) -> str:
     if used == "unknown":
         rule = _relation(chain, l, relation)
-        return f"your {rule.split(' = ')[0]} does not follow from δ{l} by {rule}, and no single known change explains it"
+        return (
+            f"your {rule.split(' = ')[0]} does not follow from δ{l} by {rule}, and no single known change explains it"
+        )
     if relation == "delta":
         return " and ".join(_delta_part(chain, l, one, repair.factor) for one in used.split("+"))
     a = _input(chain, l)
@@ -126,8 +135,11 @@ def _part(chain: Chain, l: int, relation: str, used: str, repair: Repair) -> str
             return f"your dW{l} is {_times(repair.factor, f'δ{l} {a}ᵀ')}"
         if used == "transposed_gradient":
             return f"your dW{l} is (δ{l} {a}ᵀ)ᵀ, transposed"
-        wrong = {"preactivation_in_weight_gradient": f"z{l - 1}", "next_activation_in_weight_gradient": f"a{l}",
-                 "input_in_weight_gradient": "x"}[used]
+        wrong = {
+            "preactivation_in_weight_gradient": f"z{l - 1}",
+            "next_activation_in_weight_gradient": f"a{l}",
+            "input_in_weight_gradient": "x",
+        }[used]
         if chain.kind == "softmax_classifier" and used == "next_activation_in_weight_gradient":
             wrong = "probs" if l == 2 else "h"
         return f"your dW{l} is δ{l} {wrong}ᵀ where δ{l} {a}ᵀ belongs"
@@ -144,17 +156,21 @@ def _delta_part(chain: Chain, l: int, used: str, factor: float | None) -> str:
         "hidden_derivative_omitted": f"your δ{l} equals W{l + 1}ᵀδ{l + 1} without {f}'(z{l})",
         "derivative_at_activation": f"your δ{l} uses {f}'(a{l}) = {f}'({f}(z{l})) where {f}'(z{l}) belongs",
         "derivative_formula_on_preactivation": (
-            f"your δ{l} uses z{l}(1 − z{l}) where {f}'(z{l}) = a{l}(1 − a{l}) belongs" if f == "σ"
-            else f"your δ{l} uses 1 − z{l}² where {f}'(z{l}) = 1 − a{l}² belongs"),
+            f"your δ{l} uses z{l}(1 − z{l}) where {f}'(z{l}) = a{l}(1 − a{l}) belongs"
+            if f == "σ"
+            else f"your δ{l} uses 1 − z{l}² where {f}'(z{l}) = 1 − a{l}² belongs"
+        ),
         "relu_derivative_at_zero": f"your δ{l} takes ReLU'(0) as 1 where z{l} is exactly 0 (the derivative there is 0)",
         "backprop_through_w_instead_of_wt": f"your δ{l} sends δ{l + 1} back through W{l + 1} instead of W{l + 1}ᵀ",
         "derivative_without_activation": (
             f"your δ{l} multiplies by {SYMBOL.get(chain.main, chain.main)}'(z{l}), but layer {l} has no activation: "
-            f"δ{l} = W{l + 1}ᵀδ{l + 1}"),
+            f"δ{l} = W{l + 1}ᵀδ{l + 1}"
+        ),
         "loss_derivative_omitted": f"your δ{l} is 1 where dL/dŷ = {rhs} belongs: that backpropagates ŷ, not the loss",
         "output_activation_derivative": (
             f"your δ{l} is multiplied by {SYMBOL.get(chain.main, chain.main)}'(z{l}), but the output layer has no "
-            f"activation: δ{l} = {rhs}"),
+            f"activation: δ{l} = {rhs}"
+        ),
         "logits_instead_of_probs": f"your δ{l} is z{l} − y, from the logits, where probs − y belongs",
     }
     return texts[used]

@@ -53,7 +53,9 @@ class Observed:
     found: dict[str, Found] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
-    copied: dict[str, str] = field(default_factory=dict)  # scratch quantity -> where a value copied from autograd was reported
+    copied: dict[str, str] = field(
+        default_factory=dict
+    )  # scratch quantity -> where a value copied from autograd was reported
     scratch_trial: Trial | None = None  # the trial of a second net the scratch values were computed on, if any
 
 
@@ -109,7 +111,12 @@ def _first_grads(run: RunResult, call, keys: dict[str, str]) -> dict[str, np.nda
 
 
 def observe(
-    task: Task, run: RunResult, files: dict[str, str], *, scratch_file: str, torch_file: str,
+    task: Task,
+    run: RunResult,
+    files: dict[str, str],
+    *,
+    scratch_file: str,
+    torch_file: str,
     cell_number: Callable[[int], int] = lambda position: position,
 ) -> Observed:
     """The trial the student's own net defines, and what each source (torch, scratch) produced on it.
@@ -122,8 +129,14 @@ def observe(
     net, chosen = choose_net(nets, run, files, torch_file, task.activation, cell_number) if nets else (None, [])
     net = net or identify_raw_net(run)  # raw-tensor nets: the first backward's graph
     if net is None:
-        return Observed(None, None, notes=["no forward call of a torch.nn.Module with linear layers was seen; "
-                                           "build the net as an nn.Module (or nn.Sequential) and call it on x"])
+        return Observed(
+            None,
+            None,
+            notes=[
+                "no forward call of a torch.nn.Module with linear layers was seen; "
+                "build the net as an nn.Module (or nn.Sequential) and call it on x"
+            ],
+        )
     x = net.x
     y = mlp_regression.target(x)
     trial = Trial(task.id, "notebook", 0, x, y, net.params)  # type: ignore[arg-type]
@@ -136,14 +149,21 @@ def observe(
     def printed_from(source: str, key: str) -> list[tuple[np.ndarray, str, Any]]:
         """What a printed value may have been printed from: autograd's .grad; the student's arrays of its size."""
         if source == "torch":
-            return [(grads[key], f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}", None)] if key in grads else []
+            return (
+                [(grads[key], f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}", None)]
+                if key in grads
+                else []
+            )
         entries = same_size(run, key, reference[key], [*autograd_copies, *weights])
         return [(run.arrays[e.array], f"cell {cell_number(e.cell)}: {where(e.name)}", e) for e in entries]
 
     def mark_copied(key: str, entry) -> None:
         """A scratch value taken from a variable the counterfactual run shows copied from autograd."""
         again = entry_again(run, entry.name, entry.cell)
-        if run.counterfactual is not None and follows(run.arrays[entry.array], again, run.counterfactual.factor) == Follows.autograd:
+        if (
+            run.counterfactual is not None
+            and follows(run.arrays[entry.array], again, run.counterfactual.factor) == Follows.autograd
+        ):
             observed.copied[key] = f"{where(entry.name)} (cell {cell_number(entry.cell)})"
 
     for source, file_name in (("torch", torch_file), ("scratch", scratch_file)):
@@ -166,18 +186,31 @@ def observe(
                         observed.copied[key] = f"{file_name} line {item.line}{label}"
             observed.notes += [f"{file_name}: {note}" for note in assignment.problems]
             in_out = {key for key, layout in assignment.layouts.items() if layout == "in_out"}
-            taken = sharpen(values, uncertainty, provenance, reference, PRECISION_REL, lambda key: printed_from(source, key), in_out)
+            taken = sharpen(
+                values,
+                uncertainty,
+                provenance,
+                reference,
+                PRECISION_REL,
+                lambda key, source=source: printed_from(source, key),
+                in_out,
+            )
             for key, entry in taken.items():
                 if entry is not None:
                     mark_copied(key, entry)
         else:
-            observed.notes.append(f"{file_name} was not written; looking for the {source} gradients in the notebook instead")
+            observed.notes.append(
+                f"{file_name} was not written; looking for the {source} gradients in the notebook instead"
+            )
         wanted = [f"d{p}" for p in net.params]
         for key in wanted:
             if key in values:
                 continue
             if source == "torch" and key in grads:
-                values[key], provenance[key] = grads[key], f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}"
+                values[key], provenance[key] = (
+                    grads[key],
+                    f"cell {cell_number(grads['cell'])}: {grad_name(net, key[1:])}",
+                )
             elif source == "scratch":
                 hit = scratch_variable(run, key, net.params[key[1:]].shape, reference[key], autograd_copies, weights)
                 if hit is not None:
@@ -187,20 +220,30 @@ def observe(
                     if copied:
                         observed.copied[key] = f"{where(entry.name)} (cell {cell_number(entry.cell)})"
         observed.found[call_id(task, source, trial)] = Found(
-            values=values, uncertainty=uncertainty, provenance=provenance,
-            problems={k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
-                         f"write every gradient to {file_name} with a label such as 'dW1'" for k in wanted if k not in values},
+            values=values,
+            uncertainty=uncertainty,
+            provenance=provenance,
+            problems={
+                k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
+                f"write every gradient to {file_name} with a label such as 'dW1'"
+                for k in wanted
+                if k not in values
+            },
         )
     scratch = call_id(task, "scratch", trial)
     other = other_net_for_scratch(nets, net, observed.found[scratch], task.activation)
     if other is not None:  # graded on the weights they used, and flagged
         observed.scratch_trial = Trial(task.id, "notebook", 1, other.x, mlp_regression.target(other.x), other.params)  # type: ignore[arg-type]
         observed.found[call_id(task, "scratch", observed.scratch_trial)] = observed.found.pop(scratch)
-        observed.flags.append(f"scratch gradients computed on other weights than the autograd net (a second net, "
-                              f"`{other.variable}`, first called in cell {cell_number(other.cell)})")
-        observed.notes.append(f"your own gradients match the net `{other.variable}` (cell {cell_number(other.cell)}), "
-                              f"not `{net.variable}` whose autograd gradients you report; they are checked on "
-                              f"`{other.variable}`'s weights — compute both on the same net")
+        observed.flags.append(
+            f"scratch gradients computed on other weights than the autograd net (a second net, "
+            f"`{other.variable}`, first called in cell {cell_number(other.cell)})"
+        )
+        observed.notes.append(
+            f"your own gradients match the net `{other.variable}` (cell {cell_number(other.cell)}), "
+            f"not `{net.variable}` whose autograd gradients you report; they are checked on "
+            f"`{other.variable}`'s weights — compute both on the same net"
+        )
     return observed
 
 

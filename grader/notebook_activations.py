@@ -23,8 +23,14 @@ NAMES = ("sigmoid", "relu", "tanh")
 Activation = str | tuple[str, ...]  # one name for every hidden layer, or one per hidden layer
 
 
-def hidden_activation(run: RunResult, weight_names: list[str], x: np.ndarray, params: dict[str, np.ndarray],
-                      output: np.ndarray | None, grads: dict[str, np.ndarray]) -> Activation | None:
+def hidden_activation(
+    run: RunResult,
+    weight_names: list[str],
+    x: np.ndarray,
+    params: dict[str, np.ndarray],
+    output: np.ndarray | None,
+    grads: dict[str, np.ndarray],
+) -> Activation | None:
     """The activation(s) under which the MLP on `params` reproduces `output` from `x` and, when `grads`
     (autograd's, torch layout) are given, those gradients too; else the first that reproduces the output
     (gradients read after training steps are another net's); else None. The output alone cannot always
@@ -38,7 +44,9 @@ def hidden_activation(run: RunResult, weight_names: list[str], x: np.ndarray, pa
     first = None
     for candidate in _candidates(run, weight_names, L):
         prediction = mlp_regression.forward(x, params, candidate)[f"a{L}"]
-        if prediction.size != output.size or not np.allclose(prediction.reshape(output.shape), output, rtol=1e-4, atol=1e-6):
+        if prediction.size != output.size or not np.allclose(
+            prediction.reshape(output.shape), output, rtol=1e-4, atol=1e-6
+        ):
             continue
         candidate = candidate if isinstance(candidate, str) or len(set(candidate)) > 1 else candidate[0]
         if not grads or _gradients_fit(x, params, grads, candidate):
@@ -104,7 +112,13 @@ def differences(wanted_layers: list[int], wanted: str, layers: list[int], activa
     said = []
     asked, built = len(wanted_layers) - 1, len(layers) - 1
     if built != asked:
-        more = "one more" if built == asked + 1 else "one fewer" if built == asked - 1 else f"{abs(built - asked)} {'more' if built > asked else 'fewer'}"
+        more = (
+            "one more"
+            if built == asked + 1
+            else "one fewer"
+            if built == asked - 1
+            else f"{abs(built - asked)} {'more' if built > asked else 'fewer'}"
+        )
         said.append(f"{built} linear layers where {asked} were asked ({more})")
     elif layers != wanted_layers:
         said.append("other layer widths")

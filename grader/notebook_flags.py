@@ -14,13 +14,15 @@ from grader.load import Submission
 from grader.notebook import Net, Observed
 from grader.rubric import Rubric
 from grader.run import call_id
-from grader.saved_outputs import compare_cells, flag
 from grader.sandbox import CellStatus, RunResult
+from grader.saved_outputs import compare_cells, flag
 from grader.tasks import Task
 from reference import mlp_regression
 
 
-def notebook_flags(rubric: Rubric, task: Task, run: RunResult, observed: Observed, submission: Submission) -> tuple[list[str], dict[str, int]]:
+def notebook_flags(
+    rubric: Rubric, task: Task, run: RunResult, observed: Observed, submission: Submission
+) -> tuple[list[str], dict[str, int]]:
     """Instructor-facing flags for one notebook run, and for each source whose gradients match the weights
     of a later forward call than the first, that call's number (1-based)."""
     flags = _saved_outputs(run, submission)
@@ -33,15 +35,21 @@ def notebook_flags(rubric: Rubric, task: Task, run: RunResult, observed: Observe
     for source in ("torch", "scratch"):
         found = observed.found.get(call_id(task, source, trial))
         if found is not None:
-            matched[source] = next((i for i, w in enumerate(weights) if w is not None and _matches(rubric, task, net, found, w)), None)
+            matched[source] = next(
+                (i for i, w in enumerate(weights) if w is not None and _matches(rubric, task, net, found, w)), None
+            )
     if matched.get("torch") not in (None, 0):
         call = calls[matched["torch"]]
-        flags.append(f"gradients reported after training steps: the autograd gradients match the weights of forward call {call.index + 1} (cell {submission.notebook_cell(call.cell)}), not the initial ones")
+        flags.append(
+            f"gradients reported after training steps: the autograd gradients match the weights of forward call {call.index + 1} (cell {submission.notebook_cell(call.cell)}), not the initial ones"
+        )
     if None not in (matched.get("torch"), matched.get("scratch")) and matched["torch"] != matched["scratch"]:
         flags.append("scratch gradients computed on other weights than autograd")
     moved = [s for s in run.grads if s.variable == net.variable and not _same(run, s.params, net)]
     if moved and len(calls) <= 1:
-        flags.append(f"weights changed in place before the comparison (cell {submission.notebook_cell(moved[0].cell)}) without a new forward pass")
+        flags.append(
+            f"weights changed in place before the comparison (cell {submission.notebook_cell(moved[0].cell)}) without a new forward pass"
+        )
     late = {source: calls[index].index + 1 for source, index in matched.items() if index not in (None, 0)}
     return flags, late
 
@@ -66,7 +74,9 @@ def _matches(rubric: Rubric, task: Task, net: Net, found: Found, params: dict[st
     if not keys:
         return False
     passed = sum(
-        compare(k, found.values[k], reference[k], rubric.tolerance, rubric.submission.allow_in_out, found.uncertainty.get(k)).verdict
+        compare(
+            k, found.values[k], reference[k], rubric.tolerance, rubric.submission.allow_in_out, found.uncertainty.get(k)
+        ).verdict
         == Verdict.passed
         for k in keys
     )

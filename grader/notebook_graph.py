@@ -67,16 +67,28 @@ def identify_raw_net(run: RunResult) -> RawNet | None:
                 continue
             params, layouts, names, grads = built
             activation = _replay(x, params, grads, loss, by_gradients=not differs)
-            net = RawNet(_layers(params), activation, x, params, names, _variable(names), record.cell,
-                         layouts=layouts, grads=grads, finding=differs)
+            net = RawNet(
+                _layers(params),
+                activation,
+                x,
+                params,
+                names,
+                _variable(names),
+                record.cell,
+                layouts=layouts,
+                grads=grads,
+                finding=differs,
+            )
             if activation is not None:
                 return replace(net, finding="")
             if from_graph and fallback is None:
                 fallback = net
     if fallback is None:
         return None
-    found = fallback.finding or (f"its forward pass on these weights reproduces neither the loss it computed nor "
-                                 f"its gradients with any of {', '.join(ACTIVATIONS)}")
+    found = fallback.finding or (
+        f"its forward pass on these weights reproduces neither the loss it computed nor "
+        f"its gradients with any of {', '.join(ACTIVATIONS)}"
+    )
     return replace(fallback, finding=found)
 
 
@@ -153,7 +165,11 @@ def _build(run: RunResult, weights: list, biases: list, roles: dict, width: int)
     for l, (leaf, layout) in enumerate(zip(weights, forced), start=1):
         layout = layout or roles[id(leaf)][1] or (siblings[0][0] if siblings else "out_in")
         value = run.arrays[leaf.value].reshape(leaf.shape if len(leaf.shape) == 2 else (1, -1))
-        params[f"W{l}"], layouts[f"W{l}"], names[f"W{l}"] = (value if layout == "out_in" else value.T), layout, _name(leaf)
+        params[f"W{l}"], layouts[f"W{l}"], names[f"W{l}"] = (
+            (value if layout == "out_in" else value.T),
+            layout,
+            _name(leaf),
+        )
         if leaf.grad is not None:
             grad = run.arrays[leaf.grad].reshape(value.shape)
             grads[f"dW{l}"] = grad if layout == "out_in" else grad.T

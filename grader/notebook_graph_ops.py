@@ -11,17 +11,41 @@ from grader.sandbox.records import BackwardRecord, GraphLeaf
 # Ops that only reshape or lay out their input; the transposing ones flip a weight's layout.
 TRANSPOSING = {"TBackward0", "PermuteBackward0", "TransposeBackward0", "TransposeBackward1"}
 LAYOUT = TRANSPOSING | {
-    "ViewBackward0", "ReshapeAliasBackward0", "UnsafeViewBackward0", "UnsqueezeBackward0", "SqueezeBackward0",
-    "SqueezeBackward1", "SqueezeBackward2", "SqueezeBackward3", "SqueezeBackward4", "ExpandBackward0",
-    "CloneBackward0", "ToCopyBackward0", "AliasBackward0",
+    "ViewBackward0",
+    "ReshapeAliasBackward0",
+    "UnsafeViewBackward0",
+    "UnsqueezeBackward0",
+    "SqueezeBackward0",
+    "SqueezeBackward1",
+    "SqueezeBackward2",
+    "SqueezeBackward3",
+    "SqueezeBackward4",
+    "ExpandBackward0",
+    "CloneBackward0",
+    "ToCopyBackward0",
+    "AliasBackward0",
 }
 # Matrix products, by the input slot of their left and right operand (h @ W: W is the right one).
-PRODUCTS = {"MmBackward0": (0, 1), "AddmmBackward0": (1, 2), "MvBackward0": (0, 1), "BmmBackward0": (0, 1),
-            "DotBackward0": (0, 1), "MatmulBackward0": (0, 1)}
+PRODUCTS = {
+    "MmBackward0": (0, 1),
+    "AddmmBackward0": (1, 2),
+    "MvBackward0": (0, 1),
+    "BmmBackward0": (0, 1),
+    "DotBackward0": (0, 1),
+    "MatmulBackward0": (0, 1),
+}
 ADDS = {"AddBackward0"}
 ACTIVATIONS = {"SigmoidBackward0": "sigmoid", "ReluBackward0": "relu", "TanhBackward0": "tanh"}
-OTHER_ACTIVATIONS = {"SoftmaxBackward0", "LogSoftmaxBackward0", "LeakyReluBackward0", "EluBackward0",
-                     "SoftplusBackward0", "GeluBackward0", "SiluBackward0", "HardtanhBackward0"}
+OTHER_ACTIVATIONS = {
+    "SoftmaxBackward0",
+    "LogSoftmaxBackward0",
+    "LeakyReluBackward0",
+    "EluBackward0",
+    "SoftplusBackward0",
+    "GeluBackward0",
+    "SiluBackward0",
+    "HardtanhBackward0",
+}
 BY_HAND = {"ExpBackward0"}  # 1 / (1 + exp(-z)) and friends: an activation written out
 FULL_REDUCTIONS = {"SumBackward0": "sums", "MeanBackward0": "averages"}  # over every element
 LOSS_OPS = {"SubBackward0", "RsubBackward0", "RsubBackward1", "MseLossBackward0", "L1LossBackward0"}
@@ -112,16 +136,20 @@ def difference(graph: Graph, weights: list[GraphLeaf]) -> str:
         if name == "MulBackward0" and ops[:1] == ["SumBackward1"]:
             ops = ops[1:]  # (w * x).sum(dim=1): a product written out
         if layer == len(products):
-            ops = ops[:next((i for i, op in enumerate(ops) if op in LOSS_OPS), len(ops))]
+            ops = ops[: next((i for i, op in enumerate(ops) if op in LOSS_OPS), len(ops))]
             act = next((op for op in ops if op in ACTIVATIONS or op in OTHER_ACTIVATIONS), None)
             return f"the output layer has an activation ({act}) where an MLP's output is linear" if act else ""
-        act = next((i for i, op in enumerate(ops) if op in ACTIVATIONS or op in OTHER_ACTIVATIONS or op in BY_HAND), None)
+        act = next(
+            (i for i, op in enumerate(ops) if op in ACTIVATIONS or op in OTHER_ACTIVATIONS or op in BY_HAND), None
+        )
         reduced = next((i for i, op in enumerate(ops) if op in FULL_REDUCTIONS), None)
         if reduced is not None:
             what, where = FULL_REDUCTIONS[ops[reduced]], "pre-activation" if act is None or reduced < act else "output"
             between = f"between {name} and {ops[act]}" if act is not None and reduced < act else f"after {name}"
-            return (f"layer {layer}'s {where} {what} across neurons ({ops[reduced]} {between}): one number for "
-                    f"the whole layer, where each neuron sums over its own inputs only")
+            return (
+                f"layer {layer}'s {where} {what} across neurons ({ops[reduced]} {between}): one number for "
+                f"the whole layer, where each neuron sums over its own inputs only"
+            )
         if act is None:
             return f"layer {layer} has no activation (after {name}, the next layer's product follows)"
         if ops[act] in OTHER_ACTIVATIONS:

@@ -24,7 +24,9 @@ def reference_of(net: Net, activation: str) -> dict[str, np.ndarray]:
     return mlp_regression.scratch(net.x, mlp_regression.target(net.x), net.params, net.activation or activation)
 
 
-def matches(values: Mapping[str, np.ndarray], uncertainty: Mapping[str, np.ndarray], reference: dict[str, np.ndarray]) -> int:
+def matches(
+    values: Mapping[str, np.ndarray], uncertainty: Mapping[str, np.ndarray], reference: dict[str, np.ndarray]
+) -> int:
     """How many of `values` equal the reference's gradient of the same name, in either layout, within their
     printed precision and float32 noise (a loose test: it tells one net's gradients from another's)."""
     count = 0
@@ -54,7 +56,11 @@ def _file_values(files: dict[str, str], name: str, net: Net) -> tuple[dict, dict
 
 
 def choose_net(
-    nets: list[Net], run: RunResult, files: dict[str, str], torch_file: str, activation: str,
+    nets: list[Net],
+    run: RunResult,
+    files: dict[str, str],
+    torch_file: str,
+    activation: str,
     cell_number: Callable[[int], int],
 ) -> tuple[Net, list[str]]:
     """The net the reported autograd values belong to, and a note when it is not the first one called."""
@@ -71,8 +77,10 @@ def choose_net(
     if best == 0 or scores[best] == scores[0]:
         return nets[0], []
     first = nets[0]
-    return net, [f"cell {cell_number(first.cell)} called `{first.variable}` first, but the gradients you report are "
-                 f"those of `{net.variable}` (cell {cell_number(net.cell)}): that net is graded"]
+    return net, [
+        f"cell {cell_number(first.cell)} called `{first.variable}` first, but the gradients you report are "
+        f"those of `{net.variable}` (cell {cell_number(net.cell)}): that net is graded"
+    ]
 
 
 def other_net_for_scratch(nets: list[Net], net: Net, found: Found, activation: str) -> Net | None:
@@ -95,5 +103,7 @@ def never_run(net: Net, saved_counts: list[int | None], cell_number: Callable[[i
     index = net.cell - 1
     if not 0 <= index < len(saved_counts) or saved_counts[index] is not None or not any(saved_counts):
         return []
-    return [f"the graded net `{net.variable}` is first called in cell {cell_number(net.cell)}, which the handed-in "
-            f"notebook shows as never run (no execution count): its saved outputs and files came from other code"]
+    return [
+        f"the graded net `{net.variable}` is first called in cell {cell_number(net.cell)}, which the handed-in "
+        f"notebook shows as never run (no execution count): its saved outputs and files came from other code"
+    ]

@@ -101,8 +101,10 @@ def _then(group: list[tuple[int, str]], number: Callable[[int], int]) -> str:
     if not group:
         return ""
     names = list(dict.fromkeys(name for _, name in group))
-    return (f"; {_series([number(cell) for cell, _ in group])} then failed with NameError on names it should "
-            f"have defined ({', '.join(names)})")
+    return (
+        f"; {_series([number(cell) for cell, _ in group])} then failed with NameError on names it should "
+        f"have defined ({', '.join(names)})"
+    )
 
 
 def _at(cell: int, line: int | None, number: Callable[[int], int]) -> str:
@@ -120,16 +122,25 @@ def _module_notes(records: list[CellRecord], groups: dict, number: Callable[[int
     for module, where in imported.items():
         use = used.get(module)
         if use is None:
-            notes.append((where.cell, f"module {module!r} is not installed here; it was never used (imported in "
-                                      f"{_at(where.cell, where.line, number)})", 0))
+            notes.append(
+                (
+                    where.cell,
+                    f"module {module!r} is not installed here; it was never used (imported in "
+                    f"{_at(where.cell, where.line, number)})",
+                    0,
+                )
+            )
             continue
         record = by_cell.get(use.cell)
         stopped = record is not None and record.status == "raised" and record.missing_module == module
         how = "that cell stopped there" if stopped else "the error it raised was caught"
-        note = (f"module {module!r} is not installed here; it was imported in {_at(where.cell, where.line, number)} "
-                f"and used in {_at(use.cell, use.line, number)} ({how})")
-        notes.append((use.cell, note + (_then(groups.get(use.cell, []), number) if stopped else ""),
-                      use.cell if stopped else 0))
+        note = (
+            f"module {module!r} is not installed here; it was imported in {_at(where.cell, where.line, number)} "
+            f"and used in {_at(use.cell, use.line, number)} ({how})"
+        )
+        notes.append(
+            (use.cell, note + (_then(groups.get(use.cell, []), number) if stopped else ""), use.cell if stopped else 0)
+        )
     return notes
 
 
@@ -143,14 +154,22 @@ def cell_notes(run: RunResult, cells: list[str], number: Callable[[int], int]) -
     for record in records:
         if record.gpu_request is not None:
             request = record.gpu_request
-            notes.append((request.cell, f"this notebook asks for a GPU ({_at(request.cell, request.line, number)}: "
-                                        f"{request.call}); it ran on the CPU here, which gives the same gradients", 0))
+            notes.append(
+                (
+                    request.cell,
+                    f"this notebook asks for a GPU ({_at(request.cell, request.line, number)}: "
+                    f"{request.call}); it ran on the CPU here, which gives the same gradients",
+                    0,
+                )
+            )
         if not _failed(record) or record.cell in members or record.cell in covered:
             continue
         group, where = groups.get(record.cell, []), _at(record.cell, record.line, number)
         if record.missing_module:
-            text = (f"cell {number(record.cell)}: module {record.missing_module!r} is not installed here; that cell "
-                    f"stopped, the rest ran{_then(group, number)}")
+            text = (
+                f"cell {number(record.cell)}: module {record.missing_module!r} is not installed here; that cell "
+                f"stopped, the rest ran{_then(group, number)}"
+            )
         elif group:
             text = f"{where} failed ({record.message.rstrip('. ')}){_then(group, number)}"
         else:

@@ -31,11 +31,13 @@ def failed_cells_flag(run: RunResult, submission: Submission) -> list[str]:
     first = failed[0]
     where = f"cell {submission.notebook_cell(first.cell)}" + (f", line {first.line}" if first.line else "")
     message = first.message.rstrip(". ")
-    message = message if len(message) <= FIRST_FAILURE_CHARS else message[:FIRST_FAILURE_CHARS - 1] + "…"
+    message = message if len(message) <= FIRST_FAILURE_CHARS else message[: FIRST_FAILURE_CHARS - 1] + "…"
     numbers = ", ".join(str(submission.notebook_cell(record.cell)) for record in failed)
-    return [f"most cells failed: {len(failed)} of {len(cells)} code cells stopped with an error (cells {numbers}), "
-            f"the first at {where}: {message}; the grade rests on the {len(cells) - len(failed)} that ran: "
-            "open the notebook to see whether it runs as handed in"]
+    return [
+        f"most cells failed: {len(failed)} of {len(cells)} code cells stopped with an error (cells {numbers}), "
+        f"the first at {where}: {message}; the grade rests on the {len(cells) - len(failed)} that ran: "
+        "open the notebook to see whether it runs as handed in"
+    ]
 
 
 def one_note_per_unread_file(rubric: Rubric, task: Task, observed: Observed, texts: dict[str, str]) -> Observed:
@@ -58,8 +60,11 @@ def one_note_per_unread_file(rubric: Rubric, task: Task, observed: Observed, tex
             continue
         state = "is empty" if not text.strip() else "holds no printed array of numbers"
         what = state if not text.strip() else f"{state} (its first line: {_first_line(text)!r})"
-        dropped = {f"{name}: {problem}" for problem in assign_gradients(parsed, observed.net.layers).problems
-                   if problem not in parsed.problems}
+        dropped = {
+            f"{name}: {problem}"
+            for problem in assign_gradients(parsed, observed.net.layers).problems
+            if problem not in parsed.problems
+        }
         missing = list(found[key].problems)
         if not missing:
             tail = f"your {source} gradients were read from the notebook's variables instead"
@@ -70,7 +75,9 @@ def one_note_per_unread_file(rubric: Rubric, task: Task, observed: Observed, tex
         note = f"{name} {what}: nothing in it could be graded; {tail}. Write every gradient to {name} with a label such as 'dW1'."
         at = next((i for i, n in enumerate(notes) if n in dropped), len(notes))
         notes = [*notes[:at], note, *(n for n in notes[at:] if n not in dropped)]
-        problems = {k: f"{source}.{k}: not found — {name} {state} (see the notes) and no variable holds it" for k in missing}
+        problems = {
+            k: f"{source}.{k}: not found — {name} {state} (see the notes) and no variable holds it" for k in missing
+        }
         found[key] = dataclasses.replace(found[key], problems=problems)
     return dataclasses.replace(observed, notes=notes, found=found)
 

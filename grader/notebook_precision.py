@@ -22,16 +22,24 @@ import numpy as np
 
 MIN_ON_GRID = 3  # non-zero numbers needed to read a rounding grid: fewer lie on some grid by chance
 MAX_DECIMALS = 12
-NOISE = 1e-6  # float32 arithmetic, relative to the largest magnitude: the value printed and the one kept may differ by this
+NOISE = (
+    1e-6  # float32 arithmetic, relative to the largest magnitude: the value printed and the one kept may differ by this
+)
 
 
 def rounded_decimals(values: np.ndarray, uncertainty: np.ndarray) -> int | None:
     """k when the array was rounded to k decimals: its numbers (at least MIN_ON_GRID of them non-zero) all
     lie on the grid of 10^-k (the coarsest such grid), none printed more coarsely than half of it; else None."""
     values = np.asarray(values, dtype=np.float64)
-    if np.count_nonzero(values) < MIN_ON_GRID or np.shape(uncertainty) != values.shape or not np.all(np.isfinite(values)):
+    if (
+        np.count_nonzero(values) < MIN_ON_GRID
+        or np.shape(uncertainty) != values.shape
+        or not np.all(np.isfinite(values))
+    ):
         return None
-    return next((k for k in range(MAX_DECIMALS + 1) if _on_grid(values, np.asarray(uncertainty, dtype=np.float64), k)), None)
+    return next(
+        (k for k in range(MAX_DECIMALS + 1) if _on_grid(values, np.asarray(uncertainty, dtype=np.float64), k)), None
+    )
 
 
 def rounded_uncertainties(printed: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -45,9 +53,16 @@ def rounded_uncertainties(printed: dict[str, tuple[np.ndarray, np.ndarray]]) -> 
     out = {}
     for key, (values, uncertainty) in printed.items():
         k = own[key]
-        if k is None and file_k is not None and np.all(np.isfinite(values)) and _on_grid(np.asarray(values, dtype=np.float64), np.asarray(uncertainty, dtype=np.float64), file_k):
+        if (
+            k is None
+            and file_k is not None
+            and np.all(np.isfinite(values))
+            and _on_grid(np.asarray(values, dtype=np.float64), np.asarray(uncertainty, dtype=np.float64), file_k)
+        ):
             k = file_k
-        out[key] = np.asarray(uncertainty, dtype=np.float64) if k is None else np.full(np.shape(uncertainty), 0.5 * 10.0 ** -k)
+        out[key] = (
+            np.asarray(uncertainty, dtype=np.float64) if k is None else np.full(np.shape(uncertainty), 0.5 * 10.0**-k)
+        )
     return out
 
 
@@ -55,9 +70,9 @@ def _on_grid(values: np.ndarray, uncertainty: np.ndarray, k: int) -> bool:
     """Every number a multiple of 10^-k, and no non-zero one printed more coarsely than half of 10^-k (zeros
     printed '0.e+00' claim ±0.5 and say nothing)."""
     nonzero = values != 0
-    if uncertainty.shape != values.shape or np.any(uncertainty[nonzero] > 0.5 * 10.0 ** -k):
+    if uncertainty.shape != values.shape or np.any(uncertainty[nonzero] > 0.5 * 10.0**-k):
         return False
-    scaled = values[nonzero] * 10.0 ** k
+    scaled = values[nonzero] * 10.0**k
     return bool(np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))))
 
 
@@ -67,7 +82,9 @@ def too_coarse(uncertainty: np.ndarray, expected: np.ndarray, precision_rel: flo
     return float(np.max(uncertainty, initial=0.0)) > precision_rel * float(np.max(np.abs(expected), initial=0.0))
 
 
-def printed_from(printed: np.ndarray, uncertainty: np.ndarray, precise: np.ndarray, transposed: bool = False) -> np.ndarray | None:
+def printed_from(
+    printed: np.ndarray, uncertainty: np.ndarray, precise: np.ndarray, transposed: bool = False
+) -> np.ndarray | None:
     """`precise` in the printed value's shape (torch layout) when it agrees with every printed number within
     that number's precision (and float32 noise), else None. A square one takes the layout it agrees with
     best; where the printed numbers cannot tell (all rounded to 0), `transposed` decides: the value was
@@ -81,13 +98,23 @@ def printed_from(printed: np.ndarray, uncertainty: np.ndarray, precise: np.ndarr
     if not candidates:
         candidates.append((precise.reshape(printed.shape), True))  # (21,) printed as (1, 21), or the other way round
     allowed = np.broadcast_to(uncertainty, printed.shape) + NOISE * float(np.max(np.abs(printed), initial=0.0))
-    agreeing = [(float(np.max(np.abs(c - printed), initial=0.0)), not preferred, i, c)
-                for i, (c, preferred) in enumerate(candidates) if np.all(np.abs(c - printed) <= allowed)]
+    agreeing = [
+        (float(np.max(np.abs(c - printed), initial=0.0)), not preferred, i, c)
+        for i, (c, preferred) in enumerate(candidates)
+        if np.all(np.abs(c - printed) <= allowed)
+    ]
     return np.array(min(agreeing, key=lambda t: t[:3])[3]) if agreeing else None
 
 
-def sharpen(values: dict, uncertainty: dict, provenance: dict, reference: dict, precision_rel: float,
-            candidates: Callable[[str], list[tuple[np.ndarray, str, Any]]], in_out: set[str]) -> dict[str, Any]:
+def sharpen(
+    values: dict,
+    uncertainty: dict,
+    provenance: dict,
+    reference: dict,
+    precision_rel: float,
+    candidates: Callable[[str], list[tuple[np.ndarray, str, Any]]],
+    in_out: set[str],
+) -> dict[str, Any]:
     """Replace each printed value too coarse to verify by the full-precision value it was printed from: the
     first of `candidates(key)` (value, where, token) that agrees with it, in the (in, out) layout where the
     file printed `key` so and the numbers cannot tell (`printed_from`); say so in its provenance. Returns
@@ -102,8 +129,10 @@ def sharpen(values: dict, uncertainty: dict, provenance: dict, reference: dict, 
                 continue
             printed = float(np.max(uncertainty.pop(key)))
             values[key] = value
-            provenance[key] += (f"; printed to ±{printed:.1g}, too coarse to check, so checked at full precision on "
-                                f"{where}, which holds the value printed")
+            provenance[key] += (
+                f"; printed to ±{printed:.1g}, too coarse to check, so checked at full precision on "
+                f"{where}, which holds the value printed"
+            )
             taken[key] = token
             break
     return taken

@@ -22,7 +22,9 @@ from grader.datfile import read_dat
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.sandbox import RunResult
 
-PROVENANCE_SWITCH = "BACKPROP_GRADER_PROVENANCE"  # "off" in the grader's environment: no counterfactual run (benchmarks)
+PROVENANCE_SWITCH = (
+    "BACKPROP_GRADER_PROVENANCE"  # "off" in the grader's environment: no counterfactual run (benchmarks)
+)
 RELATIVE = 1e-4  # float32 arithmetic on other operands is far below this; the factor moves values by ≥ 30 %
 FACTORS = (1.3, 1.9)
 
@@ -39,18 +41,24 @@ def counterfactual_factor(submission_sha256: str, seed: int) -> float:
     """The factor for one submission: fixed by the submission and the rubric (a re-grade reproduces it), in
     FACTORS, so that neither 1 nor a small integer ratio such as 2 (a missing factor 2) can be mistaken for it."""
     digest = hashlib.sha256(f"backprop-grader counterfactual {seed} {submission_sha256}".encode()).digest()
-    fraction = int.from_bytes(digest[:8], "big") / 2 ** 64
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
     return round(FACTORS[0] + (FACTORS[1] - FACTORS[0]) * fraction, 6)
 
 
-def follows(found: np.ndarray, again: np.ndarray | None, factor: float, uncertainty: np.ndarray | None = None) -> Follows:
+def follows(
+    found: np.ndarray, again: np.ndarray | None, factor: float, uncertainty: np.ndarray | None = None
+) -> Follows:
     """Whether `again` (the counterfactual run's value) is `factor` × `found`, equal to it, or neither."""
     if again is None:
         return Follows.unknown
     found, again = np.asarray(found, dtype=np.float64), np.asarray(again, dtype=np.float64)
     if found.shape != again.shape or found.size == 0 or not (np.all(np.isfinite(found)) and np.all(np.isfinite(again))):
         return Follows.unknown
-    allowance = np.zeros_like(found) if uncertainty is None else np.broadcast_to(np.asarray(uncertainty, dtype=np.float64), found.shape)
+    allowance = (
+        np.zeros_like(found)
+        if uncertainty is None
+        else np.broadcast_to(np.asarray(uncertainty, dtype=np.float64), found.shape)
+    )
     scale = float(np.max(np.abs(found)))
     if scale == 0.0 or scale <= 4 * float(np.max(allowance)):  # too small, or too coarsely printed, to tell
         return Follows.unknown
@@ -79,9 +87,13 @@ def file_again(run: RunResult, file_name: str, layers: list[int]) -> dict[str, t
     counterfactual = run.counterfactual
     if counterfactual is None:
         return {}
-    text = next((data for name, data in counterfactual.files.items()
-                 if name.rsplit("/", 1)[-1].lower() == file_name.lower()), None)
-    written = next((data for name, data in run.files.items() if name.rsplit("/", 1)[-1].lower() == file_name.lower()), None)
+    text = next(
+        (data for name, data in counterfactual.files.items() if name.rsplit("/", 1)[-1].lower() == file_name.lower()),
+        None,
+    )
+    written = next(
+        (data for name, data in run.files.items() if name.rsplit("/", 1)[-1].lower() == file_name.lower()), None
+    )
     if text is None or written is None or text == written:
         return {}  # not written by this run (handed in beside the notebook), or the same bytes: nothing moved
     assignment = read_dat(text.decode("utf-8", errors="replace"), layers)
@@ -95,11 +107,14 @@ def copied_from_autograd(result: CheckResult, copied: dict[str, str]) -> CheckRe
     if source != "scratch" or key not in copied:
         return result
     where = copied[key]
-    message = (f"{result.quantity}: not computed by hand — the value reported in {where} moved with autograd's "
-               f"answers when the notebook was run again with autograd's gradients changed, so it was copied from "
-               f"autograd (a .grad), not computed by your own backward pass")
+    message = (
+        f"{result.quantity}: not computed by hand — the value reported in {where} moved with autograd's "
+        f"answers when the notebook was run again with autograd's gradients changed, so it was copied from "
+        f"autograd (a .grad), not computed by your own backward pass"
+    )
     diagnosis = Diagnosis(
-        mistake="copied_from_autograd", title="gradients copied from autograd",
+        mistake="copied_from_autograd",
+        title="gradients copied from autograd",
         explanation=f"The {key} you report as your own ({where}) is autograd's: when the grader re-ran your "
         "notebook with autograd's gradients scaled by a factor only it knew, this value was scaled too.",
         hint="Compute this gradient with your own backward pass (the chain rule, numpy or tensor operations) "
@@ -112,11 +127,17 @@ def copied_from_autograd(result: CheckResult, copied: dict[str, str]) -> CheckRe
 def no_points(result: CheckResult, message: str, diagnosis: Diagnosis) -> CheckResult:
     """`result` failed with 0 points on every trial and group, saying why: what autograd's perturbation
     showed (here for notebooks, in grader/scratch_effect.py for a contract's scratch calls)."""
-    group = {name: 0.0 for name in result.group_points}
-    return result.model_copy(update={
-        "status": CheckStatus.failed, "points": 0.0, "message": message, "diagnosis": diagnosis, "group_points": group,
-        "trials": [t.model_copy(update={"status": CheckStatus.failed, "message": message}) for t in result.trials],
-    })
+    group = dict.fromkeys(result.group_points, 0.0)
+    return result.model_copy(
+        update={
+            "status": CheckStatus.failed,
+            "points": 0.0,
+            "message": message,
+            "diagnosis": diagnosis,
+            "group_points": group,
+            "trials": [t.model_copy(update={"status": CheckStatus.failed, "message": message}) for t in result.trials],
+        }
+    )
 
 
 def copied_flag(copied: dict[str, str]) -> list[str]:
@@ -124,5 +145,7 @@ def copied_flag(copied: dict[str, str]) -> list[str]:
     if not copied:
         return []
     where = sorted({place.split(" line ")[0] for place in copied.values()})
-    return [f"scratch gradients copied from autograd ({', '.join(sorted(copied))}, reported in {'; '.join(where)}): "
-            f"they moved with autograd's answers in the provenance run"]
+    return [
+        f"scratch gradients copied from autograd ({', '.join(sorted(copied))}, reported in {'; '.join(where)}): "
+        f"they moved with autograd's answers in the provenance run"
+    ]

@@ -15,7 +15,9 @@ from grader.compare import align
 from grader.notebook_provenance import Follows, entry_again, follows
 from grader.sandbox import RunResult
 
-_NAME = re.compile(r"^(?P<pre>d|dl_?d|dloss_?d|grad_?|g|delta_?)?(?P<kind>[wb])(?P<layer>\d+)(?P<post>_?grad|_?gradient)?$")
+_NAME = re.compile(
+    r"^(?P<pre>d|dl_?d|dloss_?d|grad_?|g|delta_?)?(?P<kind>[wb])(?P<layer>\d+)(?P<post>_?grad|_?gradient)?$"
+)
 _KEY = re.compile(r"^(?P<outer>.*)\[['\"]?(?P<inner>[^'\"\]]+)['\"]?\]$")
 
 
@@ -51,7 +53,11 @@ def where(name: str) -> str:
 
 
 def scratch_variable(
-    run: RunResult, key: str, shape: tuple[int, ...], expected: np.ndarray, autograd: list[np.ndarray],
+    run: RunResult,
+    key: str,
+    shape: tuple[int, ...],
+    expected: np.ndarray,
+    autograd: list[np.ndarray],
     weights: list[np.ndarray],
 ) -> tuple[Any, str, bool] | None:
     """The namespace entry that holds the student's own `key`: named like it (earliest cell first), else the
@@ -64,9 +70,10 @@ def scratch_variable(
     copied = None
     for entry, how in candidates:
         again = entry_again(run, entry.name, entry.cell)
-        if run.counterfactual is not None and follows(
-            run.arrays[entry.array], again, run.counterfactual.factor
-        ) == Follows.autograd:
+        if (
+            run.counterfactual is not None
+            and follows(run.arrays[entry.array], again, run.counterfactual.factor) == Follows.autograd
+        ):
             copied = copied or (entry, how, True)
             continue
         return entry, how, False
@@ -80,12 +87,21 @@ def same_size(run: RunResult, key: str, expected: np.ndarray, excluded: list[np.
     scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
 
     def distance(value: np.ndarray) -> float:
-        value = value.reshape(expected.shape) if value.shape != expected.shape and value.T.shape != expected.shape else value
-        layouts = [v for v in (value, value.T if value.ndim == 2 else None) if v is not None and v.shape == expected.shape]
+        value = (
+            value.reshape(expected.shape)
+            if value.shape != expected.shape and value.T.shape != expected.shape
+            else value
+        )
+        layouts = [
+            v for v in (value, value.T if value.ndim == 2 else None) if v is not None and v.shape == expected.shape
+        ]
         return min((float(np.max(np.abs(v - expected), initial=0.0)) / scale for v in layouts), default=np.inf)
 
-    entries = [e for e in run.namespace
-               if run.arrays[e.array].size == expected.size and not is_copy(run.arrays[e.array], excluded)]
+    entries = [
+        e
+        for e in run.namespace
+        if run.arrays[e.array].size == expected.size and not is_copy(run.arrays[e.array], excluded)
+    ]
     return sorted(entries, key=lambda e: (gradient_name(e.name) != key, distance(run.arrays[e.array])))
 
 

@@ -6,7 +6,8 @@ otherwise, so a class of 1,000 students does not write 1,000 lines.
 
 import shutil
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 LOG_SECONDS = 30.0
 
@@ -14,7 +15,9 @@ LOG_SECONDS = 30.0
 class Progress:
     """Counts finished students and reports the rate and time left."""
 
-    def __init__(self, total: int, stream: TextIO, tty: bool | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, total: int, stream: TextIO, tty: bool | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.total, self.stream, self.clock = total, stream, clock
         self.tty = stream.isatty() if tty is None else tty
         self.done = 0
@@ -32,7 +35,9 @@ class Progress:
         now = self.clock()
         if tenth > self.last_tenth or now - self.last_line >= LOG_SECONDS or self.done == self.total:
             self.last_tenth, self.last_line = tenth, now
-            self.stream.write(f"grading: {self.done}/{self.total} ({self.done / max(self.total, 1):.0%}){self._eta(', about {} left')}\n")
+            self.stream.write(
+                f"grading: {self.done}/{self.total} ({self.done / max(self.total, 1):.0%}){self._eta(', about {} left')}\n"
+            )
             self.stream.flush()
 
     def finish(self) -> None:

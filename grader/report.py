@@ -30,24 +30,43 @@ class Diagnosis(_Model):
     """The known mistake a failing quantity matches, or the uniform factor it is off by, and where in the
     backward pass the error enters."""
 
-    mistake: str = Field(description=(
-        "Catalogue id (e.g. `missing_factor_2`); two ids joined by `+` when the values match two mistakes made "
-        "together (see `parts`); `uniform_factor` when only a factor k fits; `chain_rule` when no known mistake "
-        "fits but the layer where the chain rule breaks is known (see `localization`)."))
+    mistake: str = Field(
+        description=(
+            "Catalogue id (e.g. `missing_factor_2`); two ids joined by `+` when the values match two mistakes made "
+            "together (see `parts`); `uniform_factor` when only a factor k fits; `chain_rule` when no known mistake "
+            "fits but the layer where the chain rule breaks is known (see `localization`)."
+        )
+    )
     title: str = Field(description="Short name of the mistake.")
     explanation: str = Field(description="Student-facing: what the found values are consistent with.")
     hint: str = Field(description="Student-facing: what to look at.")
     factor: float | None = Field(None, description="k in found ≈ k·expected, when the mismatch is a uniform factor.")
-    layer: int | None = Field(None, description=(
-        "Layer where the error first appears, counting back from the output: the first broken relation's, else the largest failing l."))
-    trials: list[str] = Field(default_factory=list, description="Trials on which the found values match this diagnosis.")
-    parts: list[str] = Field(default_factory=list, description="The catalogue ids of two mistakes named together (empty for one).")
-    relation: str | None = Field(None, description=(
-        "The chain-rule relation that first breaks, going down from the output, in the course's notation "
-        "(e.g. `δ1 = (W2ᵀδ2) ⊙ σ'(z1)`); absent when the backward pass was not localized."))
-    localization: str | None = Field(None, description=(
-        "Student-facing: each layer where the student's backward pass stops following the chain rule and the "
-        "smallest change that repairs it (e.g. `layer 1: your δ1 equals W2ᵀδ2 without σ'(z1)`)."))
+    layer: int | None = Field(
+        None,
+        description=(
+            "Layer where the error first appears, counting back from the output: the first broken relation's, else the largest failing l."
+        ),
+    )
+    trials: list[str] = Field(
+        default_factory=list, description="Trials on which the found values match this diagnosis."
+    )
+    parts: list[str] = Field(
+        default_factory=list, description="The catalogue ids of two mistakes named together (empty for one)."
+    )
+    relation: str | None = Field(
+        None,
+        description=(
+            "The chain-rule relation that first breaks, going down from the output, in the course's notation "
+            "(e.g. `δ1 = (W2ᵀδ2) ⊙ σ'(z1)`); absent when the backward pass was not localized."
+        ),
+    )
+    localization: str | None = Field(
+        None,
+        description=(
+            "Student-facing: each layer where the student's backward pass stops following the chain rule and the "
+            "smallest change that repairs it (e.g. `layer 1: your δ1 equals W2ᵀδ2 without σ'(z1)`)."
+        ),
+    )
 
 
 class TrialResult(_Model):
@@ -75,9 +94,13 @@ class CheckResult(_Model):
     status: CheckStatus = Field(description="Passed only if it passed on every trial that ran.")
     points: float = Field(description="Points earned.")
     max_points: float = Field(description="Points available in this run.")
-    group_points: dict[str, float] = Field(default_factory=dict, description="Points earned per trial group (`public`, `hidden`).")
+    group_points: dict[str, float] = Field(
+        default_factory=dict, description="Points earned per trial group (`public`, `hidden`)."
+    )
     group_max_points: dict[str, float] = Field(default_factory=dict, description="Points available per trial group.")
-    visibility: Visibility = Field(description="Who may see this result (hidden-trial parts follow trials.hidden_visibility).")
+    visibility: Visibility = Field(
+        description="Who may see this result (hidden-trial parts follow trials.hidden_visibility)."
+    )
     message: str = Field(description="Student-facing one-line summary.")
     provenance: str = Field("", description="Where the found value came from: function and key, or file and line.")
     diagnosis: Diagnosis | None = Field(None, description="The mistake this failure matches, when one does.")
@@ -94,10 +117,16 @@ class RunRecord(_Model):
     line: int | None = Field(None, description="Line in that cell or file.")
     stdout: str = Field("", description="Captured standard output (truncated).")
     stderr: str = Field("", description="Captured standard error (truncated).")
-    protections: dict[str, bool] = Field(default_factory=dict, description="Sandbox protections and whether each was active.")
+    protections: dict[str, bool] = Field(
+        default_factory=dict, description="Sandbox protections and whether each was active."
+    )
     wall_seconds: float = Field(0.0, description="Wall time of the run.")
-    usage: dict[str, float] = Field(default_factory=dict, description="Measured CPU seconds and peak memory; vary run to run like timings.")
-    calls: dict[str, str] = Field(default_factory=dict, description="Call id → status (`ok`, `raised`, `missing_function`, …).")
+    usage: dict[str, float] = Field(
+        default_factory=dict, description="Measured CPU seconds and peak memory; vary run to run like timings."
+    )
+    calls: dict[str, str] = Field(
+        default_factory=dict, description="Call id → status (`ok`, `raised`, `missing_function`, …)."
+    )
 
 
 class GradeReport(_Model):
@@ -119,5 +148,9 @@ class GradeReport(_Model):
     checks: list[CheckResult] = Field(default_factory=list, description="One entry per rubric check.")
     run: RunRecord | None = Field(None, description="How the code ran; absent when it could not be loaded.")
     notes: list[str] = Field(default_factory=list, description="Student-facing notes (dropped magics, layouts read).")
-    flags: list[str] = Field(default_factory=list, description="Instructor-only: things to review (e.g. autograd in scratch code).")
-    timing: dict[str, float] = Field(default_factory=dict, description="Seconds per stage; excluded from reproducibility checks.")
+    flags: list[str] = Field(
+        default_factory=list, description="Instructor-only: things to review (e.g. autograd in scratch code)."
+    )
+    timing: dict[str, float] = Field(
+        default_factory=dict, description="Seconds per stage; excluded from reproducibility checks."
+    )

@@ -33,6 +33,10 @@ def review_items(records: list[Record], notes: list[str]) -> list[ReviewItem]:
     student), then the batch's notes as given."""
     records = sorted(records, key=lambda r: r["student"])
     items = [ReviewItem(str(flag), record) for record in records for flag in record["flags"]]
-    items += [ReviewItem(str(record["message"]), record, str(record["status"])) for record in records if record["status"] != "graded"]
+    items += [
+        ReviewItem(str(record["message"]), record, str(record["status"]))
+        for record in records
+        if record["status"] != "graded"
+    ]
     items += [ReviewItem(note) for note in notes]
     return items

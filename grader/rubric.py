@@ -23,7 +23,9 @@ class NotebookFiles(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     torch: str = Field("torch_autograd.dat", min_length=1, description="File with the gradients from torch autograd.")
-    scratch: str = Field("my_autograd.dat", min_length=1, description="File with the gradients of the student's own backprop.")
+    scratch: str = Field(
+        "my_autograd.dat", min_length=1, description="File with the gradients of the student's own backprop."
+    )
 
 
 class SubmissionSpec(BaseModel):
@@ -39,7 +41,9 @@ class SubmissionSpec(BaseModel):
     allow_in_out: bool = Field(
         True, description="Accept weight gradients in the transposed (in, out) layout, and say so in the report."
     )
-    files: NotebookFiles = Field(default_factory=NotebookFiles, description="Notebooks: the .dat files the handout asks for.")
+    files: NotebookFiles = Field(
+        default_factory=NotebookFiles, description="Notebooks: the .dat files the handout asks for."
+    )
 
 
 class TrialsSpec(BaseModel):
@@ -96,7 +100,7 @@ class Rubric(BaseModel):
             raise ValueError(f"task ids must be unique; found {task_ids}")
         functions: dict[str, str] = {}
         for task in self.tasks:
-            for source, function in task.contract.functions().items():
+            for function in task.contract.functions().values():
                 if function in functions:
                     raise ValueError(
                         f"function `{function}` is named by task `{functions[function]}` and task `{task.id}`; "

@@ -61,8 +61,14 @@ def plan(rubric: Rubric, submission: Submission, group: Group, hidden_seed: str 
     return Planned(trials, job)
 
 
-def run_trials(sandbox: Sandbox, rubric: Rubric, submission: Submission, groups: tuple[Group, ...], limits: Limits,
-               hidden_seed: str | None = None) -> Ran:
+def run_trials(
+    sandbox: Sandbox,
+    rubric: Rubric,
+    submission: Submission,
+    groups: tuple[Group, ...],
+    limits: Limits,
+    hidden_seed: str | None = None,
+) -> Ran:
     """Run the public job, then the hidden one if `groups` asks for it (student code never runs here)."""
     public = plan(rubric, submission, "public", hidden_seed)
     run = sandbox.run(public.job, limits)
@@ -75,8 +81,12 @@ def run_trials(sandbox: Sandbox, rubric: Rubric, submission: Submission, groups:
         trials[task_id] += group
     if run.status != RunStatus.ok:  # the same code would stop the same way: as one job, its calls never ran
         reason = f"the run of the public trials did not end normally ({run.status.value})"
-        found.update({call.id: Found(status="not_run", message=f"{call.function}() was not called on this trial: {reason}.")
-                      for call in hidden.job.calls})
+        found.update(
+            {
+                call.id: Found(status="not_run", message=f"{call.function}() was not called on this trial: {reason}.")
+                for call in hidden.job.calls
+            }
+        )
         return Ran(trials, found, run, None)
     hidden_run = sandbox.run(hidden.job, limits)
     found.update(from_run(hidden_run, _functions(hidden.job)))
@@ -90,8 +100,10 @@ def hidden_run_flags(ran: Ran) -> list[str]:
     hidden = ran.hidden
     if hidden is None or hidden.status == RunStatus.ok or hidden.status == RunStatus.sandbox_error:
         return []
-    return [f"hidden trials: their run (a job of its own) ended with {hidden.status.value} although the public run "
-            f"ended normally: {hidden.message}"]
+    return [
+        f"hidden trials: their run (a job of its own) ended with {hidden.status.value} although the public run "
+        f"ended normally: {hidden.message}"
+    ]
 
 
 _PLANS: dict[tuple, tuple] = {}
@@ -117,6 +129,13 @@ def _calls(rubric: Rubric, group: Group, hidden_seed: str | None) -> tuple[dict,
             if trial.masks is not None:
                 args += [names["masks"], trial.scalars["p"], trial.scalars["lr"]]
             for source, function in task.contract.functions().items():
-                calls.append(Call(id=call_id(task, source, trial), function=function, args=args, scratch=source == "scratch",
-                                  returns=expected_returns(task, trial)))
+                calls.append(
+                    Call(
+                        id=call_id(task, source, trial),
+                        function=function,
+                        args=args,
+                        scratch=source == "scratch",
+                        returns=expected_returns(task, trial),
+                    )
+                )
     return trials, arrays, calls

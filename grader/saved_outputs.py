@@ -89,14 +89,18 @@ def half_unit(text: str) -> float:
 
 def scale_of(printed: Iterable[Sequence[Token]]) -> float:
     """The magnitude noise near 0 is judged against: the largest non-integer number printed, ≥ MIN_SCALE."""
-    return max([MIN_SCALE, *(abs(t.value) for group in printed for t in group if t.value is not None and not t.integer)])
+    return max(
+        [MIN_SCALE, *(abs(t.value) for group in printed for t in group if t.value is not None and not t.integer)]
+    )
 
 
 def same_number(saved: Token, fresh: Token, scale: float) -> bool:
     """Equal within print rounding and float32 noise (module docstring); integers exactly."""
     if saved.integer and fresh.integer:
         return saved.value == fresh.value
-    allowed = half_unit(saved.text) + half_unit(fresh.text) + REL * max(abs(saved.value), abs(fresh.value)) + REL * scale
+    allowed = (
+        half_unit(saved.text) + half_unit(fresh.text) + REL * max(abs(saved.value), abs(fresh.value)) + REL * scale
+    )
     return abs(saved.value - fresh.value) <= allowed
 
 
@@ -131,7 +135,10 @@ def _first(ours: Sequence[Token], theirs: Sequence[Token], scale: float) -> tupl
 
 
 def compare_cells(
-    saved: Sequence[str], fresh: Sequence[str], complete: Sequence[bool] | None = None, skip: Sequence[bool] | None = None
+    saved: Sequence[str],
+    fresh: Sequence[str],
+    complete: Sequence[bool] | None = None,
+    skip: Sequence[bool] | None = None,
 ) -> list[Difference]:
     """Per code cell (same positions in all sequences), the first difference between what it printed when
     handed in and here. A cell with no saved output (never run, or cleared) or marked in `skip` (shell or
@@ -171,7 +178,9 @@ def flag(differences: Sequence[Difference], counts: Sequence[int | None], number
     the saved execution counts show the cells were not run top to bottom up to that cell, it says so
     instead of suspecting an edit."""
     first = differences[0]
-    expected, found = (t if len(t) <= SHOWN_CHARS else t[: SHOWN_CHARS - 1] + "…" for t in (first.expected, first.found))
+    expected, found = (
+        t if len(t) <= SHOWN_CHARS else t[: SHOWN_CHARS - 1] + "…" for t in (first.expected, first.found)
+    )
     text = f"saved outputs differ from a fresh run: cell {number(first.cell)} printed {expected} when handed in, {found} here"
     others = [str(number(d.cell)) for d in differences[1:]]
     if others:
@@ -179,5 +188,8 @@ def flag(differences: Sequence[Difference], counts: Sequence[int | None], number
     if out_of_order(counts, first.cell):
         shown = [str(c) for c in counts if c is not None]
         listed = ", ".join(shown[:SHOWN_COUNTS]) + (", …" if len(shown) > SHOWN_COUNTS else "")
-        return text + f"; the saved execution counts ({listed}) show the cells were run out of order, so a top-to-bottom run prints other values"
+        return (
+            text
+            + f"; the saved execution counts ({listed}) show the cells were run out of order, so a top-to-bottom run prints other values"
+        )
     return text + " (edited after running, or not seeded)"

@@ -10,8 +10,32 @@ import ast
 from collections import deque
 from collections.abc import Iterator
 
-_SUSPECT_ATTRIBUTES = {"backward", "grad", "autograd", "requires_grad", "requires_grad_", "retain_grad", "func", "vjp", "jacrev", "jacfwd", "grad_fn"}
-_SUSPECT_NAMES = {"autograd", "functorch", "jax", "vjp", "jacrev", "jacfwd", "getattr", "__import__", "eval", "exec", "importlib"}
+_SUSPECT_ATTRIBUTES = {
+    "backward",
+    "grad",
+    "autograd",
+    "requires_grad",
+    "requires_grad_",
+    "retain_grad",
+    "func",
+    "vjp",
+    "jacrev",
+    "jacfwd",
+    "grad_fn",
+}
+_SUSPECT_NAMES = {
+    "autograd",
+    "functorch",
+    "jax",
+    "vjp",
+    "jacrev",
+    "jacfwd",
+    "getattr",
+    "__import__",
+    "eval",
+    "exec",
+    "importlib",
+}
 
 
 def scan_scratch(cells: list[str], cell_numbers: list[int], functions: list[str]) -> list[str]:
@@ -37,7 +61,9 @@ def scan_scratch(cells: list[str], cell_numbers: list[int], functions: list[str]
         for inner in ast.walk(node):
             flag = _suspicious(inner)
             if flag:
-                flags.append(f"scratch code uses {flag} in {name}() (cell {cell}, line {inner.lineno}); check that the backward pass is by hand")
+                flags.append(
+                    f"scratch code uses {flag} in {name}() (cell {cell}, line {inner.lineno}); check that the backward pass is by hand"
+                )
             if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in definitions:
                 queue.append(inner.func.id)  # helpers called by the scratch function are scratch code too
     return sorted(set(flags))

@@ -60,8 +60,9 @@ def moved(task: Task, trials: list[Trial], found: Mapping[str, Found]) -> list[M
     return evidence
 
 
-def judged(tasks: list[Task], trials: Mapping[str, list[Trial]], found: Mapping[str, Found],
-           checks: list[CheckResult]) -> tuple[list[CheckResult], list[str]]:
+def judged(
+    tasks: list[Task], trials: Mapping[str, list[Trial]], found: Mapping[str, Found], checks: list[CheckResult]
+) -> tuple[list[CheckResult], list[str]]:
     """`checks` with every scratch check of a task whose scratch function followed autograd at 0 points and
     the evidence, and the instructor's flags (one line per such task)."""
     flags = []
@@ -84,7 +85,8 @@ def _no_points(task: Task, evidence: list[Moved], result: CheckResult) -> CheckR
     torch_function = task.contract.functions().get("torch")
     autograd = f"; {torch_function}() is the place for autograd" if torch_function else ""
     diagnosis = Diagnosis(
-        mistake="autograd_in_scratch", title="autograd used in the from-scratch function",
+        mistake="autograd_in_scratch",
+        title="autograd used in the from-scratch function",
         explanation=f"{function}() is asked to compute the gradients by hand, but its {', '.join(keys)} came from "
         f"autograd: when the grader called it again on the same inputs with autograd's gradients scaled by a "
         f"factor only it knew, these values were scaled by that factor too{where}.",
@@ -92,19 +94,26 @@ def _no_points(task: Task, evidence: list[Moved], result: CheckResult) -> CheckR
         f"tensor operations), without backward() or torch.autograd under any name{autograd}.",
         trials=trials,
     )
-    how = (f"its {key} moved with autograd's answers" if key in keys else
-           f"its {', '.join(keys)} moved with autograd's answers, so none of its results count as from scratch")
-    message = (f"{result.quantity}: not computed from scratch — {function}() used autograd: called again with "
-               f"autograd's gradients scaled by a factor only the grader knew, {how}")
+    how = (
+        f"its {key} moved with autograd's answers"
+        if key in keys
+        else f"its {', '.join(keys)} moved with autograd's answers, so none of its results count as from scratch"
+    )
+    message = (
+        f"{result.quantity}: not computed from scratch — {function}() used autograd: called again with "
+        f"autograd's gradients scaled by a factor only the grader knew, {how}"
+    )
     return no_points(result, message, diagnosis)
 
 
 def _flag(task: Task, evidence: list[Moved]) -> str:
     first = evidence[0]
     seen = ", ".join(sorted({f"{m.key} ({m.trial})" for m in evidence}))
-    return (f"task {task.id}: {task.contract.functions()[SOURCE]}() used autograd although it ran as from scratch: "
-            f"called again with autograd's gradients scaled, {seen} followed the factor (e.g. {first.key} on "
-            f"{first.trial}: rerun / first = {first.ratio:.6g}, factor {first.factor:.6g}); its scratch checks score 0")
+    return (
+        f"task {task.id}: {task.contract.functions()[SOURCE]}() used autograd although it ran as from scratch: "
+        f"called again with autograd's gradients scaled, {seen} followed the factor (e.g. {first.key} on "
+        f"{first.trial}: rerun / first = {first.ratio:.6g}, factor {first.factor:.6g}); its scratch checks score 0"
+    )
 
 
 def _ratio(value: np.ndarray, again: np.ndarray) -> float:

@@ -24,9 +24,11 @@ SECRET_BYTES = 16  # 128 bits: what `rubric secret` prints, as 32 hexadecimal di
 MIN_DIGITS, MAX_DIGITS = 2 * SECRET_BYTES, 256
 PATTERN = rf"^[0-9a-fA-F]{{{MIN_DIGITS},{MAX_DIGITS}}}$"
 MIN_DISTINCT = 6  # 32 random hex digits have fewer than 6 distinct ones with probability below 1e-12
-HOW_TO_MAKE = (f"make one with `backprop-grader rubric secret` ({MIN_DIGITS} hexadecimal digits from the OS's random "
-               "source) and set it in [trials] as hidden_seed = \"<its output>\" in the copy of the rubric you grade "
-               "with; never hand that copy out")
+HOW_TO_MAKE = (
+    f"make one with `backprop-grader rubric secret` ({MIN_DIGITS} hexadecimal digits from the OS's random "
+    'source) and set it in [trials] as hidden_seed = "<its output>" in the copy of the rubric you grade '
+    "with; never hand that copy out"
+)
 _DOMAIN = b"backprop-grader hidden trial v1"
 
 
@@ -39,15 +41,21 @@ def secret_problem(value: object) -> str | None:
     """Why `value` cannot be a hidden seed (what was expected and what to do), or None when it can."""
     if isinstance(value, bool) or not isinstance(value, str):
         kind = "an integer" if isinstance(value, int) and not isinstance(value, bool) else f"a {type(value).__name__}"
-        return (f"expected a secret string of at least {MIN_DIGITS} hexadecimal digits ({8 * SECRET_BYTES} bits), "
-                f"found {kind}: an integer hidden seed can be found from one hidden trial's inputs by trying seeds "
-                f"(integers are for the public `seed` only); {HOW_TO_MAKE}")
+        return (
+            f"expected a secret string of at least {MIN_DIGITS} hexadecimal digits ({8 * SECRET_BYTES} bits), "
+            f"found {kind}: an integer hidden seed can be found from one hidden trial's inputs by trying seeds "
+            f"(integers are for the public `seed` only); {HOW_TO_MAKE}"
+        )
     if not re.fullmatch(PATTERN, value):
-        return (f"expected {MIN_DIGITS} to {MAX_DIGITS} hexadecimal digits (0-9, a-f; {8 * SECRET_BYTES} bits or "
-                f"more), found {len(value)} character(s){_non_hex(value)}; {HOW_TO_MAKE}")
+        return (
+            f"expected {MIN_DIGITS} to {MAX_DIGITS} hexadecimal digits (0-9, a-f; {8 * SECRET_BYTES} bits or "
+            f"more), found {len(value)} character(s){_non_hex(value)}; {HOW_TO_MAKE}"
+        )
     if len(set(value.lower())) < MIN_DISTINCT:
-        return (f"expected a random secret, found one with only {len(set(value.lower()))} distinct digits (typed "
-                f"by hand?); {HOW_TO_MAKE}")
+        return (
+            f"expected a random secret, found one with only {len(set(value.lower()))} distinct digits (typed "
+            f"by hand?); {HOW_TO_MAKE}"
+        )
     return None
 
 
@@ -72,16 +80,20 @@ def trial_entropy(secret: str, task_id: str, index: int) -> int:
 def add_secret_command(rubric_commands: argparse._SubParsersAction) -> None:
     """Register `rubric secret` on the `rubric` command's actions."""
     command = rubric_commands.add_parser(
-        "secret", help="print a new hidden seed (a 128-bit secret) for your copy of a rubric",
+        "secret",
+        help="print a new hidden seed (a 128-bit secret) for your copy of a rubric",
         description="Print a new random hidden seed. Put it in the copy of the rubric you grade with, as "
-                    "[trials] hidden_seed = \"<it>\", and keep that copy (and the secret) from students.")
+        '[trials] hidden_seed = "<it>", and keep that copy (and the secret) from students.',
+    )
     command.set_defaults(run=_print_secret)
 
 
 def _print_secret(args: argparse.Namespace) -> int:
     print(new_secret())
-    print("put it in your rubric copy's [trials] as hidden_seed = \"<the line above>\"; keep that file from students",
-          file=sys.stderr)
+    print(
+        'put it in your rubric copy\'s [trials] as hidden_seed = "<the line above>"; keep that file from students',
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -91,8 +91,10 @@ def read_in_source_layout(found: Found, shapes: Mapping[str, tuple[int, ...]]) -
         if key in uncertainty:
             uncertainty[key] = np.asarray(uncertainty[key]).T
         layouts[key] = "(in, out) layout, as the other weight gradients of this source"
-        provenance[key] = (f"{provenance.get(key, key)}, read in the (in, out) layout as the other weight "
-                           f"gradients of this source ({decided.siblings()})")
+        provenance[key] = (
+            f"{provenance.get(key, key)}, read in the (in, out) layout as the other weight "
+            f"gradients of this source ({decided.siblings()})"
+        )
     return replace(found, values=values, uncertainty=uncertainty, provenance=provenance, layouts=layouts)
 
 
@@ -106,5 +108,7 @@ def single_layout_square(found: Found | None, key: str, shapes: Mapping[str, tup
 
 # What the TA adds when a square gradient fails in its source's layout and its transpose matches. It names
 # no layout: values a reader already brought to torch's layout (a .dat file) no longer show the one printed.
-TRANSPOSED_NOTE = ("; transposed, it matches: {key} is not in the layout of this source's other weight "
-                   "gradients — write every weight gradient in one layout")
+TRANSPOSED_NOTE = (
+    "; transposed, it matches: {key} is not in the layout of this source's other weight "
+    "gradients — write every weight gradient in one layout"
+)

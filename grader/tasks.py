@@ -27,7 +27,9 @@ class GradientContract(BaseModel):
     scratch: str | None = Field(
         "scratch_gradients", description="Backprop by hand (numpy or torch ops without autograd); `null` if not asked."
     )
-    torch: str | None = Field("torch_gradients", description="The same quantities from torch autograd; `null` if not asked.")
+    torch: str | None = Field(
+        "torch_gradients", description="The same quantities from torch autograd; `null` if not asked."
+    )
 
     def functions(self) -> dict[str, str]:
         """Source name → function name, for the sources this contract asks for."""
@@ -42,10 +44,14 @@ class TrainingContract(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trained: str | None = Field("train_with_dropout", description="Runs SGD with the given dropout keep-masks; "
-                                "left out when `torch` or `scratch` is given.")
+    trained: str | None = Field(
+        "train_with_dropout",
+        description="Runs SGD with the given dropout keep-masks; left out when `torch` or `scratch` is given.",
+    )
     torch: str | None = Field(None, description="Trains with torch autograd (the notebook's torch implementation).")
-    scratch: str | None = Field(None, description="Trains with a backward pass written by hand (the notebook's numpy one).")
+    scratch: str | None = Field(
+        None, description="Trains with a backward pass written by hand (the notebook's numpy one)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -57,8 +63,11 @@ class TrainingContract(BaseModel):
 
     def functions(self) -> dict[str, str]:
         """Source name → function name, for the sources this contract asks for."""
-        return {source: name for source, name in (("trained", self.trained), ("torch", self.torch),
-                                                   ("scratch", self.scratch)) if name}
+        return {
+            source: name
+            for source, name in (("trained", self.trained), ("torch", self.torch), ("scratch", self.scratch))
+            if name
+        }
 
 
 class GraphContract(BaseModel):
@@ -83,7 +92,9 @@ class Given(BaseModel):
     )
     x: Matrix = Field(description="Inputs, one row per sample.")
     y: Matrix | None = Field(None, description="Targets, one row per sample; mlp_regression computes them when absent.")
-    params: dict[str, Matrix | list[float]] = Field(description="Weights `W1, W2, …` (and biases `b1, …` if the task has them).")
+    params: dict[str, Matrix | list[float]] = Field(
+        description="Weights `W1, W2, …` (and biases `b1, …` if the task has them)."
+    )
 
     def arrays(self) -> dict[str, np.ndarray]:
         """x, y (when given) and params as float64 arrays, weights converted to torch's (out, in) layout."""
@@ -168,24 +179,34 @@ class MlpRegressionTask(_Task):
     """Fully connected regression net, y = Σx²/d, squared loss (DESIGN §3, task 1)."""
 
     kind: Literal["mlp_regression"] = Field(description="Task kind.")
-    layers: list[Size] = Field(min_length=2, max_length=64, description="Layer widths, input first, e.g. [2, 10, 10, 1].")
+    layers: list[Size] = Field(
+        min_length=2, max_length=64, description="Layer widths, input first, e.g. [2, 10, 10, 1]."
+    )
     activation: Activation = Field("sigmoid", description="Hidden activation; the output is the identity.")
     bias: bool = Field(True, description="Whether every layer has a bias.")
     batch_size: Size = Field(1, description="Samples per trial (N).")
     reduction: Reduction = Field("sum", description="Loss over the batch: Σ (prediction − y)², or its mean.")
     dead_units: int = Field(
-        0, ge=0, le=4096,
+        0,
+        ge=0,
+        le=4096,
         description="Units of the first hidden layer whose incoming weights and bias are zero on every random trial, "
         "so their pre-activation is exactly 0: a ReLU derivative taken as 1 at 0 then shows.",
     )
-    contract: GradientContract = Field(default_factory=GradientContract, description="Functions the submission defines.")
+    contract: GradientContract = Field(
+        default_factory=GradientContract, description="Functions the submission defines."
+    )
 
     @model_validator(mode="after")
     def _one_output(self) -> "MlpRegressionTask":
         if self.layers[-1] != 1:
-            raise ValueError(f"layers: the target Σx²/d has one output; expected a last layer of 1, found {self.layers[-1]}")
+            raise ValueError(
+                f"layers: the target Σx²/d has one output; expected a last layer of 1, found {self.layers[-1]}"
+            )
         if self.dead_units and (len(self.layers) < 3 or self.dead_units >= self.layers[1]):
-            raise ValueError(f"dead_units: expected fewer than the first hidden layer's {self.layers[1] if len(self.layers) > 2 else 0} units, found {self.dead_units}")
+            raise ValueError(
+                f"dead_units: expected fewer than the first hidden layer's {self.layers[1] if len(self.layers) > 2 else 0} units, found {self.dead_units}"
+            )
         return self
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -209,11 +230,15 @@ class SoftmaxClassifierTask(_Task):
     batch_size: Size = Field(2, description="Samples per trial (N).")
     reduction: Reduction = Field("sum", description="Cross-entropy summed over the batch, or its mean.")
     dead_units: int = Field(
-        0, ge=0, le=4096,
+        0,
+        ge=0,
+        le=4096,
         description="Units of the first hidden layer whose incoming weights and bias are zero on every random trial, "
         "so their pre-activation is exactly 0: a ReLU derivative taken as 1 at 0 then shows.",
     )
-    contract: GradientContract = Field(default_factory=GradientContract, description="Functions the submission defines.")
+    contract: GradientContract = Field(
+        default_factory=GradientContract, description="Functions the submission defines."
+    )
 
     @model_validator(mode="after")
     def _dead_units_fit(self) -> "SoftmaxClassifierTask":

@@ -22,8 +22,19 @@ from reference.dropout_training import check_drop_probability
 from reference.mistakes_catalogue import CATALOGUE, Mistake
 from reference.mistakes_mutants import KINDS, Edit, Instance, Values, combine
 
-__all__ = ["CATALOGUE", "KINDS", "PAIRS", "UPDATE_LEARNING_RATES", "Mistake", "at_layer", "mistakes_for", "pair", "pairs_for",
-           "run_mutant", "together"]
+__all__ = [
+    "CATALOGUE",
+    "KINDS",
+    "PAIRS",
+    "UPDATE_LEARNING_RATES",
+    "Mistake",
+    "at_layer",
+    "mistakes_for",
+    "pair",
+    "pairs_for",
+    "run_mutant",
+    "together",
+]
 
 Array = np.ndarray
 
@@ -41,7 +52,7 @@ def pair(first: Mistake, second: Mistake) -> Mistake | None:
     return together(first, second, kinds, edit)
 
 
-def together(first: Mistake, second: Mistake, kinds: tuple[str, ...] = (), edit: Edit = Edit()) -> Mistake:
+def together(first: Mistake, second: Mistake, kinds: tuple[str, ...] = (), edit: Edit | None = None) -> Mistake:
     """The two mistakes named as one, "first+second", with both explanations and hints. Without an edit
     it names two mistakes found at different layers, which no whole-pass mutant makes."""
     return Mistake(
@@ -50,13 +61,16 @@ def together(first: Mistake, second: Mistake, kinds: tuple[str, ...] = (), edit:
         explanation=f"Your values match two mistakes made together. First: {first.explanation} Second: {second.explanation}",
         hint=f"{first.hint} {second.hint}",
         kinds=kinds,
-        edit=edit,
+        edit=edit if edit is not None else Edit(),
         parts=(first.id, second.id),
     )
 
 
 PAIRS: tuple[Mistake, ...] = tuple(
-    both for i, first in enumerate(CATALOGUE) for second in CATALOGUE[i + 1:] if (both := pair(first, second)) is not None
+    both
+    for i, first in enumerate(CATALOGUE)
+    for second in CATALOGUE[i + 1 :]
+    if (both := pair(first, second)) is not None
 )
 
 
@@ -72,9 +86,18 @@ def at_layer(mistake: Mistake, layer: int) -> Mistake | None:
     only_twists = Edit(mlp=edit.mlp, classifier=edit.classifier, conditions=edit.conditions)
     if len(mistake.parts) != 1 or not fields or not fields <= LAYER_FIELDS or edit != only_twists:
         return None
-    local = Edit(mlp=(*edit.mlp, ("layers", tuple((name, (layer,)) for name in sorted(fields)))), conditions=edit.conditions)
-    return Mistake(f"{mistake.id}@{layer}", mistake.title, mistake.explanation, mistake.hint, ("mlp_regression",), local,
-                   mistake.parts)
+    local = Edit(
+        mlp=(*edit.mlp, ("layers", tuple((name, (layer,)) for name in sorted(fields)))), conditions=edit.conditions
+    )
+    return Mistake(
+        f"{mistake.id}@{layer}",
+        mistake.title,
+        mistake.explanation,
+        mistake.hint,
+        ("mlp_regression",),
+        local,
+        mistake.parts,
+    )
 
 
 def _check_kind(kind: str) -> None:
@@ -114,6 +137,8 @@ def run_mutant(
     if kind == "dropout_training":
         check_drop_probability(p)
         if masks is None or np.ndim(masks) != 3:
-            raise ValueError(f"dropout_training: masks of shape (epochs, N, H) are needed to run a mutant; "
-                             f"found {None if masks is None else np.shape(masks)}")
+            raise ValueError(
+                f"dropout_training: masks of shape (epochs, N, H) are needed to run a mutant; "
+                f"found {None if masks is None else np.shape(masks)}"
+            )
     return mistake.compute(Instance(kind, x, y, params, activation, reduction, masks, p, lr))

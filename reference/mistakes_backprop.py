@@ -166,8 +166,12 @@ def mlp_pass(
 def weight_input(cache: Mapping[str, Array], l: int, choice: str) -> Array:
     """What dW_l is built from under MlpTwist.dW_input `choice`, where that has a_{l-1}'s shape."""
     previous = cache[f"a{l - 1}"]
-    used = {"previous": previous, "preactivation": cache[f"z{l - 1}"] if l > 1 else previous,
-            "next": cache[f"a{l}"], "input": cache["a0"] if l > 1 else previous}[choice]
+    used = {
+        "previous": previous,
+        "preactivation": cache[f"z{l - 1}"] if l > 1 else previous,
+        "next": cache[f"a{l}"],
+        "input": cache["a0"] if l > 1 else previous,
+    }[choice]
     return used if used.shape == previous.shape else previous
 
 

@@ -84,7 +84,9 @@ def combine(first: Edit, second: Edit) -> Edit | None:
         else:
             parts[field.name] = b if a == field.default else a
     merged = Edit(**parts)
-    if merged.no_dropout and (merged.keep_scale is not None or dict(merged.classifier).get("keep_in_backward") is False):
+    if merged.no_dropout and (
+        merged.keep_scale is not None or dict(merged.classifier).get("keep_in_backward") is False
+    ):
         return None
     return merged
 
@@ -100,13 +102,25 @@ def run_edit(edit: Edit, inst: Instance) -> Values | None:
         inst = replace(inst, reduction=edit.reduction)
     if inst.kind == "dropout_training":
         keep = None if edit.no_dropout else edit.keep_scale(inst.p) if edit.keep_scale else 1.0 / (1.0 - inst.p)
-        return dropout_sgd(inst.x, inst.y, inst.params, inst.masks, keep, inst.lr, inst.reduction,
-                           ClassifierTwist(**dict(edit.classifier)), ascend=edit.negate, accumulate=edit.accumulate)
+        return dropout_sgd(
+            inst.x,
+            inst.y,
+            inst.params,
+            inst.masks,
+            keep,
+            inst.lr,
+            inst.reduction,
+            ClassifierTwist(**dict(edit.classifier)),
+            ascend=edit.negate,
+            accumulate=edit.accumulate,
+        )
     values = _backward(edit, inst)
     if edit.step:
         if inst.lr <= 0:
             return None
-        stepped = {name: np.asarray(P, dtype=np.float64) - inst.lr * values[f"d{name}"] for name, P in inst.params.items()}
+        stepped = {
+            name: np.asarray(P, dtype=np.float64) - inst.lr * values[f"d{name}"] for name, P in inst.params.items()
+        }
         values = _backward(edit, replace(inst, params=stepped))
     factor = (-1.0 if edit.negate else 1.0) * (2.0 if edit.accumulate else 1.0)
     if factor != 1.0:
@@ -129,9 +143,7 @@ def reference_values(inst: Instance) -> Values:
     if inst.kind == "softmax_classifier":
         return softmax_classifier.scratch(inst.x, inst.y, inst.params, inst.reduction)
     if inst.kind == "dropout_training":
-        return dropout_training.train(
-            inst.x, inst.y, inst.params, inst.masks, inst.p, inst.lr, inst.reduction
-        )
+        return dropout_training.train(inst.x, inst.y, inst.params, inst.masks, inst.p, inst.lr, inst.reduction)
     raise ValueError(f"unknown task kind {inst.kind!r}; expected one of: {', '.join(KINDS)}")
 
 

@@ -132,9 +132,7 @@ def _classifier(
     return out
 
 
-def softmax_classifier(
-    x: Array, y: Array, params: Mapping[str, Array], reduction: str = "sum"
-) -> dict[str, Array]:
+def softmax_classifier(x: Array, y: Array, params: Mapping[str, Array], reduction: str = "sum") -> dict[str, Array]:
     """probs, loss, dW1, dW2 (and db1, db2) of task 2 from autograd, with F.cross_entropy."""
     return _classifier(x, y, params, None, 0.0, reduction)
 

@@ -29,7 +29,10 @@ def cli():
     def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "grader", *map(str, args)],
-            capture_output=True, text=True, cwd=cwd or REPO, timeout=timeout,
+            capture_output=True,
+            text=True,
+            cwd=cwd or REPO,
+            timeout=timeout,
         )
 
     return run
@@ -118,28 +121,40 @@ GRADESCOPE_RESULTS_SCHEMA = {
         "visibility": _GRADESCOPE_VISIBILITY,
         "stdout_visibility": _GRADESCOPE_VISIBILITY,
         "extra_data": {"type": "object"},
-        "leaderboard": {"type": "array", "items": {
-            "type": "object", "required": ["name", "value"], "additionalProperties": False,
-            "properties": {"name": {"type": "string"}, "value": {"type": ["number", "string"]},
-                           "order": {"enum": ["asc", "desc"]}}}},
-        "tests": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["name", "number", "score", "max_score", "status", "output", "visibility"],
-            "properties": {
-                "score": {"type": "number", "minimum": 0},
-                "max_score": {"type": "number", "minimum": 0},
-                "status": {"enum": ["passed", "failed"]},
-                "name": {"type": "string", "minLength": 1},
-                "name_format": _GRADESCOPE_FORMAT,
-                "number": {"type": "string", "minLength": 1},
-                "output": {"type": "string"},
-                "output_format": _GRADESCOPE_FORMAT,
-                "tags": {"type": "array", "items": {"type": "string"}},
-                "visibility": _GRADESCOPE_VISIBILITY,
-                "extra_data": {"type": "object"},
+        "leaderboard": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "value"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "value": {"type": ["number", "string"]},
+                    "order": {"enum": ["asc", "desc"]},
+                },
             },
-        }},
+        },
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "number", "score", "max_score", "status", "output", "visibility"],
+                "properties": {
+                    "score": {"type": "number", "minimum": 0},
+                    "max_score": {"type": "number", "minimum": 0},
+                    "status": {"enum": ["passed", "failed"]},
+                    "name": {"type": "string", "minLength": 1},
+                    "name_format": _GRADESCOPE_FORMAT,
+                    "number": {"type": "string", "minLength": 1},
+                    "output": {"type": "string"},
+                    "output_format": _GRADESCOPE_FORMAT,
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "visibility": _GRADESCOPE_VISIBILITY,
+                    "extra_data": {"type": "object"},
+                },
+            },
+        },
     },
 }
 
@@ -198,9 +213,23 @@ def gradescope_run():
 
     def run(root: Path, *args: str, env: dict | None = None, timeout: float = 180):
         done = subprocess.run(
-            [sys.executable, "-m", "grader", "gradescope", "run", "--rubric", str(root / "source" / "rubric.toml"),
-             "--root", str(root), *map(str, args)],
-            capture_output=True, text=True, cwd=root, timeout=timeout, env={**_os.environ, **(env or {})},
+            [
+                sys.executable,
+                "-m",
+                "grader",
+                "gradescope",
+                "run",
+                "--rubric",
+                str(root / "source" / "rubric.toml"),
+                "--root",
+                str(root),
+                *map(str, args),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=timeout,
+            env={**_os.environ, **(env or {})},
         )
         path = root / "results" / "results.json"
         return done, (_json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
@@ -213,8 +242,17 @@ import types as _types
 import zipfile as _zipfile
 
 CLASS_RUBRIC = "bs6207-a1"
-CLASS_STUDENTS = ["Ann_Lee_1001_assignsubmission_file_", "ben_1002", "correct.ipynb", "correct.py", "correct_but_slow",
-                  "missing_factor_2", "printer", "transposed_gradient", "zoe"]
+CLASS_STUDENTS = [
+    "Ann_Lee_1001_assignsubmission_file_",
+    "ben_1002",
+    "correct.ipynb",
+    "correct.py",
+    "correct_but_slow",
+    "missing_factor_2",
+    "printer",
+    "transposed_gradient",
+    "zoe",
+]
 SCRIPT_LINE = "<script>alert('student')</script>"
 
 
@@ -255,8 +293,13 @@ def make_lms_zip(archive: Path) -> Path:
 
 def grade_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m grader grade ARGS` as a real subprocess."""
-    return subprocess.run([sys.executable, "-m", "grader", "grade", *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "grader", "grade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -300,7 +343,9 @@ def net_never_closed(cells: list[dict]) -> list[dict]:
     """The hand-in that does not run as written (seed 004): the net's definition misses a ')', so every
     cell after it fails on a name that was never defined."""
     for cell in cells:
-        cell["source"] = _source(cell).replace("super(Net, self).__init__()", "super(Net, self).__init__(").splitlines(keepends=True)
+        cell["source"] = (
+            _source(cell).replace("super(Net, self).__init__()", "super(Net, self).__init__(").splitlines(keepends=True)
+        )
     return cells
 
 
@@ -309,8 +354,17 @@ def no_own_backprop(cells: list[dict]) -> list[dict]:
     mine = ("net.fc1.weight.detach()", "delta3", "my_grads")
     kept = [c for c in cells if c["cell_type"] != "code" or not any(word in _source(c) for word in mine)]
     todo = '# TODO my own backprop\nopen("my_autograd.dat", "w").close()'
-    return [*kept, {"cell_type": "code", "execution_count": None, "id": "todo-backprop", "metadata": {}, "outputs": [],
-                    "source": todo.splitlines(keepends=True)}]
+    return [
+        *kept,
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "todo-backprop",
+            "metadata": {},
+            "outputs": [],
+            "source": todo.splitlines(keepends=True),
+        },
+    ]
 
 
 def make_notebook_class(folder: Path) -> Path:

@@ -44,7 +44,7 @@ def test_without_biases_each_linear_is_a_matrix_product_with_one_leaf():
     )
 
 
-@pytest.mark.parametrize("hidden", range(0, 11))
+@pytest.mark.parametrize("hidden", range(11))
 def test_node_count_grows_by_five_per_hidden_layer_with_biases(hidden):
     layers = [2] + [3] * hidden + [1]
     assert len(autograd_graph.scratch(layers)) == 3 + 4 * (hidden + 1) + hidden

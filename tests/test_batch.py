@@ -14,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.report import GradeReport
-
 from conftest import CLASS_RUBRIC, CLASS_STUDENTS, REPO, SCRIPT_LINE, grade_cli
 
+from grader.report import GradeReport
 
 # A run that did not end ok keeps its measurements (cpu, wall, max rss) in the instructor's `run.detail` text.
 MEASURED = re.compile(r"cpu [0-9.]+ s, wall [0-9.]+ s, max rss [0-9]+ KiB")
@@ -58,15 +57,20 @@ def test_grading_a_class_folder_and_an_lms_zip_writes_every_report_and_the_class
     assert all(f'href="{student}/report.html"' in summary for student in CLASS_STUDENTS)
     entries = review_entries(summary)  # ben's syntax error, the duplicate id, the rejected archive member
     assert len(entries) >= 3 and any("ben_1002" in e and "syntax_error" in e for e in entries)
-    assert done.stdout.strip().splitlines()[-1].startswith(
-        f"9 students: 8 graded, 1 syntax_error; 7 with full marks; 9 graded in this run; {len(entries)} notes to review")
+    assert (
+        done.stdout.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"9 students: 8 graded, 1 syntax_error; 7 with full marks; 9 graded in this run; {len(entries)} notes to review"
+        )
+    )
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".extract-")]
     assert leftovers == []
 
 
 def review_entries(summary: str) -> list[str]:
     """The entries of summary.html's "To review" list, as HTML."""
-    review = summary[summary.index("<h2>To review</h2>"):summary.index("<h2>Students</h2>")]
+    review = summary[summary.index("<h2>To review</h2>") : summary.index("<h2>Students</h2>")]
     return re.findall(r"<li>(.*?)</li>", review)
 
 
@@ -91,15 +95,22 @@ def test_the_notes_to_review_grade_prints_are_the_entries_summary_html_lists(gra
     assert len(entries) == sum(map(len, flags.values())) + len(skipped) and len(skipped) == 1
     assert not [e for e in entries if ">dan<" in e]
     dan = json.loads((out / "dan" / "report.json").read_text(encoding="utf-8"))
-    assert [n for n in dan["notes"] if "my_autograd.dat" in n] == [n for n in dan["notes"] if n.startswith("my_autograd.dat is empty: ")]
+    assert [n for n in dan["notes"] if "my_autograd.dat" in n] == [
+        n for n in dan["notes"] if n.startswith("my_autograd.dat is empty: ")
+    ]
     assert len([n for n in dan["notes"] if "my_autograd.dat" in n]) == 1
 
 
 def test_junk_is_skipped_and_the_duplicate_student_is_reported(graded_class):
     out, stderr = graded_class.out, graded_class.done.stderr
-    assert not any("checkpoint" in p.name or "MACOSX" in p.name or "hidden" in p.name or "DS_Store" in p.name for p in out.iterdir())
+    assert not any(
+        "checkpoint" in p.name or "MACOSX" in p.name or "hidden" in p.name or "DS_Store" in p.name
+        for p in out.iterdir()
+    )
     assert "duplicate: student id 'correct' is claimed by 2 submissions" in stderr
-    assert "duplicate: student id &#x27;correct&#x27; is claimed by 2 submissions" in (out / "summary.html").read_text(encoding="utf-8")
+    assert "duplicate: student id &#x27;correct&#x27; is claimed by 2 submissions" in (out / "summary.html").read_text(
+        encoding="utf-8"
+    )
     both = {json.loads((out / s / "report.json").read_text())["submission"] for s in ("correct.py", "correct.ipynb")}
     assert both == {"correct.py", "correct.ipynb"}  # never mixed: each id keeps its own file
 
@@ -125,11 +136,24 @@ def masked(path):
     return MEASURED.sub("(measured)", text)
 
 
-def test_a_killed_batch_resumes_without_regrading_finished_students_and_gives_byte_identical_reports(graded_class, tmp_path):
+def test_a_killed_batch_resumes_without_regrading_finished_students_and_gives_byte_identical_reports(
+    graded_class, tmp_path
+):
     """Also: grading twice gives byte-identical reports apart from timing (every report here is a second grading)."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "grader", "grade", *map(str, graded_class.inputs), "--rubric", CLASS_RUBRIC,
-               "--out", str(out), "--jobs", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        "grade",
+        *map(str, graded_class.inputs),
+        "--rubric",
+        CLASS_RUBRIC,
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+    ]
     batch = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(out.glob("*/report.json")) and time.monotonic() < deadline and batch.poll() is None:
@@ -143,14 +167,19 @@ def test_a_killed_batch_resumes_without_regrading_finished_students_and_gives_by
 
     resumed = grade_cli(*graded_class.inputs, "--rubric", CLASS_RUBRIC, "--out", out, "--jobs", 1, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{len(CLASS_STUDENTS) - len(finished)} graded in this run, {len(finished)} unchanged and kept (--resume)" in resumed.stdout
+    assert (
+        f"{len(CLASS_STUDENTS) - len(finished)} graded in this run, {len(finished)} unchanged and kept (--resume)"
+        in resumed.stdout
+    )
     for student, (mtime, data) in finished.items():
         path = out / student / "report.json"
         assert path.stat().st_mtime_ns == mtime and path.read_bytes() == data, student
     assert reports(out) == reports(graded_class.out)
     for student in CLASS_STUDENTS:
         assert masked(out / student / "report.json") == masked(graded_class.out / student / "report.json"), student
-        assert (out / student / "report.html").read_bytes() == (graded_class.out / student / "report.html").read_bytes(), student
+        assert (out / student / "report.html").read_bytes() == (
+            graded_class.out / student / "report.html"
+        ).read_bytes(), student
     for name in ("gradebook.csv", "results.jsonl", "summary.html"):
         assert (out / name).read_bytes() == (graded_class.out / name).read_bytes(), name
     assert [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".extract-")] == []
@@ -159,7 +188,9 @@ def test_a_killed_batch_resumes_without_regrading_finished_students_and_gives_by
 def test_an_lms_zip_is_graded_per_student_and_its_path_traversal_member_rejected(graded_class):
     done, out = graded_class.done, graded_class.out
     assert "member '../../escaped.py' rejected: its path leaves the archive's folder" in done.stderr
-    assert not list(out.parent.rglob("escaped.py")) and not list(graded_class.inputs[1].parent.parent.rglob("escaped.py"))
+    assert not list(out.parent.rglob("escaped.py")) and not list(
+        graded_class.inputs[1].parent.parent.rglob("escaped.py")
+    )
     ann = json.loads((out / "Ann_Lee_1001_assignsubmission_file_" / "report.json").read_text())
     assert ann["score"] == ann["max_score"] and ann["submission"] == "a1.py"
     ben = json.loads((out / "ben_1002" / "report.json").read_text())
@@ -188,7 +219,9 @@ def test_problems_found_by_discovery_get_a_report_and_do_not_stop_the_batch(tmp_
     (folder / "readme.md").write_text("read me")
     done = grade_cli(folder, "--rubric", CLASS_RUBRIC, "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
-    statuses = {s: json.loads((tmp_path / "out" / s / "report.json").read_text())["status"] for s in ("amy", "bo", "cy")}
+    statuses = {
+        s: json.loads((tmp_path / "out" / s / "report.json").read_text())["status"] for s in ("amy", "bo", "cy")
+    }
     assert statuses == {"amy": "ambiguous", "bo": "no_code", "cy": "unreadable"}
     assert "skipped" in done.stderr and "readme.md" in done.stderr
     amy = (tmp_path / "out" / "amy" / "report.html").read_text()
@@ -215,7 +248,11 @@ def test_progress_is_a_bar_with_eta_on_a_terminal_and_sparse_lines_in_a_log():
         now[0] = i + 1.0  # one student per second
         progress.advance(f"s{i}")
     lines = log.getvalue().splitlines()
-    assert len(lines) == 10 and lines[0] == "grading: 10/100 (10%), about 1:30 left" and lines[-1] == "grading: 100/100 (100%)"
+    assert (
+        len(lines) == 10
+        and lines[0] == "grading: 10/100 (10%), about 1:30 left"
+        and lines[-1] == "grading: 100/100 (100%)"
+    )
     terminal = _Stream(tty=True)
     now[0] = 0.0
     progress = Progress(4, terminal, clock=lambda: now[0])
@@ -240,8 +277,10 @@ def test_inside_a_grade_run_the_class_folder_and_the_reports_are_hidden():
 
 def _spy_on_a_class(folder: Path, out: Path) -> None:
     folder.mkdir(mode=0o755)
-    spy = (f"import os\nfor p in ({str(folder)!r}, {str(out)!r}, {str(folder / 'ann.py')!r}):\n"
-           "    print(p, os.path.exists(p) and bool(os.listdir(p) if os.path.isdir(p) else open(p).read()))\n")
+    spy = (
+        f"import os\nfor p in ({str(folder)!r}, {str(out)!r}, {str(folder / 'ann.py')!r}):\n"
+        "    print(p, os.path.exists(p) and bool(os.listdir(p) if os.path.isdir(p) else open(p).read()))\n"
+    )
     (folder / "ann.py").write_text("# ann's secret answer\n")
     (folder / "zed.py").write_text(spy)
     done = grade_cli(folder, "--rubric", CLASS_RUBRIC, "--out", out, "--jobs", 2)

@@ -13,20 +13,59 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 GRADE_RUN_FIELDS = {
-    "n", "rubric", "samples", "reports", "statuses", "wall_s", "grader_cpu_s", "sandbox_cpu_s", "grader_peak_rss_mb",
-    "grader_rss_mb_while_grading", "first_report_after_s", "last_report_after_s", "machine_busy_s",
-    "other_processes_cpu_s", "rate_whole_per_s", "rate_excl_sandbox_start_per_s", "rate_steady_per_s",
-    "grader_cpu_ms_per_submission", "sandbox_cpu_ms_per_submission", "grader_cpu_ms_per_submission_steady",
-    "sandbox_cpu_ms_per_submission_steady", "protections", "slowest",
+    "n",
+    "rubric",
+    "samples",
+    "reports",
+    "statuses",
+    "wall_s",
+    "grader_cpu_s",
+    "sandbox_cpu_s",
+    "grader_peak_rss_mb",
+    "grader_rss_mb_while_grading",
+    "first_report_after_s",
+    "last_report_after_s",
+    "machine_busy_s",
+    "other_processes_cpu_s",
+    "rate_whole_per_s",
+    "rate_excl_sandbox_start_per_s",
+    "rate_steady_per_s",
+    "grader_cpu_ms_per_submission",
+    "sandbox_cpu_ms_per_submission",
+    "grader_cpu_ms_per_submission_steady",
+    "sandbox_cpu_ms_per_submission_steady",
+    "protections",
+    "slowest",
 }
 MACHINE_FIELDS = {
-    "cpu_model", "cores", "usable_cores", "cpu_quota", "memory_gb", "os", "kernel", "python", "numpy", "torch",
-    "pydantic", "sandbox_mode", "sandbox_protections", "protections_off", "as_root",
+    "cpu_model",
+    "cores",
+    "usable_cores",
+    "cpu_quota",
+    "memory_gb",
+    "os",
+    "kernel",
+    "python",
+    "numpy",
+    "torch",
+    "pydantic",
+    "sandbox_mode",
+    "sandbox_protections",
+    "protections_off",
+    "as_root",
 }
 PER_SUBMISSION_FIELDS = {"wall_ms", "grader_cpu_ms", "sandbox_cpu_ms", "total_cpu_ms"}
 BUDGET_IDS = {
-    "contract_whole", "contract_excl_start", "notebooks_whole", "notebooks_excl_start", "overhead_cpu_total",
-    "overhead_cpu_grader", "memory_peak", "memory_flat", "cold_check", "provenance_cost",
+    "contract_whole",
+    "contract_excl_start",
+    "notebooks_whole",
+    "notebooks_excl_start",
+    "overhead_cpu_total",
+    "overhead_cpu_grader",
+    "memory_peak",
+    "memory_flat",
+    "cold_check",
+    "provenance_cost",
 }
 
 
@@ -35,9 +74,27 @@ def benchmark(tmp_path_factory):
     """One tiny run of `python -m benchmarks.run`: its JSON, its printed table, its stderr."""
     output = tmp_path_factory.mktemp("bench") / "result.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--n", "5", "--memory-small-n", "3", "--memory-n", "6",
-         "--baseline-n", "2", "--check-runs", "1", "--output", str(output)],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--n",
+            "5",
+            "--memory-small-n",
+            "3",
+            "--memory-n",
+            "6",
+            "--baseline-n",
+            "2",
+            "--check-runs",
+            "1",
+            "--output",
+            str(output),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, f"benchmark failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return json.loads(output.read_text(encoding="utf-8")), done.stdout, done.stderr
@@ -46,15 +103,51 @@ def benchmark(tmp_path_factory):
 def test_every_top_level_field_is_written(benchmark):
     result, _, _ = benchmark
     assert set(result) >= {
-        "date", "timestamp", "command", "git", "parameters", "machine", "sandbox_start", "contract", "notebooks",
-        "overhead", "memory", "cold_check", "cold_check_optimizer", "baseline", "other_load", "budgets", "duration_s",
-        "calibration", "notebooks_without_provenance", "provenance", "notebooks_softmax_dropout",
+        "date",
+        "timestamp",
+        "command",
+        "git",
+        "parameters",
+        "machine",
+        "sandbox_start",
+        "contract",
+        "notebooks",
+        "overhead",
+        "memory",
+        "cold_check",
+        "cold_check_optimizer",
+        "baseline",
+        "other_load",
+        "budgets",
+        "duration_s",
+        "calibration",
+        "notebooks_without_provenance",
+        "provenance",
+        "notebooks_softmax_dropout",
     }
-    assert result["parameters"] == {"n": 5, "memory_small_n": 3, "memory_n": 6, "baseline_n": 2, "check_runs": 1, "jobs": 2}
+    assert result["parameters"] == {
+        "n": 5,
+        "memory_small_n": 3,
+        "memory_n": 6,
+        "baseline_n": 2,
+        "check_runs": 1,
+        "jobs": 2,
+    }
     assert set(result["git"]) == {"commit", "dirty"}
     speed = result["calibration"]
-    assert set(speed["ms_before"]) == {"sandbox start", "start-up", "contract", "notebooks", "notebooks, no provenance run",
-                                       "dropout notebooks", "overhead", "memory", "cold check", "baseline", "end"}
+    assert set(speed["ms_before"]) == {
+        "sandbox start",
+        "start-up",
+        "contract",
+        "notebooks",
+        "notebooks, no provenance run",
+        "dropout notebooks",
+        "overhead",
+        "memory",
+        "cold check",
+        "baseline",
+        "end",
+    }
     assert 0 < speed["min_ms"] <= speed["median_ms"] <= speed["max_ms"] == max(speed["ms_before"].values())
 
 
@@ -69,8 +162,11 @@ def test_machine_names_cpu_memory_versions_and_sandbox(benchmark):
 
 def test_grade_runs_graded_every_submission_and_report_rates(benchmark):
     result = benchmark[0]
-    for kind, rubric in (("contract", "bs6207-a1"), ("notebooks", "bs6207-a1-notebook"),
-                         ("notebooks_softmax_dropout", "softmax-dropout-notebook")):
+    for kind, rubric in (
+        ("contract", "bs6207-a1"),
+        ("notebooks", "bs6207-a1-notebook"),
+        ("notebooks_softmax_dropout", "softmax-dropout-notebook"),
+    ):
         run = result[kind]
         assert set(run) >= GRADE_RUN_FIELDS, kind
         assert run["rubric"] == rubric and run["n"] == 5 and run["reports"] == 5

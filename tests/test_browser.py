@@ -10,10 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SCRIPT_LINE
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'"
+)
 
 CHROMIUM = Path(os.environ.get("BACKPROP_GRADER_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -27,7 +28,8 @@ def browser(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} not found: install the Debian package chromium (scripts/dev test does, as root)")
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True, args=ARGS)
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True, args=ARGS
+        )
         yield context
         context.close()
 
@@ -103,7 +105,9 @@ def test_the_review_list_shows_as_many_entries_as_grade_printed_notes_to_review(
     page.close()
 
 
-def test_a_report_whose_checks_all_fail_for_one_reason_shows_it_once_above_one_line_rows(browser, graded_notebook_class):
+def test_a_report_whose_checks_all_fail_for_one_reason_shows_it_once_above_one_line_rows(
+    browser, graded_notebook_class
+):
     folder = graded_notebook_class.out / "never_closed"
     checks = len(json.loads((folder / "report.json").read_text(encoding="utf-8"))["checks"])
     page, events = visit(browser, folder / "report.html")

@@ -2,19 +2,25 @@
 kept only where they differ from the chain rule's own ingredient on that trial."""
 
 import numpy as np
+from conftest import init_params
 
 from grader.chain import chain_for
 from reference import mlp_regression, softmax_classifier
-
-from conftest import init_params
 
 
 def mlp(layers, activation, N=1, seed=0, key=None):
     rng = np.random.default_rng(seed)
     params = init_params(rng, layers)
     x = rng.uniform(size=(N, layers[0]))
-    chain = chain_for("mlp_regression", ("chain", key or (tuple(layers), str(activation), N, seed)), x, mlp_regression.target(x),
-                      params, activation, "sum")
+    chain = chain_for(
+        "mlp_regression",
+        ("chain", key or (tuple(layers), str(activation), N, seed)),
+        x,
+        mlp_regression.target(x),
+        params,
+        activation,
+        "sum",
+    )
     return chain, x, params
 
 
@@ -30,11 +36,22 @@ def test_stand_ins_are_kept_only_where_they_change_something_on_the_trial():
     derivatives = dict(chain.layers[1].derivatives)
     assert "relu_derivative_at_zero" not in derivatives  # no pre-activation is exactly 0
     assert "derivative_at_activation" not in derivatives  # ReLU'(ReLU(z)) = ReLU'(z)
-    assert set(dict(chain.layers[3].inputs)) == {"correct", "preactivation_in_weight_gradient"}  # a2 ≠ z2, no square layer
+    assert set(dict(chain.layers[3].inputs)) == {
+        "correct",
+        "preactivation_in_weight_gradient",
+    }  # a2 ≠ z2, no square layer
     chain, _, _ = mlp([3, 5, 5, 1], "sigmoid", seed=3)
-    assert set(dict(chain.layers[1].derivatives)) == {"correct", "hidden_derivative_omitted", "derivative_at_activation",
-                                                       "derivative_formula_on_preactivation"}
-    assert set(dict(chain.layers[2].inputs)) == {"correct", "preactivation_in_weight_gradient", "next_activation_in_weight_gradient"}
+    assert set(dict(chain.layers[1].derivatives)) == {
+        "correct",
+        "hidden_derivative_omitted",
+        "derivative_at_activation",
+        "derivative_formula_on_preactivation",
+    }
+    assert set(dict(chain.layers[2].inputs)) == {
+        "correct",
+        "preactivation_in_weight_gradient",
+        "next_activation_in_weight_gradient",
+    }
     assert dict(chain.outputs).keys() == {"correct", "loss_derivative_omitted", "output_activation_derivative"}
 
 
@@ -47,8 +64,10 @@ def test_a_layer_without_activation_has_derivative_1_and_the_nets_activation_as_
 
 def test_the_classifier_builds_dw2_from_h_and_on_the_handout_instance_z1_is_no_stand_in():
     x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    params = {"W1": np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.9, 1.0, 1.1, 1.2]]).T,
-              "W2": np.array([[0.2, 0.3], [0.4, 0.5], [0.6, 0.7], [0.8, 0.9]]).T}
+    params = {
+        "W1": np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.9, 1.0, 1.1, 1.2]]).T,
+        "W2": np.array([[0.2, 0.3], [0.4, 0.5], [0.6, 0.7], [0.8, 0.9]]).T,
+    }
     y = np.array([[0.0, 1.0], [1.0, 0.0]])
     chain = chain_for("softmax_classifier", ("chain", "handout"), x, y, params, "relu", "sum")
     assert set(dict(chain.layers[2].inputs)) == {"correct"}  # every z1 > 0: h = z1

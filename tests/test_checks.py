@@ -1,7 +1,7 @@
 """The check stage: each source read in one layout (a square weight gradient takes its siblings'), then checked."""
 
-import numpy as np
 import pytest
+from conftest import REPO
 
 from grader.checks import check_task
 from grader.expected import expected_values
@@ -11,8 +11,6 @@ from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
 from grader.run import call_id
 from grader.trials import trials_for
-
-from conftest import REPO
 
 RUBRIC = load_rubric("bs6207-a1")
 TASK = RUBRIC.tasks[0]
@@ -27,10 +25,14 @@ def checked(transposed: set[str], keep: set[str] | None = None, rubric=RUBRIC) -
     found = {}
     for trial in TRIALS:
         expected = expected_values(TASK, trial)
-        values = {key: (value.T if key in transposed else value).copy() for key, value in expected.items()
-                  if keep is None or key in keep}
+        values = {
+            key: (value.T if key in transposed else value).copy()
+            for key, value in expected.items()
+            if keep is None or key in keep
+        }
         found[call_id(TASK, "scratch", trial)] = Found(
-            values=values, provenance={key: f"scratch_gradients() returned {key!r}" for key in values})
+            values=values, provenance={key: f"scratch_gradients() returned {key!r}" for key in values}
+        )
     return {c.quantity: c for c in check_task(rubric, TASK, TRIALS, found)}
 
 
@@ -39,7 +41,10 @@ def test_a_source_giving_every_weight_gradient_in_x_at_w_layout_passes_its_squar
     assert all(results[f"scratch.{key}"].status == CheckStatus.passed for key in ("dW1", "dW2", "dW3", "db2"))
     dW2 = results["scratch.dW2"]
     assert {t.layout for t in dW2.trials} == {AS_SIBLINGS} and dW2.diagnosis is None
-    assert "read in the (in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))" in dW2.provenance
+    assert (
+        "read in the (in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))"
+        in dW2.provenance
+    )
     assert results["scratch.dW1"].provenance.endswith(", in the (in, out) layout")
 
 
@@ -58,10 +63,14 @@ def test_one_square_gradient_transposed_among_out_in_siblings_still_fails_and_is
     assert SQUARE_NOTE in dW2.message and {t.layout for t in dW2.trials} == {"as expected"}
 
 
-@pytest.mark.parametrize("transposed, keep", [
-    ({"dW1", "dW2"}, None),  # dW1 (in, out) but dW3 (out, in): the source shows no single layout
-    ({"dW2"}, {"dW2", "db2"}),  # no non-square weight gradient: nothing to take a layout from
-], ids=["mixed", "only-square"])
+@pytest.mark.parametrize(
+    "transposed, keep",
+    [
+        ({"dW1", "dW2"}, None),  # dW1 (in, out) but dW3 (out, in): the source shows no single layout
+        ({"dW2"}, {"dW2", "db2"}),  # no non-square weight gradient: nothing to take a layout from
+    ],
+    ids=["mixed", "only-square"],
+)
 def test_a_source_without_a_single_layout_has_its_square_gradient_compared_as_before(transposed, keep):
     dW2 = checked(transposed, keep)["scratch.dW2"]
     assert dW2.status == CheckStatus.failed and {t.layout for t in dW2.trials} == {"as expected"}
@@ -87,13 +96,19 @@ def test_the_in_out_contract_sample_gets_full_marks_with_no_flag_and_its_layout_
     assert report.score == report.max_score, [c.message for c in report.checks if c.status != CheckStatus.passed]
     assert report.flags == [] and all(c.diagnosis is None for c in report.checks)
     dW2 = next(c for c in report.checks if c.quantity == "scratch.dW2")
-    assert "(in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))" in dW2.provenance
+    assert (
+        "(in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))" in dW2.provenance
+    )
     assert {t.layout for t in dW2.trials} == {AS_SIBLINGS} and len(dW2.trials) == 5
 
 
-def test_a_deep_relu_contract_with_every_gradient_in_x_at_w_layout_takes_it_from_the_first_and_last_layer(grading_sandbox, tmp_path):
+def test_a_deep_relu_contract_with_every_gradient_in_x_at_w_layout_takes_it_from_the_first_and_last_layer(
+    grading_sandbox, tmp_path
+):
     source = (REPO / "submissions" / "deep-relu" / "correct.py").read_text()
-    in_out = source.replace('grads[f"dW{l}"] = delta.T @ activations[l - 1]', 'grads[f"dW{l}"] = activations[l - 1].T @ delta')
+    in_out = source.replace(
+        'grads[f"dW{l}"] = delta.T @ activations[l - 1]', 'grads[f"dW{l}"] = activations[l - 1].T @ delta'
+    )
     assert in_out != source
     path = tmp_path / "deep_in_out.py"
     path.write_text(in_out)

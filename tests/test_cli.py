@@ -9,13 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 from grader.cli import main
 from grader.rubric_files import load_rubric
 from grader.trials import make_trial
 from reference import twins
-
-from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 
 def test_rubric_list_names_every_bundled_rubric(cli):
@@ -29,14 +28,18 @@ def test_block_buffered_output_is_complete_although_the_cli_skips_the_interprete
     these machines), nothing printed may be lost, and the exit code is the command's."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     for argv in (["rubric", "list", "--ids"], ["rubric", "validate", "no-such-rubric.toml"]):
-        done = subprocess.run([sys.executable, "-m", "grader", *argv], capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "grader", *argv], capture_output=True, text=True, env=env, timeout=120
+        )
         expected = main_in_process(argv)
         assert (done.returncode, done.stdout, done.stderr) == expected
 
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly():
     """`backprop-grader rubric list | head -0`: no BrokenPipeError traceback, exit code 1."""
-    process = subprocess.Popen([sys.executable, "-m", "grader", "rubric", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grader", "rubric", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     process.stdout.close()  # before the command prints anything (its imports take longer)
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1

@@ -127,8 +127,17 @@ def test_comparing_all_trials_at_once_gives_exactly_what_comparing_each_trial_gi
         together = compare_trials("scratch.dW1", founds, expecteds, TOL, allow_transposed=case % 2 == 0)
         one_by_one = [compare("scratch.dW1", f, e, TOL, case % 2 == 0) for f, e in zip(founds, expecteds)]
         for got, want in zip(together, one_by_one, strict=True):
-            assert (got.verdict, got.message, got.layout, got.where) == (want.verdict, want.message, want.layout, want.where)
-            assert (got.max_abs_error, got.max_rel_error, got.atol_eff) == (want.max_abs_error, want.max_rel_error, want.atol_eff)
+            assert (got.verdict, got.message, got.layout, got.where) == (
+                want.verdict,
+                want.message,
+                want.layout,
+                want.where,
+            )
+            assert (got.max_abs_error, got.max_rel_error, got.atol_eff) == (
+                want.max_abs_error,
+                want.max_rel_error,
+                want.atol_eff,
+            )
             assert (got.excess is None) == (want.excess is None)
             if got.excess is not None:
                 assert np.array_equal(got.excess, want.excess) and got.excess.shape == want.excess.shape

@@ -77,8 +77,9 @@ def test_the_scientific_file_takes_its_layers_from_the_network_structure_context
     assert "Network Structure of second hidden layer:" in arrays[2].context
     result = assign_gradients(arrays, A1)
     assert result.values["dW2"] is arrays[2] and result.values["db3"] is arrays[5]
-    assert any(n.startswith("dW1 read from line 4") and "Network Structure of first hidden layer" in n
-               for n in result.notes)
+    assert any(
+        n.startswith("dW1 read from line 4") and "Network Structure of first hidden layer" in n for n in result.notes
+    )
 
 
 @needs_fixtures
@@ -155,7 +156,8 @@ def test_the_in_out_layout_of_the_labelled_files_is_detected_and_reported(name):
     assert result.values["dW1"].values.shape == (2, 10)
     assert result.layouts == {"dW1": "in_out", "dW2": "in_out", "dW3": "in_out"}
     assert "dW1 read from line 2 ('First hidden layer weights gradient:') by its label in the (in, out) layout" in (
-        " ".join(result.notes))
+        " ".join(result.notes)
+    )
     assert np.array_equal(result.in_torch_layout("dW1")[0], result.values["dW1"].values.T)
 
 
@@ -171,7 +173,9 @@ def test_the_array2string_files_are_out_in(name):
 def test_same_shaped_gradients_printed_in_reverse_order_are_assigned_by_label():
     result = fixture("array2string.torch_autograd.dat")  # dLdw3, dLdw2, dLdw1, dLdb3, dLdb2, dLdb1
     assert [(key, result.values[key].label, result.values[key].line) for key in ("db1", "db2")] == [
-        ("db1", "dLdb1", 43), ("db2", "dLdb2", 40)]
+        ("db1", "dLdb1", 43),
+        ("db2", "dLdb2", 40),
+    ]
     assert result.values["db1"].values[0] == 0.0042549
 
 
@@ -181,8 +185,10 @@ def test_a_students_two_files_may_use_different_layouts():
     lines = []
     for key in KEYS:
         printed = torch_file.values[key].values
-        lines += [f"{key} (in x out):" if key[1] == "W" else f"{key}:",
-                  np.array2string(printed.T if key[1] == "W" else printed, precision=7, separator=",")]
+        lines += [
+            f"{key} (in x out):" if key[1] == "W" else f"{key}:",
+            np.array2string(printed.T if key[1] == "W" else printed, precision=7, separator=","),
+        ]
     mine = read_dat("\n".join(lines), A1)
     assert mine.layouts == {"dW1": "in_out", "dW2": "in_out", "dW3": "in_out"}
     for key in KEYS:
@@ -202,11 +208,15 @@ def test_an_output_weight_gradient_printed_as_a_vector_does_not_outvote_the_in_o
     rng = np.random.default_rng(7)
     torch_layout = {key: rng.normal(size=shape) for key, shape in TORCH_SHAPES.items()}
     printed = {"dW1": torch_layout["dW1"].T, "dW2": torch_layout["dW2"].T, "dW3": torch_layout["dW3"].ravel()}
-    text = "".join(f"{key.lower()}:\n{np.array2string(printed.get(key, value), precision=10)}\n"
-                   for key, value in torch_layout.items())
+    text = "".join(
+        f"{key.lower()}:\n{np.array2string(printed.get(key, value), precision=10)}\n"
+        for key, value in torch_layout.items()
+    )
     result = read_dat(text, A1)
     assert result.layouts["dW1"] == result.layouts["dW2"] == "in_out"
-    assert any(note.startswith("dW2") and "like the other weight gradients in this file" in note for note in result.notes)
+    assert any(
+        note.startswith("dW2") and "like the other weight gradients in this file" in note for note in result.notes
+    )
     for key in KEYS:
         assert np.allclose(result.in_torch_layout(key)[0], torch_layout[key], rtol=1e-8, atol=1e-10), key
 
@@ -249,7 +259,7 @@ def test_every_other_format_round_trips_to_the_known_gradients(name):
         assert np.all(np.abs(found - expected) <= uncertainty * (1 + 1e-9)), key
         # 4 digits or more; a one-element array shows only its own digits ('[0.447]' for 0.4470)
         assert np.all(uncertainty <= (0.5e-4 if found.size > 1 else 0.5e-3) * scale)
-    weights = {key: layout for key, layout in result.layouts.items()}
+    weights = dict(result.layouts)
     assert set(weights.values()) == {SAMPLE_LAYOUTS[name]}
 
 
@@ -268,9 +278,11 @@ def test_a_pandas_csv_labels_each_array_with_its_row():
     arrays = parse_dat(SAMPLES.joinpath("pandas-csv.dat").read_text())
     assert [a.label for a in arrays] == ["dLdw1", "dLdb1", "dLdw2", "dLdb2", "dLdw3", "dLdb3"]
     assert arrays[0].values.shape == (4, 2) and arrays[0].line == 2
-    table = parse_dat("layer,kind,gradient\n1,weight,\"[[0.1, 0.2]]\"\n1,bias,[0.3]\n")
-    assert [(a.label, a.role, a.layer) for a in table] == [("layer 1 weight", "weight_grad", 1),
-                                                          ("layer 1 bias", "bias_grad", 1)]
+    table = parse_dat('layer,kind,gradient\n1,weight,"[[0.1, 0.2]]"\n1,bias,[0.3]\n')
+    assert [(a.label, a.role, a.layer) for a in table] == [
+        ("layer 1 weight", "weight_grad", 1),
+        ("layer 1 bias", "bias_grad", 1),
+    ]
 
 
 @needs_fixtures
@@ -306,17 +318,20 @@ def test_parameter_values_in_a_gradient_file_are_not_gradients():
 
 
 # --- bad input ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    "",
-    "   \n\n\t",
-    "hello world }{][)( ... ==:: 1.2.3.4 nan inf -- ++ e5 [1, 2 [[ ]]",
-    "dW1\n[[ 0.1  0.2 ...  0.3  0.4]\n ...\n [ 0.1  0.2 ...  0.3  0.4]]\n",
-    "dW1: tensor([[0.1, 0.2],\n",
-    "dW1: [0.1, 0.2x, 0.3]",
-    "[" * 5000,
-    "[array(" * 2000,
-    "\x00\x01\x02 binary \xff\ufffd",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\n\t",
+        "hello world }{][)( ... ==:: 1.2.3.4 nan inf -- ++ e5 [1, 2 [[ ]]",
+        "dW1\n[[ 0.1  0.2 ...  0.3  0.4]\n ...\n [ 0.1  0.2 ...  0.3  0.4]]\n",
+        "dW1: tensor([[0.1, 0.2],\n",
+        "dW1: [0.1, 0.2x, 0.3]",
+        "[" * 5000,
+        "[array(" * 2000,
+        "\x00\x01\x02 binary \xff\ufffd",
+    ],
+)
 def test_garbage_and_empty_input_give_problems_never_exceptions(text):
     arrays = parse_dat(text)
     assert all(isinstance(a, DatArray) for a in arrays)
@@ -415,8 +430,9 @@ def test_an_exponent_of_thousands_of_digits_is_a_number_not_an_exception():
 def test_a_file_of_more_than_ten_thousand_arrays_is_read_up_to_ten_thousand():
     arrays = parse_dat("[1]\n" * 20_000)
     assert len(arrays) == 10_000
-    assert arrays.problems == ["line 10001: the file holds more than 10,000 arrays; the grader reads the first "
-                               "10,000 and no further"]
+    assert arrays.problems == [
+        "line 10001: the file holds more than 10,000 arrays; the grader reads the first 10,000 and no further"
+    ]
 
 
 def test_unreadable_blocks_past_twenty_are_counted_not_listed_one_by_one():
@@ -426,7 +442,9 @@ def test_unreadable_blocks_past_twenty_are_counted_not_listed_one_by_one():
 
 
 def test_a_line_of_a_hundred_thousand_characters_is_not_copied_into_every_label_below_it():
-    arrays = parse_dat("hidden layer 1 " + "a" * 100_000 + " weights\n" + "[1]\n" * 200 + "dW1 " + "b" * 100_000 + "\n[2]\n")
+    arrays = parse_dat(
+        "hidden layer 1 " + "a" * 100_000 + " weights\n" + "[1]\n" * 200 + "dW1 " + "b" * 100_000 + "\n[2]\n"
+    )
     assert len(arrays) == 201
     assert all(len(a.context) < 1000 and len(a.label) < 1000 for a in arrays)
     assert arrays[0].label.startswith("hidden layer 1 a") and arrays[0].label.endswith("a weights")  # head and tail

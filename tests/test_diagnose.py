@@ -6,14 +6,13 @@ import re
 
 import numpy as np
 import pytest
+from conftest import BUNDLED_RUBRICS, REPO
 
+from grader.export.html import render_report_html
+from grader.export.table import render_table
 from grader.grade import grade_submission
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
-from grader.export.html import render_report_html
-from grader.export.table import render_table
-
-from conftest import BUNDLED_RUBRICS, REPO
 
 SAMPLES = REPO / "submissions"
 HEADER = re.compile(r"^# mistake: ([\w+]+)")
@@ -57,7 +56,8 @@ def test_the_layer_where_the_error_first_appears_is_reported(grading_sandbox):
     assert {c.quantity for c in failed} == {"scratch.dW1", "scratch.db1", "scratch.dW2", "scratch.db2"}
     assert {c.diagnosis.layer for c in failed} == {2}  # σ'(z2) is the first wrong factor going backwards
     assert {c.diagnosis.localization for c in failed} == {
-        "layer 2: your δ2 uses σ'(a2) = σ'(σ(z2)) where σ'(z2) belongs; layer 1: your δ1 uses σ'(a1) = σ'(σ(z1)) where σ'(z1) belongs"}
+        "layer 2: your δ2 uses σ'(a2) = σ'(σ(z2)) where σ'(z2) belongs; layer 1: your δ1 uses σ'(a1) = σ'(σ(z1)) where σ'(z1) belongs"
+    }
 
 
 def test_a_failure_no_mistake_explains_reports_its_uniform_factor(grading_sandbox, tmp_path):
@@ -79,16 +79,25 @@ def test_a_failure_no_known_mistake_explains_is_placed_at_the_relation_that_brea
     dW1 = next(c for c in report.checks if c.quantity == "scratch.dW1")
     assert dW1.status == CheckStatus.failed and dW1.diagnosis.mistake == "chain_rule" and dW1.diagnosis.layer == 1
     assert dW1.diagnosis.relation == "dW1 = δ1 xᵀ"
-    assert dW1.diagnosis.localization == "layer 1: your dW1 does not follow from δ1 by dW1 = δ1 xᵀ, and no single known change explains it"
+    assert (
+        dW1.diagnosis.localization
+        == "layer 1: your dW1 does not follow from δ1 by dW1 = δ1 xᵀ, and no single known change explains it"
+    )
 
 
 def test_a_failure_nothing_explains_and_no_backward_relation_holds_gets_no_diagnosis(grading_sandbox, tmp_path):
-    source = (SAMPLES / "bs6207-a1" / "correct.py").read_text().replace('{"prediction": y_hat,', '{"prediction": y_hat + 0.01,', 1)
+    source = (
+        (SAMPLES / "bs6207-a1" / "correct.py")
+        .read_text()
+        .replace('{"prediction": y_hat,', '{"prediction": y_hat + 0.01,', 1)
+    )
     path = tmp_path / "noisy_prediction.py"
     path.write_text(source)
     report = grade(grading_sandbox, "bs6207-a1", path, ("public",))
     prediction = next(c for c in report.checks if c.quantity == "scratch.prediction")
-    assert prediction.status == CheckStatus.failed and prediction.diagnosis is None  # a forward value: no relation to blame
+    assert (
+        prediction.status == CheckStatus.failed and prediction.diagnosis is None
+    )  # a forward value: no relation to blame
 
 
 def test_the_forgotten_sigma_prime_of_layer_1_is_named_with_its_layer_in_the_report_json_and_html(grading_sandbox):
@@ -115,7 +124,9 @@ def test_the_check_table_shows_the_diagnosis_on_one_line_per_failed_check(gradin
     assert "hint: Look at the first step of your backward pass" in table
 
 
-def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same_diagnosis(grading_sandbox, monkeypatch):
+def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same_diagnosis(
+    grading_sandbox, monkeypatch
+):
     """The mutants depend on the trial only, so the second student with a mistake reuses the first one's."""
     import grader.diagnose_mutants as diagnose_module
 

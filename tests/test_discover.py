@@ -65,7 +65,10 @@ def test_a_folder_with_several_code_files_or_none_is_reported_not_guessed(tmp_pa
     result = by_id(found(tmp_path, root))
     assert result["amy"].source is None and result["amy"].problem[0] == "ambiguous"
     assert "a1.ipynb, a1.py" in result["amy"].problem[1]
-    assert result["bo"].problem == ("no_code", "bo: no .py or .ipynb file in the folder (found report.pdf); hand in your notebook or .py file.")
+    assert result["bo"].problem == (
+        "no_code",
+        "bo: no .py or .ipynb file in the folder (found report.pdf); hand in your notebook or .py file.",
+    )
     assert result["cy"].problem[0] == "no_code"
 
 
@@ -78,7 +81,9 @@ def test_duplicate_students_are_each_graded_under_their_own_id_and_reported(tmp_
     result = found(tmp_path, first, second)
     ids = {c.student: c.source for c in result.candidates}
     assert ids == {"ann.ipynb": first / "ann.ipynb", "ann.py": first / "ann.py", "ann.py~2": second / "ann.py"}
-    assert len(result.notes) == 1 and result.notes[0].startswith("duplicate: student id 'ann' is claimed by 3 submissions")
+    assert len(result.notes) == 1 and result.notes[0].startswith(
+        "duplicate: student id 'ann' is claimed by 3 submissions"
+    )
 
 
 def test_unreadable_and_oversized_files_get_a_problem_not_an_exception(tmp_path):
@@ -113,12 +118,15 @@ def make_zip(path, members):
 
 def test_a_class_zip_is_unwrapped_and_student_zips_inside_it_are_opened(tmp_path):
     inner = make_zip(tmp_path / "inner.zip", {"dan/a1.py": "x = 1\n", "dan/data.dat": "1 2"})
-    archive = make_zip(tmp_path / "class.zip", {
-        "Assignment 1/ann.py": "x = 1\n",
-        "Assignment 1/bob_42/a1.ipynb": "{}",
-        "Assignment 1/dan.zip": inner.read_bytes(),
-        "__MACOSX/Assignment 1/._ann.py": "junk",
-    })
+    archive = make_zip(
+        tmp_path / "class.zip",
+        {
+            "Assignment 1/ann.py": "x = 1\n",
+            "Assignment 1/bob_42/a1.ipynb": "{}",
+            "Assignment 1/dan.zip": inner.read_bytes(),
+            "__MACOSX/Assignment 1/._ann.py": "junk",
+        },
+    )
     result = by_id(found(tmp_path, archive))
     assert sorted(result) == ["ann", "bob_42", "dan"]
     assert result["dan"].source.name == "a1.py" and result["dan"].source.read_text() == "x = 1\n"
@@ -134,7 +142,7 @@ def test_zip_members_that_leave_the_folder_or_link_elsewhere_are_rejected(tmp_pa
         zipped.writestr("/etc/escape3.py", "x = 1\n")
         zipped.writestr("C:\\escape4.py", "x = 1\n")
         link = zipfile.ZipInfo("link.py")
-        link.external_attr = (0o120777 << 16)
+        link.external_attr = 0o120777 << 16
         zipped.writestr(link, "/etc/passwd")
     budget = Budget()
     extract_zip(archive, tmp_path / "x" / "y", budget, "evil.zip")
@@ -157,7 +165,7 @@ def test_zip_bombs_are_rejected_by_ratio_size_and_while_inflating(tmp_path):
     liar = make_zip(tmp_path / "liar.zip", {"liar.py": "x" * 200_000})
     data = bytearray(liar.read_bytes())
     for offset in (data.find(b"PK\x03\x04") + 22, data.find(b"PK\x01\x02") + 24):
-        data[offset:offset + 4] = (100).to_bytes(4, "little")
+        data[offset : offset + 4] = (100).to_bytes(4, "little")
     liar.write_bytes(bytes(data))
     lied = Budget()
     extract_zip(liar, tmp_path / "c", lied, "liar.zip")
@@ -204,6 +212,7 @@ def test_a_folders_data_files_go_with_its_notebook_and_never_a_classmates(tmp_pa
     (root / "bob_autograd.dat").write_text("dW1 ...")
     result = by_id(found(tmp_path, root))
     assert [p.name for p in result["ann"].data_files] == ["my_autograd.dat", "torch_autograd.dat"]
-    assert result["ann"].notes == ("weights.npy (17.0 MB) was not placed beside your notebook: at most 100 files, "
-                                   "16 MB each and 32 MB in all are",)
+    assert result["ann"].notes == (
+        "weights.npy (17.0 MB) was not placed beside your notebook: at most 100 files, 16 MB each and 32 MB in all are",
+    )
     assert result["bob"].data_files == ()  # files beside a file student belong to the whole class folder

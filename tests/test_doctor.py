@@ -10,8 +10,10 @@ from grader.doctor import MEMORY_MIN_MB, memory_limit_mb, memory_report
 from grader.sandbox import isolation
 
 REFUSED = "PermissionError: [Errno 1] unshare(user): Operation not permitted"
-NEEDS_BWRAP = pytest.mark.skipif(isolation.bwrap_problem(os.geteuid() != 0) is not None,
-                                 reason="bubblewrap cannot run here, so there is nothing to fall back from")
+NEEDS_BWRAP = pytest.mark.skipif(
+    isolation.bwrap_problem(os.geteuid() != 0) is not None,
+    reason="bubblewrap cannot run here, so there is nothing to fall back from",
+)
 
 
 def doctor(cli, monkeypatch, **env):
@@ -30,9 +32,16 @@ def test_where_bubblewrap_works_doctor_says_so_and_runs_the_test_job_in_it(cli):
 
 
 @NEEDS_BWRAP
-@pytest.mark.parametrize("fault, step", [("userns", "the start-up probe of a job's confinement failed"),
-                                         ("userns-jobs", "a job's confinement failed in bubblewrap")])
-def test_where_user_namespaces_are_refused_doctor_prints_the_fallback_and_its_exact_reason(cli, monkeypatch, fault, step):
+@pytest.mark.parametrize(
+    "fault, step",
+    [
+        ("userns", "the start-up probe of a job's confinement failed"),
+        ("userns-jobs", "a job's confinement failed in bubblewrap"),
+    ],
+)
+def test_where_user_namespaces_are_refused_doctor_prints_the_fallback_and_its_exact_reason(
+    cli, monkeypatch, fault, step
+):
     done = doctor(cli, monkeypatch, **{isolation.ENV_FAULT: fault})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sandbox:    fallback" in done.stdout

@@ -30,11 +30,15 @@ def trained(trial, seed, scale="inverted"):
 def test_a_training_with_masks_of_its_own_is_within_the_spread(setting, seed):
     rubric, task, trial = setting
     results = check_by_spread(rubric, task, trial, "scratch", trained(trial, seed), {}, "masks not recorded")
-    assert [r.status for r in results] == ["passed", "passed"] and all("within the spread" in r.message for r in results)
+    assert [r.status for r in results] == ["passed", "passed"] and all(
+        "within the spread" in r.message for r in results
+    )
 
 
-@pytest.mark.parametrize("scale, mistake", [(1.0, "dropout_without_rescaling"), (0.6, "dropout_scaled_by_keep_probability"),
-                                            (None, "masks_ignored")])
+@pytest.mark.parametrize(
+    "scale, mistake",
+    [(1.0, "dropout_without_rescaling"), (0.6, "dropout_scaled_by_keep_probability"), (None, "masks_ignored")],
+)
 def test_a_scaling_mistake_is_outside_the_spread_and_named_by_its_own(setting, scale, mistake):
     rubric, task, trial = setting
     results = check_by_spread(rubric, task, trial, "torch", trained(trial, 14, scale), {}, "masks not recorded")

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import init_params
 
 from reference import dropout_training, softmax_classifier, twins
 from reference.gradcheck import central_difference
-
-from conftest import init_params
 
 
 def make_trial(seed, N=5, d=3, H=6, C=3, bias=False, p=0.4, epochs=1):
@@ -187,5 +186,10 @@ def test_training_many_mask_sequences_at_once_is_training_each_one(bias, reducti
         plain = dropout_sgd(x, y, params, masks[k], None, 0.1, reduction)
         for name in params:
             np.testing.assert_allclose(many[name][k], one[name], rtol=1e-12, atol=1e-15)
-            np.testing.assert_allclose(unscaled[name][k], dropout_sgd(x, y, params, masks[k], 1.0, 0.1, reduction)[name], rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(
+                unscaled[name][k],
+                dropout_sgd(x, y, params, masks[k], 1.0, 0.1, reduction)[name],
+                rtol=1e-12,
+                atol=1e-15,
+            )
             np.testing.assert_allclose(without[name][k], plain[name], rtol=1e-12, atol=1e-15)

@@ -20,13 +20,26 @@ def test_columns_are_student_each_task_in_rubric_order_total_and_status():
 def test_rows_are_sorted_and_a_task_missing_from_a_record_counts_zero():
     rubric = load_rubric("softmax-dropout")
     first, second = (task.id for task in rubric.tasks)
-    rows = list(csv.reader(io.StringIO(render_gradebook(rubric, [
-        record("zed", {first: 4.5, second: 2.0}, 6.5),
-        record("amy", {first: 0.25}, 0.25, "timeout"),
-        record("Bea", {}, 0.0, "empty"),
-    ]))))
-    assert rows == [["student", first, second, "total", "status"], ["Bea", "0", "0", "0", "empty"],
-                    ["amy", "0.25", "0", "0.25", "timeout"], ["zed", "4.5", "2", "6.5", "graded"]]
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                render_gradebook(
+                    rubric,
+                    [
+                        record("zed", {first: 4.5, second: 2.0}, 6.5),
+                        record("amy", {first: 0.25}, 0.25, "timeout"),
+                        record("Bea", {}, 0.0, "empty"),
+                    ],
+                )
+            )
+        )
+    )
+    assert rows == [
+        ["student", first, second, "total", "status"],
+        ["Bea", "0", "0", "0", "empty"],
+        ["amy", "0.25", "0", "0.25", "timeout"],
+        ["zed", "4.5", "2", "6.5", "graded"],
+    ]
 
 
 def test_points_are_written_without_float_noise(tmp_path):

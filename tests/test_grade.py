@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import CONTRACT_RUBRICS, REPO
 
 from grader.expected import expected_values
 from grader.grade import grade_submission
@@ -13,8 +14,6 @@ from grader.report import CheckStatus, GradeReport
 from grader.rubric_files import load_rubric, rubric_hash
 from grader.run import plan
 from grader.sandbox.process import frame
-
-from conftest import CONTRACT_RUBRICS, REPO
 
 SAMPLES = REPO / "submissions"
 
@@ -67,7 +66,9 @@ def test_regrading_on_hidden_trials_reproduces_every_number_bit_for_bit(grading_
     assert first.trials[-1] == "hidden-2" and all("hidden" in c.group_max_points for c in first.checks)
     drop = {"timing": True, "run": {"wall_seconds", "usage"}}
     assert first.model_dump(exclude=drop) == second.model_dump(exclude=drop)
-    assert json.dumps(first.model_dump(exclude=drop)) == json.dumps(second.model_dump(exclude=drop))  # every float's repr
+    assert json.dumps(first.model_dump(exclude=drop)) == json.dumps(
+        second.model_dump(exclude=drop)
+    )  # every float's repr
 
 
 class FailingSecondJob:
@@ -88,7 +89,9 @@ def test_hidden_trials_run_in_a_job_of_their_own_and_its_sandbox_failure_is_no_l
     job, the report says the grader failed (as when it fails on the public one): regraded, not scored 0."""
     box = FailingSecondJob(grading_sandbox)
     rubric = load_rubric("bs6207-a1")
-    report = grade_submission(rubric, rubric_hash("bs6207-a1"), SAMPLES / "bs6207-a1" / "correct.py", box, ("public", "hidden"))
+    report = grade_submission(
+        rubric, rubric_hash("bs6207-a1"), SAMPLES / "bs6207-a1" / "correct.py", box, ("public", "hidden")
+    )
     public, hidden = box.jobs
     assert all(".public-" in name for name in public.arrays) and all("/public-" in call.id for call in public.calls)
     assert all(".hidden-" in name for name in hidden.arrays) and len(hidden.calls) == 2 * rubric.trials.hidden
@@ -111,7 +114,9 @@ def test_scratch_code_that_calls_backward_is_stopped_and_flagged(grading_sandbox
     source = (SAMPLES / "bs6207-a1" / "correct.py").read_text()
     cheat = "def scratch_gradients(x, y, params):\n    return torch_gradients(x, y, params)\n\n\ndef torch_gradients("
     path = tmp_path / "cheater.py"
-    path.write_text(source.replace("def scratch_gradients(", "def _unused(", 1).replace("def torch_gradients(", cheat, 1))
+    path.write_text(
+        source.replace("def scratch_gradients(", "def _unused(", 1).replace("def torch_gradients(", cheat, 1)
+    )
     report = grade(grading_sandbox, "bs6207-a1", path)
     scratch = [c for c in report.checks if c.quantity.startswith("scratch.")]
     assert all(c.status != CheckStatus.passed and c.points == 0 for c in scratch)
@@ -125,27 +130,33 @@ def test_scratch_code_that_calls_backward_is_stopped_and_flagged(grading_sandbox
 CORRECT_A1 = (SAMPLES / "bs6207-a1" / "correct.py").read_text()
 # scratch_gradients with the from-scratch guard switched off from inside, autograd reached by a name the
 # static scan does not follow: full marks for "by hand" gradients that were autograd's, until proven by effect.
-FORWARD = ("    with torch.enable_grad():\n"
-           "        p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}\n"
-           "        h1 = torch.sigmoid(torch.tensor(x) @ p['W1'].T + p['b1'])\n"
-           "        h2 = torch.sigmoid(h1 @ p['W2'].T + p['b2'])\n"
-           "        y_hat = h2 @ p['W3'].T + p['b3']\n"
-           "        loss = ((y_hat - torch.tensor(y)) ** 2).sum()\n")
+FORWARD = (
+    "    with torch.enable_grad():\n"
+    "        p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}\n"
+    "        h1 = torch.sigmoid(torch.tensor(x) @ p['W1'].T + p['b1'])\n"
+    "        h2 = torch.sigmoid(h1 @ p['W2'].T + p['b2'])\n"
+    "        y_hat = h2 @ p['W3'].T + p['b3']\n"
+    "        loss = ((y_hat - torch.tensor(y)) ** 2).sum()\n"
+)
 GUARD_OFF = {
     "the guard's flag cleared through sys.modules, backward() through getattr": (
         "import sys\n\n\ndef scratch_gradients(x, y, params):\n"
-        "    sys.modules['bpg_runner']._SCRATCH[0] = None\n" + FORWARD +
-        "        getattr(loss, 'back' + 'ward')()\n"
-        "    return {'prediction': y_hat.detach(), 'loss': loss.detach(), **{'d' + k: v.grad for k, v in p.items()}}\n"),
+        "    sys.modules['bpg_runner']._SCRATCH[0] = None\n" + FORWARD + "        getattr(loss, 'back' + 'ward')()\n"
+        "    return {'prediction': y_hat.detach(), 'loss': loss.detach(), **{'d' + k: v.grad for k, v in p.items()}}\n"
+    ),
     "the original behind the guard (__wrapped__) kept under an alias": (
-        "_by_hand = torch.autograd.grad.__wrapped__\n\n\ndef scratch_gradients(x, y, params):\n" + FORWARD +
-        "        grads = _by_hand(loss, list(p.values()))\n"
-        "    return {'prediction': y_hat.detach(), 'loss': loss.detach(), **{'d' + k: g for k, g in zip(p, grads)}}\n"),
+        "_by_hand = torch.autograd.grad.__wrapped__\n\n\ndef scratch_gradients(x, y, params):\n"
+        + FORWARD
+        + "        grads = _by_hand(loss, list(p.values()))\n"
+        "    return {'prediction': y_hat.detach(), 'loss': loss.detach(), **{'d' + k: g for k, g in zip(p, grads)}}\n"
+    ),
 }
 
 
 @pytest.mark.parametrize("how", sorted(GUARD_OFF))
-def test_autograd_behind_a_switched_off_guard_scores_no_scratch_points_and_is_flagged_with_the_evidence(grading_sandbox, tmp_path, how):
+def test_autograd_behind_a_switched_off_guard_scores_no_scratch_points_and_is_flagged_with_the_evidence(
+    grading_sandbox, tmp_path, how
+):
     """Issue 16 item 2: with the guard off, such scratch values were autograd's and scored full marks. The
     rerun under scaled autograd shows them following the factor: 0 for every scratch check of the task."""
     source = CORRECT_A1.replace("def scratch_gradients(", "def _unused(", 1) + "\n\n" + GUARD_OFF[how]
@@ -153,8 +164,12 @@ def test_autograd_behind_a_switched_off_guard_scores_no_scratch_points_and_is_fl
     path.write_text(source)
     report = grade(grading_sandbox, "bs6207-a1", path, ("public", "hidden"))
     scratch = [c for c in report.checks if c.quantity.startswith("scratch.")]
-    assert scratch and all(c.points == 0 and c.status == CheckStatus.failed for c in scratch), [c.message for c in scratch]
-    assert all(c.diagnosis.mistake == "autograd_in_scratch" and "not computed from scratch" in c.message for c in scratch)
+    assert scratch and all(c.points == 0 and c.status == CheckStatus.failed for c in scratch), [
+        c.message for c in scratch
+    ]
+    assert all(
+        c.diagnosis.mistake == "autograd_in_scratch" and "not computed from scratch" in c.message for c in scratch
+    )
     dW1 = next(c for c in scratch if c.quantity == "scratch.dW1")
     assert "its dW1 moved with autograd's answers" in dW1.message and "public-0" in dW1.diagnosis.explanation
     assert "hidden-" not in " ".join([c.message + c.diagnosis.explanation for c in scratch])
@@ -168,17 +183,41 @@ def forged_run(rubric_id: str, calls, trials) -> bytes:
     """A complete, well-formed result stream of a contract job as the runner wrote it before answers had to
     carry their request's nonce: the reference's own values for every call, then "done"."""
     tasks = {task.id: task for task in load_rubric(rubric_id).tasks}
-    parts = [{"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "",
-              "traceback": "", "exit_code": None}]
+    parts = [
+        {
+            "kind": "cells",
+            "status": "ok",
+            "cell": None,
+            "line": None,
+            "error_type": "",
+            "error": "",
+            "traceback": "",
+            "exit_code": None,
+        }
+    ]
     for call in calls:
         task_id, _, trial_name = call.id.split("/")
         trial = next(t for t in trials[task_id] if t.name == trial_name)
         values = {k: np.asarray(v, dtype="<f8") for k, v in expected_values(tasks[task_id], trial).items()}
-        parts += [{"kind": "start", "id": call.id},
-                  {"kind": "call", "id": call.id, "status": "ok", "error_type": "", "error": "", "traceback": "",
-                   "suggestions": [], "found": "a dict", "memory": False, "seconds": 0.001, "texts": {}, "problems": {},
-                   "values": {k: {"name": f"v{i}", "shape": list(v.shape)} for i, (k, v) in enumerate(values.items())}},
-                  b"".join(v.tobytes() for v in values.values())]
+        parts += [
+            {"kind": "start", "id": call.id},
+            {
+                "kind": "call",
+                "id": call.id,
+                "status": "ok",
+                "error_type": "",
+                "error": "",
+                "traceback": "",
+                "suggestions": [],
+                "found": "a dict",
+                "memory": False,
+                "seconds": 0.001,
+                "texts": {},
+                "problems": {},
+                "values": {k: {"name": f"v{i}", "shape": list(v.shape)} for i, (k, v) in enumerate(values.items())},
+            },
+            b"".join(v.tobytes() for v in values.values()),
+        ]
     parts.append({"kind": "done"})
     return b"".join(frame(p if isinstance(p, bytes) else json.dumps(p).encode()) for p in parts)
 
@@ -191,8 +230,9 @@ def test_a_whole_run_forged_on_the_result_channel_while_the_cells_run_scores_not
     planned = plan(rubric, load_submission(SAMPLES / "bs6207-a1" / "correct.py"), "public")
     stream = forged_run("bs6207-a1", planned.job.calls, planned.trials)
     path = tmp_path / "forger.py"
-    path.write_text(f"import os\nview = memoryview({stream!r})\nwhile view:\n    view = view[os.write(3, view):]\n"
-                    "os._exit(0)\n")
+    path.write_text(
+        f"import os\nview = memoryview({stream!r})\nwhile view:\n    view = view[os.write(3, view):]\nos._exit(0)\n"
+    )
     report = grade(grading_sandbox, "bs6207-a1", path)
     assert report.score == 0 and report.run.status == "result_invalid", (report.score, report.run.status)
     assert all(c.points == 0 for c in report.checks) and len(report.checks) == 17

@@ -3,22 +3,41 @@
 import json
 
 import pytest
+from conftest import REPO
 
 from grader.grade import grade_submission
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
 from grader.saved_outputs import tokens
 
-from conftest import REPO
-
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
 GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
-FULL_MARKS = ["correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "unseeded",
-              "cell_raises", "scratch_with_torch_ops", "pandas_csv_dat", "no_dat_files", "run_out_of_order",
-              "saved_by_other_cpu", "in_out_square", "in_out_variables", "scratch_requires_grad", "decoy_net_first",
-              "pandas_first_line", "tensorflow_used", "colab_gpu_fallback", "colab_cuda_hardcoded",
-              "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes"]
+FULL_MARKS = [
+    "correct",
+    "colab_drive_path",
+    "unused_pandas",
+    "in_out_layout",
+    "four_decimals",
+    "unseeded",
+    "cell_raises",
+    "scratch_with_torch_ops",
+    "pandas_csv_dat",
+    "no_dat_files",
+    "run_out_of_order",
+    "saved_by_other_cpu",
+    "in_out_square",
+    "in_out_variables",
+    "scratch_requires_grad",
+    "decoy_net_first",
+    "pandas_first_line",
+    "tensorflow_used",
+    "colab_gpu_fallback",
+    "colab_cuda_hardcoded",
+    "raw_tensors",
+    "raw_tensors_x_at_w",
+    "numpy_class_attributes",
+]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +94,9 @@ def test_gradients_in_variables_are_one_source_whose_square_dW2_takes_its_siblin
     dW2 = next(c for c in report.checks if c.quantity == "scratch.dW2")
     assert dW2.status == CheckStatus.passed and report.flags == []
     assert "variable dW2" in dW2.provenance
-    assert "(in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))" in dW2.provenance
+    assert (
+        "(in, out) layout as the other weight gradients of this source (dW1 (2, 10) and dW3 (10, 1))" in dW2.provenance
+    )
 
 
 def test_values_printed_to_four_decimals_keep_their_precision(reports):
@@ -102,7 +123,11 @@ def test_gradients_reported_after_ten_sgd_steps_fail_are_explained_and_flagged(r
     report = reports["after_10_sgd_steps"]
     torch_checks = [c for c in report.checks if c.quantity.startswith("torch.")]
     assert all(c.status != CheckStatus.passed for c in torch_checks)
-    assert all(c.diagnosis and c.diagnosis.mistake == "gradients_after_training" for c in torch_checks if c.status == CheckStatus.failed)
+    assert all(
+        c.diagnosis and c.diagnosis.mistake == "gradients_after_training"
+        for c in torch_checks
+        if c.status == CheckStatus.failed
+    )
     assert any(flag.startswith("gradients reported after training steps") for flag in report.flags)
 
 
@@ -153,13 +178,17 @@ def test_the_grade_of_a_correct_notebook_does_not_depend_on_its_seed(grading_san
     scores = []
     for seed in (0, 1, 12345):
         for cell in notebook["cells"]:
-            cell["source"] = [line.replace("torch.manual_seed(0)", f"torch.manual_seed({seed})") for line in cell["source"]]
+            cell["source"] = [
+                line.replace("torch.manual_seed(0)", f"torch.manual_seed({seed})") for line in cell["source"]
+            ]
         path = tmp_path / f"seed{seed}.ipynb"
         path.write_text(json.dumps(notebook))
         report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
         scores.append(report.score)
         for cell in notebook["cells"]:
-            cell["source"] = [line.replace(f"torch.manual_seed({seed})", "torch.manual_seed(0)") for line in cell["source"]]
+            cell["source"] = [
+                line.replace(f"torch.manual_seed({seed})", "torch.manual_seed(0)") for line in cell["source"]
+            ]
     assert scores == [rubric.max_points()] * 3
 
 
@@ -176,7 +205,9 @@ def test_a_notebook_handed_in_with_its_dat_files_is_graded_from_those_files(grad
     from grader.load import load_submission
 
     rubric = load_rubric(RUBRIC)
-    handed_in = run_notebook(rubric, load_submission(SAMPLES / "correct.ipynb"), grading_sandbox, rubric.limits, {}).files
+    handed_in = run_notebook(
+        rubric, load_submission(SAMPLES / "correct.ipynb"), grading_sandbox, rubric.limits, {}
+    ).files
     assert {"torch_autograd.dat", "my_autograd.dat"} <= set(handed_in)
     notebook = json.loads((SAMPLES / "correct.ipynb").read_text())
     notebook["cells"] = [c for c in notebook["cells"] if ".dat" not in "".join(c["source"])]
@@ -196,13 +227,20 @@ def test_a_net_of_raw_tensors_is_seen_through_its_first_backward_pass(reports):
     assert architecture.message.startswith("architecture: 2-10-10-1 with sigmoid (cell ")
     assert "tensors w1, b1, w2, b2, w3, b3" in architecture.message
     assert not any("nn.Module" in note for note in report.notes)
-    assert report.flags == [] and reports["raw_tensors_x_at_w"].flags == [] and reports["numpy_class_attributes"].flags == []
+    assert (
+        report.flags == []
+        and reports["raw_tensors_x_at_w"].flags == []
+        and reports["numpy_class_attributes"].flags == []
+    )
 
 
 def test_raw_weights_stored_in_by_out_pass_with_their_layout_noted(reports):
     report = reports["raw_tensors_x_at_w"]
     architecture = next(c for c in report.checks if c.quantity == "architecture")
-    assert architecture.status == CheckStatus.passed and "weights stored in×out (x @ W) and read transposed" in architecture.message
+    assert (
+        architecture.status == CheckStatus.passed
+        and "weights stored in×out (x @ W) and read transposed" in architecture.message
+    )
 
 
 def test_a_raw_forward_that_sums_across_neurons_fails_the_architecture_saying_where(reports):
@@ -226,7 +264,9 @@ def test_gradients_kept_as_attributes_of_a_numpy_class_are_found_and_say_whose_t
 
 def test_a_catalogued_mistake_is_named_for_values_read_from_attributes_of_the_students_object(grading_sandbox):
     rubric = load_rubric(RUBRIC)
-    report = grade_submission(rubric, rubric_hash(RUBRIC), SAMPLES / "missing_factor_2_attributes.ipynb", grading_sandbox)
+    report = grade_submission(
+        rubric, rubric_hash(RUBRIC), SAMPLES / "missing_factor_2_attributes.ipynb", grading_sandbox
+    )
     scratch = [c for c in report.checks if c.quantity.startswith("scratch.")]
     assert len(scratch) == 6 and all(c.status == CheckStatus.failed for c in scratch)
     assert all(c.diagnosis is not None and c.diagnosis.mistake == "missing_factor_2" for c in scratch)

@@ -12,12 +12,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from grader.errors import UsageError
 from grader.gradescope.build import CPU_INDEX_URL, build_autograder, installed_torch_version
 from grader.rubric_files import load_rubric
-
-from conftest import REPO
 
 SCRIPTS = ("setup.sh", "run_autograder")
 
@@ -31,7 +30,9 @@ def instructor_copy(folder: Path, rubric_id: str = "bs6207-a1", seed: object = N
         seed = secrets.token_hex(16) if isinstance(bundled, str) else secrets.randbits(62)
     copy = folder / f"my-{rubric_id}.toml"
     value = json.dumps(seed)  # a TOML integer or basic string
-    copy.write_text(re.sub(r"(?m)^hidden_seed = .*$", lambda _: f"hidden_seed = {value}", text, count=1), encoding="utf-8")
+    copy.write_text(
+        re.sub(r"(?m)^hidden_seed = .*$", lambda _: f"hidden_seed = {value}", text, count=1), encoding="utf-8"
+    )
     assert load_rubric(str(copy)).trials.hidden_seed == seed
     return copy
 
@@ -56,19 +57,46 @@ def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("gradescope-build")
     archive = work / "autograder.zip"
     rubric = instructor_copy(work)
-    done = subprocess.run([sys.executable, "-m", "grader", "gradescope", "build", "--rubric", str(rubric),
-                           "-o", str(archive), "--torch-version", "2.13.0"],
-                          capture_output=True, text=True, cwd=work, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "gradescope",
+            "build",
+            "--rubric",
+            str(rubric),
+            "-o",
+            str(archive),
+            "--torch-version",
+            "2.13.0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     source = work / "source"
     extract(archive, source)
     [wheel] = source.glob("backprop_grader-*.whl")
     site = work / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
-                             capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
-    return {"work": work, "archive": archive, "source": source, "site": site, "wheel": wheel, "stdout": done.stdout,
-            "rubric": rubric}
+    return {
+        "work": work,
+        "archive": archive,
+        "source": source,
+        "site": site,
+        "wheel": wheel,
+        "stdout": done.stdout,
+        "rubric": rubric,
+    }
 
 
 def test_the_zip_holds_the_scripts_the_rubric_and_the_wheel_at_its_root(built):
@@ -101,12 +129,22 @@ def test_setup_installs_the_chosen_torch_and_the_bundled_wheel(built):
 
 def test_the_bundled_wheel_installs_and_runs_on_its_own(built):
     env = {**os.environ, "PYTHONPATH": str(built["site"])}
-    listing = subprocess.run([sys.executable, "-m", "grader", "rubric", "list", "--ids"],
-                             capture_output=True, text=True, cwd=built["work"], env=env)
+    listing = subprocess.run(
+        [sys.executable, "-m", "grader", "rubric", "list", "--ids"],
+        capture_output=True,
+        text=True,
+        cwd=built["work"],
+        env=env,
+    )
     assert listing.returncode == 0, listing.stderr
     assert sorted(listing.stdout.split()) == sorted(p.stem for p in (REPO / "rubrics").glob("*.toml"))
-    where = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"],
-                           capture_output=True, text=True, cwd=built["work"], env=env).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import grader; print(grader.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=built["work"],
+        env=env,
+    ).stdout
     assert str(built["site"]) in where and str(REPO) not in where
     templates = built["site"] / "grader" / "gradescope" / "templates"
     assert sorted(p.name for p in templates.iterdir()) == sorted(SCRIPTS)
@@ -128,7 +166,9 @@ def test_run_autograder_grades_with_the_installed_wheel(built, tmp_path, gradesc
     grader.write_text(f'#!/bin/sh\nPYTHONPATH="{built["site"]}" exec "{sys.executable}" -m grader "$@"\n')
     grader.chmod(0o755)
     env = {**os.environ, "BACKPROP_GRADER_ROOT": str(root), "BACKPROP_GRADER_BIN": str(grader)}
-    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     results = gradescope_schema(json.loads((root / "results" / "results.json").read_text()))
     assert results["score"] == 15 and "score 15" in done.stdout
@@ -138,7 +178,9 @@ def test_run_autograder_writes_a_placeholder_when_the_grader_cannot_start(built,
     root = container(built, tmp_path, None)
     (root / "results" / "results.json").write_text('{"score": 99}')  # stale: must not survive
     env = {**os.environ, "BACKPROP_GRADER_ROOT": str(root), "BACKPROP_GRADER_BIN": "/bin/false"}
-    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == 0
     results = gradescope_schema(json.loads((root / "results" / "results.json").read_text()))
     assert results["score"] == 0 and "not in your code" in results["output"]
@@ -148,16 +190,28 @@ def test_run_autograder_writes_a_placeholder_when_the_grader_cannot_start(built,
 
 def test_an_index_url_and_a_prebuilt_wheel_can_be_given(tmp_path):
     wheel = fake_wheel(tmp_path)
-    archive = build_autograder(str(instructor_copy(tmp_path, "deep-relu")), tmp_path / "out" / "ag.zip", "2.13.0+cpu",
-                               "https://example.org/whl/cpu", wheel)
+    archive = build_autograder(
+        str(instructor_copy(tmp_path, "deep-relu")),
+        tmp_path / "out" / "ag.zip",
+        "2.13.0+cpu",
+        "https://example.org/whl/cpu",
+        wheel,
+    )
     with zipfile.ZipFile(archive) as opened:
         setup = opened.read("setup.sh").decode()
         assert opened.read(wheel.name) == wheel.read_bytes()
     assert "TORCH_VERSION='2.13.0+cpu'" in setup and "TORCH_INDEX_URL='https://example.org/whl/cpu'" in setup
 
 
-@pytest.mark.parametrize("version, url", [("2.13.0; rm -rf /", None), ("latest", None), ("2.13.0", "https://x.org/a b"),
-                                          ("2.13.0", "https://x.org/'$(id)'")])
+@pytest.mark.parametrize(
+    "version, url",
+    [
+        ("2.13.0; rm -rf /", None),
+        ("latest", None),
+        ("2.13.0", "https://x.org/a b"),
+        ("2.13.0", "https://x.org/'$(id)'"),
+    ],
+)
 def test_values_that_could_break_the_shell_scripts_are_refused(tmp_path, version, url):
     wheel = tmp_path / "backprop_grader-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"")
@@ -198,18 +252,30 @@ def run_setup(archive: Path, tmp_path: Path) -> list[str]:
     (stubs / "python3.13").chmod(0o755)
     calls = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "CALLS": str(calls)}
-    done = subprocess.run(["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/opt", "bash", str(source / "setup.sh")],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        ["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/opt", "bash", str(source / "setup.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return calls.read_text().splitlines()
 
 
-@pytest.mark.parametrize("options, index", [({}, CPU_INDEX_URL), ({"torch_build": "cuda"}, None),
-                                            ({"torch_index_url": "https://example.org/whl/rocm"}, "https://example.org/whl/rocm")])
+@pytest.mark.parametrize(
+    "options, index",
+    [
+        ({}, CPU_INDEX_URL),
+        ({"torch_build": "cuda"}, None),
+        ({"torch_index_url": "https://example.org/whl/rocm"}, "https://example.org/whl/rocm"),
+    ],
+)
 def test_setup_sh_installs_the_cpu_build_of_the_pinned_torch_unless_told_otherwise(tmp_path, options, index):
     url = options.pop("torch_index_url", None)
-    archive = build_autograder(str(instructor_copy(tmp_path)), tmp_path / "ag.zip", "2.13.0", url, fake_wheel(tmp_path),
-                               **options)
+    archive = build_autograder(
+        str(instructor_copy(tmp_path)), tmp_path / "ag.zip", "2.13.0", url, fake_wheel(tmp_path), **options
+    )
     calls = run_setup(archive, tmp_path)
     [torch] = [call for call in calls if "pip install" in call and "torch==" in call]
     expected = "python -m pip install --quiet torch==2.13.0" + (f" --index-url {index}" if index else "")
@@ -219,18 +285,32 @@ def test_setup_sh_installs_the_cpu_build_of_the_pinned_torch_unless_told_otherwi
 
 def test_the_build_says_which_torch_will_be_downloaded_and_how_large(tmp_path, cli):
     rubric = instructor_copy(tmp_path)
-    default = cli("gradescope", "build", "--rubric", rubric, "-o", tmp_path / "cpu.zip", "--wheel", fake_wheel(tmp_path))
+    default = cli(
+        "gradescope", "build", "--rubric", rubric, "-o", tmp_path / "cpu.zip", "--wheel", fake_wheel(tmp_path)
+    )
     assert default.returncode == 0, default.stderr
-    assert re.search(r"torch \d+\.\d+\.\d+, CPU build, from the PyTorch CPU wheel index: about \d+ MB to download",
-                     default.stdout), default.stdout
+    assert re.search(
+        r"torch \d+\.\d+\.\d+, CPU build, from the PyTorch CPU wheel index: about \d+ MB to download", default.stdout
+    ), default.stdout
     assert "--torch-build cuda" in default.stdout and "512 MB" in default.stdout
-    cuda = cli("gradescope", "build", "--rubric", rubric, "-o", tmp_path / "cuda.zip", "--wheel", fake_wheel(tmp_path),
-               "--torch-build", "cuda")
+    cuda = cli(
+        "gradescope",
+        "build",
+        "--rubric",
+        rubric,
+        "-o",
+        tmp_path / "cuda.zip",
+        "--wheel",
+        fake_wheel(tmp_path),
+        "--torch-build",
+        "cuda",
+    )
     assert cuda.returncode == 0, cuda.stderr
     assert re.search(r"CUDA build, from pip's default index: about [\d.]+ GB to download", cuda.stdout), cuda.stdout
 
 
 # --- the hidden seed -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rubric", ["bs6207-a1", "a copy with deep-relu's hidden seed"])
 def test_a_rubric_whose_hidden_seed_students_know_is_refused_unless_allowed(tmp_path, cli, rubric):
@@ -241,14 +321,27 @@ def test_a_rubric_whose_hidden_seed_students_know_is_refused_unless_allowed(tmp_
     assert refused.returncode == 2 and not archive.exists()
     assert "hidden seed" in refused.stderr and "students could compute the hidden trials" in refused.stderr
     assert "[trials] hidden_seed" in refused.stderr
-    assert "cp " in refused.stderr and "gradescope build --rubric my-" in refused.stderr  # how to make the instructor's copy
+    assert (
+        "cp " in refused.stderr and "gradescope build --rubric my-" in refused.stderr
+    )  # how to make the instructor's copy
     assert "--allow-public-hidden-seed" in refused.stderr
-    allowed = cli("gradescope", "build", "--rubric", rubric, "-o", archive, "--wheel", fake_wheel(tmp_path),
-                  "--allow-public-hidden-seed")
+    allowed = cli(
+        "gradescope",
+        "build",
+        "--rubric",
+        rubric,
+        "-o",
+        archive,
+        "--wheel",
+        fake_wheel(tmp_path),
+        "--allow-public-hidden-seed",
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert archive.is_file()
 
 
 def test_the_instructors_own_copy_and_a_rubric_without_hidden_trials_build_without_the_flag(tmp_path):
-    assert build_autograder(str(instructor_copy(tmp_path)), tmp_path / "a.zip", "2.13.0", None, fake_wheel(tmp_path)).is_file()
+    assert build_autograder(
+        str(instructor_copy(tmp_path)), tmp_path / "a.zip", "2.13.0", None, fake_wheel(tmp_path)
+    ).is_file()
     assert build_autograder("bs6207-a1-notebook", tmp_path / "b.zip", "2.13.0", None, fake_wheel(tmp_path)).is_file()

@@ -2,15 +2,18 @@
 student-facing text only where students look, and a valid document in every case."""
 
 import pytest
+from conftest import BUNDLED_RUBRICS
 
 from grader.checkspec import Visibility
 from grader.gradescope.results import (
-    GRADER_FAILED, INSTRUCTOR_TEST, failure_results, problem_results, results_from_report,
+    GRADER_FAILED,
+    INSTRUCTOR_TEST,
+    failure_results,
+    problem_results,
+    results_from_report,
 )
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, RunRecord, TrialResult
 from grader.rubric_files import load_rubric
-
-from conftest import BUNDLED_RUBRICS
 
 A1 = load_rubric("bs6207-a1")
 
@@ -20,22 +23,48 @@ def trial(name: str, passed: bool) -> TrialResult:
     return TrialResult(trial=name, status=CheckStatus.passed if passed else CheckStatus.failed, message=message)
 
 
-def check(quantity: str, points: float, public_ok: bool, hidden_ok: bool, visibility=Visibility.visible, **extra) -> CheckResult:
-    trials = [trial("public-0", public_ok), trial("public-1", public_ok),
-              *(trial(f"hidden-{i}", hidden_ok) for i in range(3))]
+def check(
+    quantity: str, points: float, public_ok: bool, hidden_ok: bool, visibility=Visibility.visible, **extra
+) -> CheckResult:
+    trials = [
+        trial("public-0", public_ok),
+        trial("public-1", public_ok),
+        *(trial(f"hidden-{i}", hidden_ok) for i in range(3)),
+    ]
     share = {"public": points / 2, "hidden": points / 2}
     earned = {"public": share["public"] * public_ok, "hidden": share["hidden"] * hidden_ok}
     ok = public_ok and hidden_ok
-    return CheckResult(task="backprop", quantity=quantity, status=CheckStatus.passed if ok else CheckStatus.failed,
-                       points=sum(earned.values()), max_points=points, group_points=earned, group_max_points=share,
-                       visibility=visibility, message="summary", trials=trials, **extra)
+    return CheckResult(
+        task="backprop",
+        quantity=quantity,
+        status=CheckStatus.passed if ok else CheckStatus.failed,
+        points=sum(earned.values()),
+        max_points=points,
+        group_points=earned,
+        group_max_points=share,
+        visibility=visibility,
+        message="summary",
+        trials=trials,
+        **extra,
+    )
 
 
 def report(checks: list[CheckResult], **fields) -> GradeReport:
-    base = dict(grader_version="0.1.0", rubric_id="bs6207-a1", rubric_hash="0" * 64, student="s", submission="s.py",
-                submission_hash="1" * 64, trials=["public-0", "public-1", "hidden-0", "hidden-1", "hidden-2"],
-                seeds={"public": 6207, "hidden": "set"}, environment={}, status="graded",
-                score=sum(c.points for c in checks), max_score=sum(c.max_points for c in checks), checks=checks)
+    base = dict(
+        grader_version="0.1.0",
+        rubric_id="bs6207-a1",
+        rubric_hash="0" * 64,
+        student="s",
+        submission="s.py",
+        submission_hash="1" * 64,
+        trials=["public-0", "public-1", "hidden-0", "hidden-1", "hidden-2"],
+        seeds={"public": 6207, "hidden": "set"},
+        environment={},
+        status="graded",
+        score=sum(c.points for c in checks),
+        max_score=sum(c.max_points for c in checks),
+        checks=checks,
+    )
     return GradeReport(**{**base, **fields})
 
 
@@ -47,8 +76,12 @@ def test_each_check_becomes_a_public_and_a_hidden_test_scored_per_group(gradesco
     checks = [check("scratch.dW1", 1.0, public_ok=True, hidden_ok=False), check("scratch.db1", 2.0, True, True)]
     results = gradescope_schema(results_from_report(report(checks), A1, 3.4))
     tests = by_name(results)
-    assert list(tests) == ["scratch.dW1 (public trials)", "scratch.db1 (public trials)",
-                           "scratch.dW1 (hidden trials)", "scratch.db1 (hidden trials)"]
+    assert list(tests) == [
+        "scratch.dW1 (public trials)",
+        "scratch.db1 (public trials)",
+        "scratch.dW1 (hidden trials)",
+        "scratch.db1 (hidden trials)",
+    ]
     assert [t["number"] for t in results["tests"]] == ["1.1", "1.2", "1.1h", "1.2h"]
     public, hidden = tests["scratch.dW1 (public trials)"], tests["scratch.dW1 (hidden trials)"]
     assert (public["score"], public["max_score"], public["status"]) == (0.5, 0.5, "passed")
@@ -65,9 +98,14 @@ def test_a_hidden_check_stays_hidden_in_both_parts():
 
 
 def test_the_diagnosis_goes_with_the_failing_part_only(gradescope_schema):
-    diagnosis = Diagnosis(mistake="missing_factor_2", title="missing factor 2 of the squared loss",
-                          explanation="Every gradient is exactly half of the correct one.",
-                          hint="d/dŷ (ŷ − y)² = 2(ŷ − y).", layer=3, trials=["hidden-0", "hidden-1", "hidden-2"])
+    diagnosis = Diagnosis(
+        mistake="missing_factor_2",
+        title="missing factor 2 of the squared loss",
+        explanation="Every gradient is exactly half of the correct one.",
+        hint="d/dŷ (ŷ − y)² = 2(ŷ − y).",
+        layer=3,
+        trials=["hidden-0", "hidden-1", "hidden-2"],
+    )
     checks = [check("scratch.dW1", 1.0, True, False, diagnosis=diagnosis)]
     tests = by_name(gradescope_schema(results_from_report(report(checks), A1, 1)))
     hidden = tests["scratch.dW1 (hidden trials)"]["output"]
@@ -77,10 +115,17 @@ def test_the_diagnosis_goes_with_the_failing_part_only(gradescope_schema):
 
 
 def test_instructor_only_detail_never_reaches_student_visible_text(gradescope_schema):
-    run = RunRecord(status="sandbox_error", message="The grader failed to run your submission.",
-                    detail="Traceback (most recent call last):\n  WorkerDied: secret detail")
-    graded = report([check("scratch.dW1", 1.0, False, False)], run=run, message=run.message,
-                    flags=["scratch_gradients(): calls .backward()"])
+    run = RunRecord(
+        status="sandbox_error",
+        message="The grader failed to run your submission.",
+        detail="Traceback (most recent call last):\n  WorkerDied: secret detail",
+    )
+    graded = report(
+        [check("scratch.dW1", 1.0, False, False)],
+        run=run,
+        message=run.message,
+        flags=["scratch_gradients(): calls .backward()"],
+    )
     results = gradescope_schema(results_from_report(graded, A1, 1))
     visible = results["output"] + "".join(t["output"] for t in results["tests"] if t["visibility"] != "hidden")
     assert "Traceback" not in visible and "secret detail" not in visible and ".backward()" not in visible
@@ -96,17 +141,33 @@ def test_no_instructor_test_when_there_is_nothing_only_instructors_should_see():
 
 
 def test_a_check_that_never_ran_is_split_like_a_run_one():
-    unrun = CheckResult(task="backprop", quantity="scratch.dW1", status=CheckStatus.missing, points=0,
-                        max_points=1.0, visibility=Visibility.visible, message="scratch.dW1: not checked — empty file")
+    unrun = CheckResult(
+        task="backprop",
+        quantity="scratch.dW1",
+        status=CheckStatus.missing,
+        points=0,
+        max_points=1.0,
+        visibility=Visibility.visible,
+        message="scratch.dW1: not checked — empty file",
+    )
     tests = by_name(results_from_report(report([unrun], status="empty", score=0), A1, 1))
-    assert [(t["score"], t["max_score"], t["status"]) for t in tests.values()] == [(0, 0.5, "failed"), (0, 0.5, "failed")]
+    assert [(t["score"], t["max_score"], t["status"]) for t in tests.values()] == [
+        (0, 0.5, "failed"),
+        (0, 0.5, "failed"),
+    ]
     assert tests["scratch.dW1 (hidden trials)"]["output"] == "scratch.dW1: not checked — empty file"
 
 
 def test_without_hidden_trials_each_check_is_one_test():
     checks = [check("scratch.dW1", 1.0, True, True)]
-    public_only = checks[0].model_copy(update={"trials": checks[0].trials[:2], "group_points": {"public": 1.0},
-                                               "group_max_points": {"public": 1.0}, "points": 1.0})
+    public_only = checks[0].model_copy(
+        update={
+            "trials": checks[0].trials[:2],
+            "group_points": {"public": 1.0},
+            "group_max_points": {"public": 1.0},
+            "points": 1.0,
+        }
+    )
     results = results_from_report(report([public_only], trials=["public-0", "public-1"]), A1, 1)
     assert [(t["name"], t["score"], t["max_score"]) for t in results["tests"]] == [("scratch.dW1", 1.0, 1.0)]
     assert "hidden" not in results["output"]
@@ -131,9 +192,19 @@ def test_a_grader_failure_scores_0_with_a_student_safe_message_and_hidden_detail
 
 
 def test_a_trial_group_other_than_public_and_hidden_is_kept_as_one_test(gradescope_schema):
-    own_run = CheckResult(task="backprop", quantity="scratch.dW1", status=CheckStatus.passed, points=1.0, max_points=1.0,
-                          group_points={"notebook": 1.0}, group_max_points={"notebook": 1.0}, visibility=Visibility.visible,
-                          message="ok", trials=[trial("notebook-0", True)])
+    own_run = CheckResult(
+        task="backprop",
+        quantity="scratch.dW1",
+        status=CheckStatus.passed,
+        points=1.0,
+        max_points=1.0,
+        group_points={"notebook": 1.0},
+        group_max_points={"notebook": 1.0},
+        visibility=Visibility.visible,
+        message="ok",
+        trials=[trial("notebook-0", True)],
+    )
     results = gradescope_schema(results_from_report(report([own_run], trials=["notebook-0"]), A1, 1))
     assert [(t["name"], t["score"], t["status"], t["visibility"]) for t in results["tests"]] == [
-        ("scratch.dW1", 1.0, "passed", "visible")]
+        ("scratch.dW1", 1.0, "passed", "visible")
+    ]

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
 
 from grader.gradescope.results import GRADER_FAILED, INSTRUCTOR_TEST
 from grader.gradescope.run import run_gradescope
@@ -18,8 +19,6 @@ from grader.rubric import SubmissionSpec
 from grader.rubric_files import load_rubric
 from grader.sandbox import isolation
 
-from conftest import REPO
-
 SAMPLES = REPO / "submissions" / "bs6207-a1"
 A1_POINTS = load_rubric("bs6207-a1").max_points()
 ROOT_USER = os.geteuid() == 0
@@ -27,7 +26,9 @@ ROOT_USER = os.geteuid() == 0
 
 def student_text(results: dict) -> str:
     """Everything a student can ever see: top-level output and every test that is not hidden."""
-    return "\n".join([results["output"]] + [f"{t['name']}\n{t['output']}" for t in results["tests"] if t["visibility"] != "hidden"])
+    return "\n".join(
+        [results["output"]] + [f"{t['name']}\n{t['output']}" for t in results["tests"] if t["visibility"] != "hidden"]
+    )
 
 
 def assert_consistent(results: dict, max_points: float = A1_POINTS) -> None:
@@ -39,9 +40,11 @@ def assert_consistent(results: dict, max_points: float = A1_POINTS) -> None:
 
 # --- full, partial and zero scores ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sample", ["correct.py", "correct.ipynb"])
 def test_a_correct_submission_scores_full_marks_with_hidden_trials_after_the_due_date(
-        gradescope_container, gradescope_run, gradescope_schema, sample):
+    gradescope_container, gradescope_run, gradescope_schema, sample
+):
     root = gradescope_container({sample: SAMPLES / sample})
     done, results = gradescope_run(root)
     assert done.returncode == 0, done.stderr
@@ -59,7 +62,9 @@ def test_a_correct_submission_scores_full_marks_with_hidden_trials_after_the_due
             assert stat.S_IMODE((root / name).stat().st_mode) == 0o700
 
 
-def test_a_mistaken_submission_gets_partial_credit_and_the_mistake_named(gradescope_container, gradescope_run, gradescope_schema):
+def test_a_mistaken_submission_gets_partial_credit_and_the_mistake_named(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     root = gradescope_container({"a1.py": SAMPLES / "missing_factor_2.py"})
     done, results = gradescope_run(root)
     assert done.returncode == 0, done.stderr
@@ -74,7 +79,9 @@ def test_a_mistaken_submission_gets_partial_credit_and_the_mistake_named(gradesc
     assert torch_dW1["status"] == "passed" and torch_dW1["score"] == torch_dW1["max_score"] > 0
 
 
-def test_a_crashing_submission_scores_0_with_the_error_but_no_traceback(gradescope_container, gradescope_run, gradescope_schema):
+def test_a_crashing_submission_scores_0_with_the_error_but_no_traceback(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     source = "import numpy as np\n\nweights = np.zeros(3)\nraise ValueError('boom at import')\n"
     root = gradescope_container({"a1.py": source})
     done, results = gradescope_run(root)
@@ -86,7 +93,9 @@ def test_a_crashing_submission_scores_0_with_the_error_but_no_traceback(gradesco
     assert "Traceback" in done.stdout  # the student's own traceback goes to instructors (stdout) only
 
 
-def test_a_submission_that_never_finishes_is_stopped_at_the_time_limit(gradescope_container, gradescope_run, gradescope_schema):
+def test_a_submission_that_never_finishes_is_stopped_at_the_time_limit(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     root = gradescope_container({"a1.py": "while True:\n    pass\n"})
     started = time.monotonic()
     done, results = gradescope_run(root, "--timeout", "2")
@@ -99,15 +108,23 @@ def test_a_submission_that_never_finishes_is_stopped_at_the_time_limit(gradescop
 
 # --- nothing gradable handed in -------------------------------------------------------------------
 
-@pytest.mark.parametrize("files, expected", [
-    ({"a1.py": ""}, "the file is empty"),
-    ({}, "No files were submitted"),
-    ({"a1.txt": "def scratch_gradients(x, y, params): ..."}, "expected a .py file or a .ipynb notebook"),
-    ({"a1.pdf": b"%PDF-1.4", "notes.docx": b"PK"}, "Expected a .py file or a .ipynb notebook; found a1.pdf, notes.docx"),
-    ({"a1.py": SAMPLES / "correct.py", "copy/a1.py": SAMPLES / "correct.py"}, "could not tell which one to grade"),
-])
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"a1.py": ""}, "the file is empty"),
+        ({}, "No files were submitted"),
+        ({"a1.txt": "def scratch_gradients(x, y, params): ..."}, "expected a .py file or a .ipynb notebook"),
+        (
+            {"a1.pdf": b"%PDF-1.4", "notes.docx": b"PK"},
+            "Expected a .py file or a .ipynb notebook; found a1.pdf, notes.docx",
+        ),
+        ({"a1.py": SAMPLES / "correct.py", "copy/a1.py": SAMPLES / "correct.py"}, "could not tell which one to grade"),
+    ],
+)
 def test_an_ungradable_hand_in_scores_0_with_a_message_saying_what_to_upload(
-        gradescope_container, gradescope_run, gradescope_schema, files, expected):
+    gradescope_container, gradescope_run, gradescope_schema, files, expected
+):
     root = gradescope_container(files)
     done, results = gradescope_run(root)
     assert done.returncode == 0, done.stderr
@@ -117,7 +134,9 @@ def test_an_ungradable_hand_in_scores_0_with_a_message_saying_what_to_upload(
     assert all(t["status"] == "failed" for t in results["tests"])
 
 
-def test_of_several_files_the_one_defining_the_contract_functions_is_graded(gradescope_container, gradescope_run, gradescope_schema):
+def test_of_several_files_the_one_defining_the_contract_functions_is_graded(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     helper = "import numpy as np\n\ndef sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n"
     root = gradescope_container({"helpers.py": helper, "work/a1.py": SAMPLES / "correct.py", "README.md": "my notes"})
     done, results = gradescope_run(root)
@@ -129,6 +148,7 @@ def test_of_several_files_the_one_defining_the_contract_functions_is_graded(grad
 
 # --- the grader fails ----------------------------------------------------------------------------
 
+
 def assert_grader_failure(done, results, gradescope_schema, cause: str) -> None:
     assert done.returncode == 1
     gradescope_schema(results)
@@ -139,14 +159,18 @@ def assert_grader_failure(done, results, gradescope_schema, cause: str) -> None:
     assert cause in done.stdout
 
 
-def test_a_corrupt_rubric_is_a_grader_failure_reported_to_instructors_only(gradescope_container, gradescope_run, gradescope_schema):
+def test_a_corrupt_rubric_is_a_grader_failure_reported_to_instructors_only(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
     (root / "source" / "rubric.toml").write_text("id = 'bs6207-a1'\nseed = [unclosed\n")
     done, results = gradescope_run(root)
     assert_grader_failure(done, results, gradescope_schema, "not valid TOML")
 
 
-def test_a_missing_rubric_is_a_grader_failure_reported_to_instructors_only(gradescope_container, gradescope_run, gradescope_schema):
+def test_a_missing_rubric_is_a_grader_failure_reported_to_instructors_only(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
     (root / "source" / "rubric.toml").unlink()
     done, results = gradescope_run(root)
@@ -162,15 +186,20 @@ def test_an_internal_error_of_the_grader_still_writes_results(gradescope_contain
         "from grader.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, "gradescope", "run", "--rubric", "bs6207-a1", "--root", str(root)],
-                          capture_output=True, text=True, cwd=root, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, "gradescope", "run", "--rubric", "bs6207-a1", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
     results = json.loads((root / "results" / "results.json").read_text())
     assert_grader_failure(done, results, gradescope_schema, "simulated internal error")
 
 
 # --- hostile submissions -------------------------------------------------------------------------
 
-HOSTILE = '''\
+HOSTILE = """\
 import json, os, time
 ROOT = {root!r}
 FORGED = json.dumps({{"score": 1000, "output": "FORGED", "tests": []}})
@@ -204,11 +233,13 @@ if os.fork() == 0:  # a daemon that keeps trying to rewrite results.json after t
             except Exception:
                 pass
     os._exit(0)
-'''
+"""
 
 
 @pytest.mark.parametrize("mode", ["auto", "fallback"])
-def test_a_hostile_submission_cannot_read_the_rubric_or_rewrite_results(gradescope_container, gradescope_run, gradescope_schema, mode):
+def test_a_hostile_submission_cannot_read_the_rubric_or_rewrite_results(
+    gradescope_container, gradescope_run, gradescope_schema, mode
+):
     root = gradescope_container({})
     (root / "marker.txt").write_text("world-readable")
     (root / "submission" / "a1.py").write_text(HOSTILE.format(root=str(root)) + (SAMPLES / "correct.py").read_text())
@@ -229,6 +260,7 @@ def test_a_hostile_submission_cannot_read_the_rubric_or_rewrite_results(gradesco
 
 
 # --- which file is graded (in-process) ------------------------------------------------------------
+
 
 def test_symbolic_links_are_never_followed(tmp_path):
     (tmp_path / "a1.py").symlink_to(REPO / "rubrics" / "bs6207-a1.toml")
@@ -259,17 +291,23 @@ def test_a_file_defining_more_contract_functions_wins(tmp_path):
 
 
 def test_a_notebook_uploaded_with_its_dat_files_is_graded_from_those_files(
-        gradescope_container, gradescope_run, gradescope_schema, grading_sandbox):
+    gradescope_container, gradescope_run, gradescope_schema, grading_sandbox
+):
     """As in a class folder: the files beside the notebook are placed beside it when it runs."""
     from grader.grade_notebook import run_notebook
     from grader.load import load_submission
 
     notebooks = REPO / "submissions" / "bs6207-a1-notebooks"
     rubric = load_rubric("bs6207-a1-notebook")
-    handed_in = run_notebook(rubric, load_submission(notebooks / "correct.ipynb"), grading_sandbox, rubric.limits, {}).files
+    handed_in = run_notebook(
+        rubric, load_submission(notebooks / "correct.ipynb"), grading_sandbox, rubric.limits, {}
+    ).files
     notebook = json.loads((notebooks / "correct.ipynb").read_text())
     notebook["cells"] = [c for c in notebook["cells"] if ".dat" not in "".join(c["source"])]  # writes no .dat
-    files = {"a1.ipynb": json.dumps(notebook), **{name: handed_in[name] for name in ("torch_autograd.dat", "my_autograd.dat")}}
+    files = {
+        "a1.ipynb": json.dumps(notebook),
+        **{name: handed_in[name] for name in ("torch_autograd.dat", "my_autograd.dat")},
+    }
     root = gradescope_container(files, rubric="bs6207-a1-notebook")
     done, results = gradescope_run(root)
     assert done.returncode == 0, done.stderr
@@ -282,15 +320,18 @@ def test_a_notebook_uploaded_with_its_dat_files_is_graded_from_those_files(
 # --- the sandbox in LMS containers ---------------------------------------------------------------
 
 REFUSED = "PermissionError: [Errno 1] unshare(user): Operation not permitted"  # as a refusing container says it
-NEEDS_BWRAP = pytest.mark.skipif(isolation.bwrap_problem(not ROOT_USER) is not None,
-                                 reason="bubblewrap cannot run here, so there is nothing to fall back from")
+NEEDS_BWRAP = pytest.mark.skipif(
+    isolation.bwrap_problem(not ROOT_USER) is not None,
+    reason="bubblewrap cannot run here, so there is nothing to fall back from",
+)
 
 
 @NEEDS_BWRAP
 @pytest.mark.parametrize("fault", ["userns-jobs", "userns"])
 @pytest.mark.parametrize("sample", ["correct.py", "missing_factor_2.py"])
 def test_where_user_namespaces_are_refused_every_submission_is_graded_in_the_fallback_with_the_reason_logged(
-        gradescope_container, gradescope_run, gradescope_schema, fault, sample):
+    gradescope_container, gradescope_run, gradescope_schema, fault, sample
+):
     """Issue 15: root may make mount namespaces but not user namespaces. `userns-jobs`: bubblewrap's start-up
     check and the workers' probe pass, and each job's unshare(user) fails; `userns`: the probe sees it."""
     root = gradescope_container({"a1.py": SAMPLES / sample})
@@ -310,7 +351,9 @@ def test_where_user_namespaces_are_refused_every_submission_is_graded_in_the_fal
 
 
 @NEEDS_BWRAP
-def test_a_sandbox_failure_says_one_thing_in_the_summary_and_in_every_test(gradescope_container, gradescope_run, gradescope_schema):
+def test_a_sandbox_failure_says_one_thing_in_the_summary_and_in_every_test(
+    gradescope_container, gradescope_run, gradescope_schema
+):
     """Bubblewrap forced (no fallback allowed) in a container refusing each job's user namespace: nothing is
     graded, and the student reads the same sentence in the summary and in every test."""
     root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
@@ -327,8 +370,9 @@ def test_a_sandbox_failure_says_one_thing_in_the_summary_and_in_every_test(grade
     assert REFUSED in done.stdout and "SANDBOX FAILURE" in done.stdout
 
 
-def test_a_worker_that_never_answers_is_logged_with_memory_as_the_likely_cause(gradescope_container, gradescope_schema,
-                                                                                monkeypatch):
+def test_a_worker_that_never_answers_is_logged_with_memory_as_the_likely_cause(
+    gradescope_container, gradescope_schema, monkeypatch
+):
     """What a 256 MB container gives (torch pages in and out for minutes): here the worker is given no time."""
     from grader.sandbox import process
 

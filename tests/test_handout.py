@@ -3,11 +3,10 @@
 import ast
 
 import pytest
+from conftest import CONTRACT_RUBRICS
 
 from grader.handout import render_handout
 from grader.rubric_files import load_rubric
-
-from conftest import CONTRACT_RUBRICS
 
 
 @pytest.mark.parametrize("rubric_id", CONTRACT_RUBRICS)

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
 
 from grader.checkspec import Visibility
 from grader.export.html import render_report_html
@@ -18,8 +19,6 @@ from grader.gradescope.results import results_from_report
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
 from grader.trials import make_trial
-
-from conftest import REPO
 
 RUBRIC = "bs6207-a1"
 CORRECT = (REPO / "submissions" / RUBRIC / "correct.py").read_text()
@@ -32,27 +31,68 @@ HOSTILE = {
     "fork_bomb": ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", None, ""),
     "exit_zero_at_import": ("import sys\nsys.exit(0)\n" + CORRECT, "exited", "exit"),
     "os_exit_3_at_import": ("import os\nos._exit(3)\n" + CORRECT, "exited", "3"),
-    "exception_at_import": ("import numpy as np\nvalues = np.zeros(3)\nvalues[7] = 1\n" + CORRECT, "import_error", "IndexError"),
+    "exception_at_import": (
+        "import numpy as np\nvalues = np.zeros(3)\nvalues[7] = 1\n" + CORRECT,
+        "import_error",
+        "IndexError",
+    ),
     "syntax_error": ("def scratch_gradients(x, y, params)\n    return {}\n", "syntax_error", "line 1"),
-    "misspelled_functions": (CORRECT.replace("def scratch_gradients", "def scratch_gradient").replace("def torch_gradients", "def torch_gradiants"), "ok", ""),
-    "wrong_return_types": ("def scratch_gradients(x, y, params):\n    return 'dW1'\n\ndef torch_gradients(x, y, params):\n    return None\n", "ok", ""),
-    "nan_and_inf": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {k: np.full_like(v, np.nan) for k, v in params.items()} | {'loss': np.inf}\n", "ok", ""),
-    "wrong_shapes": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'d' + k: np.zeros(3) for k in params}\n", "ok", ""),
-    "huge_return": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'dW1': np.broadcast_to(np.float64(1), (10**9,))}\n", None, ""),
-    "object_array": ("import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'dW1': np.array([object(), 1], dtype=object)}\n", "ok", ""),
+    "misspelled_functions": (
+        CORRECT.replace("def scratch_gradients", "def scratch_gradient").replace(
+            "def torch_gradients", "def torch_gradiants"
+        ),
+        "ok",
+        "",
+    ),
+    "wrong_return_types": (
+        "def scratch_gradients(x, y, params):\n    return 'dW1'\n\ndef torch_gradients(x, y, params):\n    return None\n",
+        "ok",
+        "",
+    ),
+    "nan_and_inf": (
+        "import numpy as np\ndef scratch_gradients(x, y, params):\n    return {k: np.full_like(v, np.nan) for k, v in params.items()} | {'loss': np.inf}\n",
+        "ok",
+        "",
+    ),
+    "wrong_shapes": (
+        "import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'d' + k: np.zeros(3) for k in params}\n",
+        "ok",
+        "",
+    ),
+    "huge_return": (
+        "import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'dW1': np.broadcast_to(np.float64(1), (10**9,))}\n",
+        None,
+        "",
+    ),
+    "object_array": (
+        "import numpy as np\ndef scratch_gradients(x, y, params):\n    return {'dW1': np.array([object(), 1], dtype=object)}\n",
+        "ok",
+        "",
+    ),
     "reads_the_reference_and_rubric": (
         "import os, sys\nroots = [REPO] + sys.path\n"
         "found = [r for r in roots if os.path.exists(os.path.join(r, 'reference', 'mlp_regression.py'))]\n"
         "rubric_visible = any(os.path.exists(os.path.join(r, 'rubrics', 'bs6207-a1.toml')) for r in roots)\n"
         "if found:\n    sys.path.insert(0, found[0])\n"
         "    from reference.mlp_regression import scratch as _s\n"
-        "    def scratch_gradients(x, y, params):\n        return _s(x, y, params)\n".replace("REPO", repr(str(REPO))), "ok", ""),
+        "    def scratch_gradients(x, y, params):\n        return _s(x, y, params)\n".replace("REPO", repr(str(REPO))),
+        "ok",
+        "",
+    ),
     "monkeypatches_numpy_and_harness": (
         "import numpy as np, builtins\nnp.allclose = lambda *a, **k: True\nnp.testing.assert_allclose = lambda *a, **k: None\n"
-        "np.array_equal = lambda *a, **k: True\nbuiltins.abs = lambda v: 0\nimport json\njson.dumps = lambda *a, **k: '{}'\n" + CONSTANT, None, ""),
+        "np.array_equal = lambda *a, **k: True\nbuiltins.abs = lambda v: 0\nimport json\njson.dumps = lambda *a, **k: '{}'\n"
+        + CONSTANT,
+        None,
+        "",
+    ),
     "forges_observation_files": (
         "import json, numpy as np\nfor name in ('observations.json', 'results.json', 'report.json', 'out.json'):\n"
-        "    open(name, 'w').write(json.dumps({'score': 15, 'status': 'ok', 'calls': {}}))\nnp.savez('results.npz', dW1=np.zeros(1))\n" + CONSTANT, "ok", ""),
+        "    open(name, 'w').write(json.dumps({'score': 15, 'status': 'ok', 'calls': {}}))\nnp.savez('results.npz', dW1=np.zeros(1))\n"
+        + CONSTANT,
+        "ok",
+        "",
+    ),
 }
 
 
@@ -62,7 +102,9 @@ def grade(sandbox, path):
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_a_hostile_submission_scores_zero_with_a_clear_status_and_a_correct_one_keeps_full_marks(grading_sandbox, tmp_path, case):
+def test_a_hostile_submission_scores_zero_with_a_clear_status_and_a_correct_one_keeps_full_marks(
+    grading_sandbox, tmp_path, case
+):
     source, status, words = HOSTILE[case]
     path = tmp_path / f"{case}.py"
     path.write_text(source)
@@ -180,8 +222,12 @@ def shown_before_the_due_date(report, rubric) -> list[str]:
 def hidden_traces(rubric) -> list[str]:
     """What would give a hidden input away: its array names and the repr of each of its x values."""
     names = [f"{task.id}.hidden-{i}." for task in rubric.tasks for i in range(rubric.trials.hidden)]
-    values = [repr(v) for task in rubric.tasks for i in range(rubric.trials.hidden)
-              for v in make_trial(rubric, task, "hidden", i).x.ravel().tolist()]
+    values = [
+        repr(v)
+        for task in rubric.tasks
+        for i in range(rubric.trials.hidden)
+        for v in make_trial(rubric, task, "hidden", i).x.ravel().tolist()
+    ]
     return names + values
 
 
@@ -195,7 +241,13 @@ def test_a_public_call_that_reads_every_array_it_can_reach_cannot_show_a_hidden_
     public = [t.message for c in report.checks for t in c.trials if t.trial.startswith("public")]
     hidden = [t.message for c in report.checks for t in c.trials if t.trial.startswith("hidden")]
     assert any("leaked " in m for m in public) and report.run.status == "ok", public  # the attack ran in the public job
-    texts = [*shown_before_the_due_date(report, rubric), *public, report.run.message, report.run.stdout, report.run.stderr]
+    texts = [
+        *shown_before_the_due_date(report, rubric),
+        *public,
+        report.run.message,
+        report.run.stdout,
+        report.run.stderr,
+    ]
     leaked = [trace for trace in hidden_traces(rubric) if any(trace in text for text in texts)]
     assert leaked == []
     own = [repr(v) for v in make_trial(rubric, rubric.tasks[0], "hidden", 0).x.ravel().tolist()]
@@ -203,14 +255,17 @@ def test_a_public_call_that_reads_every_array_it_can_reach_cannot_show_a_hidden_
     assert report.score == 0
 
 
-def test_a_submission_that_stops_only_on_hidden_trials_keeps_its_public_marks_and_shows_nothing_of_it(grading_sandbox, tmp_path):
+def test_a_submission_that_stops_only_on_hidden_trials_keeps_its_public_marks_and_shows_nothing_of_it(
+    grading_sandbox, tmp_path
+):
     """The hidden job's output, status and message are instructors' until the due date: a flag, not the run."""
     rubric = load_rubric(RUBRIC)
     public_x = [make_trial(rubric, rubric.tasks[0], "public", i).x.tolist() for i in range(rubric.trials.public)]
-    detector = (f"import os\nPUBLIC_X = {public_x!r}\n" + CORRECT.replace(
+    detector = f"import os\nPUBLIC_X = {public_x!r}\n" + CORRECT.replace(
         "def scratch_gradients(x, y, params):\n",
         "def scratch_gradients(x, y, params):\n    if x.tolist() not in PUBLIC_X:  # inputs `solve` did not show\n"
-        "        print('hidden inputs:', x.tolist(), flush=True)\n        os._exit(3)\n"))
+        "        print('hidden inputs:', x.tolist(), flush=True)\n        os._exit(3)\n",
+    )
     path = tmp_path / "detector.py"
     path.write_text(detector)
     report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox, ("public", "hidden"), FAST)
@@ -225,10 +280,13 @@ def test_a_submission_that_stops_only_on_hidden_trials_keeps_its_public_marks_an
 
 # --- what a student returns or writes never makes the grader fail (DESIGN §5 property 9, issue 16 items 5-6)
 
+
 def returning(extra: str) -> str:
     """The correct submission whose scratch_gradients also does `extra` to its dict `out` before returning it."""
-    return CORRECT + ("\n_correct_scratch = scratch_gradients\n\n\ndef scratch_gradients(x, y, params):\n"
-                      "    out = dict(_correct_scratch(x, y, params))\n" + extra + "    return out\n")
+    return CORRECT + (
+        "\n_correct_scratch = scratch_gradients\n\n\ndef scratch_gradients(x, y, params):\n"
+        "    out = dict(_correct_scratch(x, y, params))\n" + extra + "    return out\n"
+    )
 
 
 def test_a_list_of_strings_as_a_gradient_fails_that_check_with_what_was_expected(grading_sandbox, tmp_path, cli):
@@ -238,17 +296,23 @@ def test_a_list_of_strings_as_a_gradient_fails_that_check_with_what_was_expected
     report = grade(grading_sandbox, path)
     wrong = [c for c in report.checks if c.status != CheckStatus.passed]
     assert [c.quantity for c in wrong] == ["scratch.dW1"] and wrong[0].status == CheckStatus.missing
-    assert wrong[0].trials[0].message == "dW1: expected an array of numbers of shape (10, 2), found a list of 10 strings"
+    assert (
+        wrong[0].trials[0].message == "dW1: expected an array of numbers of shape (10, 2), found a list of 10 strings"
+    )
     done = cli("check", path, "--rubric", RUBRIC, "--out", tmp_path / "out")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "dW1: expected an array of numbers of shape (10, 2)" in done.stdout
 
 
-FORGE_DEEP_FRAME = ("import os, struct\npayload = ('[' * 100_000 + ']' * 100_000).encode()\n"
-                    "os.write(3, struct.pack('>Q', len(payload)) + payload)\n")
+FORGE_DEEP_FRAME = (
+    "import os, struct\npayload = ('[' * 100_000 + ']' * 100_000).encode()\n"
+    "os.write(3, struct.pack('>Q', len(payload)) + payload)\n"
+)
 
 
-def test_a_result_frame_nested_a_hundred_thousand_deep_is_an_invalid_result_not_a_grader_error(grading_sandbox, tmp_path):
+def test_a_result_frame_nested_a_hundred_thousand_deep_is_an_invalid_result_not_a_grader_error(
+    grading_sandbox, tmp_path
+):
     """json.loads raised RecursionError on it, recorded as sandbox_error (the grader's fault)."""
     path = tmp_path / "deep_frame.py"
     path.write_text(FORGE_DEEP_FRAME + CORRECT)
@@ -256,8 +320,9 @@ def test_a_result_frame_nested_a_hundred_thousand_deep_is_an_invalid_result_not_
     assert report.run.status == "result_invalid" and report.score == 0
     assert "nested too deep" in report.run.detail
     notebook = json.loads((REPO / "submissions" / "bs6207-a1-notebooks" / "correct.ipynb").read_text())
-    notebook["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                                 "source": FORGE_DEEP_FRAME})
+    notebook["cells"].insert(
+        0, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": FORGE_DEEP_FRAME}
+    )
     path = tmp_path / "deep_frame.ipynb"
     path.write_text(json.dumps(notebook))
     rubric = load_rubric("bs6207-a1-notebook")
@@ -297,8 +362,13 @@ def test_extra_keys_of_ten_thousand_strings_cost_the_grader_no_memory_to_speak_o
     honest = tmp_path / "honest.py"
     honest.write_text(CORRECT)
     limits = FAST.model_copy(update={"wall_seconds": 30, "cpu_seconds": 30})
-    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(honest), str(hostile), limits.model_dump_json()],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(honest), str(hostile), limits.model_dump_json()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     measured = json.loads(done.stdout.splitlines()[-1])
     assert measured["status"] == "graded" and measured["score"] == measured["max"], measured  # not a grader error

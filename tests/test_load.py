@@ -50,7 +50,12 @@ def test_a_cell_magic_drops_the_whole_cell():
         ("broken.ipynb", b'{"cells": [', "corrupt_notebook", "not a readable notebook"),
         ("list.ipynb", b"[1, 2]", "corrupt_notebook", "list of cells"),
         ("old.ipynb", notebook([code("x = 1")], nbformat=3).encode(), "old_notebook", "format 4"),
-        ("prose.ipynb", notebook([{"cell_type": "markdown", "source": "only words"}]).encode(), "no_code", "no code cells"),
+        (
+            "prose.ipynb",
+            notebook([{"cell_type": "markdown", "source": "only words"}]).encode(),
+            "no_code",
+            "no code cells",
+        ),
         ("report.pdf", b"%PDF-1.4", "wrong_file_type", ".py file or a .ipynb"),
     ],
 )
@@ -72,18 +77,26 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
 def test_each_code_cells_saved_execution_count_is_kept_and_so_is_whether_lines_of_it_were_dropped(tmp_path):
     """What the saved-output comparison needs to tell cells run out of order, and to leave `!pip` cells alone."""
     path = tmp_path / "carol.ipynb"
-    cells = [dict(code("!pip install torchviz\nx = 1"), execution_count=3), {"cell_type": "markdown", "source": "# hi"},
-             code("y = x"), dict(code("z = 2"), execution_count=1), dict(code("w = 3"), execution_count=True)]
+    cells = [
+        dict(code("!pip install torchviz\nx = 1"), execution_count=3),
+        {"cell_type": "markdown", "source": "# hi"},
+        code("y = x"),
+        dict(code("z = 2"), execution_count=1),
+        dict(code("w = 3"), execution_count=True),
+    ]
     path.write_text(notebook(cells))
     submission = load_submission(path)
     assert submission.saved_counts == [3, None, 1, None]
     assert submission.partly_run == [True, False, False, False]
 
 
-@pytest.mark.parametrize("name, content", [
-    ("deep_array", '{"nbformat": 4, "cells": ' + "[" * 100_000 + "]" * 100_000 + "}"),
-    ("deep_object", '{"a": ' * 100_000 + "1" + "}" * 100_000),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("deep_array", '{"nbformat": 4, "cells": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("deep_object", '{"a": ' * 100_000 + "1" + "}" * 100_000),
+    ],
+)
 def test_a_notebook_nested_a_hundred_thousand_deep_is_refused_with_a_message(tmp_path, name, content):
     path = tmp_path / f"{name}.ipynb"
     path.write_text(content)
@@ -95,8 +108,10 @@ def test_cell_sources_and_outputs_that_are_not_text_are_a_problem_or_ignored_nev
     path = tmp_path / "odd.ipynb"
     path.write_text(notebook([code([1, 2])]))
     assert load_submission(path).problem == (
-        "corrupt_notebook", "odd.ipynb: cell 1 has a source that is neither text nor a list of lines; download the "
-        "notebook again from Jupyter or Colab.")
+        "corrupt_notebook",
+        "odd.ipynb: cell 1 has a source that is neither text nor a list of lines; download the "
+        "notebook again from Jupyter or Colab.",
+    )
     stream = {"output_type": "stream", "name": "stdout", "text": [1, ["x"]]}
     path.write_text(notebook([{**code("x = 1"), "outputs": [stream]}, {**code("y = 2"), "source": None}]))
     submission = load_submission(path)

@@ -8,14 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import init_params
 
 from reference import dropout_training, mlp_regression, softmax_classifier
 from reference.activations import drelu, dsigmoid, get_activation, relu
-from reference.mistakes import CATALOGUE, KINDS, PAIRS, UPDATE_LEARNING_RATES, at_layer, mistakes_for, pair, pairs_for, run_mutant
+from reference.mistakes import (
+    CATALOGUE,
+    KINDS,
+    PAIRS,
+    UPDATE_LEARNING_RATES,
+    at_layer,
+    mistakes_for,
+    pair,
+    pairs_for,
+    run_mutant,
+)
 from reference.mistakes_backprop import classifier_pass, dropout_sgd, mlp_pass
 from reference.mistakes_mutants import Edit, Instance, combine, reference_values
-
-from conftest import init_params
 
 REPO = Path(__file__).resolve().parents[1]
 BY_ID = {m.id: m for m in (*CATALOGUE, *PAIRS)}
@@ -30,12 +39,10 @@ def mlp_trial(seed, layers, N, activation="sigmoid", reduction="sum", bias=True,
     params = init_params(rng, layers, bias)
     x = rng.uniform(size=(N, layers[0]))
     y = mlp_regression.target(x) if layers[-1] == 1 else rng.uniform(size=(N, layers[-1]))
-    return dict(kind="mlp_regression", x=x, y=y, params=params, activation=activation,
-                reduction=reduction, lr=lr)
+    return dict(kind="mlp_regression", x=x, y=y, params=params, activation=activation, reduction=reduction, lr=lr)
 
 
-def classifier_trial(seed, N=4, d=3, H=5, C=3, bias=False, reduction="sum", lr=0.01,
-                     dropout=False, p=0.4, epochs=3):
+def classifier_trial(seed, N=4, d=3, H=5, C=3, bias=False, reduction="sum", lr=0.01, dropout=False, p=0.4, epochs=3):
     """run_mutant's keyword arguments for a softmax_classifier (or, with dropout, dropout_training) trial."""
     rng = np.random.default_rng(seed)
     params = init_params(rng, [d, H, C], bias)
@@ -99,12 +106,21 @@ def distinct(first, second, trial):
 
 
 GENERIC = {
-    **{f"mlp-{act}-{red}": mlp_trial(3, [3, 6, 6, 2], 4, act, red)
-       for act in ("sigmoid", "tanh", "relu") for red in ("sum", "mean")},
-    **{f"softmax-{red}-{b}": classifier_trial(1, bias=bias, reduction=red)
-       for red in ("sum", "mean") for b, bias in (("bias", True), ("no-bias", False))},
-    **{f"dropout-{red}-{b}": classifier_trial(2, bias=bias, reduction=red, lr=0.1, dropout=True)
-       for red in ("sum", "mean") for b, bias in (("bias", True), ("no-bias", False))},
+    **{
+        f"mlp-{act}-{red}": mlp_trial(3, [3, 6, 6, 2], 4, act, red)
+        for act in ("sigmoid", "tanh", "relu")
+        for red in ("sum", "mean")
+    },
+    **{
+        f"softmax-{red}-{b}": classifier_trial(1, bias=bias, reduction=red)
+        for red in ("sum", "mean")
+        for b, bias in (("bias", True), ("no-bias", False))
+    },
+    **{
+        f"dropout-{red}-{b}": classifier_trial(2, bias=bias, reduction=red, lr=0.1, dropout=True)
+        for red in ("sum", "mean")
+        for b, bias in (("bias", True), ("no-bias", False))
+    },
     "mlp-square-layers": mlp_trial(4, [4, 4, 4, 2], 3, "relu"),  # x fits where a1 belongs, a_l where a_{l−1} does
 }
 
@@ -131,19 +147,44 @@ def test_ids_are_unique_and_every_mistake_speaks_to_students():
 
 def test_the_catalogue_covers_every_mistake_the_design_names():
     required = {
-        "mlp_regression": {"missing_factor_2", "sign_flip", "transposed_gradient", "derivative_at_activation",
-                           "output_activation_derivative", "loss_derivative_omitted",
-                           "backprop_through_w_instead_of_wt", "preactivation_in_weight_gradient",
-                           "gradients_after_update", "accumulated_gradients", "mean_instead_of_sum",
-                           "sum_instead_of_mean", "relu_derivative_at_zero", "hidden_derivative_omitted",
-                           "bias_gradient_not_summed", "next_activation_in_weight_gradient", "input_in_weight_gradient",
-                           "derivative_without_activation"},
-        "softmax_classifier": {"sign_flip", "transposed_gradient", "logits_instead_of_probs", "hidden_derivative_omitted",
-                               "bias_gradient_not_summed",
-                               "mean_instead_of_sum", "sum_instead_of_mean", "relu_derivative_at_zero",
-                               "accumulated_gradients"},
-        "dropout_training": {"dropout_without_rescaling", "dropout_scaled_by_keep_probability",
-                             "p_used_as_keep_probability", "mask_not_in_backward", "masks_ignored"},
+        "mlp_regression": {
+            "missing_factor_2",
+            "sign_flip",
+            "transposed_gradient",
+            "derivative_at_activation",
+            "output_activation_derivative",
+            "loss_derivative_omitted",
+            "backprop_through_w_instead_of_wt",
+            "preactivation_in_weight_gradient",
+            "gradients_after_update",
+            "accumulated_gradients",
+            "mean_instead_of_sum",
+            "sum_instead_of_mean",
+            "relu_derivative_at_zero",
+            "hidden_derivative_omitted",
+            "bias_gradient_not_summed",
+            "next_activation_in_weight_gradient",
+            "input_in_weight_gradient",
+            "derivative_without_activation",
+        },
+        "softmax_classifier": {
+            "sign_flip",
+            "transposed_gradient",
+            "logits_instead_of_probs",
+            "hidden_derivative_omitted",
+            "bias_gradient_not_summed",
+            "mean_instead_of_sum",
+            "sum_instead_of_mean",
+            "relu_derivative_at_zero",
+            "accumulated_gradients",
+        },
+        "dropout_training": {
+            "dropout_without_rescaling",
+            "dropout_scaled_by_keep_probability",
+            "p_used_as_keep_probability",
+            "mask_not_in_backward",
+            "masks_ignored",
+        },
     }
     for kind, ids in required.items():
         assert ids <= {m.id for m in mistakes_for(kind)}, kind
@@ -170,16 +211,26 @@ def test_a_dropout_mutant_without_masks_or_with_an_impossible_p_is_a_contract_er
 def test_the_untwisted_backward_passes_are_the_reference(activation, reduction, bias):
     trial = mlp_trial(5, [3, 4, 4, 2], 3, activation, reduction, bias)
     x, y, params = trial["x"], trial["y"], trial["params"]
-    assert all_close(mlp_pass(x, y, params, activation, reduction),
-                     mlp_regression.scratch(x, y, params, activation, reduction), 1e-14)
+    assert all_close(
+        mlp_pass(x, y, params, activation, reduction),
+        mlp_regression.scratch(x, y, params, activation, reduction),
+        1e-14,
+    )
     trial = classifier_trial(6, bias=bias, reduction=reduction, dropout=True)
     x, y, params, masks = trial["x"], trial["y"], trial["params"], trial["masks"]
-    assert all_close(classifier_pass(x, y, params, reduction),
-                     softmax_classifier.scratch(x, y, params, reduction), 1e-14)
-    assert all_close(classifier_pass(x, y, params, reduction, masks[0] / 0.6),
-                     dropout_training.step(x, y, params, masks[0], 0.4, reduction), 1e-12)
-    assert all_close(dropout_sgd(x, y, params, masks, 1 / 0.6, 0.01, reduction),
-                     dropout_training.train(x, y, params, masks, 0.4, 0.01, reduction), 1e-12)
+    assert all_close(
+        classifier_pass(x, y, params, reduction), softmax_classifier.scratch(x, y, params, reduction), 1e-14
+    )
+    assert all_close(
+        classifier_pass(x, y, params, reduction, masks[0] / 0.6),
+        dropout_training.step(x, y, params, masks[0], 0.4, reduction),
+        1e-12,
+    )
+    assert all_close(
+        dropout_sgd(x, y, params, masks, 1 / 0.6, 0.01, reduction),
+        dropout_training.train(x, y, params, masks, 0.4, 0.01, reduction),
+        1e-12,
+    )
 
 
 @pytest.mark.parametrize("name", GENERIC)
@@ -198,38 +249,45 @@ def test_mutants_are_pairwise_distinguishable_on_a_generic_trial(name):
     found = applicable(trial)
     ids = sorted(found)
     for i, first in enumerate(ids):
-        for second in ids[i + 1:]:
+        for second in ids[i + 1 :]:
             assert distinct(found[first], found[second], trial), (first, second)
 
 
-@pytest.mark.parametrize("mistake_id, trial", [
-    ("missing_factor_2", classifier_trial(0)),  # a kind the mistake does not cover
-    ("derivative_at_activation", mlp_trial(0, [2, 3, 1], 1, "relu")),  # relu'(relu(z)) = relu'(z)
-    ("derivative_formula_on_preactivation", mlp_trial(0, [2, 3, 1], 1, "relu")),
-    ("relu_derivative_at_zero", mlp_trial(0, [2, 3, 1], 1, "sigmoid")),
-    ("mean_instead_of_sum", mlp_trial(0, [2, 3, 1], 1)),  # one element: mean = sum
-    ("sum_instead_of_mean", mlp_trial(0, [2, 3, 1], 3, reduction="sum")),  # a sum was asked
-    ("mean_instead_of_sum", classifier_trial(0, N=1)),
-    ("backprop_through_w_instead_of_wt", mlp_trial(0, [2, 3, 4, 1], 2)),  # no square W2, W3
-    ("preactivation_in_weight_gradient", mlp_trial(0, [2, 1], 2)),  # no hidden layer
-    ("gradients_after_update", mlp_trial(0, [2, 3, 1], 1, lr=0.0)),  # no step taken
-    ("p_used_as_keep_probability", classifier_trial(0, dropout=True, p=0.5)),  # 1/p = 1/(1 − p)
-    ("dropout_without_rescaling", classifier_trial(0, dropout=True, p=0.0)),  # nothing to scale
-    ("bias_gradient_not_summed", mlp_trial(0, [2, 3, 1], 1)),  # one example: nothing to sum
-    ("bias_gradient_not_summed", classifier_trial(0, bias=False)),  # no bias
-    ("next_activation_in_weight_gradient", mlp_trial(0, [2, 3, 4, 1], 2)),  # no square W_l: a_l never fits
-    ("input_in_weight_gradient", mlp_trial(0, [2, 3, 3, 1], 2)),  # x (2) never fits where a_l (3) belongs
-    ("hidden_derivative_omitted", mlp_trial(0, [2, 1], 2)),  # no hidden layer
-])
+@pytest.mark.parametrize(
+    "mistake_id, trial",
+    [
+        ("missing_factor_2", classifier_trial(0)),  # a kind the mistake does not cover
+        ("derivative_at_activation", mlp_trial(0, [2, 3, 1], 1, "relu")),  # relu'(relu(z)) = relu'(z)
+        ("derivative_formula_on_preactivation", mlp_trial(0, [2, 3, 1], 1, "relu")),
+        ("relu_derivative_at_zero", mlp_trial(0, [2, 3, 1], 1, "sigmoid")),
+        ("mean_instead_of_sum", mlp_trial(0, [2, 3, 1], 1)),  # one element: mean = sum
+        ("sum_instead_of_mean", mlp_trial(0, [2, 3, 1], 3, reduction="sum")),  # a sum was asked
+        ("mean_instead_of_sum", classifier_trial(0, N=1)),
+        ("backprop_through_w_instead_of_wt", mlp_trial(0, [2, 3, 4, 1], 2)),  # no square W2, W3
+        ("preactivation_in_weight_gradient", mlp_trial(0, [2, 1], 2)),  # no hidden layer
+        ("gradients_after_update", mlp_trial(0, [2, 3, 1], 1, lr=0.0)),  # no step taken
+        ("p_used_as_keep_probability", classifier_trial(0, dropout=True, p=0.5)),  # 1/p = 1/(1 − p)
+        ("dropout_without_rescaling", classifier_trial(0, dropout=True, p=0.0)),  # nothing to scale
+        ("bias_gradient_not_summed", mlp_trial(0, [2, 3, 1], 1)),  # one example: nothing to sum
+        ("bias_gradient_not_summed", classifier_trial(0, bias=False)),  # no bias
+        ("next_activation_in_weight_gradient", mlp_trial(0, [2, 3, 4, 1], 2)),  # no square W_l: a_l never fits
+        ("input_in_weight_gradient", mlp_trial(0, [2, 3, 3, 1], 2)),  # x (2) never fits where a_l (3) belongs
+        ("hidden_derivative_omitted", mlp_trial(0, [2, 1], 2)),  # no hidden layer
+    ],
+)
 def test_a_mistake_that_cannot_apply_to_an_instance_gives_none(mistake_id, trial):
     assert mutant(mistake_id, trial) is None
 
 
-@pytest.mark.parametrize("trial", [
-    mlp_trial(0, [3, 4, 4, 1], 2, "relu"),
-    classifier_trial(0, bias=True),
-    classifier_trial(0, dropout=True),
-], ids=["mlp", "softmax", "dropout"])
+@pytest.mark.parametrize(
+    "trial",
+    [
+        mlp_trial(0, [3, 4, 4, 1], 2, "relu"),
+        classifier_trial(0, bias=True),
+        classifier_trial(0, dropout=True),
+    ],
+    ids=["mlp", "softmax", "dropout"],
+)
 def test_relu_derivative_at_zero_differs_only_where_a_preactivation_is_exactly_zero(trial):
     assert not distinct(mutant("relu_derivative_at_zero", trial), reference(trial), trial)
     special = with_zero_preactivation(trial)
@@ -241,8 +299,11 @@ SCALED = [("missing_factor_2", 0.5), ("sign_flip", -1.0), ("accumulated_gradient
 
 
 @pytest.mark.parametrize("mistake_id, factor", SCALED)
-@pytest.mark.parametrize("trial", [mlp_trial(1, [2, 10, 10, 1], 1), mlp_trial(1, [3, 5, 2], 4, "relu", "mean"),
-                                   classifier_trial(1, bias=True)], ids=["a1", "relu-mean", "softmax"])
+@pytest.mark.parametrize(
+    "trial",
+    [mlp_trial(1, [2, 10, 10, 1], 1), mlp_trial(1, [3, 5, 2], 4, "relu", "mean"), classifier_trial(1, bias=True)],
+    ids=["a1", "relu-mean", "softmax"],
+)
 def test_scaling_mistakes_scale_every_gradient_and_nothing_else(mistake_id, factor, trial):
     found = mutant(mistake_id, trial)
     if found is None:  # missing factor 2 is a squared-loss mistake only
@@ -262,8 +323,9 @@ def test_missing_factor_2_halves_every_gradient():
 def test_sign_flip_in_training_steps_uphill():
     trial = classifier_trial(3, dropout=True, epochs=1)
     found, expected = mutant("sign_flip", trial), reference(trial)
-    assert all_close(updates(found, trial["params"]),
-                     {k: -v for k, v in updates(expected, trial["params"]).items()}, 1e-12)
+    assert all_close(
+        updates(found, trial["params"]), {k: -v for k, v in updates(expected, trial["params"]).items()}, 1e-12
+    )
 
 
 def test_accumulated_gradients_in_training_step_along_the_running_sum():
@@ -283,9 +345,15 @@ def test_transposed_gradient_transposes_every_weight_gradient(trial):
         assert np.array_equal(found[key], value.T if key.startswith("dW") else value), key
 
 
-@pytest.mark.parametrize("trial, divisor", [
-    (mlp_trial(0, [2, 5, 1], 4), 4), (mlp_trial(0, [2, 5, 3], 4, "tanh"), 12), (classifier_trial(0, N=4), 4),
-], ids=["mlp", "mlp-3-outputs", "softmax"])
+@pytest.mark.parametrize(
+    "trial, divisor",
+    [
+        (mlp_trial(0, [2, 5, 1], 4), 4),
+        (mlp_trial(0, [2, 5, 3], 4, "tanh"), 12),
+        (classifier_trial(0, N=4), 4),
+    ],
+    ids=["mlp", "mlp-3-outputs", "softmax"],
+)
 def test_mean_instead_of_sum_divides_loss_and_gradients_by_what_mean_averages_over(trial, divisor):
     found, expected = mutant("mean_instead_of_sum", trial), reference(trial)
     for key, value in expected.items():
@@ -301,8 +369,9 @@ def test_mean_instead_of_sum_in_training_is_training_on_the_mean_loss():
     assert all_close(mutant("mean_instead_of_sum", trial), expected, 1e-14)
 
 
-@pytest.mark.parametrize("trial", [mlp_trial(0, [2, 10, 10, 1], 1), classifier_trial(0, bias=True)],
-                         ids=["mlp", "softmax"])
+@pytest.mark.parametrize(
+    "trial", [mlp_trial(0, [2, 10, 10, 1], 1), classifier_trial(0, bias=True)], ids=["mlp", "softmax"]
+)
 @pytest.mark.parametrize("lr", UPDATE_LEARNING_RATES)
 def test_gradients_after_update_are_the_reference_one_sgd_step_later(trial, lr):
     trial = {**trial, "lr": lr}
@@ -313,12 +382,15 @@ def test_gradients_after_update_are_the_reference_one_sgd_step_later(trial, lr):
     assert distinct(found, expected, trial)
 
 
-@pytest.mark.parametrize("mistake_id, activation, factor", [
-    ("derivative_at_activation", "sigmoid", lambda z: dsigmoid(1 / (1 + np.exp(-z)))),
-    ("derivative_at_activation", "tanh", lambda z: 1 - np.tanh(np.tanh(z)) ** 2),
-    ("derivative_formula_on_preactivation", "sigmoid", lambda z: z * (1 - z)),
-    ("derivative_formula_on_preactivation", "tanh", lambda z: 1 - z * z),
-])
+@pytest.mark.parametrize(
+    "mistake_id, activation, factor",
+    [
+        ("derivative_at_activation", "sigmoid", lambda z: dsigmoid(1 / (1 + np.exp(-z)))),
+        ("derivative_at_activation", "tanh", lambda z: 1 - np.tanh(np.tanh(z)) ** 2),
+        ("derivative_formula_on_preactivation", "sigmoid", lambda z: z * (1 - z)),
+        ("derivative_formula_on_preactivation", "tanh", lambda z: 1 - z * z),
+    ],
+)
 def test_hidden_derivative_mistakes_replace_f_prime_of_z_at_the_hidden_layer(mistake_id, activation, factor):
     trial = mlp_trial(7, [3, 5, 1], 1, activation)
     z1 = mlp_regression.forward(trial["x"], trial["params"], activation)["z1"][0]
@@ -386,11 +458,14 @@ def test_logits_instead_of_probs_backpropagates_the_logits_minus_y():
     assert all_close(found, reference(trial), 1e-14, keys=["probs", "loss"])
 
 
-@pytest.mark.parametrize("mistake_id, scale", [
-    ("dropout_without_rescaling", lambda p: 1.0),
-    ("dropout_scaled_by_keep_probability", lambda p: 1.0 - p),
-    ("p_used_as_keep_probability", lambda p: 1.0 / p),
-])
+@pytest.mark.parametrize(
+    "mistake_id, scale",
+    [
+        ("dropout_without_rescaling", lambda p: 1.0),
+        ("dropout_scaled_by_keep_probability", lambda p: 1.0 - p),
+        ("p_used_as_keep_probability", lambda p: 1.0 / p),
+    ],
+)
 def test_dropout_scaling_mistakes_train_with_the_kept_units_scaled_by_their_factor(mistake_id, scale):
     trial = classifier_trial(12, dropout=True, bias=True, p=0.3, epochs=4, lr=0.1)
     x, y, params, masks, p = trial["x"], trial["y"], trial["params"], trial["masks"], trial["p"]
@@ -428,7 +503,10 @@ def test_dropout_not_in_backward_trains_the_dropped_units_as_seed_003s_numpy_cla
     assert close(found["W1"], -(delta1.T @ x), 1e-13)
     pairs = {m.id for m in PAIRS}
     assert "dropout_without_rescaling+dropout_not_in_backward" in pairs  # seed 003's numpy dropout
-    assert not {"preactivation_in_weight_gradient+dropout_not_in_backward", "mask_not_in_backward+dropout_not_in_backward"} & pairs
+    assert (
+        not {"preactivation_in_weight_gradient+dropout_not_in_backward", "mask_not_in_backward+dropout_not_in_backward"}
+        & pairs
+    )
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
@@ -442,13 +520,15 @@ def test_hidden_derivative_omitted_sends_the_error_back_through_the_weights_only
     assert close(found["dW1"], delta1.T @ trial["x"], 1e-12)
     assert all_close(found, expected, 1e-14, keys=["prediction", "loss", "dW3", "db3"])
     trial = classifier_trial(16)
-    x, y, W1, W2 = trial["x"], trial["y"], trial["params"]["W1"], trial["params"]["W2"]
+    x, y, W2 = trial["x"], trial["y"], trial["params"]["W2"]
     found, expected = mutant("hidden_derivative_omitted", trial), reference(trial)
     assert close(found["dW1"], ((expected["probs"] - y) @ W2).T @ x, 1e-12)  # dL/dz1 taken as dL/dh
     assert close(found["dW2"], expected["dW2"], 1e-14)
 
 
-@pytest.mark.parametrize("trial", [mlp_trial(17, [3, 4, 2], 5, "tanh"), classifier_trial(17, bias=True)], ids=["mlp", "softmax"])
+@pytest.mark.parametrize(
+    "trial", [mlp_trial(17, [3, 4, 2], 5, "tanh"), classifier_trial(17, bias=True)], ids=["mlp", "softmax"]
+)
 def test_bias_gradient_not_summed_keeps_one_row_per_example_that_sum_to_the_bias_gradient(trial):
     found, expected = mutant("bias_gradient_not_summed", trial), reference(trial)
     N = trial["x"].shape[0]
@@ -500,7 +580,7 @@ def test_two_stand_ins_for_one_step_make_no_pair_and_every_other_two_do():
     assert pair(BY_ID["logits_instead_of_probs"], BY_ID["missing_factor_2"]) is None  # no task has both
     ids = {m.id for m in PAIRS}
     for i, first in enumerate(CATALOGUE):
-        for second in CATALOGUE[i + 1:]:
+        for second in CATALOGUE[i + 1 :]:
             made = pair(first, second)
             assert (f"{first.id}+{second.id}" in ids) == (made is not None), (first.id, second.id)
             if made is not None:
@@ -523,7 +603,9 @@ def test_a_mistake_made_at_one_layer_bends_only_that_layers_relation():
     delta2 = expected["db3"][None, :] @ trial["params"]["W3"]  # σ'(z2) left out at layer 2 only
     assert close(found["db2"], delta2[0], 1e-12)
     cache = mlp_regression.forward(trial["x"], trial["params"], "sigmoid")
-    assert close(found["db1"], (delta2 @ trial["params"]["W2"])[0] * dsigmoid(cache["z1"][0]), 1e-12)  # layer 1 keeps σ'
+    assert close(
+        found["db1"], (delta2 @ trial["params"]["W2"])[0] * dsigmoid(cache["z1"][0]), 1e-12
+    )  # layer 1 keeps σ'
     local = at_layer(BY_ID["preactivation_in_weight_gradient"], 3)
     found = run_mutant(local, **trial)
     assert close(found["dW3"], np.outer(expected["db3"], cache["z2"][0]), 1e-12)
@@ -569,8 +651,11 @@ def test_on_the_softmax_handout_instance_relu_mistakes_are_invisible():
 # --- buggy samples -------------------------------------------------------------------------------
 # Samples of one catalogued mistake or pair ("a+b") as it runs through the whole backward pass; those headed
 # "# mistake at layer l:" make one at a single layer and are tested by the localization (tests/test_localize.py).
-SAMPLES = sorted(p for p in (REPO / "submissions").glob("*/*.py")
-                 if not p.stem.startswith("correct") and not p.read_text(encoding="utf-8").startswith("# mistake at layer"))
+SAMPLES = sorted(
+    p
+    for p in (REPO / "submissions").glob("*/*.py")
+    if not p.stem.startswith("correct") and not p.read_text(encoding="utf-8").startswith("# mistake at layer")
+)
 HEADER = re.compile(r"# mistake: ([\w+]+) \(in ([\w, ]+)\) — .+")
 
 
@@ -581,12 +666,23 @@ def rubric_tasks(rubric_id):
 def rubric_trial(task, seed, lr=0.01):
     """A random trial of the rubric task's architecture: x ~ U[0,1], torch-range weights, numpy masks."""
     if task["kind"] == "mlp_regression":
-        return mlp_trial(seed, task["layers"], task["batch_size"], task["activation"], task["reduction"],
-                         task["bias"], lr)
+        return mlp_trial(
+            seed, task["layers"], task["batch_size"], task["activation"], task["reduction"], task["bias"], lr
+        )
     dropout = task["kind"] == "dropout_training"
-    return classifier_trial(seed, task["batch_size"], task["inputs"], task["hidden"], task["classes"],
-                            task["bias"], task["reduction"], task["lr"] if dropout else lr, dropout,
-                            task.get("p", 0.0), task.get("epochs", 1))
+    return classifier_trial(
+        seed,
+        task["batch_size"],
+        task["inputs"],
+        task["hidden"],
+        task["classes"],
+        task["bias"],
+        task["reduction"],
+        task["lr"] if dropout else lr,
+        dropout,
+        task.get("p", 0.0),
+        task.get("epochs", 1),
+    )
 
 
 def candidates(mistake_id, trial):
@@ -604,8 +700,9 @@ def load_sample(path):
 
 
 def as_arrays(values):
-    return {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
-            for k, v in values.items()}
+    return {
+        k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, dtype=np.float64) for k, v in values.items()
+    }
 
 
 def call(module, function, trial):
@@ -626,8 +723,11 @@ def sample_trials(rubric_id, mistake_id, buggy_functions):
             if mistake_id == "relu_derivative_at_zero":
                 trial = with_zero_preactivation(trial)
             calls += [(function, trial) for function in task["contract"].values()]
-        if all(distinct(candidates(mistake_id, trial)[0], reference(trial), trial)
-               for function, trial in calls if function in buggy_functions):
+        if all(
+            distinct(candidates(mistake_id, trial)[0], reference(trial), trial)
+            for function, trial in calls
+            if function in buggy_functions
+        ):
             return calls
     raise AssertionError(f"{mistake_id}: no trial among 20 seeds shows the mistake")
 
@@ -649,8 +749,12 @@ def test_each_buggy_sample_demonstrates_exactly_the_mistake_it_names(path):
         assert any(all_close(found, values, keys=quantities) for values in candidates(mistake_id, trial)), function
         assert distinct(found, expected, trial), function
         # and the grader would name no other mistake for it
-        others = [m.id for m in mistakes_for(trial["kind"]) if m.id != mistake_id
-                  and any(v is not None and all_close(found, v, keys=quantities) for v in candidates(m.id, trial))]
+        others = [
+            m.id
+            for m in mistakes_for(trial["kind"])
+            if m.id != mistake_id
+            and any(v is not None and all_close(found, v, keys=quantities) for v in candidates(m.id, trial))
+        ]
         assert not others, (function, others)
 
 
@@ -701,7 +805,9 @@ def test_derivative_without_activation_applies_only_to_nets_with_a_layer_without
 def test_per_layer_mutants_keep_the_derivative_1_at_a_layer_without_activation(mistake_id):
     """A twist of the activation's derivative leaves a layer without activation alone: its delta passes
     through unchanged, as the reference's does."""
-    trial = mlp_trial(5, [3, 5, 5, 1], 1, ("identity", "sigmoid" if mistake_id != "relu_derivative_at_zero" else "relu"))
+    trial = mlp_trial(
+        5, [3, 5, 5, 1], 1, ("identity", "sigmoid" if mistake_id != "relu_derivative_at_zero" else "relu")
+    )
     values = mutant(mistake_id, trial)
     delta2 = values["db2"][None, :]  # one example: db2 is delta2
     assert close(values["db1"], (delta2 @ trial["params"]["W2"])[0], 1e-12)

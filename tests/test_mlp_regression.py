@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import init_params
 
 from reference import mlp_regression, twins
 from reference.gradcheck import central_difference
-
-from conftest import init_params
 
 DEEP_RELU = [10] + [21] * 10 + [1]
 ARCHITECTURES = {
@@ -126,7 +125,12 @@ def test_bs6207_a1_instance_one_point_sigmoid_2_10_10_1():
     found = mlp_regression.scratch(x, y, params)  # defaults: sigmoid, sum
     assert found["prediction"].shape == (1, 1) and found["loss"].shape == ()
     assert {k: v.shape for k, v in found.items() if k.startswith("d")} == {
-        "dW1": (10, 2), "db1": (10,), "dW2": (10, 10), "db2": (10,), "dW3": (1, 10), "db3": (1,)
+        "dW1": (10, 2),
+        "db1": (10,),
+        "dW2": (10, 10),
+        "db2": (10,),
+        "dW3": (1, 10),
+        "db3": (1,),
     }
     assert_matches(found, twins.mlp_regression(x, y, params))
     # one point, sum: dL/dprediction = 2 (prediction − y) = db3

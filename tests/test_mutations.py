@@ -29,8 +29,12 @@ def wrong(outcomes):
 def catalogued():
     """Every catalogued mistake and pair on every contract task: float64, float32, the bs6207-a1 net batched
     with a mean loss, and the pairs with a transposed dW where (out, in) is required."""
-    return [*contract_outcomes(variants=(VARIANTS[0], VARIANTS[1], VARIANTS[3]), local_variants=()),
-            *contract_outcomes(variants=(VARIANTS[2],), local_variants=(), select=lambda combo: "transposed_gradient" in combo)]
+    return [
+        *contract_outcomes(variants=(VARIANTS[0], VARIANTS[1], VARIANTS[3]), local_variants=()),
+        *contract_outcomes(
+            variants=(VARIANTS[2],), local_variants=(), select=lambda combo: "transposed_gradient" in combo
+        ),
+    ]
 
 
 def test_no_catalogued_mistake_or_pair_is_ever_named_wrongly(catalogued):
@@ -39,18 +43,29 @@ def test_no_catalogued_mistake_or_pair_is_ever_named_wrongly(catalogued):
 
 def test_every_catalogued_mistake_and_pair_is_named_right_on_every_contract_task_where_it_shows(catalogued):
     assert {(o.combo, o.result) for o in catalogued if o.result not in ("right", "invisible")} == {
-        (combo, "diverged") for combo in DIVERGES}
+        (combo, "diverged") for combo in DIVERGES
+    }
     right = {o.combo for o in catalogued if o.result == "right"}
     assert {m.id for m in CATALOGUE} - NO_BUNDLED_TASK <= right
-    assert {"missing_factor_2+sign_flip", "missing_factor_2+transposed_gradient", "sum_instead_of_mean+bias_gradient_not_summed"} <= right
+    assert {
+        "missing_factor_2+sign_flip",
+        "missing_factor_2+transposed_gradient",
+        "sum_instead_of_mean+bias_gradient_not_summed",
+    } <= right
 
 
 def test_each_mistake_made_at_one_layer_is_named_with_its_layer_and_never_wrongly():
-    outcomes = [*contract_outcomes(rubric_ids=("bs6207-a1",), variants=(), local_variants=(VARIANTS[0], VARIANTS[1], VARIANTS[3])),
-                *contract_outcomes(rubric_ids=("deep-relu",), variants=(), local_variants=(VARIANTS[0],), layers=(1, 6, 11))]
+    outcomes = [
+        *contract_outcomes(
+            rubric_ids=("bs6207-a1",), variants=(), local_variants=(VARIANTS[0], VARIANTS[1], VARIANTS[3])
+        ),
+        *contract_outcomes(rubric_ids=("deep-relu",), variants=(), local_variants=(VARIANTS[0],), layers=(1, 6, 11)),
+    ]
     assert wrong(outcomes) == []
     alone = [o for o in outcomes if "+" not in o.combo and o.result != "invisible"]
-    assert len(alone) > 20 and {o.result for o in alone} == {"right"}  # "right" includes the layer (benchmarks.mutations)
+    assert len(alone) > 20 and {o.result for o in alone} == {
+        "right"
+    }  # "right" includes the layer (benchmarks.mutations)
     unnamed = [o.combo for o in outcomes if o.result not in ("right", "invisible")]
     assert all(any(part in combo for part in NOT_NAMED_WITH) for combo in unnamed), unnamed
 
@@ -59,13 +74,17 @@ def test_free_form_notebooks_printing_mutated_gradients_are_named_right(grading_
     outcomes = notebook_outcomes(grading_sandbox, local=True, local_pairs=False)
     assert wrong(outcomes) == []
     assert {o.result for o in outcomes} <= {"right", "invisible", "indistinguishable"}
-    assert sum(o.result == "right" for o in outcomes) > 80 and sum(o.result == "indistinguishable" for o in outcomes) <= 2
+    assert (
+        sum(o.result == "right" for o in outcomes) > 80 and sum(o.result == "indistinguishable" for o in outcomes) <= 2
+    )
 
 
 def test_the_suites_notebook_with_the_right_gradients_gets_full_marks(grading_sandbox, tmp_path):
     path = tmp_path / "reference.ipynb"
     path.write_text(reference_notebook(), encoding="utf-8")
-    report = grade_submission(load_rubric("bs6207-a1-notebook"), rubric_hash("bs6207-a1-notebook"), path, grading_sandbox)
+    report = grade_submission(
+        load_rubric("bs6207-a1-notebook"), rubric_hash("bs6207-a1-notebook"), path, grading_sandbox
+    )
     assert report.score == report.max_score and all(c.diagnosis is None for c in report.checks)
 
 

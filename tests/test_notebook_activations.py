@@ -8,7 +8,10 @@ SEED_002 = [10] + [21] * 11 + [1]
 
 def test_a_net_with_its_first_linear_left_without_relu_is_described_as_such():
     assert describe(("identity",) + ("relu",) * 10) == "relu after every hidden layer but layer 1 (no activation)"
-    assert describe(("tanh", "identity", "relu", "tanh")) == "tanh after every hidden layer but layers 2 (no activation) and 3 (relu)"
+    assert (
+        describe(("tanh", "identity", "relu", "tanh"))
+        == "tanh after every hidden layer but layers 2 (no activation) and 3 (relu)"
+    )
     assert describe("sigmoid") == "sigmoid" and describe(None) == "an activation that could not be identified"
 
 

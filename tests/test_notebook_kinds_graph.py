@@ -2,14 +2,27 @@
 
 from grader.notebook_kinds.graph import _compare, listed_nodes
 
-GRAPH = ["PowBackward0", "SubBackward0", "AddmmBackward0", "AccumulateGrad", "TBackward0", "AccumulateGrad",
-         "ReluBackward0", "AddmmBackward0", "AccumulateGrad", "TBackward0", "AccumulateGrad"]
+GRAPH = [
+    "PowBackward0",
+    "SubBackward0",
+    "AddmmBackward0",
+    "AccumulateGrad",
+    "TBackward0",
+    "AccumulateGrad",
+    "ReluBackward0",
+    "AddmmBackward0",
+    "AccumulateGrad",
+    "TBackward0",
+    "AccumulateGrad",
+]
 
 
 def test_names_are_read_from_lists_node_reprs_and_fn_name_but_not_from_tensor_reprs():
-    text = ("tensor([[0.2544]], grad_fn=<AddmmBackward0>)\n"
-            "['PowBackward0', 'torch::autograd::AccumulateGrad']\n"
-            "((<SubBackward0 object at 0x7f2e60233010>, 0),)\n")
+    text = (
+        "tensor([[0.2544]], grad_fn=<AddmmBackward0>)\n"
+        "['PowBackward0', 'torch::autograd::AccumulateGrad']\n"
+        "((<SubBackward0 object at 0x7f2e60233010>, 0),)\n"
+    )
     assert listed_nodes(text) == ["PowBackward0", "AccumulateGrad", "SubBackward0"]
 
 

@@ -3,14 +3,13 @@ built for the hand-written part, a net called only in a cell the handed-in noteb
 
 import numpy as np
 import pytest
+from conftest import REPO, init_params
 
 from grader.grade import grade_submission
 from grader.notebook import Net
 from grader.notebook_nets import matches, never_run, reference_of
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
-
-from conftest import REPO, init_params
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
@@ -25,8 +24,10 @@ def a_net(seed: int, cell: int = 2, variable: str = "net") -> Net:
 @pytest.fixture(scope="module")
 def reports(grading_sandbox):
     rubric = load_rubric(RUBRIC)
-    return {stem: grade_submission(rubric, rubric_hash(RUBRIC), SAMPLES / f"{stem}.ipynb", grading_sandbox)
-            for stem in ("decoy_net_first", "second_net_for_scratch", "net_in_unrun_cell")}
+    return {
+        stem: grade_submission(rubric, rubric_hash(RUBRIC), SAMPLES / f"{stem}.ipynb", grading_sandbox)
+        for stem in ("decoy_net_first", "second_net_for_scratch", "net_in_unrun_cell")
+    }
 
 
 def test_gradients_match_their_own_net_and_not_another_one():
@@ -50,8 +51,10 @@ def test_scratch_gradients_of_a_second_net_are_graded_on_its_weights_and_flagged
     scratch = [c for c in report.checks if c.quantity.startswith("scratch.")]
     assert len(scratch) == 6 and all(c.status == CheckStatus.passed for c in scratch)
     assert all(t.trial == "notebook-1" for c in scratch for t in c.trials)
-    assert any(f.startswith("scratch gradients computed on other weights than the autograd net") and "`model2`" in f
-               for f in report.flags)
+    assert any(
+        f.startswith("scratch gradients computed on other weights than the autograd net") and "`model2`" in f
+        for f in report.flags
+    )
 
 
 def test_a_net_called_only_in_a_cell_never_run_is_named(reports):

@@ -4,12 +4,11 @@ import json
 import re
 
 import pytest
+from conftest import NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, derived_notebook, net_never_closed, no_own_backprop
 
 from grader.grade import grade_submission
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
-
-from conftest import NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, derived_notebook, net_never_closed, no_own_backprop
 
 GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 
@@ -56,18 +55,23 @@ def test_a_notebook_where_only_a_cell_or_none_fails_is_not_flagged(grade, stem):
 def test_an_empty_dat_file_is_one_note_and_the_checks_it_left_missing_point_at_it(grade):
     report = grade(derived_notebook("correct", no_own_backprop), "dan.ipynb")
     [note] = about(report, "my_autograd.dat")
-    assert note.startswith("my_autograd.dat is empty: nothing in it could be graded; no variable of the notebook holds ")
+    assert note.startswith(
+        "my_autograd.dat is empty: nothing in it could be graded; no variable of the notebook holds "
+    )
     assert note.endswith(" either. Write every gradient to my_autograd.dat with a label such as 'dW1'.")
     missing = [c for c in report.checks if c.status == CheckStatus.missing]
     assert len(missing) >= 5 and {c.quantity for c in missing} <= {f"scratch.{g}" for g in GRADIENTS}
-    assert all(c.message == f"{c.quantity}: not found — my_autograd.dat is empty (see the notes) and no variable holds it"
-               for c in missing)
+    assert all(
+        c.message == f"{c.quantity}: not found — my_autograd.dat is empty (see the notes) and no variable holds it"
+        for c in missing
+    )
     assert all(c.quantity in note for c in missing) or "holds your scratch gradients either" in note
     assert all(c.status == CheckStatus.passed for c in report.checks if not c.quantity.startswith("scratch."))
 
 
 def test_an_empty_dat_file_whose_gradients_are_in_variables_costs_nothing_and_is_one_note(grade):
     """f.write() of an array raises, which leaves the file it opened empty; the gradients are in dW1, …"""
+
     def write_arrays(cells):
         for cell in cells:
             text = "".join(cell["source"]).replace('f.write(label + ":\\n" + str(g) + "\\n")', "f.write(g)")
@@ -78,7 +82,8 @@ def test_an_empty_dat_file_whose_gradients_are_in_variables_costs_nothing_and_is
     assert report.score == report.max_score
     assert about(report, "my_autograd.dat") == [
         "my_autograd.dat is empty: nothing in it could be graded; your scratch gradients were read from the "
-        "notebook's variables instead. Write every gradient to my_autograd.dat with a label such as 'dW1'."]
+        "notebook's variables instead. Write every gradient to my_autograd.dat with a label such as 'dW1'."
+    ]
     assert any("TypeError: write() argument must be str" in note for note in report.notes) and not report.flags
 
 
@@ -88,7 +93,11 @@ def test_a_handed_in_dat_file_without_a_printed_array_is_one_note_quoting_its_fi
     notebook = derived_notebook("correct", lambda cells: no_own_backprop(cells)[:-1])  # writes no my_autograd.dat
     report = grade(notebook, "grads_none.ipynb", files={"my_autograd.dat": text.encode()})
     [note] = about(report, "my_autograd.dat")
-    assert note.startswith("my_autograd.dat holds no printed array of numbers (its first line: 'First hidden layer weight "
-                           "gradient:'): nothing in it could be graded; no variable of the notebook holds ")
+    assert note.startswith(
+        "my_autograd.dat holds no printed array of numbers (its first line: 'First hidden layer weight "
+        "gradient:'): nothing in it could be graded; no variable of the notebook holds "
+    )
     missing = [c for c in report.checks if c.status == CheckStatus.missing]
-    assert missing and all("my_autograd.dat holds no printed array of numbers (see the notes)" in c.message for c in missing)
+    assert missing and all(
+        "my_autograd.dat holds no printed array of numbers (see the notes)" in c.message for c in missing
+    )

@@ -48,7 +48,9 @@ def test_sharpen_replaces_only_values_too_coarse_to_verify_and_says_so():
     values = {k: np.round(v, 5) for k, v in exact.items()}
     uncertainty = {k: np.full(v.shape, 5e-6) for k, v in values.items()}
     provenance = {k: f"f.dat line {i}" for i, k in enumerate(values, start=1)}
-    taken = sharpen(values, uncertainty, provenance, exact, 1e-2, lambda key: [(exact[key], f"variable {key}", key)], set())
+    taken = sharpen(
+        values, uncertainty, provenance, exact, 1e-2, lambda key: [(exact[key], f"variable {key}", key)], set()
+    )
     assert taken == {"dW1": "dW1"} and np.array_equal(values["dW1"], exact["dW1"]) and "dW1" not in uncertainty
     assert "printed to ±5e-06, too coarse to check, so checked at full precision on variable dW1" in provenance["dW1"]
     assert provenance["dW2"] == "f.dat line 2" and "dW2" in uncertainty

@@ -3,13 +3,12 @@ does not, and how a notebook that reports autograd's values as its own is graded
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from grader.grade import grade_submission
 from grader.notebook_provenance import FACTORS, Follows, counterfactual_factor, follows
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
-
-from conftest import REPO
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"

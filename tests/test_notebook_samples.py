@@ -20,28 +20,72 @@ from grader.saved_outputs import compare_cells
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions"
 SAMPLES = SUBMISSIONS / "bs6207-a1-notebooks"
 STEMS = [
-    "correct", "colab_drive_path", "unused_pandas", "in_out_layout", "four_decimals", "architecture_2_10_5_1",
-    "missing_factor_2", "after_10_sgd_steps", "unseeded", "cell_raises", "scratch_with_torch_ops",
-    "pandas_csv_dat", "no_dat_files", "run_out_of_order", "saved_by_other_cpu", "in_out_square", "in_out_variables",
-    "scratch_requires_grad", "copied_from_autograd", "decoy_net_first", "second_net_for_scratch", "net_in_unrun_cell",
+    "correct",
+    "colab_drive_path",
+    "unused_pandas",
+    "in_out_layout",
+    "four_decimals",
+    "architecture_2_10_5_1",
+    "missing_factor_2",
+    "after_10_sgd_steps",
+    "unseeded",
+    "cell_raises",
+    "scratch_with_torch_ops",
+    "pandas_csv_dat",
+    "no_dat_files",
+    "run_out_of_order",
+    "saved_by_other_cpu",
+    "in_out_square",
+    "in_out_variables",
+    "scratch_requires_grad",
+    "copied_from_autograd",
+    "decoy_net_first",
+    "second_net_for_scratch",
+    "net_in_unrun_cell",
     "missing_factor_2_attributes",
-    "pandas_first_line", "tensorflow_used", "colab_gpu_fallback",
-    "colab_cuda_hardcoded", "raw_tensors", "raw_tensors_x_at_w", "numpy_class_attributes", "raw_forward_sums",
+    "pandas_first_line",
+    "tensorflow_used",
+    "colab_gpu_fallback",
+    "colab_cuda_hardcoded",
+    "raw_tensors",
+    "raw_tensors_x_at_w",
+    "numpy_class_attributes",
+    "raw_forward_sums",
 ]
 # Samples of the other notebook rubrics, as paths under submissions/ (a student's folder: folder/notebook).
 OTHER_SAMPLES = [
-    "deep-relu-notebooks/correct", "deep-relu-notebooks/extra_linear_layer",
-    "deep-relu-notebooks/relu_derivative_at_linear_layer", "deep-relu-notebooks/append_rerun/append_rerun",
-    "deep-relu-notebooks/graph_nodes_typed_torch1", "deep-relu-notebooks/graph_without_leaves",
-    *(f"softmax-dropout-notebooks/{stem}" for stem in (
-        "correct", "seed_003", "dropout_without_rescaling", "dropout_scaled_by_keep_probability", "p_used_as_keep_probability",
-        "mask_not_in_backward", "masks_ignored", "unrecoverable_masks", "unrecoverable_masks_unscaled")),
+    "deep-relu-notebooks/correct",
+    "deep-relu-notebooks/extra_linear_layer",
+    "deep-relu-notebooks/relu_derivative_at_linear_layer",
+    "deep-relu-notebooks/append_rerun/append_rerun",
+    "deep-relu-notebooks/graph_nodes_typed_torch1",
+    "deep-relu-notebooks/graph_without_leaves",
+    *(
+        f"softmax-dropout-notebooks/{stem}"
+        for stem in (
+            "correct",
+            "seed_003",
+            "dropout_without_rescaling",
+            "dropout_scaled_by_keep_probability",
+            "p_used_as_keep_probability",
+            "mask_not_in_backward",
+            "masks_ignored",
+            "unrecoverable_masks",
+            "unrecoverable_masks_unscaled",
+        )
+    ),
 ]
 ALL = STEMS + OTHER_SAMPLES
 SAVED_DIFFER = {"unseeded", "run_out_of_order"}  # their saved outputs differ from a top-to-bottom run by design
 DAT_FILES = {"torch_autograd.dat", "my_autograd.dat"}
-WRITE_NO_FILES = {"no_dat_files", "scratch_requires_grad", "missing_factor_2_attributes"}  # their gradients are only in variables
-WRITE_NO_FILES |= {s for s in OTHER_SAMPLES if s.startswith("softmax-dropout-notebooks/")}  # the handout asks them to print
+WRITE_NO_FILES = {
+    "no_dat_files",
+    "scratch_requires_grad",
+    "missing_factor_2_attributes",
+}  # their gradients are only in variables
+WRITE_NO_FILES |= {
+    s for s in OTHER_SAMPLES if s.startswith("softmax-dropout-notebooks/")
+}  # the handout asks them to print
 
 # One warm process: torch imported once (it takes seconds), then one forked child per sample, so no state is
 # shared between samples. Each child runs the cells.json of its own work directory there and writes
@@ -129,15 +173,20 @@ def without_magics(source: str) -> str:
 
 
 def saved_stdout(cell: dict) -> str:
-    return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream" and o["name"] == "stdout")
+    return "".join(
+        "".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream" and o["name"] == "stdout"
+    )
 
 
 def saved_differences(stem: str, results: list[dict]) -> list:
     """Where a sample's saved outputs differ from `results` beyond print rounding and float32 noise."""
     cells = code_cells(load(stem))
-    return compare_cells([saved_stdout(c) for c in cells], [r["stdout"] for r in results],
-                         [r["error"] is None for r in results],
-                         ["".join(c["source"]) != without_magics("".join(c["source"])) for c in cells])
+    return compare_cells(
+        [saved_stdout(c) for c in cells],
+        [r["stdout"] for r in results],
+        [r["error"] is None for r in results],
+        ["".join(c["source"]) != without_magics("".join(c["source"])) for c in cells],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +207,13 @@ def runs(tmp_path_factory) -> dict[str, tuple[Path, list[dict] | None, str]]:
         (work / "run_cells.py").write_text(RUN_CELLS, encoding="utf-8")  # kept to debug a failure by hand
         (work / "kernel.json").write_text(json.dumps(sample_meta(stem).get("kernel", {})), encoding="utf-8")
     root = tmp_path_factory.mktemp("runner")
-    done = subprocess.run([sys.executable, "-c", RUN_CELLS, *map(str, works.values())],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_CELLS, *map(str, works.values())],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     results = {}
     for stem, work in works.items():
         result = work / "cells_result.json"
@@ -211,7 +265,9 @@ def test_every_sample_is_valid_nbformat_4_json_with_ids_and_sources_as_lists(ste
         if cell["cell_type"] == "code":
             assert set(cell) == {"cell_type", "execution_count", "id", "metadata", "outputs", "source"}
             assert cell["execution_count"] is None or isinstance(cell["execution_count"], int)
-            assert all(o["output_type"] in {"stream", "execute_result", "display_data", "error"} for o in cell["outputs"])
+            assert all(
+                o["output_type"] in {"stream", "execute_result", "display_data", "error"} for o in cell["outputs"]
+            )
         else:
             assert set(cell) == {"cell_type", "id", "metadata", "source"}
     first = notebook["cells"][0]
@@ -320,8 +376,10 @@ def test_the_four_decimals_sample_writes_both_files_to_4_decimals_and_they_agree
     texts = [(work / name).read_text(encoding="utf-8") for name in ("my_autograd.dat", "torch_autograd.dat")]
     printed = [re.findall(r"-?\d+\.\d*", text) for text in texts]
     assert all(len(n.split(".")[1]) <= 4 for numbers_ in printed for n in numbers_)
-    found, expected = (np.concatenate([numbers(t) for _, t in blocks(work / name)])
-                       for name in ("my_autograd.dat", "torch_autograd.dat"))
+    found, expected = (
+        np.concatenate([numbers(t) for _, t in blocks(work / name)])
+        for name in ("my_autograd.dat", "torch_autograd.dat")
+    )
     assert found.size == expected.size == 152  # 151 gradients, then the prediction line
     assert np.abs(found - expected).max() <= 1.01e-4
 
@@ -339,10 +397,12 @@ def test_the_pandas_csv_sample_writes_what_dataframe_to_csv_writes_for_arrays_in
     tables = {}
     for name in ("my_autograd.dat", "torch_autograd.dat"):
         text = (work / name).read_text(encoding="utf-8")
-        assert text.startswith(",name,gradient\n0,dW1,\"[[") and "\r" not in text and text.endswith("\n")
+        assert text.startswith(',name,gradient\n0,dW1,"[[') and "\r" not in text and text.endswith("\n")
         rows = list(csv.reader(text.splitlines(keepends=True)))
         assert rows[0] == ["", "name", "gradient"]
-        assert [row[:2] for row in rows[1:]] == [[str(i), n] for i, n in enumerate(["dW1", "db1", "dW2", "db2", "dW3", "db3"])]
+        assert [row[:2] for row in rows[1:]] == [
+            [str(i), n] for i, n in enumerate(["dW1", "db1", "dW2", "db2", "dW3", "db3"])
+        ]
         assert rows[1][2].count("\n") == 9  # str() of a 10×2 array, quoted, one line per row
         tables[name] = np.concatenate([numbers(row[2]) for row in rows[1:]])
     assert tables["my_autograd.dat"].size == tables["torch_autograd.dat"].size == 151

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from grader.expected import expected_values
 from grader.returns import expected_returns
 from grader.rubric_files import load_rubric
 from grader.trials import make_trial
-
-from conftest import REPO
 
 RUBRICS = sorted(path.stem for path in (REPO / "rubrics").glob("*.toml"))
 

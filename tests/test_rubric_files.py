@@ -4,13 +4,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 from grader.errors import RubricInvalid, RubricNotFound
 from grader.rubric import Rubric
 from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric, parse_rubric, rubric_hash
 from grader.secret import PATTERN, new_secret, secret_problem
-
-from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 
 def invalid(text: str, path: Path = Path("course/a1.toml")) -> str:
@@ -111,14 +110,17 @@ def with_hidden_seed(text: str, value: str) -> str:
     return re.sub(r"(?m)^hidden_seed = .*$", lambda _: f"hidden_seed = {value}", text, count=1)
 
 
-@pytest.mark.parametrize("value, words", [
-    ("620701", "found an integer"),  # what every bundled rubric held: found by brute force in 7 s
-    ('"620701"', "found 6 character(s)"),
-    ('"' + "ab12" * 7 + '"', "found 28 character(s)"),  # 112 bits: under 128
-    ('"my-secret-for-bs6207-2026-and-nobody-else"', "non-hexadecimal"),
-    ('"' + "0" * 32 + '"', "only 1 distinct digits"),
-    ('"' + "deadbeef" * 4 + '"', "only 5 distinct digits"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("620701", "found an integer"),  # what every bundled rubric held: found by brute force in 7 s
+        ('"620701"', "found 6 character(s)"),
+        ('"' + "ab12" * 7 + '"', "found 28 character(s)"),  # 112 bits: under 128
+        ('"my-secret-for-bs6207-2026-and-nobody-else"', "non-hexadecimal"),
+        ('"' + "0" * 32 + '"', "only 1 distinct digits"),
+        ('"' + "deadbeef" * 4 + '"', "only 5 distinct digits"),
+    ],
+)
 def test_a_hidden_seed_that_is_not_a_128_bit_secret_is_refused_with_how_to_make_one(rubric_source, value, words):
     message = invalid(with_hidden_seed(rubric_source("bs6207-a1"), value))
     assert "course/a1.toml" in message and "trials.hidden_seed: expected" in message and words in message, message

@@ -32,13 +32,18 @@ def test_torch_dropout_in_every_form_is_recorded_as_the_keep_mask_it_applied(run
     torch.manual_seed(5)
     h = torch.arange(1.0, 9.0).reshape(2, 4)
     h[0, 1] = 0.0
-    outputs = [F.dropout(h, p=0.4, training=True) for _ in range(3)] + [torch.nn.Dropout(0.4)(h), torch.dropout(h, 0.4, True)]
+    outputs = [F.dropout(h, p=0.4, training=True) for _ in range(3)] + [
+        torch.nn.Dropout(0.4)(h),
+        torch.dropout(h, 0.4, True),
+    ]
     expected = [((o != 0) | (h == 0)).double().numpy() for o in outputs]
     recorded = draws(run, 2)
     assert run.cells[0].draws == []  # a cell that drew nothing
     assert [(f, p, t, s, c) for f, p, t, s, c, _ in recorded] == [
-        ("torch.nn.functional.dropout", 0.4, True, [2, 4], 4), ("torch.dropout", 0.4, True, [2, 4], 1),
-        ("torch.nn.functional.dropout", 0.4, False, [2, 4], 1)]
+        ("torch.nn.functional.dropout", 0.4, True, [2, 4], 4),
+        ("torch.dropout", 0.4, True, [2, 4], 1),
+        ("torch.nn.functional.dropout", 0.4, False, [2, 4], 1),
+    ]
     masks = np.concatenate([recorded[0][5], recorded[1][5]])
     assert np.array_equal(masks, np.array(expected)) and masks[:, 0, 1].tolist() == [1.0] * 5  # a zero input: kept
     assert np.array_equal(recorded[2][5], np.ones((1, 2, 4)))  # training=False keeps everything
@@ -52,5 +57,7 @@ def test_numpy_draws_are_recorded_as_drawn_and_large_ones_are_left_out(run):
     uniform = np.random.rand(2, 4)
     recorded = draws(run, 3)
     assert [(f, p, s, c) for f, p, _, s, c, _ in recorded] == [
-        ("numpy.random.binomial", 0.6, [2, 4], 4), ("numpy.random.rand", None, [2, 4], 1)]
+        ("numpy.random.binomial", 0.6, [2, 4], 4),
+        ("numpy.random.rand", None, [2, 4], 1),
+    ]
     assert np.array_equal(recorded[0][5], np.array(binomial)) and np.array_equal(recorded[1][5][0], uniform)

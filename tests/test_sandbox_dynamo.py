@@ -9,7 +9,7 @@ from grader.sandbox import Call, CallStatus, Job, RunStatus, Sandbox
 LIMITS = Limits(wall_seconds=120, cpu_seconds=120)
 ARRAYS = {"x": np.random.default_rng(5).normal(size=(8, 2)), "y": np.random.default_rng(6).normal(size=(8, 1))}
 
-TRAINING = '''
+TRAINING = """
 import sys
 import torch
 
@@ -24,9 +24,11 @@ def train(x, y):
             optimizer.step()
         optimizer.load_state_dict(optimizer.state_dict())
     return {"W1": net[0].weight, "W2": net[2].weight, "dynamo_imported": float("sympy" in sys.modules)}
-'''
+"""
 
-COMPILING = TRAINING + '''
+COMPILING = (
+    TRAINING
+    + """
 def compiled(x, y):
     import torch._dynamo.config  # a submodule: the real package
     double = torch.compile(lambda v: torch.sigmoid(v) * 2, backend="eager")
@@ -35,19 +37,23 @@ def compiled(x, y):
     result = train(x, y)  # optimizers again, now under the real torch._dynamo
     return {**result, "out": out, "real_disable": [torch._dynamo.disable.__module__],
             "re_wrapped": float(served.__dict__.get("__dynamo_disable") not in (None, served))}
-'''
+"""
+)
 
 
 def expected_training() -> dict[str, np.ndarray]:
     """The same code run by plain torch here, outside the sandbox."""
     namespace: dict = {}
-    exec(TRAINING, namespace)  # noqa: S102 - our own test code
+    exec(TRAINING, namespace)
     result = namespace["train"](ARRAYS["x"], ARRAYS["y"])
     return {name: result[name].detach().numpy() for name in ("W1", "W2")}
 
 
 def run(sandbox, source: str, function: str):
-    result = sandbox.run(Job(filename="a1.py", cells=[source], arrays=ARRAYS, calls=[Call(id="c", function=function, args=["x", "y"])]), LIMITS)
+    result = sandbox.run(
+        Job(filename="a1.py", cells=[source], arrays=ARRAYS, calls=[Call(id="c", function=function, args=["x", "y"])]),
+        LIMITS,
+    )
     assert result.status == RunStatus.ok, result.detail
     assert result.calls["c"].status == CallStatus.ok, result.calls["c"].message
     return result.calls["c"]

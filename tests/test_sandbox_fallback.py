@@ -12,18 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from grader.limits import Limits
 from grader.rubric_files import load_rubric
 from grader.sandbox import Call, CallStatus, Job, RunStatus, Sandbox, isolation
 
-from conftest import REPO
-
 LIMITS = Limits(wall_seconds=10)
 ROOT = os.geteuid() == 0
 REFUSED = "PermissionError: [Errno 1] unshare(user): Operation not permitted"  # as a refusing container says it
-NEEDS_BWRAP = pytest.mark.skipif(shutil.which("bwrap") is None or isolation.bwrap_problem(os.geteuid() != 0) is not None,
-                                 reason="bubblewrap cannot run here, so there is nothing to fall back from")
+NEEDS_BWRAP = pytest.mark.skipif(
+    shutil.which("bwrap") is None or isolation.bwrap_problem(os.geteuid() != 0) is not None,
+    reason="bubblewrap cannot run here, so there is nothing to fall back from",
+)
 
 
 def run(sandbox, source: str, calls=(), limits: Limits = LIMITS):
@@ -66,11 +67,13 @@ def test_a_contract_submission_runs_and_returns_exact_values(fallback_sandbox):
 
 @pytest.mark.skipif(not ROOT, reason="dropping to another uid needs root")
 def test_as_root_the_child_runs_as_an_unprivileged_slot_user_and_cannot_inspect_the_worker(fallback_sandbox):
-    source = ("import os\ndef f():\n    out = []\n    for pid in (os.getppid(), 1):\n        try:\n"
-              "            open(f'/proc/{pid}/environ', 'rb').read()\n            out.append('read')\n"
-              "        except OSError as e:\n            out.append(type(e).__name__)\n"
-              "    try:\n        open('/etc/bpg-fallback', 'w')\n        out.append('wrote')\n    except OSError as e:\n"
-              "        out.append(type(e).__name__)\n    return {'uid': os.getuid(), 'out': out}\n")
+    source = (
+        "import os\ndef f():\n    out = []\n    for pid in (os.getppid(), 1):\n        try:\n"
+        "            open(f'/proc/{pid}/environ', 'rb').read()\n            out.append('read')\n"
+        "        except OSError as e:\n            out.append(type(e).__name__)\n"
+        "    try:\n        open('/etc/bpg-fallback', 'w')\n        out.append('wrote')\n    except OSError as e:\n"
+        "        out.append(type(e).__name__)\n    return {'uid': os.getuid(), 'out': out}\n"
+    )
     call = run(fallback_sandbox, source, [Call(id="f", function="f")]).calls["f"]
     assert call.values["uid"] >= 100000
     assert call.texts["out"] == ["PermissionError", "PermissionError", "PermissionError"]
@@ -81,11 +84,13 @@ def test_as_root_the_child_runs_as_an_unprivileged_slot_user_and_cannot_inspect_
 def test_daemons_and_fork_bombs_are_reaped_and_never_write_later(fallback_sandbox, tmp_path):
     late = tmp_path / "late"
     tmp_path.chmod(0o777)
-    source = ("import os, subprocess\n"
-              f"subprocess.Popen(['/bin/sh', '-c', 'sleep 1; echo late > {late}'], start_new_session=True)\n"
-              "if os.fork() == 0:\n    os.setsid()\n    while True:\n        try:\n            os.fork()\n"
-              "        except OSError:\n            pass\n"
-              "def f():\n    return 1\n")
+    source = (
+        "import os, subprocess\n"
+        f"subprocess.Popen(['/bin/sh', '-c', 'sleep 1; echo late > {late}'], start_new_session=True)\n"
+        "if os.fork() == 0:\n    os.setsid()\n    while True:\n        try:\n            os.fork()\n"
+        "        except OSError:\n            pass\n"
+        "def f():\n    return 1\n"
+    )
     result = run(fallback_sandbox, source, [Call(id="f", function="f")], Limits(wall_seconds=10, processes=16))
     assert result.status == RunStatus.ok, result.detail
     uid = fallback_sandbox.plan.config(0)["uid"]
@@ -97,8 +102,11 @@ def test_daemons_and_fork_bombs_are_reaped_and_never_write_later(fallback_sandbo
 def test_limits_hold_in_fallback_mode(fallback_sandbox):
     timeout = run(fallback_sandbox, "while True:\n    pass\n", limits=Limits(wall_seconds=1, cpu_seconds=30))
     assert timeout.status == RunStatus.timeout and "1 s time limit" in timeout.message
-    memory = run(fallback_sandbox, "import numpy as np\nx = np.ones((100000, 100000))\n",
-                 limits=Limits(wall_seconds=10, memory_mb=1500))
+    memory = run(
+        fallback_sandbox,
+        "import numpy as np\nx = np.ones((100000, 100000))\n",
+        limits=Limits(wall_seconds=10, memory_mb=1500),
+    )
     assert memory.status == RunStatus.memory_limit and "(limit 1500 MiB)" in memory.message
     exited = run(fallback_sandbox, "import os\nos._exit(9)\n")
     assert exited.status == RunStatus.exited and exited.exit_code == 9
@@ -109,14 +117,24 @@ def test_limits_hold_in_fallback_mode(fallback_sandbox):
 
 # --- falling back from bubblewrap ------------------------------------------------------------------
 
-WHOAMI = Job(filename="w.py", cells=["import os\ndef f():\n    return {'pid': os.getpid()}\n"],
-             calls=[Call(id="f", function="f")])
+WHOAMI = Job(
+    filename="w.py",
+    cells=["import os\ndef f():\n    return {'pid': os.getpid()}\n"],
+    calls=[Call(id="f", function="f")],
+)
 
 
 @NEEDS_BWRAP
-@pytest.mark.parametrize("fault, step", [("userns", "the start-up probe of a job's confinement failed"),
-                                         ("userns-jobs", "a job's confinement failed in bubblewrap")])
-def test_where_user_namespaces_are_refused_every_job_runs_in_the_fallback_and_the_reason_is_told(monkeypatch, fault, step):
+@pytest.mark.parametrize(
+    "fault, step",
+    [
+        ("userns", "the start-up probe of a job's confinement failed"),
+        ("userns-jobs", "a job's confinement failed in bubblewrap"),
+    ],
+)
+def test_where_user_namespaces_are_refused_every_job_runs_in_the_fallback_and_the_reason_is_told(
+    monkeypatch, fault, step
+):
     """`userns`: the workers' start-up probe sees the refusal; `userns-jobs`: the probe passes and the
     first job's confinement fails, as in the container of issue 15; that job is retried in the fallback."""
     monkeypatch.setenv(isolation.ENV_FAULT, fault)
@@ -142,8 +160,14 @@ def test_where_bubblewrap_was_asked_for_a_refused_job_is_a_sandbox_error_not_a_f
 
 
 def grade_with(env: dict, *args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], capture_output=True, text=True, cwd=REPO,
-                          timeout=600, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, **env},
+    )
 
 
 @NEEDS_BWRAP
@@ -161,7 +185,9 @@ def test_grade_and_check_grade_every_student_in_the_fallback_when_each_jobs_user
         done = grade_with(env, "grade", folder, "--rubric", "bs6207-a1", "--out", out, "--jobs", 2)
         assert done.returncode == 0, done.stderr
         reports = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/report.json")}
-        assert len(reports) == 4 and all(r["status"] == "graded" and r["run"]["status"] == "ok" for r in reports.values())
+        assert len(reports) == 4 and all(
+            r["status"] == "graded" and r["run"]["status"] == "ok" for r in reports.values()
+        )
         assert {r["run"]["protections"]["bubblewrap"] for r in reports.values()} == {label == "bwrap"}
         scores[label] = {student: r["score"] for student, r in reports.items()}
         if label == "refused":
@@ -170,13 +196,21 @@ def test_grade_and_check_grade_every_student_in_the_fallback_when_each_jobs_user
     full = load_rubric("bs6207-a1").max_points()
     assert scores["refused"]["correct.py"] == scores["refused"]["correct.ipynb"] == full
     assert 0 < scores["refused"]["missing_factor_2"] < full
-    check = grade_with({isolation.ENV_FAULT: "userns-jobs"}, "check", samples / "correct.py", "--rubric", "bs6207-a1",
-                       "--out", tmp_path / "check")
+    check = grade_with(
+        {isolation.ENV_FAULT: "userns-jobs"},
+        "check",
+        samples / "correct.py",
+        "--rubric",
+        "bs6207-a1",
+        "--out",
+        tmp_path / "check",
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert REFUSED in check.stderr and json.loads((tmp_path / "check" / "report.json").read_text())["score"] > 0
 
 
 # --- the fallback as strong as it can be without namespaces (issue 16, item 7) ---------------------------
+
 
 def slot_uid(sandbox) -> int:
     return sandbox.plan.config(0)["uid"]
@@ -186,11 +220,13 @@ def slot_uid(sandbox) -> int:
 def test_files_a_job_leaves_in_shared_temp_directories_are_removed_after_it(fallback_sandbox):
     marker = f"bpg-left-{os.getpid()}"
     paths = [f"/tmp/{marker}", f"/var/tmp/{marker}", f"/dev/shm/{marker}", f"/tmp/{marker}-dir/inner"]
-    source = ("import os, tempfile\ndef f():\n"
-              f"    os.makedirs('/tmp/{marker}-dir')\n"
-              f"    for path in {paths!r}:\n        open(path, 'w').write('left')\n"
-              "    private = tempfile.mkdtemp()\n    open(os.path.join(private, 'x'), 'w').write('x')\n"
-              "    return {'private': [tempfile.gettempdir(), private]}\n")
+    source = (
+        "import os, tempfile\ndef f():\n"
+        f"    os.makedirs('/tmp/{marker}-dir')\n"
+        f"    for path in {paths!r}:\n        open(path, 'w').write('left')\n"
+        "    private = tempfile.mkdtemp()\n    open(os.path.join(private, 'x'), 'w').write('x')\n"
+        "    return {'private': [tempfile.gettempdir(), private]}\n"
+    )
     try:
         result = run(fallback_sandbox, source, [Call(id="f", function="f")])
         assert result.status == RunStatus.ok, result.detail
@@ -213,8 +249,10 @@ def sysv_segments(uid: int) -> list[int]:
 def test_sysv_shared_memory_a_job_leaves_is_gone_after_it(fallback_sandbox):
     """With an IPC namespace of the job's own the segment dies with it; without, the reaper removes it."""
     uid = slot_uid(fallback_sandbox)
-    source = ("import ctypes\ndef f():\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-              "    return {'id': libc.shmget(0x5bd6, 1 << 20, 0o1600)}\n")
+    source = (
+        "import ctypes\ndef f():\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    return {'id': libc.shmget(0x5bd6, 1 << 20, 0o1600)}\n"
+    )
     try:
         result = run(fallback_sandbox, source, [Call(id="f", function="f")])
         assert result.status == RunStatus.ok and result.calls["f"].values["id"] >= 0, result.detail
@@ -227,15 +265,19 @@ def test_sysv_shared_memory_a_job_leaves_is_gone_after_it(fallback_sandbox):
 @pytest.mark.skipif(not ROOT, reason="a Python installation out of the job's reach needs a uid of the job's own")
 def test_standard_library_modules_the_worker_never_imported_import_in_the_job(fallback_sandbox):
     """Issue 16: under a Python installed in /root (mode 0700), `No module named 'encodings.idna'`."""
-    source = ("import encodings.idna, colorsys, wave, xml.dom.minidom\n"
-              "def f():\n    return {'ok': colorsys.rgb_to_hsv(1.0, 0.0, 0.0)[2]}\n")
+    source = (
+        "import encodings.idna, colorsys, wave, xml.dom.minidom\n"
+        "def f():\n    return {'ok': colorsys.rgb_to_hsv(1.0, 0.0, 0.0)[2]}\n"
+    )
     result = run(fallback_sandbox, source, [Call(id="f", function="f")])
     assert result.status == RunStatus.ok, (result.message, result.detail)
     assert result.calls["f"].values["ok"] == 1.0
 
 
-@pytest.mark.skipif(not ROOT or not isolation.fallback_namespaces()["net"],
-                    reason="a network namespace of the worker's own needs root and a machine that allows one")
+@pytest.mark.skipif(
+    not ROOT or not isolation.fallback_namespaces()["net"],
+    reason="a network namespace of the worker's own needs root and a machine that allows one",
+)
 def test_a_job_cannot_reach_a_service_on_the_hosts_loopback(fallback_sandbox):
     import socket
 
@@ -243,9 +285,11 @@ def test_a_job_cannot_reach_a_service_on_the_hosts_loopback(fallback_sandbox):
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
-        source = ("import socket\ndef f():\n    s = socket.socket()\n    s.settimeout(2)\n    try:\n"
-                  f"        s.connect(('127.0.0.1', {port}))\n        return ['connected']\n"
-                  "    except OSError as e:\n        return [type(e).__name__]\n")
+        source = (
+            "import socket\ndef f():\n    s = socket.socket()\n    s.settimeout(2)\n    try:\n"
+            f"        s.connect(('127.0.0.1', {port}))\n        return ['connected']\n"
+            "    except OSError as e:\n        return [type(e).__name__]\n"
+        )
         result = run(fallback_sandbox, source, [Call(id="f", function="f")])
     assert result.calls["f"].texts[""] != ["connected"]
     assert result.protections["no_network"] is True
@@ -274,9 +318,24 @@ def test_without_bubblewrap_check_grades_a_notebook_in_the_fallback(tmp_path):
     env = {**os.environ, "PATH": str(bin_dir)}
     env.pop(isolation.ENV_MODE, None)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "grader", "check", str(REPO / "submissions" / "bs6207-a1-notebooks" /
-                           "correct.ipynb"), "--rubric", "bs6207-a1-notebook", "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "check",
+            str(REPO / "submissions" / "bs6207-a1-notebooks" / "correct.ipynb"),
+            "--rubric",
+            "bs6207-a1-notebook",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "bwrap is not installed" in done.stderr
     report = json.loads((out / "report.json").read_text())

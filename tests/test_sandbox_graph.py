@@ -16,7 +16,7 @@ from reference import twins
 
 SEED = 4321
 LIMITS = Limits(wall_seconds=30, cpu_seconds=30)
-WEIGHTS = '''import torch
+WEIGHTS = """import torch
 import numpy as np
 torch.manual_seed(5)
 w1 = torch.randn(10, 2, requires_grad=True)
@@ -27,19 +27,19 @@ w3 = torch.randn(1, 10, requires_grad=True)
 b3 = torch.randn(1, requires_grad=True)
 x = torch.rand(1, 2)
 y = (x ** 2).sum(dim=1, keepdim=True) / 2
-'''
-FORWARD = '''h1 = torch.sigmoid(torch.matmul(x, w1.t()) + b1)
+"""
+FORWARD = """h1 = torch.sigmoid(torch.matmul(x, w1.t()) + b1)
 h2 = torch.sigmoid(h1 @ w2.T + b2)
 loss = ((h2 @ w3.T + b3 - y) ** 2).sum()
-'''
-TRAIN = '''for step in range(3):
+"""
+TRAIN = """for step in range(3):
     loss = ((torch.sigmoid(torch.sigmoid(x @ w1.T + b1) @ w2.T + b2) @ w3.T + b3 - y) ** 2).sum()
     loss.backward()
     with torch.no_grad():
         for p in (w1, b1, w2, b2, w3, b3):
             p -= 0.1 * p.grad
             p.grad.zero_()
-'''
+"""
 
 
 def run(sandbox, cells: list[str], **kwargs):
@@ -52,7 +52,7 @@ def local(cells: list[str]) -> dict:
     """The same cells run here, in this process: what the sandbox should have seen."""
     namespace: dict = {}
     for cell in cells:
-        exec(cell, namespace)  # noqa: S102 - our own test notebook
+        exec(cell, namespace)
     return namespace
 
 
@@ -111,19 +111,23 @@ def test_only_the_first_autograd_call_is_recorded_and_only_once(bwrap_sandbox):
 
 
 def test_leaves_are_named_inside_containers_objects_and_modules_and_when_rebound_as_they_were(bwrap_sandbox):
-    cells = [WEIGHTS + '''params = {'W1': torch.randn(10, 2, requires_grad=True)}
+    cells = [
+        WEIGHTS
+        + """params = {'W1': torch.randn(10, 2, requires_grad=True)}
 class Holder:
     pass
 holder = Holder()
 holder.bias = torch.randn(10, requires_grad=True)
 net = torch.nn.Linear(10, 10)
-''', '''def hidden(h):
+""",
+        """def hidden(h):
     v = torch.ones(10, requires_grad=True)  # local to the function: no name reaches it
     return torch.sigmoid(net(h) * v)
 loss = ((torch.sigmoid(x @ params['W1'].T + holder.bias) @ w2.T) @ w3.T - y).pow(2).sum() + hidden(b2).sum()
 loss.backward()
 w3 = w3.detach() * 2
-''']
+""",
+    ]
     [record] = run(bwrap_sandbox, cells).backward
     names = {leaf.name for leaf in record.leaves}
     assert names == {"params['W1']", "holder.bias", "w2", "w3", "b2", "net.weight", "net.bias", None}
@@ -137,7 +141,9 @@ def test_torch_autograd_grad_records_the_gradients_it_returned(bwrap_sandbox):
     assert record.call == "torch.autograd.grad()"
     for leaf in record.leaves:
         if leaf.name in expected:
-            np.testing.assert_allclose(result.arrays[leaf.grad], expected[leaf.name].double().numpy(), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(
+                result.arrays[leaf.grad], expected[leaf.name].double().numpy(), rtol=1e-5, atol=1e-7
+            )
         else:
             assert leaf.grad is None  # not asked for: autograd.grad fills no .grad
 
@@ -151,7 +157,9 @@ def test_a_graph_too_large_to_send_keeps_its_leaves_and_says_so(bwrap_sandbox):
 
 
 def test_a_custom_autograd_function_with_any_name_is_recorded(bwrap_sandbox):
-    cells = [WEIGHTS + '''class Ünïcode_Sqr(torch.autograd.Function):
+    cells = [
+        WEIGHTS
+        + """class Ünïcode_Sqr(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t):
         ctx.save_for_backward(t)
@@ -162,14 +170,15 @@ def test_a_custom_autograd_function_with_any_name_is_recorded(bwrap_sandbox):
         return 2 * t * g
 Ünïcode_Sqr.apply(x @ w1.T).sum().backward()
 print(w1.grad.shape)
-''']
+"""
+    ]
     result = run(bwrap_sandbox, cells)
     [record] = result.backward
     assert "Ünïcode_SqrBackward" in {node.name for node in record.nodes}
     assert result.cells[0].stdout == "torch.Size([10, 2])\n"
 
 
-STUDENT_OBJECTS = '''import numpy as np
+STUDENT_OBJECTS = """import numpy as np
 import torch
 
 class MLP:
@@ -193,7 +202,7 @@ model = MLP()
 kept = model.backward()
 gw1, gw1_again = model.backward()
 net = Net()
-'''
+"""
 
 
 def test_arrays_kept_as_attributes_of_the_students_objects_are_observed_with_their_owner(bwrap_sandbox):
@@ -208,7 +217,8 @@ def test_arrays_kept_as_attributes_of_the_students_objects_are_observed_with_the
 
 
 def test_a_namespace_flooded_with_objects_is_examined_within_its_caps(bwrap_sandbox):
-    cells = ['''import numpy as np
+    cells = [
+        """import numpy as np
 class Box:
     pass
 boxes = []
@@ -218,7 +228,8 @@ for i in range(3000):
         setattr(box, f"a{j}", np.full(2, float(j)))
     globals()[f"box{i}"] = box
 print('ok')
-''']
+"""
+    ]
     result = run(bwrap_sandbox, cells)
     assert result.cells[0].stdout == "ok\n"
     assert any("attributes of the notebook's objects" in note for note in result.notes)
@@ -233,17 +244,40 @@ def _stream(*parts) -> bytes:
 
 
 def _backward(**changes) -> dict:
-    record = {"cell": 1, "call": "Tensor.backward()", "loss": "a0", "truncated": False, "saved": [],
-              "nodes": [{"name": "SumBackward0", "inputs": [1]}, {"name": "AccumulateGrad", "inputs": []}],
-              "leaves": [{"node": 1, "name": "w", "shape": [2], "dtype": "float32", "value": "a0", "grad": "a0"}]}
+    record = {
+        "cell": 1,
+        "call": "Tensor.backward()",
+        "loss": "a0",
+        "truncated": False,
+        "saved": [],
+        "nodes": [{"name": "SumBackward0", "inputs": [1]}, {"name": "AccumulateGrad", "inputs": []}],
+        "leaves": [{"node": 1, "name": "w", "shape": [2], "dtype": "float32", "value": "a0", "grad": "a0"}],
+    }
     return {**record, **changes}
 
 
 def _cell(backward: dict) -> dict:
-    return {"kind": "cell", "cell": 1, "status": "ok", "line": None, "error_type": "", "error": "", "traceback": "",
-            "exit_code": None, "missing_module": None, "name_errors": [], "memory": False, "stdout": "",
-            "seconds": 0.1, "forward_calls": [], "grads": [], "namespace": [], "notes": [], "backward": [backward],
-            "arrays": {"a0": {"name": "v0", "shape": [2]}}}
+    return {
+        "kind": "cell",
+        "cell": 1,
+        "status": "ok",
+        "line": None,
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "exit_code": None,
+        "missing_module": None,
+        "name_errors": [],
+        "memory": False,
+        "stdout": "",
+        "seconds": 0.1,
+        "forward_calls": [],
+        "grads": [],
+        "namespace": [],
+        "notes": [],
+        "backward": [backward],
+        "arrays": {"a0": {"name": "v0", "shape": [2]}},
+    }
 
 
 FILES = {"kind": "files", "files": {}, "skipped": {}, "notes": []}
@@ -256,15 +290,30 @@ def test_a_well_formed_graph_record_is_read():
     assert [n.name for n in record.nodes] == ["SumBackward0", "AccumulateGrad"] and record.leaves[0].name == "w"
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"nodes": [{"name": "SumBackward0", "inputs": [0]}, {"name": "AccumulateGrad", "inputs": []}]}, "not a later node"),
-    ({"nodes": [{"name": "SumBackward0", "inputs": [5]}, {"name": "AccumulateGrad", "inputs": []}]}, "not a later node"),
-    ({"leaves": [{"node": 0, "name": "w", "shape": [2], "dtype": "float32", "value": "a0", "grad": None}]}, "AccumulateGrad"),
-    ({"leaves": [{"node": 1, "name": "w", "shape": [2], "dtype": "float32", "value": "a9", "grad": None}]}, "undefined arrays"),
-    ({"saved": [{"node": 7, "slot": "self", "array": "a0"}]}, "not sent"),
-    ({"cell": 2}, "another cell"),
-    ({"call": "eval()"}, "backward.0.call"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        (
+            {"nodes": [{"name": "SumBackward0", "inputs": [0]}, {"name": "AccumulateGrad", "inputs": []}]},
+            "not a later node",
+        ),
+        (
+            {"nodes": [{"name": "SumBackward0", "inputs": [5]}, {"name": "AccumulateGrad", "inputs": []}]},
+            "not a later node",
+        ),
+        (
+            {"leaves": [{"node": 0, "name": "w", "shape": [2], "dtype": "float32", "value": "a0", "grad": None}]},
+            "AccumulateGrad",
+        ),
+        (
+            {"leaves": [{"node": 1, "name": "w", "shape": [2], "dtype": "float32", "value": "a9", "grad": None}]},
+            "undefined arrays",
+        ),
+        ({"saved": [{"node": 7, "slot": "self", "array": "a0"}]}, "not sent"),
+        ({"cell": 2}, "another cell"),
+        ({"call": "eval()"}, "backward.0.call"),
+    ],
+)
 def test_forged_graph_records_are_rejected(changes, reason):
     with pytest.raises(ResultInvalid, match=reason):
         parse_run(_stream(_cell(_backward(**changes)), np.ones(2).tobytes(), FILES, b""), JOB, LIMITS)

@@ -14,13 +14,13 @@ import pytest
 from grader.limits import Limits
 from grader.sandbox import Call, CallStatus, Job, RunStatus, cgroup
 
-CORRECT = '''
+CORRECT = """
 import numpy as np
 
 def forward(x, params):
     h = np.tanh(x @ params["W1"].T + params["b1"])
     return {"h": h, "loss": float((h ** 2).sum())}
-'''
+"""
 RNG = np.random.default_rng(7)
 ARRAYS = {"x": RNG.normal(size=(2, 3)), "W1": RNG.normal(size=(4, 3)), "b1": RNG.normal(size=4)}
 FORWARD = Call(id="forward", function="forward", args=["x", {"W1": "W1", "b1": "b1"}])
@@ -38,7 +38,7 @@ def assert_correct_job_still_exact(sandbox) -> None:
         assert result.status == RunStatus.ok, result.detail
         h = np.tanh(ARRAYS["x"] @ ARRAYS["W1"].T + ARRAYS["b1"])
         np.testing.assert_array_equal(result.calls["forward"].values["h"], h)
-        assert result.calls["forward"].values["loss"] == float((h ** 2).sum())
+        assert result.calls["forward"].values["loss"] == float((h**2).sum())
 
 
 def host_processes(uid: int) -> set[int]:
@@ -73,7 +73,11 @@ def test_an_infinite_loop_at_import_times_out_with_a_message_naming_the_limit(bw
 
 def test_an_infinite_loop_inside_a_call_keeps_the_calls_that_finished_before_it(bwrap_sandbox):
     source = CORRECT + "\ndef spin():\n    while True:\n        pass\n"
-    calls = [FORWARD, Call(id="spin", function="spin"), Call(id="after", function="forward", args=["x", {"W1": "W1", "b1": "b1"}])]
+    calls = [
+        FORWARD,
+        Call(id="spin", function="spin"),
+        Call(id="after", function="forward", args=["x", {"W1": "W1", "b1": "b1"}]),
+    ]
     result = bwrap_sandbox.run(job(source, calls), Limits(wall_seconds=1.5, cpu_seconds=30))
     assert result.status == RunStatus.timeout
     assert result.calls["forward"].status == CallStatus.ok
@@ -125,18 +129,28 @@ def test_a_hundred_megabytes_of_output_are_truncated_and_noted_and_the_run_still
 
 
 def test_output_from_c_code_and_subprocesses_is_captured(bwrap_sandbox):
-    source = ("import os, subprocess\nprint('from print')\nos.write(1, b'from fd 1\\n')\n"
-              "subprocess.run(['/bin/sh', '-c', 'echo from a shell; echo to stderr >&2'])\n")
+    source = (
+        "import os, subprocess\nprint('from print')\nos.write(1, b'from fd 1\\n')\n"
+        "subprocess.run(['/bin/sh', '-c', 'echo from a shell; echo to stderr >&2'])\n"
+    )
     result = bwrap_sandbox.run(job(source, calls=[]), FAST)
     assert result.status == RunStatus.ok, result.detail
     assert result.stdout.splitlines() == ["from print", "from fd 1", "from a shell"]
     assert result.stderr == "to stderr\n"
 
 
-@pytest.mark.parametrize("statement, code", [("import sys\nsys.exit(0)", 0), ("import sys\nsys.exit(4)", 4),
-                                              ("import os\nos._exit(3)", 3), ("exit()", 0),
-                                              # the sandbox's own codes, said by a student: still the student's exit
-                                              ("import os\nos._exit(70)", 70), ("import os\nos._exit(71)", 71)])
+@pytest.mark.parametrize(
+    "statement, code",
+    [
+        ("import sys\nsys.exit(0)", 0),
+        ("import sys\nsys.exit(4)", 4),
+        ("import os\nos._exit(3)", 3),
+        ("exit()", 0),
+        # the sandbox's own codes, said by a student: still the student's exit
+        ("import os\nos._exit(70)", 70),
+        ("import os\nos._exit(71)", 71),
+    ],
+)
 def test_exiting_at_import_is_reported_as_exited_with_the_code(bwrap_sandbox, statement, code):
     result = bwrap_sandbox.run(job(CORRECT + statement + "\n"), FAST)
     assert result.status == RunStatus.exited
@@ -198,8 +212,9 @@ def test_a_name_that_is_not_a_function_is_not_callable(bwrap_sandbox):
     assert "forward is an int, not a function" in result.calls["forward"].message
 
 
-@pytest.mark.parametrize("returned, found", [("'a string'", "a string ('a string')"), ("None", "None"),
-                                             ("object()", "an object")])
+@pytest.mark.parametrize(
+    "returned, found", [("'a string'", "a string ('a string')"), ("None", "None"), ("object()", "an object")]
+)
 def test_a_return_that_is_not_numbers_is_a_bad_return_saying_what_was_found(bwrap_sandbox, returned, found):
     result = bwrap_sandbox.run(job(f"def forward(x, params):\n    return {returned}\n"), FAST)
     call = result.calls["forward"]
@@ -217,9 +232,11 @@ def test_strings_where_arrays_are_expected_come_back_as_texts_or_problems_not_va
 
 
 def test_nan_and_inf_are_kept_and_complex_and_object_arrays_are_rejected(bwrap_sandbox):
-    source = ("import numpy as np, torch\ndef forward(x, params):\n"
-              "    return {'nan': np.array([np.nan, np.inf, -np.inf]), 't': torch.tensor([float('nan')]),"
-              " 'c': np.ones(2) * 1j, 'o': np.array([1, 'a'], dtype=object)}\n")
+    source = (
+        "import numpy as np, torch\ndef forward(x, params):\n"
+        "    return {'nan': np.array([np.nan, np.inf, -np.inf]), 't': torch.tensor([float('nan')]),"
+        " 'c': np.ones(2) * 1j, 'o': np.array([1, 'a'], dtype=object)}\n"
+    )
     call = bwrap_sandbox.run(job(source), FAST).calls["forward"]
     assert call.status == CallStatus.ok
     np.testing.assert_array_equal(call.values["nan"], [np.nan, np.inf, -np.inf])
@@ -228,9 +245,11 @@ def test_nan_and_inf_are_kept_and_complex_and_object_arrays_are_rejected(bwrap_s
 
 
 def test_a_billion_element_return_is_rejected_by_size_without_growing_the_grader(bwrap_sandbox):
-    source = ("import numpy as np, torch\ndef forward(x, params):\n"
-              "    return {'np': np.broadcast_to(np.float64(1), (10 ** 9,)), 'torch': torch.zeros(1).expand(10 ** 9),"
-              " 'ok': np.ones(3)}\n")
+    source = (
+        "import numpy as np, torch\ndef forward(x, params):\n"
+        "    return {'np': np.broadcast_to(np.float64(1), (10 ** 9,)), 'torch': torch.zeros(1).expand(10 ** 9),"
+        " 'ok': np.ones(3)}\n"
+    )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     call = bwrap_sandbox.run(job(source), FAST).calls["forward"]
     assert "too large: 1000000000 elements" in call.problems["np"]
@@ -240,13 +259,21 @@ def test_a_billion_element_return_is_rejected_by_size_without_growing_the_grader
 
 
 def test_writes_outside_the_work_directory_fail_and_leave_nothing_on_the_host(bwrap_sandbox, tmp_path):
-    targets = ["../escaped.txt", "/etc/bpg-escaped", "/work/main/bpg-escaped", f"{tmp_path}/escaped",
-               "/usr/bpg-escaped", "/root/bpg-escaped"]
-    source = ("def forward(x, params):\n    results = []\n"
-              f"    for path in {targets!r}:\n"
-              "        try:\n            open(path, 'w').write('x')\n            results.append('written ' + path)\n"
-              "        except OSError as e:\n            results.append('refused ' + path)\n"
-              "    open('inside.txt', 'w').write('fine')\n    return results\n")
+    targets = [
+        "../escaped.txt",
+        "/etc/bpg-escaped",
+        "/work/main/bpg-escaped",
+        f"{tmp_path}/escaped",
+        "/usr/bpg-escaped",
+        "/root/bpg-escaped",
+    ]
+    source = (
+        "def forward(x, params):\n    results = []\n"
+        f"    for path in {targets!r}:\n"
+        "        try:\n            open(path, 'w').write('x')\n            results.append('written ' + path)\n"
+        "        except OSError as e:\n            results.append('refused ' + path)\n"
+        "    open('inside.txt', 'w').write('fine')\n    return results\n"
+    )
     call = bwrap_sandbox.run(job(source), FAST).calls["forward"]
     assert call.texts[""] == ["refused " + t for t in targets]
     for target in targets[1:]:
@@ -256,15 +283,22 @@ def test_writes_outside_the_work_directory_fail_and_leave_nothing_on_the_host(bw
 
 def test_the_reference_the_rubrics_the_grader_and_hidden_paths_are_not_readable(bwrap_sandbox, sandbox_secret_dir):
     repo = Path(__file__).resolve().parents[1]
-    paths = [repo / "reference" / "__init__.py", repo / "rubrics" / "__init__.py", repo / "grader" / "limits.py",
-             sandbox_secret_dir / "expected.json", repo / "pyproject.toml"]
-    source = ("import importlib\ndef forward(x, params):\n    seen = []\n"
-              f"    for path in {[str(p) for p in paths]!r}:\n"
-              "        try:\n            seen.append(open(path).read()[:20])\n        except OSError:\n            pass\n"
-              "    for name in ('grader', 'reference', 'rubrics'):\n"
-              "        try:\n            importlib.import_module(name)\n            seen.append('imported ' + name)\n"
-              "        except ImportError:\n            pass\n"
-              "    return {'seen': len(seen), 'what': seen or ['nothing']}\n")
+    paths = [
+        repo / "reference" / "__init__.py",
+        repo / "rubrics" / "__init__.py",
+        repo / "grader" / "limits.py",
+        sandbox_secret_dir / "expected.json",
+        repo / "pyproject.toml",
+    ]
+    source = (
+        "import importlib\ndef forward(x, params):\n    seen = []\n"
+        f"    for path in {[str(p) for p in paths]!r}:\n"
+        "        try:\n            seen.append(open(path).read()[:20])\n        except OSError:\n            pass\n"
+        "    for name in ('grader', 'reference', 'rubrics'):\n"
+        "        try:\n            importlib.import_module(name)\n            seen.append('imported ' + name)\n"
+        "        except ImportError:\n            pass\n"
+        "    return {'seen': len(seen), 'what': seen or ['nothing']}\n"
+    )
     call = bwrap_sandbox.run(job(source), FAST).calls["forward"]
     assert call.texts["what"] == ["nothing"]
     assert call.values["seen"] == 0
@@ -272,8 +306,9 @@ def test_the_reference_the_rubrics_the_grader_and_hidden_paths_are_not_readable(
 
 def test_monkeypatching_numpy_affects_neither_the_grader_nor_the_next_job(bwrap_sandbox):
     original = np.allclose
-    source = ("import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.tanh = lambda x: x * 0\n"
-              + CORRECT.replace("import numpy as np", ""))
+    source = "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.tanh = lambda x: x * 0\n" + CORRECT.replace(
+        "import numpy as np", ""
+    )
     result = bwrap_sandbox.run(job(source), FAST)
     assert result.calls["forward"].values["loss"] == 0.0  # the patch worked inside its own child
     assert np.allclose is original and not np.allclose(1.0, 2.0)
@@ -292,16 +327,20 @@ def test_breaking_builtins_the_harness_needs_only_spoils_the_submissions_own_res
 
 
 def test_a_results_file_forged_in_the_work_directory_is_ignored(bwrap_sandbox):
-    source = CORRECT + ("import json, numpy as np\njson.dump({'forward': {'loss': 0}}, open('observations.json', 'w'))\n"
-                        "np.savez('results.npz', h=np.zeros((2, 4)), loss=np.zeros(()))\n")
+    source = CORRECT + (
+        "import json, numpy as np\njson.dump({'forward': {'loss': 0}}, open('observations.json', 'w'))\n"
+        "np.savez('results.npz', h=np.zeros((2, 4)), loss=np.zeros(()))\n"
+    )
     result = bwrap_sandbox.run(job(source), FAST)
     h = np.tanh(ARRAYS["x"] @ ARRAYS["W1"].T + ARRAYS["b1"])
     np.testing.assert_array_equal(result.calls["forward"].values["h"], h)
 
 
 def test_junk_written_to_the_result_channel_is_result_invalid_and_harms_no_other_job(bwrap_sandbox):
-    source = CORRECT + ("import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x10{\"kind\": \"done\"}')\n"
-                        "    except OSError:\n        pass\n")
+    source = CORRECT + (
+        'import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b\'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x10{"kind": "done"}\')\n'
+        "    except OSError:\n        pass\n"
+    )
     result = bwrap_sandbox.run(job(source), FAST)
     assert result.status == RunStatus.result_invalid
     assert "could not be read back" in result.message and "file descriptors it did not open" in result.message
@@ -311,10 +350,12 @@ def test_junk_written_to_the_result_channel_is_result_invalid_and_harms_no_other
 
 def test_background_processes_and_daemons_are_gone_after_the_run(bwrap_sandbox):
     marker = f"77{os.getpid()}"
-    source = (f"import os, subprocess\nsubprocess.Popen(['/bin/sleep', '{marker}'])\n"
-              "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              f"        os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep {marker}1; echo late > /job/late'])\n"
-              "    os._exit(0)\n" + CORRECT)
+    source = (
+        f"import os, subprocess\nsubprocess.Popen(['/bin/sleep', '{marker}'])\n"
+        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep {marker}1; echo late > /job/late'])\n"
+        "    os._exit(0)\n" + CORRECT
+    )
     result = bwrap_sandbox.run(job(source), FAST)
     assert result.status == RunStatus.ok, result.detail
     assert host_processes_matching(marker) == []
@@ -322,9 +363,11 @@ def test_background_processes_and_daemons_are_gone_after_the_run(bwrap_sandbox):
 
 
 def test_a_submission_cannot_kill_or_see_the_worker(bwrap_sandbox):
-    source = ("import os, signal\ndef forward(x, params):\n    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
-              "    for pid in range(2, 400):\n        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
-              "    return {'pids': pids, 'me': os.getpid()}\n")
+    source = (
+        "import os, signal\ndef forward(x, params):\n    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        "    for pid in range(2, 400):\n        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+        "    return {'pids': pids, 'me': os.getpid()}\n"
+    )
     result = bwrap_sandbox.run(job(source), FAST)
     assert result.calls["forward"].values["me"] == 1
     np.testing.assert_array_equal(result.calls["forward"].values["pids"], [1])
@@ -339,23 +382,27 @@ CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x20000
 def memory_hoard(kind: str, count: int, chunk_mb: int, chunks: int) -> str:
     """A submission that holds `count` objects of `kind` of chunk_mb x chunks MiB each, outside its address
     space, and says how many MiB it held when it was stopped (or that nothing stopped it)."""
-    make = {"memfd": "fd = os.memfd_create('hoard')\n        fds.append(fd)\n"
-                     "        for _ in range(CHUNKS):\n            os.write(fd, chunk)\n",
-            "sysv": "seg = libc.shmget(0, CHUNKS * len(chunk), 0o1600)\n        if seg < 0:\n"
-                    "            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n"
-                    "        addr = libc.shmat(seg, None, 0)\n        ctypes.memset(addr, 1, CHUNKS * len(chunk))\n"
-                    "        libc.shmdt(ctypes.c_void_p(addr))\n"}[kind]
-    return ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\n"
-            f"CHUNKS = {chunks}\n"
-            "def forward(x, params):\n"
-            f"    chunk, fds, held = b'x' * ({chunk_mb} << 20), [], 0\n"
-            "    try:\n"
-            f"      for _ in range({count}):\n"
-            f"        {make}"
-            f"        held += CHUNKS * {chunk_mb}\n"
-            "    except OSError as e:\n"
-            "        return {'held_mb': held, 'stopped': [e.strerror]}\n"
-            "    return {'held_mb': held, 'stopped': ['nothing']}\n")
+    make = {
+        "memfd": "fd = os.memfd_create('hoard')\n        fds.append(fd)\n"
+        "        for _ in range(CHUNKS):\n            os.write(fd, chunk)\n",
+        "sysv": "seg = libc.shmget(0, CHUNKS * len(chunk), 0o1600)\n        if seg < 0:\n"
+        "            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n"
+        "        addr = libc.shmat(seg, None, 0)\n        ctypes.memset(addr, 1, CHUNKS * len(chunk))\n"
+        "        libc.shmdt(ctypes.c_void_p(addr))\n",
+    }[kind]
+    return (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\n"
+        f"CHUNKS = {chunks}\n"
+        "def forward(x, params):\n"
+        f"    chunk, fds, held = b'x' * ({chunk_mb} << 20), [], 0\n"
+        "    try:\n"
+        f"      for _ in range({count}):\n"
+        f"        {make}"
+        f"        held += CHUNKS * {chunk_mb}\n"
+        "    except OSError as e:\n"
+        "        return {'held_mb': held, 'stopped': [e.strerror]}\n"
+        "    return {'held_mb': held, 'stopped': ['nothing']}\n"
+    )
 
 
 def held_within_the_job(result, limit_mb: int) -> None:
@@ -398,11 +445,13 @@ def test_sysv_shared_memory_is_capped_by_the_jobs_own_ipc_namespace(bwrap_sandbo
 
 
 def test_a_job_cannot_make_a_user_namespace_to_mount_an_unsized_tmpfs(bwrap_sandbox):
-    source = ("import ctypes, os\ndef forward(x, params):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-              f"    if libc.unshare({CLONE_NEWUSER | CLONE_NEWNS}) != 0:\n"
-              "        return ['refused: ' + os.strerror(ctypes.get_errno())]\n"
-              "    mounted = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0\n"
-              "    return ['made a user namespace' + (' and mounted an unsized tmpfs' if mounted else '')]\n")
+    source = (
+        "import ctypes, os\ndef forward(x, params):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"    if libc.unshare({CLONE_NEWUSER | CLONE_NEWNS}) != 0:\n"
+        "        return ['refused: ' + os.strerror(ctypes.get_errno())]\n"
+        "    mounted = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0\n"
+        "    return ['made a user namespace' + (' and mounted an unsized tmpfs' if mounted else '')]\n"
+    )
     result = bwrap_sandbox.run(job(source), FAST)
     assert result.calls["forward"].texts[""][0].startswith("refused"), result.calls["forward"].texts
     assert result.protections["no_nested_userns"] is True

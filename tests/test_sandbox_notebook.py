@@ -19,7 +19,7 @@ from grader.saved_outputs import first_difference
 SEED = 1234
 LIMITS = Limits(wall_seconds=20, cpu_seconds=20)
 IMPORTS = "import numpy as np\nimport torch\nimport torch.nn as nn\n"
-MODEL = '''class Net(nn.Module):
+MODEL = """class Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc1 = nn.Linear(2, 10)
@@ -35,24 +35,24 @@ net = Net()
 x = torch.rand(1, 2)
 y = (x ** 2).sum(dim=1, keepdim=True) / 2
 criterion = nn.MSELoss(reduction="sum")
-'''
-BACKWARD = '''prediction = net(x)
+"""
+BACKWARD = """prediction = net(x)
 loss = criterion(prediction, y)
 loss.backward()
 display(loss)
-'''
-SAVE = '''grads = {"dW1": net.fc1.weight.grad.numpy().copy(), "db1": net.fc1.bias.grad.numpy().copy()}
+"""
+SAVE = """grads = {"dW1": net.fc1.weight.grad.numpy().copy(), "db1": net.fc1.bias.grad.numpy().copy()}
 dW1 = grads["dW1"]
 np.savetxt("/content/drive/MyDrive/A1/torch_autograd.dat", dW1)
 with open("/content/drive/MyDrive/A1/my_autograd.dat", "w") as f:
     f.write("dW1\\n" + str(dW1))
-'''
-TRAIN = '''optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+"""
+TRAIN = """optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
 for step in range(10):
     optimizer.zero_grad()
     criterion(net(x), y).backward()
     optimizer.step()
-'''
+"""
 CELLS = [
     IMPORTS,
     "from google.colab import drive\ndrive.mount('/content/drive')\n",
@@ -77,7 +77,7 @@ def expected_run() -> dict:
     namespace: dict = {}
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
-        exec(IMPORTS + MODEL, namespace)  # noqa: S102 - our own test notebook
+        exec(IMPORTS + MODEL, namespace)
     net, x, y = namespace["net"], namespace["x"], namespace["y"]
     initial = {name: p.detach().double().numpy().copy() for name, p in net.named_parameters()}
     namespace["criterion"](net(x), y).backward()
@@ -99,7 +99,7 @@ def test_every_cell_runs_in_order_and_a_failing_cell_is_recorded_while_the_rest_
     failed = cells[6]
     assert failed.error_type == "ValueError" and failed.line == 2
     assert failed.message.startswith("ValueError: matmul")
-    assert failed.traceback.startswith("Traceback (most recent call last):\n  File \"<cell 7>\", line 2")
+    assert failed.traceback.startswith('Traceback (most recent call last):\n  File "<cell 7>", line 2')
     assert "sandbox" not in failed.traceback
     assert cells[-1].stdout == "<b>done</b>\ntrained\n"
 
@@ -108,7 +108,9 @@ def test_a_missing_module_is_recorded_with_its_cell_and_an_unused_import_does_no
     cell = observed_run.cells[2]  # pandas and seaborn are bound as placeholders (sandbox/missing.py), never used
     assert cell.status == CellStatus.ok
     assert [(m.module, m.event, m.cell, m.line) for m in cell.missing_modules] == [
-        ("pandas", "imported", 3, 2), ("seaborn", "imported", 3, 3)]
+        ("pandas", "imported", 3, 2),
+        ("seaborn", "imported", 3, 3),
+    ]
     assert all(c.missing_module is None and (c.cell == 3) == bool(c.missing_modules) for c in observed_run.cells)
     assert observed_run.cells[-1].status == CellStatus.ok
 
@@ -118,7 +120,10 @@ def test_colab_drive_magics_and_display_work_and_are_noted(observed_run):
     assert any(n.startswith("cell 2: drive.mount('/content/drive') did nothing") for n in notes)
     assert "cell 3: %matplotlib inline was not run (magics never run here)" in notes
     assert observed_run.cells[1].stdout == "Mounted at /content/drive\n"
-    assert observed_run.cells[4].stdout.startswith("tensor(") and "grad_fn=<MseLossBackward0>" in observed_run.cells[4].stdout
+    assert (
+        observed_run.cells[4].stdout.startswith("tensor(")
+        and "grad_fn=<MseLossBackward0>" in observed_run.cells[4].stdout
+    )
 
 
 def test_the_first_forward_call_records_the_seeded_initial_weights_and_the_input(observed_run):
@@ -139,7 +144,9 @@ def test_training_loops_keep_the_first_three_calls_and_the_last_with_the_total_c
     assert all(c.total_calls == 11 for c in calls)
     assert [c.cell for c in calls] == [5, 9, 9, 9]
     first, last = calls[0], calls[-1]
-    assert not np.array_equal(observed_run.arrays[last.params["fc1.weight"]], observed_run.arrays[first.params["fc1.weight"]])
+    assert not np.array_equal(
+        observed_run.arrays[last.params["fc1.weight"]], observed_run.arrays[first.params["fc1.weight"]]
+    )
     assert first.input == last.input  # the same x: one array, shared by key
 
 
@@ -174,10 +181,14 @@ def test_writes_to_colab_drive_paths_land_in_the_work_directory_and_come_back_wi
     dW1 = expected_run()["dW1"]
     assert set(observed_run.files) == {"my_autograd.dat", "torch_autograd.dat"}
     assert first_difference("dW1\n" + str(dW1), observed_run.files["my_autograd.dat"].decode()) is None
-    np.testing.assert_allclose(np.loadtxt(io.BytesIO(observed_run.files["torch_autograd.dat"])), dW1, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        np.loadtxt(io.BytesIO(observed_run.files["torch_autograd.dat"])), dW1, rtol=1e-5, atol=1e-9
+    )
     assert observed_run.file_sizes == {name: len(data) for name, data in observed_run.files.items()}
-    assert ("cell 6: '/content/drive/MyDrive/A1/torch_autograd.dat' was written as 'torch_autograd.dat'"
-            in observed_run.notes)
+    assert (
+        "cell 6: '/content/drive/MyDrive/A1/torch_autograd.dat' was written as 'torch_autograd.dat'"
+        in observed_run.notes
+    )
 
 
 def test_input_files_are_visible_to_the_notebook_and_reads_of_drive_paths_find_them(observed_run):
@@ -201,14 +212,16 @@ def test_the_same_notebook_gives_the_same_observations_every_time(bwrap_sandbox,
         np.testing.assert_array_equal(value, observed_run.arrays[key])
 
 
-EXITS = [IMPORTS + "model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid())\nout = model(torch.ones(1, 2))\n"
-         "torch.save(model.state_dict(), '/content/drive/MyDrive/model.pt')\n",
-         "import sys\nsys.exit(2)\n",
-         "x = 1\ndef broken(:\n    pass\n",
-         "frame = pd.DataFrame()\n",
-         "kept = np.arange(3.0)\n",
-         "import os\nopen('/content/out.txt', 'w').write('before exit')\nos._exit(3)\n",
-         "never = 1\n"]
+EXITS = [
+    IMPORTS + "model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid())\nout = model(torch.ones(1, 2))\n"
+    "torch.save(model.state_dict(), '/content/drive/MyDrive/model.pt')\n",
+    "import sys\nsys.exit(2)\n",
+    "x = 1\ndef broken(:\n    pass\n",
+    "frame = pd.DataFrame()\n",
+    "kept = np.arange(3.0)\n",
+    "import os\nopen('/content/out.txt', 'w').write('before exit')\nos._exit(3)\n",
+    "never = 1\n",
+]
 
 
 def test_sys_exit_ends_only_its_cell_and_os_exit_ends_the_run_keeping_what_was_observed(bwrap_sandbox):
@@ -216,8 +229,14 @@ def test_sys_exit_ends_only_its_cell_and_os_exit_ends_the_run_keeping_what_was_o
     assert result.status == RunStatus.exited and result.exit_code == 3
     assert (result.cell, result.line) == (6, 3)
     assert "cells after it did not run" in result.message
-    assert [c.status for c in result.cells] == [CellStatus.ok, CellStatus.exited, CellStatus.syntax_error,
-                                                CellStatus.raised, CellStatus.ok, CellStatus.exited]
+    assert [c.status for c in result.cells] == [
+        CellStatus.ok,
+        CellStatus.exited,
+        CellStatus.syntax_error,
+        CellStatus.raised,
+        CellStatus.ok,
+        CellStatus.exited,
+    ]
     assert result.cells[1].exit_code == 2 and "sys.exit(2) ended this cell" in result.cells[1].message
     assert result.cells[2].line == 2 and result.cells[2].message.startswith("syntax error: ")
     assert result.cells[3].name_errors == ["pd"] and result.cells[3].message == "NameError: name 'pd' is not defined"
@@ -232,7 +251,9 @@ def test_sys_exit_ends_only_its_cell_and_os_exit_ends_the_run_keeping_what_was_o
 
 def test_notebook_mode_observes_the_same_without_namespaces_in_fallback_mode(fallback_sandbox, bwrap_sandbox):
     results = [sandbox.run(notebook_job(EXITS, files={}), LIMITS) for sandbox in (fallback_sandbox, bwrap_sandbox)]
-    fallback, bwrap = (r.model_dump(exclude={"wall_seconds", "usage", "arrays", "protections", "detail"}) for r in results)
+    fallback, bwrap = (
+        r.model_dump(exclude={"wall_seconds", "usage", "arrays", "protections", "detail"}) for r in results
+    )
     for data in (fallback, bwrap):
         for cell in data["cells"]:
             cell.pop("seconds")
@@ -269,8 +290,12 @@ def test_a_hostile_notebook_is_capped_with_notes_and_a_correct_job_afterwards_is
     source = "import numpy as np\ndef forward(x):\n    return {'h': np.tanh(x)}\n"
     x = np.random.default_rng(0).normal(size=(2, 3))
     for _ in range(2):  # both slots
-        contract = bwrap_sandbox.run(Job(filename="a1.py", cells=[source], arrays={"x": x},
-                                         calls=[Call(id="f", function="forward", args=["x"])]), LIMITS)
+        contract = bwrap_sandbox.run(
+            Job(
+                filename="a1.py", cells=[source], arrays={"x": x}, calls=[Call(id="f", function="forward", args=["x"])]
+            ),
+            LIMITS,
+        )
         assert contract.status == RunStatus.ok and contract.calls["f"].status == CallStatus.ok
         np.testing.assert_array_equal(contract.calls["f"].values["h"], np.tanh(x))
         assert contract.cells == [] and contract.notes == [] and contract.arrays == {}
@@ -278,18 +303,27 @@ def test_a_hostile_notebook_is_capped_with_notes_and_a_correct_job_afterwards_is
 
 def test_graded_calls_still_run_after_a_notebook_whose_cells_failed(bwrap_sandbox):
     cells = ["import numpy as np\ndef f(x):\n    return {'twice': 2 * x}\n", "1 / 0\n"]
-    job = Job(filename="a1.ipynb", cells=cells, observe=True, arrays={"x": np.arange(3.0)},
-              calls=[Call(id="f", function="f", args=["x"])])
+    job = Job(
+        filename="a1.ipynb",
+        cells=cells,
+        observe=True,
+        arrays={"x": np.arange(3.0)},
+        calls=[Call(id="f", function="f", args=["x"])],
+    )
     result = bwrap_sandbox.run(job, LIMITS)
     assert result.status == RunStatus.ok and result.cells[1].error_type == "ZeroDivisionError"
     np.testing.assert_array_equal(result.calls["f"].values["twice"], [0.0, 2.0, 4.0])
 
 
 def test_contract_jobs_see_no_shims_and_get_their_input_files(bwrap_sandbox):
-    source = ("import builtins, os\ndef probe():\n    return {'shims': [str(hasattr(builtins, 'get_ipython')),"
-              " str(hasattr(builtins, 'display'))], 'text': [open('data.txt').read()]}\n")
-    result = bwrap_sandbox.run(Job(filename="a1.py", cells=[source], files={"data.txt": b"given"},
-                                   calls=[Call(id="p", function="probe")]), LIMITS)
+    source = (
+        "import builtins, os\ndef probe():\n    return {'shims': [str(hasattr(builtins, 'get_ipython')),"
+        " str(hasattr(builtins, 'display'))], 'text': [open('data.txt').read()]}\n"
+    )
+    result = bwrap_sandbox.run(
+        Job(filename="a1.py", cells=[source], files={"data.txt": b"given"}, calls=[Call(id="p", function="probe")]),
+        LIMITS,
+    )
     assert result.status == RunStatus.ok, result.detail
     assert result.calls["p"].texts == {"shims": ["False", "False"], "text": ["given"]}
 
@@ -310,40 +344,89 @@ def _raw(*arrays) -> bytes:
 
 
 def _cell(number=1, **changes) -> dict:
-    record = {"kind": "cell", "cell": number, "status": "ok", "line": None, "error_type": "", "error": "",
-              "traceback": "", "exit_code": None, "missing_module": None, "name_errors": [], "memory": False,
-              "stdout": "", "seconds": 0.1, "forward_calls": [], "grads": [], "notes": [],
-              "namespace": [{"cell": number, "name": "x", "array": "a0", "kind": "ndarray", "requires_grad": False,
-                             "dtype": "float64"}],
-              "arrays": {"a0": {"name": "v0", "shape": [2]}}}
+    record = {
+        "kind": "cell",
+        "cell": number,
+        "status": "ok",
+        "line": None,
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "exit_code": None,
+        "missing_module": None,
+        "name_errors": [],
+        "memory": False,
+        "stdout": "",
+        "seconds": 0.1,
+        "forward_calls": [],
+        "grads": [],
+        "notes": [],
+        "namespace": [
+            {"cell": number, "name": "x", "array": "a0", "kind": "ndarray", "requires_grad": False, "dtype": "float64"}
+        ],
+        "arrays": {"a0": {"name": "v0", "shape": [2]}},
+    }
     return {**record, **changes}
 
 
 FILES = {"kind": "files", "files": {"out.dat": 2}, "skipped": {}, "notes": []}
-SUMMARY = {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "",
-           "traceback": "", "exit_code": None}
+SUMMARY = {
+    "kind": "cells",
+    "status": "ok",
+    "cell": None,
+    "line": None,
+    "error_type": "",
+    "error": "",
+    "traceback": "",
+    "exit_code": None,
+}
 
 
 def test_a_well_formed_notebook_stream_is_read():
     job = Job(filename="a.ipynb", cells=["x = 1"], observe=True)
-    results, truncated, observed = parse_run(_stream(_cell(), _raw(np.ones(2)), FILES, b"hi", SUMMARY,
-                                                     {"kind": "done", "nonce": "n1"}), job, LIMITS, [Asked(None, "n1")])
+    results, truncated, observed = parse_run(
+        _stream(_cell(), _raw(np.ones(2)), FILES, b"hi", SUMMARY, {"kind": "done", "nonce": "n1"}),
+        job,
+        LIMITS,
+        [Asked(None, "n1")],
+    )
     assert results.done and not truncated and observed.files == {"out.dat": b"hi"}
     np.testing.assert_array_equal(observed.arrays["a0"], np.ones(2))
 
 
-@pytest.mark.parametrize("parts, reason", [
-    ([_cell(namespace=[{"cell": 1, "name": "x", "array": "a7", "kind": "ndarray", "requires_grad": False,
-                        "dtype": "float64"}]), _raw(np.ones(2)), FILES, b"hi"], "undefined arrays"),
-    ([_cell(2), _raw(np.ones(2)), FILES, b"hi"], "arrived after 0"),
-    ([_cell(), _raw(np.ones(3)), FILES, b"hi"], "where the announced shapes make 16"),
-    ([_cell(arrays={"a0": {"name": "v0", "shape": [200001]}}), _raw(np.ones(200001)), FILES, b"hi"], "elements"),
-    ([_cell(), _raw(np.ones(2)), dict(FILES, files={"../x": 2}), b"hi"], "relative file name"),
-    ([_cell(), _raw(np.ones(2)), FILES, b"toolong"], "were announced"),
-    ([_cell(surprise=1), _raw(np.ones(2)), FILES, b"hi"], "CellFrame"),
-    ([_cell(), _raw(np.ones(2)), SUMMARY], "before the notebook's files frame"),
-    ([_cell(), _raw(np.ones(2)), FILES, b"hi", dict(SUMMARY, status="syntax_error")], "expected 'ok'"),
-])
+@pytest.mark.parametrize(
+    "parts, reason",
+    [
+        (
+            [
+                _cell(
+                    namespace=[
+                        {
+                            "cell": 1,
+                            "name": "x",
+                            "array": "a7",
+                            "kind": "ndarray",
+                            "requires_grad": False,
+                            "dtype": "float64",
+                        }
+                    ]
+                ),
+                _raw(np.ones(2)),
+                FILES,
+                b"hi",
+            ],
+            "undefined arrays",
+        ),
+        ([_cell(2), _raw(np.ones(2)), FILES, b"hi"], "arrived after 0"),
+        ([_cell(), _raw(np.ones(3)), FILES, b"hi"], "where the announced shapes make 16"),
+        ([_cell(arrays={"a0": {"name": "v0", "shape": [200001]}}), _raw(np.ones(200001)), FILES, b"hi"], "elements"),
+        ([_cell(), _raw(np.ones(2)), dict(FILES, files={"../x": 2}), b"hi"], "relative file name"),
+        ([_cell(), _raw(np.ones(2)), FILES, b"toolong"], "were announced"),
+        ([_cell(surprise=1), _raw(np.ones(2)), FILES, b"hi"], "CellFrame"),
+        ([_cell(), _raw(np.ones(2)), SUMMARY], "before the notebook's files frame"),
+        ([_cell(), _raw(np.ones(2)), FILES, b"hi", dict(SUMMARY, status="syntax_error")], "expected 'ok'"),
+    ],
+)
 def test_forged_notebook_frames_are_rejected(parts, reason):
     job = Job(filename="a.ipynb", cells=["x = 1"], observe=True)
     with pytest.raises(ResultInvalid, match=reason):

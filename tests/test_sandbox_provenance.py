@@ -28,8 +28,9 @@ by_hand = W1 * 3.0
 
 
 def run(sandbox, cells, factor=FACTOR, files=None):
-    result = sandbox.run(Job(filename="nb.ipynb", cells=cells, observe=True, counterfactual=factor,
-                             files=files or {}), LIMITS)
+    result = sandbox.run(
+        Job(filename="nb.ipynb", cells=cells, observe=True, counterfactual=factor, files=files or {}), LIMITS
+    )
     assert result.status == RunStatus.ok, (result.message, result.detail)
     return result
 
@@ -78,8 +79,10 @@ def test_a_colab_path_written_in_the_counterfactual_run_stays_in_its_copy(gradin
 
 def test_a_counterfactual_run_that_does_not_finish_is_ended_and_the_real_run_goes_on(grading_sandbox):
     # Only the counterfactual run sees scaled gradients, so only it sleeps past its time.
-    stall = ("import time\nby_hand = (2 * (net(x) - y)).detach().sum(0)\n"
-             "if not torch.allclose(net[2].bias.grad, by_hand):\n    time.sleep(60)\nprint('done')\n")
+    stall = (
+        "import time\nby_hand = (2 * (net(x) - y)).detach().sum(0)\n"
+        "if not torch.allclose(net[2].bias.grad, by_hand):\n    time.sleep(60)\nprint('done')\n"
+    )
     result = run(grading_sandbox, [SETUP, BACKWARD, stall])
     assert result.cells[-1].stdout == "done\n"
     assert result.counterfactual is None
@@ -94,7 +97,12 @@ def test_a_notebook_without_autograd_has_no_counterfactual_run(grading_sandbox):
 
 @pytest.mark.parametrize("exit_call", ["os._exit(3)", "raise SystemExit(0)"])
 def test_an_exit_after_the_first_backward_ends_both_runs_cleanly(grading_sandbox, exit_call):
-    cells = [SETUP, BACKWARD, f"import os\ncopied = net[0].weight.grad.numpy().copy()\n{exit_call}\n", "print('later')\n"]
+    cells = [
+        SETUP,
+        BACKWARD,
+        f"import os\ncopied = net[0].weight.grad.numpy().copy()\n{exit_call}\n",
+        "print('later')\n",
+    ]
     result = grading_sandbox.run(Job(filename="nb.ipynb", cells=cells, observe=True, counterfactual=FACTOR), LIMITS)
     assert result.counterfactual is not None
     assert np.allclose(result.counterfactual.value("copied", 3), FACTOR * final(result, "copied"), rtol=1e-6, atol=0)

@@ -13,8 +13,9 @@ from grader.sandbox.worker import load_modules
 
 LIMITS = Limits(wall_seconds=30, cpu_seconds=30)
 SEED = 99
-OURS = load_modules({name: source for name, source in shipped_sources().items()
-                     if name in ("bpg_places", "bpg_missing", "bpg_gpu")})
+OURS = load_modules(
+    {name: source for name, source in shipped_sources().items() if name in ("bpg_places", "bpg_missing", "bpg_gpu")}
+)
 
 
 def run(sandbox, cells: list[str]):
@@ -56,22 +57,40 @@ def test_an_import_of_a_missing_module_binds_a_placeholder_that_fails_only_where
     used = cells[4]
     assert (used.error_type, used.line, used.missing_module) == ("ModuleNotFoundError", 2, "tensorflow")
     assert events(used) == [("tensorflow", "used", 5, 2)]
-    expected = ("No module named 'tensorflow' (not installed in the grading environment; it was imported in "
-                "cell 1, line 1)")
+    expected = (
+        "No module named 'tensorflow' (not installed in the grading environment; it was imported in cell 1, line 1)"
+    )
     assert expected in used.traceback and "sandbox" not in used.traceback
     assert {e.name for e in result.namespace if e.cell == 5} == {"y"}  # the cell stopped at the use
     assert cells[5].stdout == expected + "\n" and events(cells[5]) == []  # a later use is not recorded again
 
 
-USES = ["tf()", "list(tf.data)", "tf.a + 1", "1 - tf.a", "tf.a @ tf.b", "tf.a[0]", "len(tf.a)", "bool(tf.a)",
-        "tf.a < 1", "-tf.a", "float(tf.a)", "tf.a.b = 1", "with tf.a:\n    pass", "class M(tf.keras.Model):\n    pass",
-        "for item in tf.a:\n    pass", "1 in tf.a"]
+USES = [
+    "tf()",
+    "list(tf.data)",
+    "tf.a + 1",
+    "1 - tf.a",
+    "tf.a @ tf.b",
+    "tf.a[0]",
+    "len(tf.a)",
+    "bool(tf.a)",
+    "tf.a < 1",
+    "-tf.a",
+    "float(tf.a)",
+    "tf.a.b = 1",
+    "with tf.a:\n    pass",
+    "class M(tf.keras.Model):\n    pass",
+    "for item in tf.a:\n    pass",
+    "1 in tf.a",
+]
 
 
 def test_every_kind_of_use_of_a_placeholder_raises_module_not_found_error(grading_sandbox):
     result = run(grading_sandbox, ["import tensorflow as tf\n", *(use + "\n" for use in USES)])
     assert result.cells[0].status == CellStatus.ok
-    assert [(c.error_type, c.missing_module) for c in result.cells[1:]] == [("ModuleNotFoundError", "tensorflow")] * len(USES)
+    assert [(c.error_type, c.missing_module) for c in result.cells[1:]] == [
+        ("ModuleNotFoundError", "tensorflow")
+    ] * len(USES)
 
 
 GUARDED = [
@@ -92,14 +111,25 @@ GUARDED = [
 
 
 def test_a_guarded_import_a_library_import_and_names_that_are_not_the_students_get_the_real_import_error(
-        grading_sandbox):
+    grading_sandbox,
+):
     result = run(grading_sandbox, GUARDED)
     cells = result.cells
-    assert [c.stdout for c in cells[:7]] == ["None\n", "no cupy\n", "no cupy\n", "False\n", "", "ModuleNotFoundError\n",
-                                             "True\nreal\n"]
+    assert [c.stdout for c in cells[:7]] == [
+        "None\n",
+        "no cupy\n",
+        "no cupy\n",
+        "False\n",
+        "",
+        "ModuleNotFoundError\n",
+        "True\nreal\n",
+    ]
     assert [(c.error_type, c.missing_module) for c in cells[7:11]] == [
-        ("ModuleNotFoundError", "winreg"), ("ModuleNotFoundError", "bpg_absent"), ("ModuleNotFoundError", "grader"),
-        ("ImportError", None)]
+        ("ModuleNotFoundError", "winreg"),
+        ("ModuleNotFoundError", "bpg_absent"),
+        ("ModuleNotFoundError", "grader"),
+        ("ImportError", None),
+    ]
     assert all(events(c) == [] for c in cells[:11])
     # a handler that cannot catch ImportError does not guard the import
     assert cells[11].stdout == "<module 'cupy': not installed in the grading environment>\n"
@@ -108,37 +138,44 @@ def test_a_guarded_import_a_library_import_and_names_that_are_not_the_students_g
 
 def test_a_contract_job_gets_no_placeholder(grading_sandbox):
     source = "import tensorflow as tf\ndef f(x):\n    return {'y': x}\n"
-    result = grading_sandbox.run(Job(filename="a1.py", cells=[source], calls=[Call(id="f", function="f", args=[])]),
-                                 LIMITS)
+    result = grading_sandbox.run(
+        Job(filename="a1.py", cells=[source], calls=[Call(id="f", function="f", args=[])]), LIMITS
+    )
     assert result.status == RunStatus.import_error and "tensorflow" in result.message
 
 
-@pytest.mark.parametrize(("source", "lines"), [
-    ("try:\n    import a\n    import b\nexcept ImportError:\n    pass\nimport c\n", {2, 3}),
-    ("try:\n    import a\nexcept:\n    pass\n", {2}),
-    ("try:\n    import a\nexcept (KeyError, ValueError):\n    pass\n", set()),
-    ("try:\n    import a\nexcept MyError:\n    pass\n", {2}),  # not a built-in: it may be ImportError's alias
-    ("try:\n    import a\nexcept* ModuleNotFoundError:\n    pass\n", {2}),
-    ("from contextlib import suppress\nwith suppress(OSError, ImportError):\n    import a\n", {3}),
-    ("import contextlib\nwith contextlib.suppress(KeyError):\n    import a\n", set()),
-    ("def f(:\n", set()),
-])
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("try:\n    import a\n    import b\nexcept ImportError:\n    pass\nimport c\n", {2, 3}),
+        ("try:\n    import a\nexcept:\n    pass\n", {2}),
+        ("try:\n    import a\nexcept (KeyError, ValueError):\n    pass\n", set()),
+        ("try:\n    import a\nexcept MyError:\n    pass\n", {2}),  # not a built-in: it may be ImportError's alias
+        ("try:\n    import a\nexcept* ModuleNotFoundError:\n    pass\n", {2}),
+        ("from contextlib import suppress\nwith suppress(OSError, ImportError):\n    import a\n", {3}),
+        ("import contextlib\nwith contextlib.suppress(KeyError):\n    import a\n", set()),
+        ("def f(:\n", set()),
+    ],
+)
 def test_the_lines_guarded_against_import_errors_are_read_from_the_ast(source, lines):
     assert OURS["bpg_missing"].guarded_lines(source) == lines
 
 
-@pytest.mark.parametrize(("source", "asks"), [
-    ("device = 'cuda'\n", True),
-    ("x = x.cuda()\n", True),
-    ("x = x.to('cuda:0')\n", True),
-    ("net.to(torch.device('cuda'))\n", True),
-    ("device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')\n", False),
-    ("if torch.cuda.is_available():\n    net.cuda()\n", False),
-    ("use = torch.cuda.is_available()\ndevice = 'cuda' if use else 'cpu'\n", True),  # not recognised as a test
-    ("torch.cuda.manual_seed(0)\nprint(torch.cuda.is_available())\n", False),
-    ("x = torch.zeros(2)\n", False),
-    ("x.cuda(\n", True),  # does not compile: "cuda" in it is enough
-])
+@pytest.mark.parametrize(
+    ("source", "asks"),
+    [
+        ("device = 'cuda'\n", True),
+        ("x = x.cuda()\n", True),
+        ("x = x.to('cuda:0')\n", True),
+        ("net.to(torch.device('cuda'))\n", True),
+        ("device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')\n", False),
+        ("if torch.cuda.is_available():\n    net.cuda()\n", False),
+        ("use = torch.cuda.is_available()\ndevice = 'cuda' if use else 'cpu'\n", True),  # not recognised as a test
+        ("torch.cuda.manual_seed(0)\nprint(torch.cuda.is_available())\n", False),
+        ("x = torch.zeros(2)\n", False),
+        ("x.cuda(\n", True),  # does not compile: "cuda" in it is enough
+    ],
+)
 def test_a_notebook_asks_for_a_gpu_when_it_names_cuda_outside_an_is_available_test(source, asks):
     assert OURS["bpg_gpu"].asks_for_gpu(["import torch\n", source]) is asks
 
@@ -182,8 +219,10 @@ def test_a_notebook_written_for_a_gpu_runs_on_the_cpu_with_the_same_gradients(gr
 
 
 def test_a_notebook_that_falls_back_to_the_cpu_itself_runs_as_written_without_the_mode(grading_sandbox):
-    cells = ["import torch\nfrom torch.overrides import _get_current_function_mode_stack\n"
-             "device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')\nx = torch.ones(2).to(device)\n"
-             "print(device, len(_get_current_function_mode_stack()))\n"]
+    cells = [
+        "import torch\nfrom torch.overrides import _get_current_function_mode_stack\n"
+        "device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')\nx = torch.ones(2).to(device)\n"
+        "print(device, len(_get_current_function_mode_stack()))\n"
+    ]
     result = run(grading_sandbox, cells)
     assert result.cells[0].stdout == "cpu 0\n" and result.cells[0].gpu_request is None

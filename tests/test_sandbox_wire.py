@@ -11,19 +11,43 @@ from grader.sandbox.channel import Asked, Exchange, parse_results
 from grader.sandbox.process import frame
 from grader.sandbox.wire import ResultInvalid, split_frames
 
-JOB = Job(filename="a.py", cells=["pass"], arrays={"x": np.arange(6.0).reshape(2, 3), "w": np.ones(2)},
-          calls=[Call(id="one", function="f", args=["x"], scratch=True), Call(id="two", function="g", args=[{"w": "w"}])])
+JOB = Job(
+    filename="a.py",
+    cells=["pass"],
+    arrays={"x": np.arange(6.0).reshape(2, 3), "w": np.ones(2)},
+    calls=[Call(id="one", function="f", args=["x"], scratch=True), Call(id="two", function="g", args=[{"w": "w"}])],
+)
 LIMITS = Limits(result_mb=1)
-CELLS_OK = {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "",
-            "traceback": "", "exit_code": None}
+CELLS_OK = {
+    "kind": "cells",
+    "status": "ok",
+    "cell": None,
+    "line": None,
+    "error_type": "",
+    "error": "",
+    "traceback": "",
+    "exit_code": None,
+}
 ASKED = [Asked(0, "n1"), Asked(0, "n2", 1.5), Asked(1, "n3"), Asked(None, "n4")]
 
 
 def call_frame(call_id: str, nonce: str | None, **values_spec) -> dict:
     """A call's frame, as the answer to the request with `nonce` (None: as the runner wrote it before nonces)."""
-    frame = {"kind": "call", "id": call_id, "status": "ok", "error_type": "", "error": "", "traceback": "",
-             "suggestions": [], "found": "a dict", "memory": False, "seconds": 0.01, "texts": {}, "problems": {},
-             "values": {key: {"name": f"v{i}", "shape": list(shape)} for i, (key, shape) in enumerate(values_spec.items())}}
+    frame = {
+        "kind": "call",
+        "id": call_id,
+        "status": "ok",
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "suggestions": [],
+        "found": "a dict",
+        "memory": False,
+        "seconds": 0.01,
+        "texts": {},
+        "problems": {},
+        "values": {key: {"name": f"v{i}", "shape": list(shape)} for i, (key, shape) in enumerate(values_spec.items())},
+    }
     return frame if nonce is None else dict(frame, nonce=nonce)
 
 
@@ -39,8 +63,16 @@ def stream(*parts) -> bytes:
 def valid_stream(dW1=None) -> list:
     """The answers to ASKED: call one, its rerun (values scaled by the factor), call two, done."""
     dW1 = np.ones((2, 3)) if dW1 is None else dW1
-    return [CELLS_OK, call_frame("one", "n1", dW1=(2, 3)), raw(dW1), call_frame("one", "n2", dW1=(2, 3)),
-            raw(1.5 * dW1), call_frame("two", "n3"), raw(), {"kind": "done", "nonce": "n4"}]
+    return [
+        CELLS_OK,
+        call_frame("one", "n1", dW1=(2, 3)),
+        raw(dW1),
+        call_frame("one", "n2", dW1=(2, 3)),
+        raw(1.5 * dW1),
+        call_frame("two", "n3"),
+        raw(),
+        {"kind": "done", "nonce": "n4"},
+    ]
 
 
 def parse(parts, asked=ASKED):
@@ -67,8 +99,16 @@ def test_a_stream_cut_by_a_kill_keeps_what_arrived_and_names_the_running_call():
 def test_a_complete_stream_written_before_any_request_is_rejected_at_its_first_answer():
     """Issue 16 item 2: student code wrote a whole well-formed run on fd 3 while its cells ran (17 of 17
     checks passed with no function defined). It could not know the nonces of requests not yet made."""
-    forged = [CELLS_OK, {"kind": "start", "id": "one"}, call_frame("one", None, dW1=(2, 3)), raw(np.ones((2, 3))),
-              {"kind": "start", "id": "two"}, call_frame("two", None), raw(), {"kind": "done"}]
+    forged = [
+        CELLS_OK,
+        {"kind": "start", "id": "one"},
+        call_frame("one", None, dW1=(2, 3)),
+        raw(np.ones((2, 3))),
+        {"kind": "start", "id": "two"},
+        call_frame("two", None),
+        raw(),
+        {"kind": "done"},
+    ]
     with pytest.raises(ResultInvalid, match="CallAnswer"):
         parse(forged)
     with pytest.raises(ResultInvalid, match="CallAnswer"):
@@ -79,23 +119,39 @@ def test_a_complete_stream_written_before_any_request_is_rejected_at_its_first_a
         parse(guessed)
 
 
-@pytest.mark.parametrize("mutate, reason", [
-    (lambda p: p.__setitem__(1, dict(p[1], status="great")), "CallAnswer"),
-    (lambda p: p.__setitem__(1, dict(p[1], extra=1)), "CallAnswer"),
-    (lambda p: p.__setitem__(1, dict(p[1], id="two")), "answer for 'two' without the nonce of the request for 'one'"),
-    (lambda p: p.__setitem__(5, dict(p[5], nonce="n1")), "answer for 'two' without the nonce of the request for 'two'"),
-    (lambda p: p.__setitem__(slice(3, 3), p[1:3]), "without the nonce of the request"),  # one answer given twice
-    (lambda p: p.__setitem__(2, raw(np.ones(7))), "56 bytes where the announced shapes make 48"),
-    (lambda p: p.__setitem__(2, raw(np.ones((2, 3), dtype=np.float32))), "24 bytes where the announced shapes make 48"),
-    (lambda p: p.__setitem__(2, b"not numbers"), "where the announced shapes make"),
-    (lambda p: p.__setitem__(1, dict(p[1], values={"a": {"name": "v0", "shape": [3]}, "b": {"name": "v0", "shape": [3]}})),
-     "share one array name"),
-    (lambda p: p.__setitem__(7, {"kind": "done", "nonce": "n3"}), "does not answer the grader's last request"),
-    (lambda p: p.append({"kind": "done", "nonce": "n4"}), "or not last"),  # one answer per request
-    (lambda p: p.insert(0, {"kind": "done"}), "CellsFrame"),
-    (lambda p: p.__setitem__(0, b"\xff\xfe"), "CellsFrame"),
-    (lambda p: p.__setitem__(1, dict(p[1], values={"k": {"name": "v0", "shape": [10 ** 6]}})), "exceed"),
-])
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda p: p.__setitem__(1, dict(p[1], status="great")), "CallAnswer"),
+        (lambda p: p.__setitem__(1, dict(p[1], extra=1)), "CallAnswer"),
+        (
+            lambda p: p.__setitem__(1, dict(p[1], id="two")),
+            "answer for 'two' without the nonce of the request for 'one'",
+        ),
+        (
+            lambda p: p.__setitem__(5, dict(p[5], nonce="n1")),
+            "answer for 'two' without the nonce of the request for 'two'",
+        ),
+        (lambda p: p.__setitem__(slice(3, 3), p[1:3]), "without the nonce of the request"),  # one answer given twice
+        (lambda p: p.__setitem__(2, raw(np.ones(7))), "56 bytes where the announced shapes make 48"),
+        (
+            lambda p: p.__setitem__(2, raw(np.ones((2, 3), dtype=np.float32))),
+            "24 bytes where the announced shapes make 48",
+        ),
+        (lambda p: p.__setitem__(2, b"not numbers"), "where the announced shapes make"),
+        (
+            lambda p: p.__setitem__(
+                1, dict(p[1], values={"a": {"name": "v0", "shape": [3]}, "b": {"name": "v0", "shape": [3]}})
+            ),
+            "share one array name",
+        ),
+        (lambda p: p.__setitem__(7, {"kind": "done", "nonce": "n3"}), "does not answer the grader's last request"),
+        (lambda p: p.append({"kind": "done", "nonce": "n4"}), "or not last"),  # one answer per request
+        (lambda p: p.insert(0, {"kind": "done"}), "CellsFrame"),
+        (lambda p: p.__setitem__(0, b"\xff\xfe"), "CellsFrame"),
+        (lambda p: p.__setitem__(1, dict(p[1], values={"k": {"name": "v0", "shape": [10**6]}})), "exceed"),
+    ],
+)
 def test_a_forged_or_broken_stream_is_rejected(mutate, reason):
     parts = valid_stream()
     mutate(parts)
@@ -156,7 +212,11 @@ def test_the_job_holds_no_call_and_no_array_and_each_request_only_its_own_calls_
     assert "calls" not in header and "arrays" not in header and header["cells"] == ["pass"]
     made = requests(exchange)
     assert [(r["kind"], r.get("call", {}).get("id"), r.get("factor") is not None) for r, _ in made] == [
-        ("call", "one", False), ("call", "one", True), ("call", "two", False), ("done", None, False)]
+        ("call", "one", False),
+        ("call", "one", True),
+        ("call", "two", False),
+        ("done", None, False),
+    ]
     one, rerun, two, _ = made
     assert [a[0] for a in one[0]["arrays"]] == ["x"] and [a[0] for a in two[0]["arrays"]] == ["w"]
     np.testing.assert_array_equal(np.frombuffer(one[1], dtype="<f8").reshape(2, 3), JOB.arrays["x"])
@@ -205,7 +265,13 @@ def test_an_answer_with_keys_the_job_did_not_ask_for_is_invalid():
         with pytest.raises(ResultInvalid, match=reason):
             parse_results(stream(*parts), job, LIMITS, ASKED)
     parts = valid_stream()
-    parts[5:7] = [dict(call_frame("two", "n3", dW1=(2, 3)), texts={"nodes": ["AddmmBackward0"]},
-                       problems={"extra": "not a quantity this task asks for; ignored"}), raw(np.ones((2, 3)))]
+    parts[5:7] = [
+        dict(
+            call_frame("two", "n3", dW1=(2, 3)),
+            texts={"nodes": ["AddmmBackward0"]},
+            problems={"extra": "not a quantity this task asks for; ignored"},
+        ),
+        raw(np.ones((2, 3))),
+    ]
     results, _ = parse_results(stream(*parts), job, LIMITS, ASKED)
     assert results.calls["two"][0].texts == {"nodes": ["AddmmBackward0"]}

@@ -19,7 +19,7 @@ PARAMS = {"W1": "W1", "b1": "b1"}
 RNG = np.random.default_rng(3)
 ARRAYS = {"x": RNG.normal(size=(1, 2)), "y": np.array([[0.5]]), "W1": RNG.normal(size=(3, 2)), "b1": RNG.normal(size=3)}
 
-TORCH_SUBMISSION = '''
+TORCH_SUBMISSION = """
 import numpy as np
 import torch
 
@@ -41,7 +41,7 @@ def mutate(x, params):
 
 def read_back(x, params):
     return {"x": x, "W1": params["W1"]}
-'''
+"""
 
 
 def expected_torch_gradients():
@@ -71,8 +71,10 @@ def test_a_contract_submission_returns_its_tensors_as_exact_float64_values(bwrap
 
 
 def test_scratch_calls_cannot_use_autograd_and_autograd_is_back_for_the_next_call(bwrap_sandbox):
-    calls = [Call(id="s", function="scratch_gradients", args=["x", "y", PARAMS], scratch=True),
-             Call(id="t", function="torch_gradients", args=["x", "y", PARAMS])]
+    calls = [
+        Call(id="s", function="scratch_gradients", args=["x", "y", PARAMS], scratch=True),
+        Call(id="t", function="torch_gradients", args=["x", "y", PARAMS]),
+    ]
     result = run(bwrap_sandbox, TORCH_SUBMISSION, calls)
     scratch = result.calls["s"]
     assert scratch.status == CallStatus.raised
@@ -82,7 +84,10 @@ def test_scratch_calls_cannot_use_autograd_and_autograd_is_back_for_the_next_cal
 
 
 def test_every_call_gets_fresh_inputs_even_when_an_earlier_call_changed_them_in_place(bwrap_sandbox):
-    calls = [Call(id="m", function="mutate", args=["x", PARAMS]), Call(id="r", function="read_back", args=["x", PARAMS])]
+    calls = [
+        Call(id="m", function="mutate", args=["x", PARAMS]),
+        Call(id="r", function="read_back", args=["x", PARAMS]),
+    ]
     result = run(bwrap_sandbox, TORCH_SUBMISSION, calls)
     np.testing.assert_array_equal(result.calls["m"].values["x"], np.full((1, 2), 7.0))
     np.testing.assert_array_equal(result.calls["r"].values["x"], ARRAYS["x"])
@@ -90,10 +95,12 @@ def test_every_call_gets_fresh_inputs_even_when_an_earlier_call_changed_them_in_
 
 
 def test_numbers_lists_and_nested_dicts_are_converted_under_their_keys(bwrap_sandbox):
-    source = ("import numpy as np, torch\ndef f(scale, n):\n"
-              "    return {'n': n, 'scale': scale, 'list': [[1, 2], [3, 4]], 'tensors': [torch.ones(2), torch.zeros(2)],"
-              " 'grads': {'dW1': np.ones((2, 2), dtype=np.float32)}, 'flag': True}\n"
-              "def bare():\n    return np.arange(3)\n")
+    source = (
+        "import numpy as np, torch\ndef f(scale, n):\n"
+        "    return {'n': n, 'scale': scale, 'list': [[1, 2], [3, 4]], 'tensors': [torch.ones(2), torch.zeros(2)],"
+        " 'grads': {'dW1': np.ones((2, 2), dtype=np.float32)}, 'flag': True}\n"
+        "def bare():\n    return np.arange(3)\n"
+    )
     calls = [Call(id="f", function="f", args=[0.5, 3]), Call(id="bare", function="bare")]
     result = run(bwrap_sandbox, source, calls)
     values = result.calls["f"].values
@@ -111,7 +118,7 @@ def test_an_exception_in_a_call_is_raised_with_the_students_frames_only(bwrap_sa
     assert result.status == RunStatus.ok
     assert call.status == CallStatus.raised
     assert call.message.startswith("f(x, {W1, b1}) raised KeyError: 'missing'.")
-    assert call.traceback.startswith("Traceback (most recent call last):\n  File \"a1.py\", line 5, in f")
+    assert call.traceback.startswith('Traceback (most recent call last):\n  File "a1.py", line 5, in f')
     assert 'File "a1.py", line 2, in inner' in call.traceback and "sandbox" not in call.traceback
 
 
@@ -122,9 +129,11 @@ def test_the_namespace_is_named_submission_so_main_blocks_do_not_run(bwrap_sandb
 
 
 def test_the_same_job_gives_the_same_random_numbers_in_every_slot_and_every_time(bwrap_sandbox):
-    source = ("import random, numpy as np, torch\n"
-              "def f():\n    return {'np': np.random.rand(3), 'torch': torch.rand(3), 'py': random.random(),"
-              " 'set': [str(s) for s in {'a', 'b', 'c', 'd'}]}\n")
+    source = (
+        "import random, numpy as np, torch\n"
+        "def f():\n    return {'np': np.random.rand(3), 'torch': torch.rand(3), 'py': random.random(),"
+        " 'set': [str(s) for s in {'a', 'b', 'c', 'd'}]}\n"
+    )
     results = [run(bwrap_sandbox, source, [Call(id="f", function="f")]).calls["f"] for _ in range(4)]
     for other in results[1:]:
         for key in ("np", "torch", "py"):
@@ -239,12 +248,16 @@ def test_a_sandbox_launched_early_waits_for_its_worker_on_entry_and_is_killed_at
 def test_autograd_imported_by_name_before_the_call_is_refused_in_a_scratch_call_too(bwrap_sandbox):
     """`from torch.autograd import grad` at the top of the file binds the function before any call: the
     sandbox guards autograd's entry points themselves, not only the names a call looks up."""
-    source = ("import torch\nfrom torch.autograd import grad\n"
-              "def scratch_gradients(x, y, params):\n"
-              "    w = torch.tensor(params['W1'], requires_grad=True)\n"
-              "    with torch.enable_grad():\n"
-              "        return {'dW1': grad((w * 2).sum(), w)[0]}\n")
-    result = run(bwrap_sandbox, source, [Call(id="s", function="scratch_gradients", args=["x", "y", PARAMS], scratch=True)])
+    source = (
+        "import torch\nfrom torch.autograd import grad\n"
+        "def scratch_gradients(x, y, params):\n"
+        "    w = torch.tensor(params['W1'], requires_grad=True)\n"
+        "    with torch.enable_grad():\n"
+        "        return {'dW1': grad((w * 2).sum(), w)[0]}\n"
+    )
+    result = run(
+        bwrap_sandbox, source, [Call(id="s", function="scratch_gradients", args=["x", "y", PARAMS], scratch=True)]
+    )
     assert result.calls["s"].status == CallStatus.raised
     assert "from scratch: torch.autograd.grad() is not allowed in scratch_gradients" in result.calls["s"].message
 
@@ -252,8 +265,9 @@ def test_autograd_imported_by_name_before_the_call_is_refused_in_a_scratch_call_
 def test_from_the_second_job_on_printing_and_randomness_are_as_in_a_fresh_interpreter(bwrap_sandbox):
     """From its second job a worker warms common torch and numpy operations (its own code, once); no job
     may see a trace of it: default print options, and the same seeded random numbers in every job."""
-    source = ("import numpy as np, torch\n"
-              "print(np.array([1 / 3]), torch.tensor([1 / 3]), np.random.rand(2), torch.rand(2))\n")
+    source = (
+        "import numpy as np, torch\nprint(np.array([1 / 3]), torch.tensor([1 / 3]), np.random.rand(2), torch.rand(2))\n"
+    )
     outputs = [run(bwrap_sandbox, source, []).stdout for _ in range(3)]
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0].startswith(f"{np.array([1 / 3])} {torch.tensor([1 / 3])} ")
@@ -261,7 +275,7 @@ def test_from_the_second_job_on_printing_and_randomness_are_as_in_a_fresh_interp
 
 # --- the channel answers only what was asked (issue 16, item 2) -----------------------------------
 
-FORGER = '''
+FORGER = """
 import json, os, struct, numpy as np
 
 def frame(payload):
@@ -276,7 +290,7 @@ parts = [{"kind": "cells", "status": "ok", "cell": None, "line": None, "error_ty
           "texts": {}, "problems": {}},
          values, {"kind": "done"}]
 os.write(3, b"".join(frame(p if isinstance(p, bytes) else json.dumps(p).encode()) for p in parts))
-'''
+"""
 
 
 @pytest.mark.parametrize("ending", ["os._exit(0)\n", ""])
@@ -292,20 +306,28 @@ def test_a_result_stream_written_while_the_cells_run_answers_nothing(bwrap_sandb
 
 def test_a_call_cannot_reach_the_inputs_of_the_calls_after_it(bwrap_sandbox):
     """Only the running call's arrays are in the child: the next request is not sent yet."""
-    source = ("import gc, sys\nimport numpy as np\n\ndef peek(v):\n"
-              "    spaces = [o for o in gc.get_objects() if isinstance(o, dict)]\n"
-              "    frame = sys._getframe()\n"
-              "    while frame is not None:\n"
-              "        spaces.append(frame.f_locals)\n"
-              "        spaces += [v for v in frame.f_locals.values() if isinstance(v, dict)]\n"
-              "        frame = frame.f_back\n"
-              "    seen = {id(a) for s in spaces for a in list(s.values()) if isinstance(a, np.ndarray)\n"
-              "            and a.shape == (7,) and np.all(a == 31.4159)}\n"
-              "    return {'seen': len(seen)}\n")
+    source = (
+        "import gc, sys\nimport numpy as np\n\ndef peek(v):\n"
+        "    spaces = [o for o in gc.get_objects() if isinstance(o, dict)]\n"
+        "    frame = sys._getframe()\n"
+        "    while frame is not None:\n"
+        "        spaces.append(frame.f_locals)\n"
+        "        spaces += [v for v in frame.f_locals.values() if isinstance(v, dict)]\n"
+        "        frame = frame.f_back\n"
+        "    seen = {id(a) for s in spaces for a in list(s.values()) if isinstance(a, np.ndarray)\n"
+        "            and a.shape == (7,) and np.all(a == 31.4159)}\n"
+        "    return {'seen': len(seen)}\n"
+    )
     arrays = {"x": np.ones(3), "later": np.full(7, 31.4159)}
-    result = bwrap_sandbox.run(Job(filename="a1.py", cells=[source], arrays=arrays,
-                                   calls=[Call(id="first", function="peek", args=["x"]),
-                                          Call(id="second", function="peek", args=["later"])]), LIMITS)
+    result = bwrap_sandbox.run(
+        Job(
+            filename="a1.py",
+            cells=[source],
+            arrays=arrays,
+            calls=[Call(id="first", function="peek", args=["x"]), Call(id="second", function="peek", args=["later"])],
+        ),
+        LIMITS,
+    )
     assert result.status == RunStatus.ok, result.detail
     assert result.calls["first"].values["seen"] == 0
     assert result.calls["second"].values["seen"] >= 1  # its own argument: the search does find what is there
@@ -320,7 +342,7 @@ def test_a_flood_on_the_result_channel_is_cut_at_its_cap_and_the_job_killed_at_o
     assert result.stdout == "" and "could not be read back" in result.message
 
 
-GUARD_OFF = '''
+GUARD_OFF = """
 import sys
 import numpy as np
 import torch
@@ -343,15 +365,17 @@ def wrapped_original(x, params):
     with torch.enable_grad():
         loss = (w ** 2).sum()
         return {"dW1": _grad(loss, w)[0], "loss": loss.item()}
-'''
+"""
 
 
 def test_a_scratch_call_is_made_again_under_scaled_autograd_which_shows_through_any_way_around_the_guard(bwrap_sandbox):
     """Issue 16 item 2: DESIGN §5 "from scratch ... proven by effect". Each scratch call runs a second time
     with autograd's gradients scaled by a factor drawn for it: values by hand do not move, values from
     autograd move by that factor, whether the guard's flag was cleared or its wrapper's original used."""
-    calls = [Call(id=name, function=name, args=["x", PARAMS], scratch=True)
-             for name in ("by_hand", "flag_cleared", "wrapped_original")]
+    calls = [
+        Call(id=name, function=name, args=["x", PARAMS], scratch=True)
+        for name in ("by_hand", "flag_cleared", "wrapped_original")
+    ]
     calls.append(Call(id="torch", function="wrapped_original", args=["x", PARAMS]))
     result = run(bwrap_sandbox, GUARD_OFF, calls)
     assert result.status == RunStatus.ok, result.detail
@@ -424,15 +448,21 @@ def test_a_job_finds_no_trace_of_an_earlier_jobs_source_output_or_traceback_in_i
     child now reads its job after the fork and its output goes to the grader: the worker never holds them."""
     halves = [os.urandom(8).hex() for _ in range(4)]
     secret = halves[0] + halves[1]
-    earlier = [f"SECRET = {secret!r}\nprint(SECRET)\ndef f():\n    return {{'n': len(SECRET)}}\n",
-               f"import sys\nSECRET = {secret!r}\nprint(SECRET, file=sys.stderr)\nraise ValueError(SECRET + ' in a traceback')\n"]
-    runs = [grading_sandbox.run(Job(filename="a.py", cells=[source], calls=[Call(id="f", function="f")]), LIMITS)
-            for source in earlier]
+    earlier = [
+        f"SECRET = {secret!r}\nprint(SECRET)\ndef f():\n    return {{'n': len(SECRET)}}\n",
+        f"import sys\nSECRET = {secret!r}\nprint(SECRET, file=sys.stderr)\nraise ValueError(SECRET + ' in a traceback')\n",
+    ]
+    runs = [
+        grading_sandbox.run(Job(filename="a.py", cells=[source], calls=[Call(id="f", function="f")]), LIMITS)
+        for source in earlier
+    ]
     assert runs[0].status == RunStatus.ok and secret in runs[0].stdout and runs[0].calls["f"].values["n"] == 32
     assert runs[1].status == RunStatus.import_error and secret in runs[1].stderr and secret in runs[1].detail
     names = f"EARLIER_1, EARLIER_2, OWN_1, OWN_2 = {halves[0]!r}, {halves[1]!r}, {halves[2]!r}, {halves[3]!r}\n"
-    scanned = grading_sandbox.run(Job(filename="b.py", cells=[names + SCANNER], calls=[Call(id="scan", function="scan")]),
-                                  Limits(wall_seconds=60, cpu_seconds=60))
+    scanned = grading_sandbox.run(
+        Job(filename="b.py", cells=[names + SCANNER], calls=[Call(id="scan", function="scan")]),
+        Limits(wall_seconds=60, cpu_seconds=60),
+    )
     assert scanned.status == RunStatus.ok, scanned.detail
     values = scanned.calls["scan"].values
     assert values["own"] >= 1  # the scan finds a string this job holds

@@ -102,33 +102,44 @@ def test_a_prediction_of_other_weights_is_named_with_its_cell_what_was_saved_and
     differences = compare_cells(saved, fresh)
     assert differences == [Difference(3, f"{saved_value:.4f}", f"{fresh_value:.4f}")]
     text = flag(differences, [1, 2, 3], {1: 2, 2: 4, 3: 7}.get)
-    assert text == (f"saved outputs differ from a fresh run: cell 7 printed {saved_value:.4f} when handed in, "
-                    f"{fresh_value:.4f} here (edited after running, or not seeded)")
+    assert text == (
+        f"saved outputs differ from a fresh run: cell 7 printed {saved_value:.4f} when handed in, "
+        f"{fresh_value:.4f} here (edited after running, or not seeded)"
+    )
 
 
-@pytest.mark.parametrize("saved, fresh", [
-    ("tensor([[0.2710]], grad_fn=<MmBackward>)", "tensor([[0.2710]], grad_fn=<MmBackward0>)"),
-    ("tensor([[0.2710]], grad_fn=<AddmmBackward>)", "tensor([[0.2710]], grad_fn=<AddmmBackward0>)"),
-    ("tensor([0.5000, 0.2500], dtype=torch.float64, requires_grad=True)", "tensor([0.5000, 0.2500], dtype=torch.float64)"),
-    ("tensor([1., 2.], device='cuda:0')", "tensor([1., 2.])"),
-    ("Using device: cuda", "Using device: cpu"),
-    ("max diff: 3.7252903e-09 {'loss': 0.5}", "max diff: np.float32(3.7252903e-09) {'loss': np.float64(0.5)}"),
-    ("same? True", "same? np.True_"),
-    ("torch 1.13.1+cu117", "torch 2.13.0+cpu"),
-    ("epoch 1 took 0.52 s", "epoch 1 took 1.3 s"),
-    ("<__main__.Net object at 0x7f3a2c1b5e50>", "<__main__.Net object at 0x7ffe01234560>"),
-])
+@pytest.mark.parametrize(
+    "saved, fresh",
+    [
+        ("tensor([[0.2710]], grad_fn=<MmBackward>)", "tensor([[0.2710]], grad_fn=<MmBackward0>)"),
+        ("tensor([[0.2710]], grad_fn=<AddmmBackward>)", "tensor([[0.2710]], grad_fn=<AddmmBackward0>)"),
+        (
+            "tensor([0.5000, 0.2500], dtype=torch.float64, requires_grad=True)",
+            "tensor([0.5000, 0.2500], dtype=torch.float64)",
+        ),
+        ("tensor([1., 2.], device='cuda:0')", "tensor([1., 2.])"),
+        ("Using device: cuda", "Using device: cpu"),
+        ("max diff: 3.7252903e-09 {'loss': 0.5}", "max diff: np.float32(3.7252903e-09) {'loss': np.float64(0.5)}"),
+        ("same? True", "same? np.True_"),
+        ("torch 1.13.1+cu117", "torch 2.13.0+cpu"),
+        ("epoch 1 took 0.52 s", "epoch 1 took 1.3 s"),
+        ("<__main__.Net object at 0x7f3a2c1b5e50>", "<__main__.Net object at 0x7ffe01234560>"),
+    ],
+)
 def test_what_differs_between_torch_numpy_versions_and_machines_is_ignored(saved, fresh):
     assert first_difference(saved, fresh) is None
 
 
-@pytest.mark.parametrize("saved, fresh, expected, found", [
-    ("same? True", "same? False", "True", "False"),
-    ("step 3: loss 0.5", "step 4: loss 0.5", "3", "4"),
-    ("[0.1 0.2 0.3]", "[0.1 0.2]", "0.3", "nothing more"),
-    ("loss 0.5", "loss 0.5 (after 10 steps)", "nothing more", "after"),
-    ("tensor([[-0.0315,  0.0467]])", "tensor([[ 0.0315,  0.0467]])", "-0.0315", "0.0315"),
-])
+@pytest.mark.parametrize(
+    "saved, fresh, expected, found",
+    [
+        ("same? True", "same? False", "True", "False"),
+        ("step 3: loss 0.5", "step 4: loss 0.5", "3", "4"),
+        ("[0.1 0.2 0.3]", "[0.1 0.2]", "0.3", "nothing more"),
+        ("loss 0.5", "loss 0.5 (after 10 steps)", "nothing more", "after"),
+        ("tensor([[-0.0315,  0.0467]])", "tensor([[ 0.0315,  0.0467]])", "-0.0315", "0.0315"),
+    ],
+)
 def test_other_words_integers_signs_or_counts_of_numbers_make_a_cell_differ(saved, fresh, expected, found):
     assert first_difference(saved, fresh) == (expected, found)
 
@@ -145,25 +156,33 @@ def test_a_fresh_output_cut_at_4000_characters_is_compared_as_far_as_it_goes():
 def test_a_cell_that_stopped_here_is_compared_as_far_as_it_printed_and_one_with_dropped_lines_not_at_all():
     saved = ["loading data\nrows: 1\nmean: 0.5\n", "Collecting torchviz\n  Downloading torchviz-0.0.2.tar.gz\n"]
     fresh = ["loading data\n", ""]
-    assert compare_cells(saved, fresh) == [Difference(1, "rows", "nothing more"), Difference(2, "Collecting", "nothing more")]
+    assert compare_cells(saved, fresh) == [
+        Difference(1, "rows", "nothing more"),
+        Difference(2, "Collecting", "nothing more"),
+    ]
     assert compare_cells(saved, fresh, complete=[False, True], skip=[False, True]) == []
-    assert compare_cells(saved, ["loading data\nrows: 2\n", ""], complete=[False, True], skip=[False, True]) == [Difference(1, "1", "2")]
+    assert compare_cells(saved, ["loading data\nrows: 2\n", ""], complete=[False, True], skip=[False, True]) == [
+        Difference(1, "1", "2")
+    ]
 
 
 def test_a_cell_with_no_saved_output_is_not_compared():
     assert compare_cells(["", "  \n"], ["x = 0.5\n", "y\n"]) == []
 
 
-@pytest.mark.parametrize("counts, upto, expected", [
-    ([1, 2, 3, 4], 4, False),
-    ([1, None, 3, 4], 4, False),  # an output cleared after a run
-    ([1, None, 2, 3], 4, False),  # a cell never run
-    ([1, 4, 3, 5], 2, True),  # the second cell run again after the third
-    ([1, 4, 3, 5], 1, False),  # the first cell's output came from a clean start
-    ([3, 1, 2], 1, True),  # two cells ran before the first
-    ([1, 2, 1], 3, True),  # a second kernel session
-    ([1, 2, 1], 2, False),
-])
+@pytest.mark.parametrize(
+    "counts, upto, expected",
+    [
+        ([1, 2, 3, 4], 4, False),
+        ([1, None, 3, 4], 4, False),  # an output cleared after a run
+        ([1, None, 2, 3], 4, False),  # a cell never run
+        ([1, 4, 3, 5], 2, True),  # the second cell run again after the third
+        ([1, 4, 3, 5], 1, False),  # the first cell's output came from a clean start
+        ([3, 1, 2], 1, True),  # two cells ran before the first
+        ([1, 2, 1], 3, True),  # a second kernel session
+        ([1, 2, 1], 2, False),
+    ],
+)
 def test_execution_counts_that_cannot_come_from_one_top_to_bottom_run_are_recognised(counts, upto, expected):
     assert out_of_order(counts, upto) == expected
 
@@ -171,9 +190,11 @@ def test_execution_counts_that_cannot_come_from_one_top_to_bottom_run_are_recogn
 def test_a_flag_for_cells_run_out_of_order_says_so_instead_of_suspecting_an_edit():
     differences = [Difference(1, "0.2709", "0.3312"), Difference(3, "0.1", "0.2")]
     text = flag(differences, [3, 1, 2], lambda position: position + 1)
-    assert text == ("saved outputs differ from a fresh run: cell 2 printed 0.2709 when handed in, 0.3312 here; "
-                    "cell 4 differs too; the saved execution counts (3, 1, 2) show the cells were run out of order, "
-                    "so a top-to-bottom run prints other values")
+    assert text == (
+        "saved outputs differ from a fresh run: cell 2 printed 0.2709 when handed in, 0.3312 here; "
+        "cell 4 differs too; the saved execution counts (3, 1, 2) show the cells were run out of order, "
+        "so a top-to-bottom run prints other values"
+    )
     in_order_until_then = flag(differences, [1, 2, 3, 1], lambda position: position + 1)
     assert in_order_until_then.endswith("(edited after running, or not seeded)")
     many = flag(differences[:1], [9, *range(1, 10)], lambda position: position)

@@ -49,4 +49,6 @@ def test_a_scratch_function_defined_inside_if_try_with_or_a_class_is_still_scann
         "    x.backward()\n"
     )
     flags = scan_scratch([source], [3], ["scratch_gradients"])
-    assert flags == ["scratch code uses `.backward` in helper() (cell 3, line 13); check that the backward pass is by hand"]
+    assert flags == [
+        "scratch code uses `.backward` in helper() (cell 3, line 13); check that the backward pass is by hand"
+    ]

@@ -5,11 +5,10 @@ import json
 import re
 
 import pytest
+from conftest import REPO
 
 from grader.rubric_files import load_rubric
 from grader.secret import MIN_DIGITS, SECRET_BYTES, new_secret, secret_problem, trial_entropy
-
-from conftest import REPO
 
 SAMPLE = REPO / "submissions" / "bs6207-a1" / "correct.py"
 
@@ -40,10 +39,17 @@ def test_each_hidden_trial_gets_its_own_256_bit_seed_from_the_secret_task_and_in
     assert trial_entropy(new_secret(), "backprop", 0) != trial_entropy(secret, "backprop", 0)
 
 
-@pytest.mark.parametrize("command", [["grade", SAMPLE, "--rubric", "bs6207-a1"], ["solve", "--rubric", "bs6207-a1", "--hidden"]])
+@pytest.mark.parametrize(
+    "command", [["grade", SAMPLE, "--rubric", "bs6207-a1"], ["solve", "--rubric", "bs6207-a1", "--hidden"]]
+)
 def test_an_integer_hidden_seed_option_exits_2_with_how_to_make_a_secret(cli, tmp_path, command):
-    done = cli(*command, "--hidden-seed", "620701", "--out" if command[0] == "grade" else "--json",
-               *([tmp_path / "out"] if command[0] == "grade" else []))
+    done = cli(
+        *command,
+        "--hidden-seed",
+        "620701",
+        "--out" if command[0] == "grade" else "--json",
+        *([tmp_path / "out"] if command[0] == "grade" else []),
+    )
     assert done.returncode == 2 and "--hidden-seed" in done.stderr and "backprop-grader rubric secret" in done.stderr
 
 
@@ -60,7 +66,18 @@ def test_grade_warns_when_the_hidden_seed_is_a_bundled_one_and_not_with_the_inst
     assert bundled.returncode == 0, bundled.stderr
     assert "warning: rubric bs6207-a1: its hidden seed is the one bundled with rubric bs6207-a1" in bundled.stderr
     assert "backprop-grader rubric secret" in bundled.stderr
-    own = cli("grade", SAMPLE, "--rubric", "bs6207-a1", "--out", tmp_path / "own", "--jobs", "1", "--hidden-seed", new_secret())
+    own = cli(
+        "grade",
+        SAMPLE,
+        "--rubric",
+        "bs6207-a1",
+        "--out",
+        tmp_path / "own",
+        "--jobs",
+        "1",
+        "--hidden-seed",
+        new_secret(),
+    )
     assert own.returncode == 0, own.stderr
     assert "warning" not in own.stderr
     report = json.loads((tmp_path / "own" / "correct" / "report.json").read_text())

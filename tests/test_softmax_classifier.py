@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import init_params
 
 from reference import softmax_classifier, twins
 from reference.gradcheck import central_difference
-
-from conftest import init_params
 
 
 def make_trial(seed, N, d=3, H=5, C=4, bias=False):

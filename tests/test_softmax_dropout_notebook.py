@@ -2,10 +2,8 @@
 softmax-dropout-notebook: the classifier from both implementations, and each training replayed with the
 dropout masks its own run drew, or judged against the spread of many runs where they cannot be read."""
 
-import dataclasses
-
-import numpy as np
 import pytest
+from conftest import REPO
 
 from grader.grade import grade_submission
 from grader.grade_notebook import check_notebook, run_notebook
@@ -13,8 +11,6 @@ from grader.load import load_submission
 from grader.notebook_kinds import dropout
 from grader.report import CheckStatus
 from grader.rubric_files import load_rubric, rubric_hash
-
-from conftest import REPO
 
 RUBRIC = "softmax-dropout-notebook"
 SAMPLES = REPO / "submissions" / "softmax-dropout-notebooks"
@@ -24,8 +20,10 @@ TRAINED = ["W1", "W2"]
 @pytest.fixture(scope="module")
 def reports(grading_sandbox):
     rubric = load_rubric(RUBRIC)
-    return {path.stem: grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
-            for path in sorted(SAMPLES.glob("*.ipynb"))}
+    return {
+        path.stem: grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
+        for path in sorted(SAMPLES.glob("*.ipynb"))
+    }
 
 
 def failed(report) -> dict[str, object]:
@@ -66,16 +64,21 @@ def test_the_replay_with_other_masks_than_the_run_drew_fails_a_correct_training(
 
     monkeypatch.setattr(dropout, "_readings", reversed_masks)
     checks, _, _ = check_notebook(rubric, submission, run, {})
-    assert {c.quantity for c in checks if c.status != CheckStatus.passed} == {f"{s}.{n}" for s in ("torch", "scratch") for n in TRAINED}
+    assert {c.quantity for c in checks if c.status != CheckStatus.passed} == {
+        f"{s}.{n}" for s in ("torch", "scratch") for n in TRAINED
+    }
 
 
-@pytest.mark.parametrize("name, source, mistake", [
-    ("dropout_without_rescaling", "scratch", "dropout_without_rescaling"),
-    ("dropout_scaled_by_keep_probability", "scratch", "dropout_scaled_by_keep_probability"),
-    ("p_used_as_keep_probability", "scratch", "p_used_as_keep_probability"),
-    ("mask_not_in_backward", "scratch", "mask_not_in_backward"),
-    ("masks_ignored", "torch", "masks_ignored"),
-])
+@pytest.mark.parametrize(
+    "name, source, mistake",
+    [
+        ("dropout_without_rescaling", "scratch", "dropout_without_rescaling"),
+        ("dropout_scaled_by_keep_probability", "scratch", "dropout_scaled_by_keep_probability"),
+        ("p_used_as_keep_probability", "scratch", "p_used_as_keep_probability"),
+        ("mask_not_in_backward", "scratch", "mask_not_in_backward"),
+        ("masks_ignored", "torch", "masks_ignored"),
+    ],
+)
 def test_the_catalogues_dropout_mistakes_fail_the_training_they_are_in_and_are_named(reports, name, source, mistake):
     wrong = failed(reports[name])
     assert set(wrong) == {f"{source}.{n}" for n in TRAINED}
@@ -84,14 +87,22 @@ def test_the_catalogues_dropout_mistakes_fail_the_training_they_are_in_and_are_n
 
 def test_p_taken_as_the_keep_probability_is_replayed_with_its_uniform_draws_read_as_the_student_did(reports):
     result = check(reports["p_used_as_keep_probability"], "scratch.W1")
-    assert "the 100 masks np.random.rand drew in cell" in result.provenance and "read as np.random.rand(…) < 0.4" in result.provenance
+    assert (
+        "the 100 masks np.random.rand drew in cell" in result.provenance
+        and "read as np.random.rand(…) < 0.4" in result.provenance
+    )
 
 
 def test_dropout_run_with_training_false_draws_no_masks_and_is_named_by_the_spread(reports):
     report = reports["masks_ignored"]
     result = check(report, "torch.W1")
-    assert "F.dropout ran with training=False in cell" in result.message and "outside the spread of 200 reference runs" in result.message
-    assert any(note.startswith("torch training (cell ") and "spread of many reference runs" in note for note in report.notes)
+    assert (
+        "F.dropout ran with training=False in cell" in result.message
+        and "outside the spread of 200 reference runs" in result.message
+    )
+    assert any(
+        note.startswith("torch training (cell ") and "spread of many reference runs" in note for note in report.notes
+    )
 
 
 def test_masks_the_sandbox_cannot_record_fall_back_to_the_spread_and_say_so(reports):
@@ -100,14 +111,19 @@ def test_masks_the_sandbox_cannot_record_fall_back_to_the_spread_and_say_so(repo
     right, unscaled = reports["unrecoverable_masks"], reports["unrecoverable_masks_unscaled"]
     assert right.score == right.max_score
     for name in TRAINED:
-        assert "within the spread of 200 reference runs with other dropout masks" in check(right, f"scratch.{name}").message
+        assert (
+            "within the spread of 200 reference runs with other dropout masks"
+            in check(right, f"scratch.{name}").message
+        )
         assert check(right, f"torch.{name}").message.startswith(f"torch.{name} (update W_final − W_initial): matches")
     assert any("could not be recorded" in note and "spread" in note for note in right.notes)
     wrong = failed(unscaled)
     assert set(wrong) == {"scratch.W1", "scratch.W2"}
     assert {c.diagnosis.mistake for c in wrong.values()} == {"dropout_without_rescaling"}
-    assert all("outside the spread" in c.message and "Recognised by the spread of its own updates" in c.diagnosis.explanation
-               for c in wrong.values())
+    assert all(
+        "outside the spread" in c.message and "Recognised by the spread of its own updates" in c.diagnosis.explanation
+        for c in wrong.values()
+    )
 
 
 def test_the_seed_as_handed_in_passes_torch_and_its_numpy_dropout_is_named_for_its_missing_scaling(reports):
@@ -122,9 +138,19 @@ def test_the_seed_as_handed_in_passes_torch_and_its_numpy_dropout_is_named_for_i
 
 
 def test_the_sample_folder_holds_exactly_the_samples_graded_here(reports):
-    assert sorted(reports) == sorted(["correct", "seed_003", "dropout_without_rescaling", "dropout_scaled_by_keep_probability",
-                                      "p_used_as_keep_probability", "mask_not_in_backward", "masks_ignored",
-                                      "unrecoverable_masks", "unrecoverable_masks_unscaled"])
+    assert sorted(reports) == sorted(
+        [
+            "correct",
+            "seed_003",
+            "dropout_without_rescaling",
+            "dropout_scaled_by_keep_probability",
+            "p_used_as_keep_probability",
+            "mask_not_in_backward",
+            "masks_ignored",
+            "unrecoverable_masks",
+            "unrecoverable_masks_unscaled",
+        ]
+    )
 
 
 def test_a_numpy_gradient_copied_from_autograd_earns_nothing_and_is_flagged(grading_sandbox, tmp_path):
@@ -135,15 +161,19 @@ def test_a_numpy_gradient_copied_from_autograd_earns_nothing_and_is_flagged(grad
     for cell in notebook["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and "grad_w1, grad_w2 = model.backward(x, y)" in source:
-            source = source.replace("grad_w1, grad_w2 = model.backward(x, y)",
-                                    "_, grad_w2 = model.backward(x, y)\ngrad_w1 = w1_torch.grad.numpy().copy()")
+            source = source.replace(
+                "grad_w1, grad_w2 = model.backward(x, y)",
+                "_, grad_w2 = model.backward(x, y)\ngrad_w1 = w1_torch.grad.numpy().copy()",
+            )
             cell.update(source=source.splitlines(keepends=True), outputs=[], execution_count=None)
     path = tmp_path / "copied.ipynb"
     path.write_text(json.dumps(notebook), encoding="utf-8")
     report = grade_submission(load_rubric(RUBRIC), rubric_hash(RUBRIC), path, grading_sandbox)
     dW1 = check(report, "scratch.dW1")
     assert dW1.status == CheckStatus.failed and dW1.diagnosis.mistake == "copied_from_autograd"
-    assert "variable grad_w1" in dW1.message and any(f.startswith("scratch gradients copied from autograd (dW1") for f in report.flags)
+    assert "variable grad_w1" in dW1.message and any(
+        f.startswith("scratch gradients copied from autograd (dW1") for f in report.flags
+    )
     assert check(report, "scratch.dW2").status == CheckStatus.passed
 
 
@@ -173,7 +203,8 @@ def test_training_an_nn_module_with_nn_dropout_is_replayed_with_its_masks(gradin
         "    loss = cross_entropy_loss(net(x_torch), y_torch)\n"
         "    loss.backward()\n"
         "    optimizer.step()\n"
-        "print(net.fc1.weight)\n")
+        "print(net.fc1.weight)\n"
+    )
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code" and "F.dropout(F.relu(z1_torch)" in "".join(cell["source"]):
             cell.update(source=module.splitlines(keepends=True), outputs=[], execution_count=None)
@@ -183,5 +214,8 @@ def test_training_an_nn_module_with_nn_dropout_is_replayed_with_its_masks(gradin
     for name in TRAINED:
         result = check(report, f"torch.{name}")
         assert result.status == CheckStatus.passed, result.message
-        assert "attribute weight of `net.fc" in result.provenance and "the 100 masks F.dropout drew in cell" in result.provenance
+        assert (
+            "attribute weight of `net.fc" in result.provenance
+            and "the 100 masks F.dropout drew in cell" in result.provenance
+        )
     assert report.score == report.max_score

@@ -32,16 +32,20 @@ def test_vectors_squares_and_missing_gradients_are_no_evidence():
 
 
 def test_the_square_gradient_of_an_in_out_source_is_read_transposed_with_its_precision_and_the_reason():
-    found = Found(values={"dW1": TORCH["dW1"].T, "dW2": TORCH["dW2"].T, "dW3": TORCH["dW3"].T},
-                  uncertainty={"dW2": np.arange(100.0).reshape(10, 10)},
-                  provenance={key: f"f() returned {key!r}" for key in SHAPES})
+    found = Found(
+        values={"dW1": TORCH["dW1"].T, "dW2": TORCH["dW2"].T, "dW3": TORCH["dW3"].T},
+        uncertainty={"dW2": np.arange(100.0).reshape(10, 10)},
+        provenance={key: f"f() returned {key!r}" for key in SHAPES},
+    )
     read = read_in_source_layout(found, SHAPES)
     assert np.array_equal(read.values["dW2"], TORCH["dW2"])
     assert np.array_equal(read.uncertainty["dW2"], np.arange(100.0).reshape(10, 10).T)
     assert np.array_equal(read.values["dW1"], TORCH["dW1"].T)  # non-square: compare reads it through
     assert read.layouts == {"dW2": "(in, out) layout, as the other weight gradients of this source"}
-    assert read.provenance["dW2"] == ("f() returned 'dW2', read in the (in, out) layout as the other weight "
-                                      "gradients of this source (dW1 (2, 10) and dW3 (10, 1))")
+    assert read.provenance["dW2"] == (
+        "f() returned 'dW2', read in the (in, out) layout as the other weight "
+        "gradients of this source (dW1 (2, 10) and dW3 (10, 1))"
+    )
     assert read.provenance["dW1"] == "f() returned 'dW1', in the (in, out) layout"
     assert found.values["dW2"] is not read.values["dW2"] and found.layouts == {}  # the input is left as it was
 

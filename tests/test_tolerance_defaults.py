@@ -11,14 +11,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import CONTRACT_RUBRICS, REPO
 
 from grader.compare import Verdict, compare
 from grader.expected import expected_values
 from grader.rubric_files import load_rubric
 from grader.trials import trials_for
 from reference.mistakes import CATALOGUE, run_mutant
-
-from conftest import CONTRACT_RUBRICS, REPO
 
 MARGINS: dict[str, dict[str, float]] = {}
 ACTIVATION = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
@@ -87,19 +86,32 @@ def test_a_correct_float32_implementation_passes_every_check_on_every_trial(rubr
             record(f"{rubric.id}/{task.id}: float32, largest error/allowed (must stay < 1)", worst)
 
 
-@pytest.mark.parametrize("rubric, task", [c for c in cases() if c.values[1].kind in ("mlp_regression", "softmax_classifier")])
+@pytest.mark.parametrize(
+    "rubric, task", [c for c in cases() if c.values[1].kind in ("mlp_regression", "softmax_classifier")]
+)
 def test_gradients_of_weights_after_one_sgd_step_at_lr_0_01_fail_on_every_trial(rubric, task):
     after_update = next(m for m in CATALOGUE if m.id == "gradients_after_update")
     for trial in trials_for(rubric, task, ("public", "hidden")):
         expected = expected_values(task, trial)
-        found = run_mutant(after_update, task.kind, trial.x, trial.y, trial.params, activation=getattr(task, "activation", "relu"),
-                           reduction=task.reduction, lr=0.01)
+        found = run_mutant(
+            after_update,
+            task.kind,
+            trial.x,
+            trial.y,
+            trial.params,
+            activation=getattr(task, "activation", "relu"),
+            reduction=task.reduction,
+            lr=0.01,
+        )
         gradients = [name for name in task.quantities() if name.startswith("d")]
         verdicts = {name: excess(task, rubric, name, found[name], expected[name], trial) for name in gradients}
         failing = [name for name, (verdict, _) in verdicts.items() if verdict == Verdict.failed]
         assert len(failing) >= len(gradients) // 2, (trial.name, verdicts)
-        record(f"{rubric.id}/{task.id}: one SGD step, largest error/allowed of the clearest gradient (must be > 1)",
-               max(w for _, w in verdicts.values()), min)
+        record(
+            f"{rubric.id}/{task.id}: one SGD step, largest error/allowed of the clearest gradient (must be > 1)",
+            max(w for _, w in verdicts.values()),
+            min,
+        )
 
 
 @pytest.mark.parametrize("rubric, task", [c for c in cases() if c.values[1].kind == "dropout_training"])
@@ -107,8 +119,17 @@ def test_dropout_with_and_without_the_inverse_keep_scaling_are_told_apart(rubric
     without = next(m for m in CATALOGUE if m.id == "dropout_without_rescaling")
     for trial in trials_for(rubric, task, ("public", "hidden")):
         expected = expected_values(task, trial)
-        found = run_mutant(without, task.kind, trial.x, trial.y, trial.params, reduction=task.reduction,
-                           masks=trial.masks, p=task.p, lr=task.lr)
+        found = run_mutant(
+            without,
+            task.kind,
+            trial.x,
+            trial.y,
+            trial.params,
+            reduction=task.reduction,
+            masks=trial.masks,
+            p=task.p,
+            lr=task.lr,
+        )
         worst = []
         for name in task.quantities():
             verdict, value = excess(task, rubric, name, found[name], expected[name], trial)

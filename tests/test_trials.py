@@ -6,12 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
 from grader.rubric_files import load_rubric
 from grader.secret import new_secret
 from grader.trials import make_trial, trials_for
-
-from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
 
 def digest(trial) -> str:
@@ -71,7 +70,11 @@ def test_hidden_trials_are_not_those_of_any_integer_seed_near_the_public_one(rub
     """Issue 16 item 3: the bundled hidden seed was the public seed followed by 01, found by brute force in
     7 s. No integer seed the old scheme used, the public one and its neighbours included, gives a hidden trial."""
     rubric = load_rubric(rubric_id)
-    candidates = {*range(1000), *(rubric.seed * 100 + k for k in range(100)), *(rubric.seed * 1000 + k for k in range(1000))}
+    candidates = {
+        *range(1000),
+        *(rubric.seed * 100 + k for k in range(100)),
+        *(rubric.seed * 1000 + k for k in range(1000)),
+    }
     for task in rubric.tasks:
         hidden = {make_trial(rubric, task, "hidden", i).x.tobytes() for i in range(rubric.trials.hidden)}
         for seed in candidates:
@@ -95,7 +98,9 @@ def test_hidden_trials_change_with_every_digit_of_the_secret_and_not_with_the_pu
         assert not set(first) & {digest(t) for t in trials_for(flipped, task, ("hidden",))}
         for same in (reseeded, reordered, capitals):
             assert [digest(t) for t in trials_for(same, task, ("hidden",))] == first
-        assert [digest(t) for t in trials_for(reseeded, task, ("public",))] != [digest(t) for t in trials_for(base, task, ("public",))]
+        assert [digest(t) for t in trials_for(reseeded, task, ("public",))] != [
+            digest(t) for t in trials_for(base, task, ("public",))
+        ]
 
 
 def test_public_trial_zero_of_softmax_dropout_is_the_handouts_instance():

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import init_params
 
 from reference import dropout_training, mlp_regression, softmax_classifier, twins
 from reference.gradcheck import central_difference
-
-from conftest import init_params
 
 
 def regression_trial(seed=0, layers=(2, 10, 10, 1), batch=3, bias=True):
@@ -127,6 +126,7 @@ def test_regression_twin_agrees_with_central_differences(activation, reduction, 
 @pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
 def test_classifier_twins_agree_with_central_differences(dropout, reduction):
     x, y, params, masks = classifier_trial(seed=4, N=3, bias=True)
+
     def loss_of(theta):
         if dropout:
             return float(dropout_training.step(x, y, theta, masks[0], 0.4, reduction)["loss"])
@@ -165,7 +165,11 @@ def test_a_node_reached_by_two_paths_is_counted_once():
     a = w * 2.0  # MulBackward0, used twice below
     loss = (a + a.exp()).sum()  # AddBackward0 reaches MulBackward0 directly and through ExpBackward0
     assert twins.graph_node_names(loss.grad_fn) == [
-        "AccumulateGrad", "AddBackward0", "ExpBackward0", "MulBackward0", "SumBackward0"
+        "AccumulateGrad",
+        "AddBackward0",
+        "ExpBackward0",
+        "MulBackward0",
+        "SumBackward0",
     ]
 
 

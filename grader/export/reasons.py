@@ -16,13 +16,17 @@ from grader.report import CheckResult, CheckStatus
 def reason(quantity: str, message: str) -> str:
     """A check's message without the quantity name it starts with."""
     prefix = f"{quantity}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 def plain(check: CheckResult) -> bool:
     """Whether a check that did not pass has nothing to show but its message."""
-    return (check.status != CheckStatus.passed and check.diagnosis is None and not check.provenance
-            and not any(t.excess or t.max_abs_error is not None or t.where for t in check.trials))
+    return (
+        check.status != CheckStatus.passed
+        and check.diagnosis is None
+        and not check.provenance
+        and not any(t.excess or t.max_abs_error is not None or t.where for t in check.trials)
+    )
 
 
 Row = tuple[str, str, CheckStatus, bool]  # quantity, message shown, status shown, plain(check)

@@ -36,7 +36,9 @@ def student_record(report: dict[str, Any], folder_name: str) -> Record:
         checks[key] = check["status"]
         diagnosis = check.get("diagnosis")
         if diagnosis:
-            diagnoses.append({"check": key, "mistake": diagnosis.get("mistake", ""), "title": diagnosis.get("title", "")})
+            diagnoses.append(
+                {"check": key, "mistake": diagnosis.get("mistake", ""), "title": diagnosis.get("title", "")}
+            )
     return {
         "student": report.get("student", folder_name),
         "submission": report.get("submission", ""),
@@ -58,9 +60,19 @@ def student_record(report: dict[str, Any], folder_name: str) -> Record:
 
 # What student_record reads of a report: a record is made from these alone.
 _RECORD_FIELDS = {
-    "student": True, "submission": True, "status": True, "score": True, "max_score": True, "flags": True,
-    "message": True, "rubric_id": True, "rubric_hash": True, "submission_hash": True, "grader_version": True,
-    "run": {"status"}, "checks": {"__all__": {"task", "quantity", "points", "status", "diagnosis"}},
+    "student": True,
+    "submission": True,
+    "status": True,
+    "score": True,
+    "max_score": True,
+    "flags": True,
+    "message": True,
+    "rubric_id": True,
+    "rubric_hash": True,
+    "submission_hash": True,
+    "grader_version": True,
+    "run": {"status"},
+    "checks": {"__all__": {"task", "quantity", "points", "status", "diagnosis"}},
 }
 
 
@@ -80,7 +92,10 @@ def read_record(folder: Path) -> Record | None:
 
 def render_results_jsonl(records: list[Record]) -> str:
     """One compact line per record, sorted by student."""
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in sorted(records, key=lambda r: r["student"]))
+    return "".join(
+        json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n"
+        for r in sorted(records, key=lambda r: r["student"])
+    )
 
 
 def write_results_jsonl(records: list[Record], out: Path) -> Path:

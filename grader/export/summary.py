@@ -51,11 +51,22 @@ def _stats(rubric: Rubric, records: list[Record]) -> str:
     scores = [r["score"] for r in records]
     full = sum(1 for r in records if r["max_score"] and r["score"] >= r["max_score"] - 1e-9)
     not_graded = sum(1 for r in records if r["status"] != "graded")
-    cards = [("students", str(len(records))), ("mean score", f"{mean(scores):.2f}".rstrip("0").rstrip(".") if scores else "—"),
-             ("median score", points(median(scores)) if scores else "—"), ("full marks", str(full)),
-             ("did not run normally", str(not_graded)), ("points available", points(rubric.max_points()))]
-    return '<div class="stats">' + "".join(
-        f'<div class="card"><div class="value">{esc(value)}</div><div class="muted small">{esc(name)}</div></div>' for name, value in cards) + "</div>"
+    cards = [
+        ("students", str(len(records))),
+        ("mean score", f"{mean(scores):.2f}".rstrip("0").rstrip(".") if scores else "—"),
+        ("median score", points(median(scores)) if scores else "—"),
+        ("full marks", str(full)),
+        ("did not run normally", str(not_graded)),
+        ("points available", points(rubric.max_points())),
+    ]
+    return (
+        '<div class="stats">'
+        + "".join(
+            f'<div class="card"><div class="value">{esc(value)}</div><div class="muted small">{esc(name)}</div></div>'
+            for name, value in cards
+        )
+        + "</div>"
+    )
 
 
 def _histogram(rubric: Rubric, records: list[Record]) -> str:
@@ -82,12 +93,20 @@ def _pass_rates(rubric: Rubric, records: list[Record]) -> str:
             rate = passed / len(records)
             tone = "" if rate >= 0.8 else "mid" if rate >= 0.5 else "low"
             label = esc(check.quantity) if len(rubric.tasks) == 1 else f"{esc(task.id)} / {esc(check.quantity)}"
-            hidden = "" if check.visibility == "visible" else f' <span class="muted small">({esc(check.visibility.value)})</span>'
-            rows.append(f'<tr><td class="mono">{label}{hidden}</td><td><div class="rate"><div class="track {tone}">'
-                        f'<span style="width:{rate * 100:.1f}%"></span></div><span class="small">{rate:.0%}</span></div></td>'
-                        f'<td class="num">{passed} / {len(records)}</td></tr>')
-    return ('<h2>Pass rate per check</h2>\n<div class="table-wrap"><table><thead><tr><th>check</th><th>pass rate</th>'
-            '<th class="num">passed</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>")
+            hidden = (
+                ""
+                if check.visibility == "visible"
+                else f' <span class="muted small">({esc(check.visibility.value)})</span>'
+            )
+            rows.append(
+                f'<tr><td class="mono">{label}{hidden}</td><td><div class="rate"><div class="track {tone}">'
+                f'<span style="width:{rate * 100:.1f}%"></span></div><span class="small">{rate:.0%}</span></div></td>'
+                f'<td class="num">{passed} / {len(records)}</td></tr>'
+            )
+    return (
+        '<h2>Pass rate per check</h2>\n<div class="table-wrap"><table><thead><tr><th>check</th><th>pass rate</th>'
+        '<th class="num">passed</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
+    )
 
 
 def _diagnoses(records: list[Record]) -> str:
@@ -106,11 +125,17 @@ def _diagnoses(records: list[Record]) -> str:
     ranked = sorted(students.items(), key=lambda item: (-len(item[1]), item[0]))
     rows = []
     for (mistake, title), who in ranked:
-        links = ", ".join(_link(r) for r in who[:MAX_LINKS]) + (f" and {len(who) - MAX_LINKS} more" if len(who) > MAX_LINKS else "")
-        rows.append(f'<tr><td><b>{esc(title)}</b><br><span class="mono muted small">{esc(mistake)}</span></td>'
-                    f'<td class="num">{len(who)}</td><td class="num">{checks[(mistake, title)]}</td><td>{links}</td></tr>')
-    return ('<h2>Most frequent diagnoses</h2>\n<div class="table-wrap"><table><thead><tr><th>mistake</th><th class="num">students</th>'
-            '<th class="num">checks</th><th>who</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>")
+        links = ", ".join(_link(r) for r in who[:MAX_LINKS]) + (
+            f" and {len(who) - MAX_LINKS} more" if len(who) > MAX_LINKS else ""
+        )
+        rows.append(
+            f'<tr><td><b>{esc(title)}</b><br><span class="mono muted small">{esc(mistake)}</span></td>'
+            f'<td class="num">{len(who)}</td><td class="num">{checks[(mistake, title)]}</td><td>{links}</td></tr>'
+        )
+    return (
+        '<h2>Most frequent diagnoses</h2>\n<div class="table-wrap"><table><thead><tr><th>mistake</th><th class="num">students</th>'
+        '<th class="num">checks</th><th>who</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
+    )
 
 
 def _review(records: list[Record], notes: list[str]) -> str:
@@ -135,11 +160,17 @@ def _students(records: list[Record]) -> str:
         failing = sum(1 for status in record["checks"].values() if status != "passed")
         titles = sorted({d["title"] for d in record["diagnoses"]})
         status_class = "passed" if record["status"] == "graded" else "other"
-        rows.append(f'<tr><td>{_link(record)}<br><span class="mono muted small">{esc(record["submission"])}</span></td>'
-                    f'<td class="num">{points(record["score"])} / {points(record["max_score"])}</td>'
-                    f'<td><span class="pill {status_class}">{esc(record["status"])}</span></td><td class="num">{failing}</td>'
-                    f'<td class="small">{esc(", ".join(titles))}</td></tr>')
+        rows.append(
+            f'<tr><td>{_link(record)}<br><span class="mono muted small">{esc(record["submission"])}</span></td>'
+            f'<td class="num">{points(record["score"])} / {points(record["max_score"])}</td>'
+            f'<td><span class="pill {status_class}">{esc(record["status"])}</span></td><td class="num">{failing}</td>'
+            f'<td class="small">{esc(", ".join(titles))}</td></tr>'
+        )
     if not rows:
         return '<h2>Students</h2>\n<p class="muted">No submissions were found.</p>'
-    return ('<h2>Students</h2>\n<div class="table-wrap"><table><thead><tr><th>student · submission</th><th class="num">score</th>'
-            '<th>status</th><th class="num">failed checks</th><th>diagnoses</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>")
+    return (
+        '<h2>Students</h2>\n<div class="table-wrap"><table><thead><tr><th>student · submission</th><th class="num">score</th>'
+        '<th>status</th><th class="num">failed checks</th><th>diagnoses</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )

@@ -64,25 +64,32 @@ def heat_map(excess: list, where: list[int] | None, label: str) -> str:
             paths.setdefault(line[c], []).append(f"M{c * cell} {r * cell}h{run * cell}v{cell}h-{run * cell}z")
             c += run
     shapes = [f'<path fill="{LEVEL_COLOURS[value]}" d="{"".join(parts)}"/>' for value, parts in sorted(paths.items())]
-    grid_lines = "".join(f"M{c * cell} 0v{height}" for c in range(1, cols)) + "".join(f"M0 {r * cell}h{width}" for r in range(1, rows))
+    grid_lines = "".join(f"M{c * cell} 0v{height}" for c in range(1, cols)) + "".join(
+        f"M0 {r * cell}h{width}" for r in range(1, rows)
+    )
     if cell >= 8 and grid_lines:
         shapes.append(f'<path d="{grid_lines}" stroke="#ffffff" stroke-width="1" fill="none"/>')
     if where and len(where) in (1, 2):
         r, c = (0, where[0]) if len(where) == 1 else (where[0], where[1])
         x, y = (c // step_c) * cell, (r // step_r) * cell
-        shapes.append(f'<rect x="{x + 1}" y="{y + 1}" width="{cell - 2}" height="{cell - 2}" fill="none" stroke="#111" stroke-width="2"/>')
+        shapes.append(
+            f'<rect x="{x + 1}" y="{y + 1}" width="{cell - 2}" height="{cell - 2}" fill="none" stroke="#111" stroke-width="2"/>'
+        )
     legend_y = height + 14
     swatch = 30
     legend = []
     for index, (colour, text) in enumerate(zip(LEVEL_COLOURS, LEVEL_LABELS)):
         x = index * (swatch + 4)
-        legend.append(f'<rect x="{x}" y="{legend_y}" width="{swatch}" height="10" fill="{colour}"/>'
-                      f'<text x="{x + swatch / 2}" y="{legend_y + 22}" font-size="9" text-anchor="middle" fill="#59636e">{text}</text>')
+        legend.append(
+            f'<rect x="{x}" y="{legend_y}" width="{swatch}" height="10" fill="{colour}"/>'
+            f'<text x="{x + swatch / 2}" y="{legend_y + 22}" font-size="9" text-anchor="middle" fill="#59636e">{text}</text>'
+        )
     total_width = max(width, len(LEVEL_COLOURS) * (swatch + 4))
     total_height = legend_y + 26
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {total_width} {total_height}" width="{total_width}" '
-            f'height="{total_height}" role="img" aria-label="{esc(label)}">'
-            + "".join(shapes) + "".join(legend) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {total_width} {total_height}" width="{total_width}" '
+        f'height="{total_height}" role="img" aria-label="{esc(label)}">' + "".join(shapes) + "".join(legend) + "</svg>"
+    )
 
 
 def histogram(counts: list[int], labels: list[str], label: str) -> str:
@@ -97,9 +104,18 @@ def histogram(counts: list[int], labels: list[str], label: str) -> str:
         y = height - bottom - bar
         bars.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot - 8:.1f}" height="{bar:.1f}" rx="3" fill="#0969da"/>')
         if count:
-            bars.append(f'<text x="{x + (slot - 8) / 2:.1f}" y="{y - 5:.1f}" font-size="12" text-anchor="middle" fill="#1f2328">{count}</text>')
-        bars.append(f'<text x="{x + (slot - 8) / 2:.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle" fill="#59636e">{esc(text)}</text>')
-    axis = f'<path d="M0 {height - bottom + .5}h{width}" stroke="#d1d9e0"/>'
+            bars.append(
+                f'<text x="{x + (slot - 8) / 2:.1f}" y="{y - 5:.1f}" font-size="12" text-anchor="middle" fill="#1f2328">{count}</text>'
+            )
+        bars.append(
+            f'<text x="{x + (slot - 8) / 2:.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle" fill="#59636e">{esc(text)}</text>'
+        )
+    axis = f'<path d="M0 {height - bottom + 0.5}h{width}" stroke="#d1d9e0"/>'
     caption = f'<text x="{width / 2}" y="{height - 2}" font-size="11" text-anchor="middle" fill="#59636e">points</text>'
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">'
-            + axis + "".join(bars) + caption + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">'
+        + axis
+        + "".join(bars)
+        + caption
+        + "</svg>"
+    )

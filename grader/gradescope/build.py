@@ -40,15 +40,24 @@ CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"  # the PyTorch project's 
 # installed files of torch 2.13.0+cpu come to 192 MB; with backprop-grader's dependencies they take 948 MB
 # (measured in this project's venv; no download was possible there); cuda: measured by installing
 # torch==2.13.0 from pip's default index into a fresh Debian 12 root (debootstrap, minbase).
-TORCH_SIZES = {"cpu": "about 190 MB to download, about 0.95 GB installed",
-               "cuda": "about 2.74 GB to download in 29 wheels, a 4.8 GB venv"}
+TORCH_SIZES = {
+    "cpu": "about 190 MB to download, about 0.95 GB installed",
+    "cuda": "about 2.74 GB to download in 29 wheels, a 4.8 GB venv",
+}
 
 MEMORY_ADVICE = f"memory (Gradescope's autograder settings): {MEMORY_NEED}"
 
 
-def build_autograder(rubric_name: str, output: Path, torch_version: str | None = None,
-                     torch_index_url: str | None = None, wheel: Path | None = None, *, torch_build: str = "cpu",
-                     allow_public_hidden_seed: bool = False) -> Path:
+def build_autograder(
+    rubric_name: str,
+    output: Path,
+    torch_version: str | None = None,
+    torch_index_url: str | None = None,
+    wheel: Path | None = None,
+    *,
+    torch_build: str = "cpu",
+    allow_public_hidden_seed: bool = False,
+) -> Path:
     """Write the autograder zip to `output` (atomically) and return its path.
 
     torch comes from `torch_index_url` when given, else from the CPU wheel index (`torch_build` "cpu") or
@@ -56,9 +65,11 @@ def build_autograder(rubric_name: str, output: Path, torch_version: str | None =
     rubric = load_rubric(rubric_name)  # an invalid rubric fails here, not in Gradescope's image build
     public = public_hidden_seed(rubric)
     if public and not allow_public_hidden_seed:
-        raise UsageError(f"--rubric {rubric_name}: {public}, so students could compute the hidden trials.\n"
-                         f"{instructor_copy_advice(rubric_name)}\n  (or pass --allow-public-hidden-seed to build "
-                         "it anyway, e.g. for a trial upload)")
+        raise UsageError(
+            f"--rubric {rubric_name}: {public}, so students could compute the hidden trials.\n"
+            f"{instructor_copy_advice(rubric_name)}\n  (or pass --allow-public-hidden-seed to build "
+            "it anyway, e.g. for a trial upload)"
+        )
     rubric_bytes = find_rubric(rubric_name).read_bytes()
     torch_version = torch_version or installed_torch_version()
     if not _VERSION.match(torch_version):
@@ -73,8 +84,14 @@ def build_autograder(rubric_name: str, output: Path, torch_version: str | None =
     with tempfile.TemporaryDirectory(prefix="bpg-gradescope-") as work:
         wheel = wheel or build_wheel(Path(work))
         build_name = "the build that index serves" if torch_index_url else _BUILD_NAMES[torch_build]
-        values = {"TORCH_VERSION": torch_version, "TORCH_INDEX_URL": index_url, "TORCH_BUILD": build_name,
-                  "WHEEL": wheel.name, "RUBRIC": RUBRIC_NAME, "PREFIX": PREFIX}
+        values = {
+            "TORCH_VERSION": torch_version,
+            "TORCH_INDEX_URL": index_url,
+            "TORCH_BUILD": build_name,
+            "WHEEL": wheel.name,
+            "RUBRIC": RUBRIC_NAME,
+            "PREFIX": PREFIX,
+        }
         entries = [
             ("setup.sh", render("setup.sh", values).encode(), 0o755),
             ("run_autograder", render("run_autograder", values).encode(), 0o755),
@@ -103,13 +120,19 @@ def torch_download(torch_version: str | None, torch_index_url: str | None, torch
     """What the build's output says setup.sh will download: which torch, from where, and how large."""
     version = torch_version or installed_torch_version()
     if torch_index_url:
-        return (f"setup.sh will install torch {version} from {torch_index_url}, whichever build that index serves "
-                f"(the CPU build: {TORCH_SIZES['cpu']}; the CUDA build: {TORCH_SIZES['cuda']}).")
+        return (
+            f"setup.sh will install torch {version} from {torch_index_url}, whichever build that index serves "
+            f"(the CPU build: {TORCH_SIZES['cpu']}; the CUDA build: {TORCH_SIZES['cuda']})."
+        )
     if torch_build == "cpu":
-        return (f"setup.sh will install torch {version}, CPU build, from the PyTorch CPU wheel index: "
-                f"{TORCH_SIZES['cpu']}. The CUDA build (--torch-build cuda) would be {TORCH_SIZES['cuda']}.")
-    return (f"setup.sh will install torch {version}, CUDA build, from pip's default index: {TORCH_SIZES['cuda']}. "
-            f"The CPU build (the default, --torch-build cpu) is {TORCH_SIZES['cpu']}; the grader never uses a GPU.")
+        return (
+            f"setup.sh will install torch {version}, CPU build, from the PyTorch CPU wheel index: "
+            f"{TORCH_SIZES['cpu']}. The CUDA build (--torch-build cuda) would be {TORCH_SIZES['cuda']}."
+        )
+    return (
+        f"setup.sh will install torch {version}, CUDA build, from pip's default index: {TORCH_SIZES['cuda']}. "
+        f"The CPU build (the default, --torch-build cpu) is {TORCH_SIZES['cpu']}; the grader never uses a GPU."
+    )
 
 
 def public_hidden_seed(rubric: Rubric) -> str | None:
@@ -129,9 +152,11 @@ def instructor_copy_advice(rubric_name: str) -> str:
     description, from the rubric schema, says what a hidden seed must be and how to make one)."""
     path = find_rubric(rubric_name)
     field = TrialsSpec.model_fields["hidden_seed"].description or ""
-    return (f"  what to do: copy the rubric (cp {path} my-{path.stem}.toml), give [trials] hidden_seed in the copy a "
-            f"new secret value of your own\n  ({field}),\n  keep the copy from students, and build from it: "
-            f"backprop-grader gradescope build --rubric my-{path.stem}.toml")
+    return (
+        f"  what to do: copy the rubric (cp {path} my-{path.stem}.toml), give [trials] hidden_seed in the copy a "
+        f"new secret value of your own\n  ({field}),\n  keep the copy from students, and build from it: "
+        f"backprop-grader gradescope build --rubric my-{path.stem}.toml"
+    )
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -157,8 +182,10 @@ def build_wheel(work: Path) -> Path:
     """Build backprop-grader's wheel from a copy of its source tree (the checkout is left untouched)."""
     project = Path(__file__).resolve().parents[2]
     if not (project / "pyproject.toml").is_file():
-        raise UsageError(f"no source tree beside this installation ({project}); build a wheel "
-                         "(pip wheel --no-deps <checkout>) and pass it with --wheel")
+        raise UsageError(
+            f"no source tree beside this installation ({project}); build a wheel "
+            "(pip wheel --no-deps <checkout>) and pass it with --wheel"
+        )
     source, dist = work / "src", work / "dist"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
     for part in PROJECT_PARTS:
@@ -168,11 +195,23 @@ def build_wheel(work: Path) -> Path:
         elif path.is_file():
             source.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, source / part)
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-               "--wheel-dir", str(dist), str(source)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--wheel-dir",
+        str(dist),
+        str(source),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     wheels = sorted(dist.glob("backprop_grader-*.whl"))
     if done.returncode != 0 or not wheels:
-        raise GraderError(f"building the backprop-grader wheel failed (exit {done.returncode}):\n"
-                          f"{(done.stderr or done.stdout)[-2000:]}\n  what to do: build one yourself and pass --wheel")
+        raise GraderError(
+            f"building the backprop-grader wheel failed (exit {done.returncode}):\n"
+            f"{(done.stderr or done.stdout)[-2000:]}\n  what to do: build one yourself and pass --wheel"
+        )
     return wheels[0]

@@ -48,13 +48,27 @@ def results_from_report(
     private = list(instructor)
     if report.flags:
         private += ["To review:", *(f"- {flag}" for flag in report.flags)]
-    extra = {"grader_version": report.grader_version, "rubric_id": report.rubric_id, "rubric_hash": report.rubric_hash,
-             "submission": report.submission, "submission_hash": report.submission_hash, "status": report.status,
-             "run_status": report.run.status if report.run else None}
+    extra = {
+        "grader_version": report.grader_version,
+        "rubric_id": report.rubric_id,
+        "rubric_hash": report.rubric_hash,
+        "submission": report.submission,
+        "submission_hash": report.submission_hash,
+        "status": report.status,
+        "run_status": report.run.status if report.run else None,
+    }
     if report.run is not None and report.run.status == "sandbox_error":
         private += ["The sandbox failed (not the student's fault):", report.run.detail]
-        return assemble(rubric, unchecked(rubric, GRADER_FAILED), hidden_ran, 0.0, execution_time,
-                        [*preface, GRADER_FAILED], private, extra)
+        return assemble(
+            rubric,
+            unchecked(rubric, GRADER_FAILED),
+            hidden_ran,
+            0.0,
+            execution_time,
+            [*preface, GRADER_FAILED],
+            private,
+            extra,
+        )
     notes = [*preface, *([report.message] if report.message else []), *report.notes]
     return assemble(rubric, report.checks, hidden_ran, report.score, execution_time, notes, private, extra)
 
@@ -62,17 +76,32 @@ def results_from_report(
 def problem_results(rubric: Rubric, status: str, message: str, execution_time: float, preface: list[str] = ()) -> dict:
     """results.json when no file could be graded (nothing handed in, several candidates): every check 0."""
     extra = {"grader_version": __version__, "rubric_id": rubric.id, "status": status}
-    return assemble(rubric, unchecked(rubric, message), hidden_trials_run(rubric), 0.0, execution_time,
-                    [*preface, message], [], extra)
+    return assemble(
+        rubric,
+        unchecked(rubric, message),
+        hidden_trials_run(rubric),
+        0.0,
+        execution_time,
+        [*preface, message],
+        [],
+        extra,
+    )
 
 
 def unchecked(rubric: Rubric, message: str) -> list[CheckResult]:
     """Every check of the rubric at 0 points, each saying `message` (the summary's, word for word)."""
     return [
-        CheckResult(task=task.id, quantity=check.quantity, status=CheckStatus.missing, points=0.0,
-                    max_points=check.points, visibility=check.visibility,
-                    message=f"{check.quantity}: not checked — {message}")
-        for task in rubric.tasks for check in task.checks
+        CheckResult(
+            task=task.id,
+            quantity=check.quantity,
+            status=CheckStatus.missing,
+            points=0.0,
+            max_points=check.points,
+            visibility=check.visibility,
+            message=f"{check.quantity}: not checked — {message}",
+        )
+        for task in rubric.tasks
+        for check in task.checks
     ]
 
 
@@ -86,12 +115,22 @@ def failure_results(detail: str, execution_time: float, rubric_id: str | None = 
         "visibility": Visibility.visible.value,
         "stdout_visibility": Visibility.hidden.value,
         "extra_data": {"grader_version": __version__, "rubric_id": rubric_id, "status": "grader_error"},
-        "tests": [_instructor_test(["The grader failed; the student was told it is not their fault.", detail], failed=True)],
+        "tests": [
+            _instructor_test(["The grader failed; the student was told it is not their fault.", detail], failed=True)
+        ],
     }
 
 
-def assemble(rubric: Rubric, checks: list[CheckResult], hidden_ran: bool, score: float, execution_time: float,
-             notes: list[str], private: list[str], extra: dict) -> dict:
+def assemble(
+    rubric: Rubric,
+    checks: list[CheckResult],
+    hidden_ran: bool,
+    score: float,
+    execution_time: float,
+    notes: list[str],
+    private: list[str],
+    extra: dict,
+) -> dict:
     """The results.json document: public tests first, then hidden-trial tests, then instructor notes."""
     several_tasks = len(rubric.tasks) > 1
     public, hidden = [], []
@@ -129,8 +168,16 @@ def _parts(check: CheckResult, hidden_weight: float, hidden_ran: bool) -> list[t
     return [("public", 0.0, round(check.max_points - hidden, 10)), ("hidden", 0.0, hidden)]
 
 
-def _test(rubric: Rubric, check: CheckResult, group: str, points: float, maximum: float, number: str,
-          hidden_ran: bool, several_tasks: bool) -> dict:
+def _test(
+    rubric: Rubric,
+    check: CheckResult,
+    group: str,
+    points: float,
+    maximum: float,
+    number: str,
+    hidden_ran: bool,
+    several_tasks: bool,
+) -> dict:
     trials = [t for t in check.trials if t.trial.split("-")[0] == group]
     passed = bool(trials) and all(t.status == CheckStatus.passed for t in trials)
     name = f"{check.task}: {check.quantity}" if several_tasks else check.quantity
@@ -187,8 +234,10 @@ def _summary(rubric: Rubric, hidden_ran: bool) -> str:
     public = f"{rubric.trials.public} public trial{'s' * (rubric.trials.public != 1)}"
     if hidden_ran:
         when = _WHEN[Visibility(rubric.trials.hidden_visibility)]
-        lines.append(f"Each check ran on {public} (results shown now, as with `backprop-grader check`) and on "
-                     f"{rubric.trials.hidden} hidden trials with inputs you have not seen (results {when}).")
+        lines.append(
+            f"Each check ran on {public} (results shown now, as with `backprop-grader check`) and on "
+            f"{rubric.trials.hidden} hidden trials with inputs you have not seen (results {when})."
+        )
     else:
         lines.append(f"Each check ran on {public}, the same as `backprop-grader check` runs.")
     return "\n".join(lines)

@@ -61,8 +61,10 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
         rubric_id = rubric.id
         public = public_hidden_seed(rubric)
         if public:
-            log.append(f"WARNING: rubric {rubric.id}: {public}: students can compute the hidden trials; build the "
-                       "zip from your own copy of the rubric (see `backprop-grader gradescope build`)")
+            log.append(
+                f"WARNING: rubric {rubric.id}: {public}: students can compute the hidden trials; build the "
+                "zip from your own copy of the rubric (see `backprop-grader gradescope build`)"
+            )
         found = find_submission(root / "submission", rubric)
         log += [f"student note: {note}" for note in found.notes]
         if found.problem is not None:
@@ -71,16 +73,25 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
         else:
             log.append(f"grading {found.path.relative_to(root / 'submission')}")
             hide = [root / name for name in PRIVATE_DIRS] + _outside(find_rubric(rubric_name), root)
-            report = grade(rubric, rubric_hash(rubric_name), found.path, _limits(rubric.limits, timeout), hide,
-                           read_data_files(found.data_files), log)
+            report = grade(
+                rubric,
+                rubric_hash(rubric_name),
+                found.path,
+                _limits(rubric.limits, timeout),
+                hide,
+                read_data_files(found.data_files),
+                log,
+            )
             log += describe(report)
             graded = f"Graded file: {found.path.relative_to(root / 'submission')}"
             results = results_from_report(report, rubric, time.monotonic() - started, [graded, *found.notes])
             if report.run is not None and report.run.status == "sandbox_error":
-                log.append("SANDBOX FAILURE (the student sees only that it is not their fault; fix it, then "
-                           "Regrade): see the run detail above")
+                log.append(
+                    "SANDBOX FAILURE (the student sees only that it is not their fault; fix it, then "
+                    "Regrade): see the run detail above"
+                )
                 code = GRADER_FAILED
-    except Exception:  # noqa: BLE001 - a failure of ours still owes the student a results.json
+    except Exception:
         detail = traceback.format_exc()
         log += ["GRADER FAILURE (the student sees only that it is not their fault):", detail]
         results = failure_results(detail, time.monotonic() - started, rubric_id)
@@ -95,8 +106,15 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
     return code
 
 
-def grade(rubric: Rubric, digest: str, path: Path, limits: Limits, hide: list[Path],
-          files: dict[str, bytes] | None = None, log: list[str] | None = None) -> GradeReport:
+def grade(
+    rubric: Rubric,
+    digest: str,
+    path: Path,
+    limits: Limits,
+    hide: list[Path],
+    files: dict[str, bytes] | None = None,
+    log: list[str] | None = None,
+) -> GradeReport:
     """Grade one file on the public and hidden trials; the sandbox is shut down when this returns.
 
     `files` are handed in beside a notebook (its .dat and data files) and placed in its work directory.
@@ -132,13 +150,17 @@ def protect(root: Path) -> list[str]:
         os.chmod(path, 0o700)
     if os.geteuid() == 0:
         return [f"{', '.join(PRIVATE_DIRS)}: mode 0700; student code runs as an unprivileged user"]
-    return [f"{', '.join(PRIVATE_DIRS)}: mode 0700, but the grader is not root, so student code runs as the "
-            "same user; only bubblewrap (if available) keeps these directories out of its reach"]
+    return [
+        f"{', '.join(PRIVATE_DIRS)}: mode 0700, but the grader is not root, so student code runs as the "
+        "same user; only bubblewrap (if available) keeps these directories out of its reach"
+    ]
 
 
 def describe(report: GradeReport) -> list[str]:
     """Instructor-only lines about one graded submission."""
-    lines = [f"status {report.status}: {report.score:g} / {report.max_score:g} points; trials {', '.join(report.trials)}"]
+    lines = [
+        f"status {report.status}: {report.score:g} / {report.max_score:g} points; trials {', '.join(report.trials)}"
+    ]
     if report.message:
         lines.append(f"message to the student: {report.message}")
     run = report.run
@@ -151,7 +173,9 @@ def describe(report: GradeReport) -> list[str]:
     lines += [f"flag: {flag}" for flag in report.flags]
     for name, text in (("stdout", run.stdout), ("stderr", run.stderr)):
         if text:
-            shown = text[:LOG_CHARS] + (f"\n[... {len(text) - LOG_CHARS} more characters]" if len(text) > LOG_CHARS else "")
+            shown = text[:LOG_CHARS] + (
+                f"\n[... {len(text) - LOG_CHARS} more characters]" if len(text) > LOG_CHARS else ""
+            )
             lines += [f"student {name}:", shown]
     return lines
 
@@ -168,7 +192,11 @@ def _outside(path: Path, root: Path) -> list[Path]:
 
     path = Path(os.path.abspath(path))
     hidden = [root, *package_dirs()]
-    return [] if any(folder in path.parents or folder in Path(os.path.realpath(path)).parents for folder in hidden) else [path]
+    return (
+        []
+        if any(folder in path.parents or folder in Path(os.path.realpath(path)).parents for folder in hidden)
+        else [path]
+    )
 
 
 def _terminate(signum: int, frame) -> None:

@@ -33,14 +33,21 @@ def find_submission(folder: Path, rubric: Rubric) -> Found:
     files, links = _files(folder)
     notes = [f"{name}: a symbolic link, not graded (upload the file itself)." for name in links]
     if not files:
-        return Found(problem=("empty", "No files were submitted. Upload your .py file or .ipynb notebook."), notes=notes)
+        return Found(
+            problem=("empty", "No files were submitted. Upload your .py file or .ipynb notebook."), notes=notes
+        )
     code = [f for f in files if f.suffix.lower() in CODE_SUFFIXES]
     if not code:
         if len(files) == 1:  # the load stage explains what is wrong with that one file
             return Found(path=files[0], notes=notes)
         names = ", ".join(_name(folder, f) for f in files)
-        return Found(problem=("wrong_file_type", f"Expected a .py file or a .ipynb notebook; found {names}. "
-                                                 "Upload your code as .py or .ipynb."), notes=notes)
+        return Found(
+            problem=(
+                "wrong_file_type",
+                f"Expected a .py file or a .ipynb notebook; found {names}. Upload your code as .py or .ipynb.",
+            ),
+            notes=notes,
+        )
     if len(code) == 1:
         chosen = code[0]
     else:
@@ -80,8 +87,10 @@ def _choose(folder: Path, code: list[Path], rubric: Rubric) -> tuple[Path | None
         notebooks = [f for f in code if f.suffix.lower() == ".ipynb"]
         if len(notebooks) == 1:
             return notebooks[0], ""
-        return None, (f"Expected one notebook; found {names}, and could not tell which one to grade. "
-                      "Upload only the notebook to be graded.")
+        return None, (
+            f"Expected one notebook; found {names}, and could not tell which one to grade. "
+            "Upload only the notebook to be graded."
+        )
     functions = [name for task in rubric.tasks for name in task.contract.functions().values()]
     defined = {f: _defined(f, functions) for f in code}
     best = max(defined.values())
@@ -89,8 +98,10 @@ def _choose(folder: Path, code: list[Path], rubric: Rubric) -> tuple[Path | None
     if best > 0 and len(matches) == 1:
         return matches[0], ""
     wanted = ", ".join(f"{name}()" for name in functions)
-    return None, (f"Found several files ({names}) and could not tell which one to grade: expected exactly one "
-                  f"of them to define {wanted}. Upload only the file to be graded.")
+    return None, (
+        f"Found several files ({names}) and could not tell which one to grade: expected exactly one "
+        f"of them to define {wanted}. Upload only the file to be graded."
+    )
 
 
 def _defined(path: Path, functions: list[str]) -> int:

@@ -26,7 +26,10 @@ from grader.sandbox import RunResult
 from grader.tasks import SoftmaxClassifierTask
 from grader.trials import Trial, make_trial
 
-NAMES = {"probs": ("prob", "output", "out", "pred", "softmax", "a2", "yhat", "y_hat"), "loss": ("loss", "cost", "entropy", "ce")}
+NAMES = {
+    "probs": ("prob", "output", "out", "pred", "softmax", "a2", "yhat", "y_hat"),
+    "loss": ("loss", "cost", "entropy", "ce"),
+}
 
 
 def check(nb: NotebookRun, task: SoftmaxClassifierTask) -> KindResult:
@@ -45,7 +48,10 @@ def check(nb: NotebookRun, task: SoftmaxClassifierTask) -> KindResult:
         values, provenance = {}, {}
         if source == "torch":
             if record is not None and record.loss is not None:
-                values["loss"], provenance["loss"] = run.arrays[record.loss], f"cell {nb.cell(record.cell)}: the loss of {record.call}"
+                values["loss"], provenance["loss"] = (
+                    run.arrays[record.loss],
+                    f"cell {nb.cell(record.cell)}: the loss of {record.call}",
+                )
             for key, grad in grads.items():
                 layout = ", read transposed (in, out)" if leaves[key[1:]][3] != trial.params[key[1:]].shape else ""
                 values[key], provenance[key] = grad, f"cell {nb.cell(record.cell)}: {leaves[key[1:]][2]}.grad{layout}"
@@ -57,22 +63,39 @@ def check(nb: NotebookRun, task: SoftmaxClassifierTask) -> KindResult:
             hit = _value(run, key, source, reference[key], autograd, weights, training)
             if hit is not None:
                 entry, how = hit
-                values[key], provenance[key] = run.arrays[entry.array], f"cell {nb.cell(entry.cell)}: {where(entry.name)}{how}"
+                values[key], provenance[key] = (
+                    run.arrays[entry.array],
+                    f"cell {nb.cell(entry.cell)}: {where(entry.name)}{how}",
+                )
                 again = entry_again(run, entry.name, entry.cell)
-                if source == "scratch" and run.counterfactual is not None and follows(
-                        values[key], again, run.counterfactual.factor) == Follows.autograd:
+                if (
+                    source == "scratch"
+                    and run.counterfactual is not None
+                    and follows(values[key], again, run.counterfactual.factor) == Follows.autograd
+                ):
                     copied[key] = f"{where(entry.name)} (cell {nb.cell(entry.cell)})"
-        found[call_id(task, source, trial)] = Found(values=values, provenance=provenance, problems={
-            key: f"{source}.{key}: not found — no {'tensor' if source == 'torch' else 'numpy array'} of the notebook "
-                 f"holds it; keep it in a variable (or print it) after computing it" for key in reference if key not in values})
+        found[call_id(task, source, trial)] = Found(
+            values=values,
+            provenance=provenance,
+            problems={
+                key: f"{source}.{key}: not found — no {'tensor' if source == 'torch' else 'numpy array'} of the notebook "
+                f"holds it; keep it in a variable (or print it) after computing it"
+                for key in reference
+                if key not in values
+            },
+        )
     if record is None:
         notes.append("the notebook never called backward(): the torch gradients cannot be observed")
     elif leaves and not all(np.allclose(value, trial.params[name]) for name, (value, _, _, _) in leaves.items()):
-        notes.append("the weights of the first backward pass are not the handout's W1 and W2: your torch gradients are "
-                     "checked on the handout's values")
+        notes.append(
+            "the weights of the first backward pass are not the handout's W1 and W2: your torch gradients are "
+            "checked on the handout's values"
+        )
     results = check_task(nb.rubric, task, [trial], found)
-    checks = [copied_from_autograd(_architecture(nb, task, leaves, r) if r.quantity == "architecture" else r, copied)
-              for r in results]
+    checks = [
+        copied_from_autograd(_architecture(nb, task, leaves, r) if r.quantity == "architecture" else r, copied)
+        for r in results
+    ]
     return KindResult(checks, notes, copied_flag(copied))
 
 
@@ -109,13 +132,19 @@ def _leaves(run: RunResult, trial: Trial) -> dict[str, tuple[np.ndarray, np.ndar
                 continue
             flip = value.shape != param.shape and value.T.shape == param.shape
             if value.shape == param.shape or flip:
-                found[name] = (value.T if flip else value, None if grad is None else (grad.T if flip else grad),
-                               leaf.name or f"an unnamed {tuple(leaf.shape)} tensor", tuple(leaf.shape))
+                found[name] = (
+                    value.T if flip else value,
+                    None if grad is None else (grad.T if flip else grad),
+                    leaf.name or f"an unnamed {tuple(leaf.shape)} tensor",
+                    tuple(leaf.shape),
+                )
                 break
     return found
 
 
-def _value(run: RunResult, key: str, source: str, expected: np.ndarray, autograd: list, weights: list, training: set[int]):
+def _value(
+    run: RunResult, key: str, source: str, expected: np.ndarray, autograd: list, weights: list, training: set[int]
+):
     """(namespace entry, how it was found) holding `key` for `source`: a tensor for torch, anything else for
     scratch; outside the training cells; gradients by name then value, probs and loss by name then value."""
     kind = "tensor" if source == "torch" else "ndarray"
@@ -124,7 +153,9 @@ def _value(run: RunResult, key: str, source: str, expected: np.ndarray, autograd
     if key.startswith("d"):
         hit = scratch_variable(view, key, expected.shape, expected, autograd, weights)
         return None if hit is None else (hit[0], hit[1])
-    fits = [e for e in entries if run.arrays[e.array].size == expected.size and not is_copy(run.arrays[e.array], weights)]
+    fits = [
+        e for e in entries if run.arrays[e.array].size == expected.size and not is_copy(run.arrays[e.array], weights)
+    ]
     named = [e for e in fits if any(word in e.name.lower().rsplit(".", 1)[-1] for word in NAMES[key])]
     for pool, how in ((named, ""), (fits, " (found by its value)")):
         ranked = sorted(pool, key=lambda e: _distance(run.arrays[e.array], expected))
@@ -136,8 +167,14 @@ def _value(run: RunResult, key: str, source: str, expected: np.ndarray, autograd
 def _distance(value: np.ndarray, expected: np.ndarray) -> float:
     """Largest difference relative to the largest expected magnitude, in either layout."""
     scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
-    layouts = [v for v in (value.reshape(expected.shape) if value.size == expected.size else None,
-                           value.T if value.ndim == 2 and value.T.shape == expected.shape else None) if v is not None]
+    layouts = [
+        v
+        for v in (
+            value.reshape(expected.shape) if value.size == expected.size else None,
+            value.T if value.ndim == 2 and value.T.shape == expected.shape else None,
+        )
+        if v is not None
+    ]
     return min((float(np.max(np.abs(v - expected), initial=0.0)) / scale for v in layouts), default=np.inf)
 
 
@@ -155,14 +192,25 @@ def _architecture(nb: NotebookRun, task, leaves: dict, result: CheckResult) -> C
     elif record is None:
         message = f"architecture: expected {wanted}; no backward pass was seen to observe the net"
     else:
-        missing = [what for what, ok in (("both weight matrices", len(leaves) == 2), ("no biases", task.bias or not biases),
-                                         ("a ReLU", "ReluBackward0" in nodes)) if not ok]
+        missing = [
+            what
+            for what, ok in (
+                ("both weight matrices", len(leaves) == 2),
+                ("no biases", task.bias or not biases),
+                ("a ReLU", "ReluBackward0" in nodes),
+            )
+            if not ok
+        ]
         message = f"architecture: expected {wanted}; the first backward pass's graph lacks {', '.join(missing)}"
     status = CheckStatus.passed if passed else CheckStatus.failed
     points = result.max_points if passed else 0.0
-    return result.model_copy(update={
-        "status": status, "points": points, "message": message,
-        "provenance": f"cell {nb.cell(record.cell)}: {', '.join(said)}" if record is not None else "",
-        "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
-        "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
-    })
+    return result.model_copy(
+        update={
+            "status": status,
+            "points": points,
+            "message": message,
+            "provenance": f"cell {nb.cell(record.cell)}: {', '.join(said)}" if record is not None else "",
+            "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
+            "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
+        }
+    )

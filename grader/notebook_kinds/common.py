@@ -37,8 +37,13 @@ class KindResult:
 def missing(task_id: str, check: Check, reason: str) -> CheckResult:
     """A check that could not be made: 0 points, with the student-facing reason."""
     return CheckResult(
-        task=task_id, quantity=check.quantity, status=CheckStatus.missing, points=0.0, max_points=check.points,
-        visibility=check.visibility, message=f"{check.quantity}: not checked — {reason}",
+        task=task_id,
+        quantity=check.quantity,
+        status=CheckStatus.missing,
+        points=0.0,
+        max_points=check.points,
+        visibility=check.visibility,
+        message=f"{check.quantity}: not checked — {reason}",
     )
 
 

@@ -35,8 +35,12 @@ from grader.trials import Trial
 
 TORCH = {"torch.nn.functional.dropout": "F.dropout", "torch.dropout": "torch.dropout"}
 BINOMIAL = {"numpy.random.binomial": "np.random.binomial"}
-UNIFORM = {"numpy.random.rand": "np.random.rand", "numpy.random.random": "np.random.random",
-           "numpy.random.random_sample": "np.random.random_sample", "numpy.random.uniform": "np.random.uniform"}
+UNIFORM = {
+    "numpy.random.rand": "np.random.rand",
+    "numpy.random.random": "np.random.random",
+    "numpy.random.random_sample": "np.random.random_sample",
+    "numpy.random.uniform": "np.random.uniform",
+}
 MEANS = {"torch": TORCH, "scratch": {**BINOMIAL, **UNIFORM}, "trained": {**TORCH, **BINOMIAL, **UNIFORM}}
 KINDS = {"torch": {"tensor"}, "scratch": {"ndarray"}, "trained": {"tensor", "ndarray"}}
 
@@ -70,9 +74,13 @@ def check(nb: NotebookRun, task: DropoutTrainingTask) -> KindResult:
         if training.masks:
             chosen = _replayed(nb, task, trial, source, training)
         else:
-            chosen = check_by_spread(nb.rubric, task, trial, source, training.values, training.provenance, training.why_not)
-            notes.append(f"{source} training (cell {nb.cell(training.cell)}): {training.why_not}; its update is compared "
-                         f"with the spread of many reference runs instead of the exact one")
+            chosen = check_by_spread(
+                nb.rubric, task, trial, source, training.values, training.provenance, training.why_not
+            )
+            notes.append(
+                f"{source} training (cell {nb.cell(training.cell)}): {training.why_not}; its update is compared "
+                f"with the spread of many reference runs instead of the exact one"
+            )
         results += [r for r in chosen if r.quantity.startswith(f"{source}.")]
     others = {c.quantity for c in task.checks if "." not in c.quantity}
     if others:  # architecture: the shapes of what was trained
@@ -104,14 +112,22 @@ def _trained(nb: NotebookRun, cell: int, kinds: set[str], initial: dict[str, np.
     than the weight's own size; the least moved of each."""
     run, values, provenance = nb.run, {}, {}
     seen = [(e.name, e.kind, e.array) for e in run.namespace if e.cell == cell]
-    seen += [(f"{s.variable}.{name}", "tensor", key) for s in run.grads if s.cell == cell for name, key in s.params.items()]
+    seen += [
+        (f"{s.variable}.{name}", "tensor", key) for s in run.grads if s.cell == cell for name, key in s.params.items()
+    ]
     for name, start in initial.items():
         best = None
         for entry_name, kind, key in seen:
             value = run.arrays[key]
             if kind not in kinds or gradient_name(entry_name) or value.size != start.size:
                 continue
-            oriented = value if value.shape == start.shape else value.T if value.ndim == 2 and value.T.shape == start.shape else None
+            oriented = (
+                value
+                if value.shape == start.shape
+                else value.T
+                if value.ndim == 2 and value.T.shape == start.shape
+                else None
+            )
             if oriented is None:
                 continue
             moved = float(np.max(np.abs(oriented - start)))
@@ -128,16 +144,23 @@ def _readings(nb: NotebookRun, task: DropoutTrainingTask, N: int, cell: int, dra
     H, E, p = task.hidden, task.epochs, task.p
     fits = [d for d in draws if tuple(d.shape) in {(N, H), (H,), (1, H)}]
     if not fits:
-        return [], (f"cell {nb.cell(cell)} drew no dropout mask of the hidden layer's shape ({N}, {H})" if draws else
-                    f"the masks of cell {nb.cell(cell)} were not drawn with F.dropout, nn.Dropout, np.random.binomial "
-                    f"or np.random.rand, so they could not be recorded")
+        return [], (
+            f"cell {nb.cell(cell)} drew no dropout mask of the hidden layer's shape ({N}, {H})"
+            if draws
+            else f"the masks of cell {nb.cell(cell)} were not drawn with F.dropout, nn.Dropout, np.random.binomial "
+            f"or np.random.rand, so they could not be recorded"
+        )
     readings, counts = [], []
     for function in dict.fromkeys(d.function for d in fits):
-        stacked = np.concatenate([nb.run.arrays[d.array].reshape(d.count, -1, H) for d in fits if d.function == function])
+        stacked = np.concatenate(
+            [nb.run.arrays[d.array].reshape(d.count, -1, H) for d in fits if d.function == function]
+        )
         counts.append(f"{stacked.shape[0]} with {_named(function)}")
         if function in TORCH and not all(d.training for d in fits if d.function == function):
-            return [], (f"{_named(function)} ran with training=False in cell {nb.cell(cell)}: it applied no dropout "
-                        f"and drew no masks")
+            return [], (
+                f"{_named(function)} ran with training=False in cell {nb.cell(cell)}: it applied no dropout "
+                f"and drew no masks"
+            )
         if stacked.shape[0] != E:
             continue
         masks = np.broadcast_to(stacked, (E, N, H)).astype(np.float64)
@@ -147,8 +170,12 @@ def _readings(nb: NotebookRun, task: DropoutTrainingTask, N: int, cell: int, dra
         elif function in BINOMIAL and np.isin(masks, (0.0, 1.0)).all():
             readings.append((masks, where_))
         elif function in UNIFORM:
-            for rule, keep in ((f"> {p}", masks > p), (f"< {1 - p:.3g}", masks < 1 - p), (f"< {p}", masks < p),
-                               (f"> {1 - p:.3g}", masks > 1 - p)):
+            for rule, keep in (
+                (f"> {p}", masks > p),
+                (f"< {1 - p:.3g}", masks < 1 - p),
+                (f"< {p}", masks < p),
+                (f"> {1 - p:.3g}", masks > 1 - p),
+            ):
                 readings.append((keep.astype(np.float64), f"{where_}, read as {_named(function)}(…) {rule}"))
     why = "" if readings else f"cell {nb.cell(cell)} drew {', '.join(counts)} masks where {E} epochs were asked"
     return readings, why
@@ -163,7 +190,9 @@ def _replayed(nb: NotebookRun, task: DropoutTrainingTask, trial: Trial, source: 
     replay passes the most checks, then explains the most failures, is kept; its provenance says which."""
     best, best_score = [], None
     for masks, how in training.masks:
-        replay = Trial(trial.task_id, "notebook", 0, trial.x, trial.y, trial.params, masks, True, {"p": task.p, "lr": task.lr})
+        replay = Trial(
+            trial.task_id, "notebook", 0, trial.x, trial.y, trial.params, masks, True, {"p": task.p, "lr": task.lr}
+        )
         provenance = {name: f"{text}; the reference replayed with {how}" for name, text in training.provenance.items()}
         found = {call_id(task, source, replay): Found(values=training.values, provenance=provenance)}
         results = [r for r in check_task(nb.rubric, task, [replay], found) if r.quantity.startswith(f"{source}.")]

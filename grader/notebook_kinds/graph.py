@@ -36,8 +36,11 @@ def check(nb: NotebookRun, task: AutogradGraphTask) -> KindResult:
     """The node list the notebook printed or wrote, against the graph of its first backward pass."""
     run = nb.run
     if not run.backward or not run.backward[0].nodes:
-        why = ("the notebook never called backward(), so there is no graph to compare with" if not run.backward else
-               "the graph of the first backward pass was too large to record")
+        why = (
+            "the notebook never called backward(), so there is no graph to compare with"
+            if not run.backward
+            else "the graph of the first backward pass was too large to record"
+        )
         return all_missing(task, why)
     record = run.backward[0]
     expected = [node.name for node in record.nodes]
@@ -45,22 +48,36 @@ def check(nb: NotebookRun, task: AutogradGraphTask) -> KindResult:
     results, notes = [], []
     for item in task.checks:
         if item.quantity != "torch.nodes":
-            results.append(missing(task.id, item, f"{item.quantity} is not observed in a free-form notebook for this task"))
+            results.append(
+                missing(task.id, item, f"{item.quantity} is not observed in a free-form notebook for this task")
+            )
             continue
         if not found:
-            reason = ("no list of node names (AccumulateGrad, AddmmBackward0, …) was printed or written; print the "
-                      "name of every node you reach from loss.grad_fn through next_functions")
+            reason = (
+                "no list of node names (AccumulateGrad, AddmmBackward0, …) was printed or written; print the "
+                "name of every node you reach from loss.grad_fn through next_functions"
+            )
             results.append(missing(task.id, item, reason))
             continue
         passed, message = _compare(found, expected)
         message = f"{item.quantity}: {message} (the graph of the loss's backward pass in cell {nb.cell(record.cell)})"
         status = CheckStatus.passed if passed else CheckStatus.failed
         points = item.points if passed else 0.0
-        results.append(CheckResult(
-            task=task.id, quantity=item.quantity, status=status, points=points, max_points=item.points,
-            group_points={"notebook": points}, group_max_points={"notebook": item.points}, visibility=item.visibility,
-            message=message, provenance=where, trials=[TrialResult(trial=TRIAL, status=status, message=message)],
-        ))
+        results.append(
+            CheckResult(
+                task=task.id,
+                quantity=item.quantity,
+                status=status,
+                points=points,
+                max_points=item.points,
+                group_points={"notebook": points},
+                group_max_points={"notebook": item.points},
+                visibility=item.visibility,
+                message=message,
+                provenance=where,
+                trials=[TrialResult(trial=TRIAL, status=status, message=message)],
+            )
+        )
     return KindResult(results, notes, [])
 
 
@@ -102,4 +119,6 @@ def _compare(found: list[str], expected: list[str]) -> tuple[bool, str]:
 
 
 def _kinds(counts: Counter, spelled: dict[str, str]) -> str:
-    return ", ".join(f"{count} {spelled[name]}" for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ", ".join(
+        f"{count} {spelled[name]}" for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )

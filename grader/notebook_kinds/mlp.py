@@ -22,8 +22,14 @@ from grader.tasks import MlpRegressionTask
 def check(nb: NotebookRun, task: MlpRegressionTask) -> KindResult:
     """Checks, notes and flags of one mlp_regression task of an observed notebook run."""
     rubric, submission, run = nb.rubric, nb.submission, nb.run
-    observed = observe(task, run, nb.texts, scratch_file=rubric.submission.files.scratch,
-                       torch_file=rubric.submission.files.torch, cell_number=submission.notebook_cell)
+    observed = observe(
+        task,
+        run,
+        nb.texts,
+        scratch_file=rubric.submission.files.scratch,
+        torch_file=rubric.submission.files.torch,
+        cell_number=submission.notebook_cell,
+    )
     observed = one_note_per_unread_file(rubric, task, observed, nb.texts)
     if observed.trial is None or observed.net is None:
         reason = observed.notes[0]
@@ -37,8 +43,13 @@ def check(nb: NotebookRun, task: MlpRegressionTask) -> KindResult:
     task_flags, late = notebook_flags(rubric, graded, run, observed, submission)
     flags += task_flags
     cell = submission.notebook_cell(observed.net.cell)
-    checks = [copied_from_autograd(_explained(architecture(task, observed.net, cell, r) if r.quantity == "architecture" else r, late),
-                                   observed.copied) for r in results]
+    checks = [
+        copied_from_autograd(
+            _explained(architecture(task, observed.net, cell, r) if r.quantity == "architecture" else r, late),
+            observed.copied,
+        )
+        for r in results
+    ]
     return KindResult(checks, observed.notes, flags + copied_flag(observed.copied))
 
 
@@ -64,15 +75,20 @@ def architecture(task: MlpRegressionTask, net: Net, cell: int, result: CheckResu
         f"architecture: {found} (cell {cell}, {net.variable})"
         if passed
         else f"architecture: expected {wanted}, found {found}{f' — {what}' if what else ''}; "
-             "its gradients are still checked on its own net"
+        "its gradients are still checked on its own net"
     )
     status = CheckStatus.passed if passed else CheckStatus.failed
     points = result.max_points if passed else 0.0
-    return result.model_copy(update={
-        "status": status, "points": points, "message": message, "provenance": f"cell {cell}: {net.variable}",
-        "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
-        "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
-    })
+    return result.model_copy(
+        update={
+            "status": status,
+            "points": points,
+            "message": message,
+            "provenance": f"cell {cell}: {net.variable}",
+            "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
+            "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
+        }
+    )
 
 
 def _explained(result: CheckResult, late: dict[str, int]) -> CheckResult:

@@ -14,9 +14,20 @@ import importlib
 
 # Names are imported on first use (PEP 562), so that `check` can launch its worker through
 # grader.sandbox.sandbox before numpy and pydantic are imported (see Sandbox.launch).
-_HOMES = {"Call": "models", "CallResult": "models", "CallStatus": "models", "Job": "models", "RunResult": "models",
-          "RunStatus": "models", "CellRecord": "records", "CellStatus": "records", "ForwardCall": "records",
-          "GradSnapshot": "records", "NamespaceEntry": "records", "Sandbox": "sandbox"}
+_HOMES = {
+    "Call": "models",
+    "CallResult": "models",
+    "CallStatus": "models",
+    "Job": "models",
+    "RunResult": "models",
+    "RunStatus": "models",
+    "CellRecord": "records",
+    "CellStatus": "records",
+    "ForwardCall": "records",
+    "GradSnapshot": "records",
+    "NamespaceEntry": "records",
+    "Sandbox": "sandbox",
+}
 __all__ = sorted(_HOMES)
 
 

@@ -56,7 +56,7 @@ def _inside(mount: str, root: str, path: str) -> str | None:
     """The directory of cgroup `path` under a mount whose root is `root` (None if the mount does not show it)."""
     if root != "/" and path != root and not path.startswith(root.rstrip("/") + "/"):
         return None
-    relative = path[len(root):] if root != "/" else path
+    relative = path[len(root) :] if root != "/" else path
     return os.path.join(mount, relative.lstrip("/"))
 
 
@@ -158,7 +158,7 @@ def _rmtree(path: str) -> bool:
         return True
     except OSError:
         return False
-    ok = all([_rmtree(child) for child in children])
+    ok = all([_rmtree(child) for child in children])  # noqa: C419 (remove every child, not stop at the first failure)
     try:
         os.rmdir(path)
     except FileNotFoundError:

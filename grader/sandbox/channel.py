@@ -29,8 +29,19 @@ from pydantic import BaseModel
 from grader.limits import Limits
 from grader.sandbox.models import Job
 from grader.sandbox.process import frame
-from grader.sandbox.wire import (_STRICT, CallFrame, CellsFrame, ChildResults, ResultInvalid, Text, _check_returns,
-                                 _json, _peek_kind, load_values, split_frames)
+from grader.sandbox.wire import (
+    _STRICT,
+    CallFrame,
+    CellsFrame,
+    ChildResults,
+    ResultInvalid,
+    Text,
+    _check_returns,
+    _json,
+    _peek_kind,
+    load_values,
+    split_frames,
+)
 
 RERUN_FACTORS = (1.3, 1.9)  # as notebook_provenance.FACTORS: neither 1 nor a small integer ratio such as 2
 Nonce = Text(64)
@@ -52,14 +63,23 @@ class Exchange:
 
     def __init__(self, job: Job, limits: Limits):
         self.job, self.limits = job, limits
-        self.supervise = json.dumps({"limits": limits.model_dump(), "optim": any("optim" in c for c in job.cells)}).encode()
+        self.supervise = json.dumps(
+            {"limits": limits.model_dump(), "optim": any("optim" in c for c in job.cells)}
+        ).encode()
         files, chunks, offset = [], [], 0
         for name, data in job.files.items():
             files.append([name, offset, len(data)])
             chunks.append(data)
             offset += len(data)
-        header = {"filename": job.filename, "cells": job.cells, "seed": job.seed, "limits": limits.model_dump(),
-                  "observe": job.observe, "files": files, "counterfactual": job.counterfactual}
+        header = {
+            "filename": job.filename,
+            "cells": job.cells,
+            "seed": job.seed,
+            "limits": limits.model_dump(),
+            "observe": job.observe,
+            "files": files,
+            "counterfactual": job.counterfactual,
+        }
         self.opening = frame(json.dumps(header).encode()) + frame(b"".join(chunks))
         self.calls = [_call_parts(job, index) for index in range(len(job.calls))]
         self.asked: list[Asked] = []
@@ -95,8 +115,11 @@ def _factor() -> float:
 def _call_parts(job: Job, index: int) -> tuple[dict, bytes]:
     """A call's request (without nonce and factor) and the raw float64 bytes of the arrays it uses."""
     call = job.calls[index]
-    names = [name for arg in call.args for name in ([arg] if isinstance(arg, str) else
-                                                     list(arg.values()) if isinstance(arg, dict) else [])]
+    names = [
+        name
+        for arg in call.args
+        for name in ([arg] if isinstance(arg, str) else list(arg.values()) if isinstance(arg, dict) else [])
+    ]
     layout, chunks, offset = [], [], 0
     for name in dict.fromkeys(names):
         data = np.ascontiguousarray(job.arrays[name], dtype="<f8").tobytes()

@@ -26,7 +26,7 @@ OVERFLOW = "…"  # the problem key that counts what was left out
 def _text(value: object, limit: int = 2000) -> str:
     try:
         text = str(value)
-    except BaseException:  # noqa: BLE001 - a hostile __str__ (or a list nested 10^5 deep) must not break the runner
+    except BaseException:
         text = f"<{type(value).__name__} that cannot be printed>"
     return text if len(text) <= limit else text[:limit] + " …"
 
@@ -107,8 +107,11 @@ class Converter:
 
     def _recorded(self) -> int:
         """Characters of what this call has recorded so far (nothing, unless added to by hand)."""
-        return (sum(map(len, self.values)) + sum(len(k) + sum(map(len, v)) for k, v in self.texts.items())
-                + sum(len(k) + len(v) for k, v in self.problems.items()))
+        return (
+            sum(map(len, self.values))
+            + sum(len(k) + sum(map(len, v)) for k, v in self.texts.items())
+            + sum(len(k) + len(v) for k, v in self.problems.items())
+        )
 
     def _add_returned(self, value: object) -> None:
         """The value a contract function returned: only the quantities the grader reads."""
@@ -151,8 +154,11 @@ class Converter:
         texts = [_text(v, 1000) for v in items[:10000]]
         chars = sum(map(len, texts))
         if self.chars + chars > MAX_TEXT_CHARS:
-            self._problem(key, f"{what}: {len(items)} strings ({chars} characters), more than the grader reads "
-                               f"({MAX_TEXT_CHARS} characters per call); return only the requested names")
+            self._problem(
+                key,
+                f"{what}: {len(items)} strings ({chars} characters), more than the grader reads "
+                f"({MAX_TEXT_CHARS} characters per call); return only the requested names",
+            )
             return
         self.chars += chars
         self.texts[key] = texts
@@ -180,8 +186,11 @@ class Converter:
         self.problems[key] = message
 
     def _overflow(self) -> None:
-        self.problems.setdefault(OVERFLOW, f"more returned keys, texts and problems than the grader reads "
-                                           f"({MAX_TEXT_CHARS} characters in all); the rest were left out")
+        self.problems.setdefault(
+            OVERFLOW,
+            f"more returned keys, texts and problems than the grader reads "
+            f"({MAX_TEXT_CHARS} characters in all); the rest were left out",
+        )
 
     def _array(self, value: object, expected: str):
         """A float64 array, or a string saying what was expected and what was found."""
@@ -227,5 +236,7 @@ class Converter:
         return True
 
     def _too_large(self, count: int) -> str:
-        return (f"too large: {count} elements ({count * 8 / 2 ** 20:.1f} MiB as float64), more than the "
-                f"{max(self.budget, 0) / 2 ** 20:.1f} MiB left for results; return only the requested quantities")
+        return (
+            f"too large: {count} elements ({count * 8 / 2**20:.1f} MiB as float64), more than the "
+            f"{max(self.budget, 0) / 2**20:.1f} MiB left for results; return only the requested quantities"
+        )

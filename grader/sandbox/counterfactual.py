@@ -50,7 +50,7 @@ def parse_counterfactual(frame: bytes, payload: bytes, expected_factor: float | 
     if len(payload) > MAX_BYTES or len(payload) < HEADER.size:
         raise ResultInvalid(f"a counterfactual payload of {len(payload)} bytes")
     (size,) = HEADER.unpack_from(payload, 0)
-    head = _json(payload[HEADER.size:HEADER.size + size], ForkHead)
+    head = _json(payload[HEADER.size : HEADER.size + size], ForkHead)
     offset = HEADER.size + size
     if offset + HEADER.size > len(payload):
         raise ResultInvalid("a counterfactual payload cut short")
@@ -58,13 +58,13 @@ def parse_counterfactual(frame: bytes, payload: bytes, expected_factor: float | 
     offset += HEADER.size
     if any(math.prod(spec.shape) > MAX_ELEMENTS for spec in head.arrays.values()):
         raise ResultInvalid(f"a counterfactual array of more than {MAX_ELEMENTS} elements")
-    arrays, _ = load_values(payload[offset:offset + raw_size], head.arrays, MAX_BYTES)
+    arrays, _ = load_values(payload[offset : offset + raw_size], head.arrays, MAX_BYTES)
     offset += raw_size
     if offset + sum(head.files.values()) != len(payload):
         raise ResultInvalid("counterfactual files not as long as announced")
     files = {}
     for name, length in head.files.items():
-        files[name] = payload[offset:offset + length]
+        files[name] = payload[offset : offset + length]
         offset += length
     cells = [e.cell for e in head.entries]
     if cells != sorted(cells) or any(e.array not in arrays for e in head.entries):

@@ -56,7 +56,7 @@ class Recorder:
                 self.groups.append(last)
             last["arrays"].append(array)
             self.total += 1
-        except Exception:  # noqa: BLE001 - a hostile array subclass is simply not recorded
+        except Exception:
             pass
 
     def take(self) -> list:
@@ -67,8 +67,17 @@ class Recorder:
             key = self.store.add(np.stack(group["arrays"]), "draws")
             if key is None:
                 continue
-            records.append({"cell": max(1, int(self.notes.cell)), "function": function, "p": p, "training": training,
-                            "shape": list(shape), "count": len(group["arrays"]), "array": key})
+            records.append(
+                {
+                    "cell": max(1, int(self.notes.cell)),
+                    "function": function,
+                    "p": p,
+                    "training": training,
+                    "shape": list(shape),
+                    "count": len(group["arrays"]),
+                    "array": key,
+                }
+            )
         return records
 
 
@@ -102,6 +111,7 @@ def _wrap_dropout(original, function: str):
             return output
         finally:
             recorder.depth -= 1
+
     return dropout
 
 
@@ -119,6 +129,7 @@ def _wrap_torch_dropout(original):
             return output
         finally:
             recorder.depth -= 1
+
     return dropout
 
 
@@ -131,6 +142,7 @@ def _wrap_numpy(original, name: str):
             p = kwargs.get("p", args[1] if len(args) > 1 else None) if name == "binomial" else None
             recorder.add(f"numpy.random.{name}", result, p, None)
         return result
+
     return draw
 
 

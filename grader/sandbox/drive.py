@@ -55,8 +55,9 @@ def run(worker: Worker, exchange: Exchange, limits: Limits, timeout: float) -> t
         report = loop.run(time.monotonic() + timeout)
     finally:
         loop.close()
-    report.update(stdout_bytes=loop.total["out"], stderr_bytes=loop.total["err"], asked=exchange.asked,
-                  result_over_size=loop.over)
+    report.update(
+        stdout_bytes=loop.total["out"], stderr_bytes=loop.total["err"], asked=exchange.asked, result_over_size=loop.over
+    )
     return report, bytes(loop.kept["out"]), bytes(loop.kept["err"]), bytes(loop.results)
 
 
@@ -127,7 +128,7 @@ class _Loop:
         if name != "res":
             self.total[name] += len(data)
             room = self.budget - len(self.kept["out"]) - len(self.kept["err"])
-            self.kept[name] += data[:max(room, 0)]
+            self.kept[name] += data[: max(room, 0)]
         elif self.over:
             return
         elif len(self.results) + len(data) > self.cap:
@@ -151,7 +152,7 @@ class _Loop:
             if self.paired:  # the raw frame after a notebook's cell, files or counterfactual frame
                 self.paired = False
                 continue
-            match = _KIND.match(bytes(results[start:start + 40]))
+            match = _KIND.match(bytes(results[start : start + 40]))
             kind = match.group(1).decode() if match else ""
             if kind in _PAIRED:
                 self.paired = True

@@ -40,8 +40,9 @@ _STAND_IN = _Deferred(NAME)  # __spec__ stays None: `import torch._dynamo` reads
 _SERVED: "weakref.WeakSet" = weakref.WeakSet()
 
 
-def _disable(fn: Callable | None = None, recursive: bool = True, *, reason: str | None = None,
-             wrapping: bool = True) -> Callable:
+def _disable(
+    fn: Callable | None = None, recursive: bool = True, *, reason: str | None = None, wrapping: bool = True
+) -> Callable:
     """torch._disable_dynamo's own call (a function, wrapping=False, no reason) returns the function as
     it is; any other form (a decorator factory, torch.compiler.disable), or any call once the real module
     is being imported, is the real one's."""

@@ -56,6 +56,7 @@ def _loopback_up() -> None:
     import fcntl
     import socket
     import struct
+
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -101,10 +102,11 @@ def enter(cfg: dict, workdir: str) -> None:
 def redirect_python_paths(roots: dict) -> None:
     """Rewrite sys.path and every package's __path__ from each unreachable root to its /proc/self/fd/N
     view: opening /proc/self/fd/N/x follows the descriptor and checks no directory above it."""
+
     def moved(path):
         for root, view in roots.items():
             if isinstance(path, str) and (path == root or path.startswith(root + "/")):
-                return view + path[len(root):]
+                return view + path[len(root) :]
         return path
 
     sys.path[:] = [moved(p) for p in sys.path]
@@ -133,7 +135,7 @@ def reap(cfg: dict, runner_pid, reap_children: bool = True) -> None:
                 if reap_children:
                     _remove_own_files(cfg["uid"])
                     _remove_own_ipc(cfg["uid"])
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 os._exit(1)
             os._exit(0)
         os.waitpid(pid, 0)
@@ -157,6 +159,7 @@ def _kill_own() -> None:
 def _remove_own_files(uid: int, depth: int = 2) -> None:
     """Remove what `uid` owns in the shared temp directories, and inside their world-writable
     subdirectories (where it could also have written), `depth` levels down."""
+
     def sweep(folder: str, left: int) -> None:
         try:
             entries = list(os.scandir(folder))
@@ -185,9 +188,11 @@ def _remove_own_files(uid: int, depth: int = 2) -> None:
 def _remove_own_ipc(uid: int) -> None:
     """IPC_RMID every SysV shared memory segment, message queue and semaphore set `uid` owns (fallback
     without an IPC namespace of the job's own: these would outlive it)."""
-    for kind, remove in (("shm", lambda i: LIBC.shmctl(i, IPC_RMID, None)),
-                         ("msg", lambda i: LIBC.msgctl(i, IPC_RMID, None)),
-                         ("sem", lambda i: LIBC.semctl(i, 0, IPC_RMID))):
+    for kind, remove in (
+        ("shm", lambda i: LIBC.shmctl(i, IPC_RMID, None)),
+        ("msg", lambda i: LIBC.msgctl(i, IPC_RMID, None)),
+        ("sem", lambda i: LIBC.semctl(i, 0, IPC_RMID)),
+    ):
         try:
             with open(f"/proc/sysvipc/{kind}") as listing:
                 rows = [line.split() for line in listing.readlines()[1:]]

@@ -29,9 +29,8 @@ import re
 import sys
 
 import torch
-from torch.overrides import TorchFunctionMode
-
 from bpg_places import Places
+from torch.overrides import TorchFunctionMode
 
 CUDA = re.compile(r"cuda(:\d+)?")
 _TO, _CUDA = torch.Tensor.to, torch.Tensor.cuda
@@ -49,8 +48,10 @@ def _is_cuda(device, positional: bool = False) -> bool:
 
 def _guards(test: ast.expr) -> bool:
     """A test that calls something's is_available() (torch.cuda.is_available())."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "is_available"
-               for n in ast.walk(test))
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "is_available"
+        for n in ast.walk(test)
+    )
 
 
 def _asks(source: str) -> bool:

@@ -30,8 +30,16 @@ MAX_EDGES = 20_000
 MAX_LEAVES = 64
 MAX_SAVED = 8
 MAX_ROOTS = 16
-SAVED = ("_saved_self", "_saved_other", "_saved_mat1", "_saved_mat2", "_saved_mat", "_saved_vec",
-         "_saved_input", "_saved_target")
+SAVED = (
+    "_saved_self",
+    "_saved_other",
+    "_saved_mat1",
+    "_saved_mat2",
+    "_saved_mat",
+    "_saved_vec",
+    "_saved_input",
+    "_saved_target",
+)
 CALLS = ("Tensor.backward()", "torch.autograd.backward()", "torch.autograd.grad()")
 
 
@@ -95,8 +103,10 @@ class GraphRecorder:
         self.started = True
         try:
             return self._record(what, args, kwargs)
-        except Exception as exc:  # noqa: BLE001 - a student's tensor subclass, or a bug of ours
-            self.notes.add(f"the autograd graph of the first backward pass could not be recorded ({type(exc).__name__})")
+        except Exception as exc:
+            self.notes.add(
+                f"the autograd graph of the first backward pass could not be recorded ({type(exc).__name__})"
+            )
             return None
 
     def _record(self, what: str, args: tuple, kwargs: dict):
@@ -104,13 +114,19 @@ class GraphRecorder:
         walked = _walk([t.grad_fn for t in roots]) if roots else None
         if walked is None:
             if roots:
-                self.notes.add(f"the autograd graph of the first backward pass has more than {MAX_WALK} nodes; "
-                               f"it was not recorded")
+                self.notes.add(
+                    f"the autograd graph of the first backward pass has more than {MAX_WALK} nodes; it was not recorded"
+                )
             return None
         order, nexts = walked
         index = {id(fn): i for i, fn in enumerate(order)}
-        nodes = [{"name": type(fn).__name__[:100], "inputs": [index[id(n)] if n is not None else -1 for n, _ in
-                                                                nexts[id(fn)]]} for fn in order]
+        nodes = [
+            {
+                "name": type(fn).__name__[:100],
+                "inputs": [index[id(n)] if n is not None else -1 for n, _ in nexts[id(fn)]],
+            }
+            for fn in order
+        ]
         truncated = len(nodes) > MAX_NODES or sum(len(n["inputs"]) for n in nodes) > MAX_EDGES
         leaves, tensors, saved = [], [], []
         for i, fn in enumerate(order):
@@ -118,17 +134,33 @@ class GraphRecorder:
                 variable = getattr(fn, "variable", None)
                 if isinstance(variable, torch.Tensor):
                     tensors.append(variable)
-                    leaves.append({"node": -1 if truncated else i, "name": None, "shape": list(variable.shape)[:32],
-                                   "dtype": _dtype(variable), "value": self._add(variable), "grad": None})
+                    leaves.append(
+                        {
+                            "node": -1 if truncated else i,
+                            "name": None,
+                            "shape": list(variable.shape)[:32],
+                            "dtype": _dtype(variable),
+                            "value": self._add(variable),
+                            "grad": None,
+                        }
+                    )
             elif -1 in nodes[i]["inputs"] and len(saved) < MAX_SAVED and not truncated:
                 saved += self._constants(fn, i)
         if len(tensors) >= MAX_LEAVES:
-            self.notes.add(f"the autograd graph of the first backward pass has more than {MAX_LEAVES} leaves; "
-                           f"the rest were left out")
+            self.notes.add(
+                f"the autograd graph of the first backward pass has more than {MAX_LEAVES} leaves; "
+                f"the rest were left out"
+            )
         self.early = self._names(sys.modules["submission"].__dict__, tensors) if "submission" in sys.modules else {}
-        record = {"cell": max(1, int(self.notes.cell)), "call": what if what in CALLS else CALLS[0],
-                  "loss": self._add(roots[0]), "nodes": [] if truncated else nodes, "saved": saved[:MAX_SAVED],
-                  "leaves": leaves, "truncated": truncated}
+        record = {
+            "cell": max(1, int(self.notes.cell)),
+            "call": what if what in CALLS else CALLS[0],
+            "loss": self._add(roots[0]),
+            "nodes": [] if truncated else nodes,
+            "saved": saved[:MAX_SAVED],
+            "leaves": leaves,
+            "truncated": truncated,
+        }
         inputs = (args[1] if len(args) > 1 else kwargs.get("inputs")) if what == "torch.autograd.grad()" else None
         return record, tensors, inputs
 
@@ -145,7 +177,7 @@ class GraphRecorder:
                     key = self._add(value)
                     if key is not None:
                         found.append({"node": i, "slot": attribute.removeprefix("_saved_"), "array": key})
-            except Exception:  # noqa: BLE001 - no such attribute on this node, or already freed
+            except Exception:
                 continue
         return found
 
@@ -162,7 +194,7 @@ class GraphRecorder:
             for leaf, tensor in zip(record["leaves"], tensors):
                 grad = returned.get(id(tensor)) if inputs is not None else tensor.grad
                 leaf["grad"] = self._add(grad) if isinstance(grad, torch.Tensor) else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         self.pending.append(record)
         self.tensors = tensors
@@ -182,7 +214,7 @@ class GraphRecorder:
                 for parameter_name, parameter in module.named_parameters():
                     if id(parameter) in wanted:
                         found.setdefault(id(parameter), f"{name}.{parameter_name}")
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         return found
 

@@ -41,9 +41,9 @@ import site
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from grader.errors import SandboxError
 from grader.sandbox import cgroup
@@ -54,20 +54,61 @@ ENV_FAULT = "BACKPROP_GRADER_SANDBOX_FAULT"
 FAULTS = ("userns", "userns-jobs")
 HIDDEN_PACKAGES = ("grader", "reference", "rubrics")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_FILES = ("passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
-             "alternatives", "hosts")
+ETC_FILES = (
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "alternatives",
+    "hosts",
+)
 NOBODY = 65534
-WORKER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-              "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-PROTECTIONS = ("bubblewrap", "no_network", "read_only_system", "private_tmp", "pid_namespace", "hidden_paths",
-               "unprivileged_user", "no_new_privs", "rlimits", "worker_not_dumpable", "process_cleanup",
-               "memory_cgroup", "fd_limit", "ipc_namespace", "no_nested_userns", "tmpfs_size", "temp_cleanup")
+WORKER_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+}
+PROTECTIONS = (
+    "bubblewrap",
+    "no_network",
+    "read_only_system",
+    "private_tmp",
+    "pid_namespace",
+    "hidden_paths",
+    "unprivileged_user",
+    "no_new_privs",
+    "rlimits",
+    "worker_not_dumpable",
+    "process_cleanup",
+    "memory_cgroup",
+    "fd_limit",
+    "ipc_namespace",
+    "no_nested_userns",
+    "tmpfs_size",
+    "temp_cleanup",
+)
 # What each job's child checks about itself (jail.enter_jail's setup): the run's protection is the mode's
 # and the child's; a key the child does not report keeps the mode's value.
-VERIFIED = {"no_new_privs": "no_new_privs", "pid_namespace": "pid1", "unprivileged_user": "caps_cleared",
-            "memory_cgroup": "memory_cgroup", "fd_limit": "fd_limit", "ipc_namespace": "ipc_namespace",
-            "no_nested_userns": "no_nested_userns", "no_network": "no_network", "temp_cleanup": "temp_cleanup"}
+VERIFIED = {
+    "no_new_privs": "no_new_privs",
+    "pid_namespace": "pid1",
+    "unprivileged_user": "caps_cleared",
+    "memory_cgroup": "memory_cgroup",
+    "fd_limit": "fd_limit",
+    "ipc_namespace": "ipc_namespace",
+    "no_nested_userns": "no_nested_userns",
+    "no_network": "no_network",
+    "temp_cleanup": "temp_cleanup",
+}
 CGROUP_VIEW = "/.cgroup"  # where a bwrap worker sees its plan's base cgroup (bound from the host)
 
 
@@ -89,11 +130,24 @@ class Plan:
         """The worker's configuration for one slot (see worker.py, jail.py, jobsetup.py, fallback.py)."""
         root = os.geteuid() == 0
         if self.mode == "bwrap":
-            return {"ns": True, "uid": None if self.userns else NOBODY, "workdir_base": None, "fault": self.fault,
-                    "slot": slot, "cgroup": cgroup_view(self.cgroup)}
+            return {
+                "ns": True,
+                "uid": None if self.userns else NOBODY,
+                "workdir_base": None,
+                "fault": self.fault,
+                "slot": slot,
+                "cgroup": cgroup_view(self.cgroup),
+            }
         uid = 100000 + (os.getpid() % 10000) * 64 + slot % 64 if root else None
-        return {"ns": False, "uid": uid, "workdir_base": None, "fault": None, "slot": slot,
-                "cgroup": dict(self.cgroup) if self.cgroup else None, "python_unreachable": list(self.unreachable)}
+        return {
+            "ns": False,
+            "uid": uid,
+            "workdir_base": None,
+            "fault": None,
+            "slot": slot,
+            "cgroup": dict(self.cgroup) if self.cgroup else None,
+            "python_unreachable": list(self.unreachable),
+        }
 
     def off(self) -> list[str]:
         """The protections this mode does not give, sorted."""
@@ -119,11 +173,18 @@ def cgroup_view(base: dict | None) -> dict | None:
 
 def python_paths() -> list[Path]:
     """The Python installation, the venv and every site-packages directory, resolved."""
-    candidates = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    candidates = {
+        sys.base_prefix,
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+    }
     candidates |= set(site.getsitepackages()) | {p for p in sys.path if "-packages" in p}
-    paths = sorted({Path(p) for p in candidates if p and os.path.isdir(p)} |
-                   {Path(os.path.realpath(p)) for p in candidates if p and os.path.isdir(p)})
+    paths = sorted(
+        {Path(p) for p in candidates if p and os.path.isdir(p)}
+        | {Path(os.path.realpath(p)) for p in candidates if p and os.path.isdir(p)}
+    )
     return [p for p in paths if not any(q != p and q in p.parents for q in paths)]
 
 
@@ -147,8 +208,19 @@ def bwrap_command(hide: Sequence[Path], userns: bool, cgroup: dict | None = None
     """
     # A cgroup namespace would keep a v2 job from joining its cgroup (outside the namespace's root): kept for v1.
     cgroupns = ["--unshare-cgroup-try"] if not cgroup or cgroup["version"] == 1 else []
-    command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", *cgroupns,
-               "--hostname", "sandbox", "--new-session", "--cap-drop", "ALL"]
+    command = [
+        "bwrap",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        *cgroupns,
+        "--hostname",
+        "sandbox",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+    ]
     caps = ["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"] + (["CAP_SETFCAP"] if userns else [])
     for cap in caps:
         command += ["--cap-add", cap]
@@ -225,11 +297,20 @@ def plan(hide: Sequence[Path] = (), mode: str | None = None) -> Plan:
         on = dict.fromkeys(PROTECTIONS, True)
         on["unprivileged_user"] = not (userns and root)  # a user namespace of root maps to host root
         on["memory_cgroup"] = base is not None
-        return Plan("bwrap", userns, tuple(bwrap_command(hide, userns, base)), on, forced=requested == "bwrap",
-                    fault=fault, cgroup=base)
+        return Plan(
+            "bwrap",
+            userns,
+            tuple(bwrap_command(hide, userns, base)),
+            on,
+            forced=requested == "bwrap",
+            fault=fault,
+            cgroup=base,
+        )
     if requested == "bwrap":
-        raise SandboxError(f"{ENV_MODE}=bwrap but bubblewrap cannot be used here: {problem}. Install "
-                           f"bubblewrap, allow user namespaces, or set {ENV_MODE}=fallback.")
+        raise SandboxError(
+            f"{ENV_MODE}=bwrap but bubblewrap cannot be used here: {problem}. Install "
+            f"bubblewrap, allow user namespaces, or set {ENV_MODE}=fallback."
+        )
     return fallback_plan(f"bubblewrap cannot start here: {problem}", hide=hide)
 
 
@@ -241,12 +322,21 @@ def fallback_plan(reason: str, forced: bool = False, hide: Sequence[Path] = (), 
     unreachable = tuple(str(p) for p in python_paths() if not reachable_by_others(p)) if root else ()
     protections = dict.fromkeys(PROTECTIONS, False)
     namespaces = fallback_namespaces() if root else {}
-    protections.update(rlimits=True, no_new_privs=True, worker_not_dumpable=True, unprivileged_user=root,
-                       process_cleanup=True, memory_cgroup=base is not None, fd_limit=True, temp_cleanup=root,
-                       no_nested_userns=True, no_network=namespaces.get("net", False),
-                       ipc_namespace=namespaces.get("ipc", False),
-                       hidden_paths=root and not any(reachable_by_others(Path(p), [Path(u) for u in unreachable])
-                                                     for p in [*package_dirs(), *hide]))
+    protections.update(
+        rlimits=True,
+        no_new_privs=True,
+        worker_not_dumpable=True,
+        unprivileged_user=root,
+        process_cleanup=True,
+        memory_cgroup=base is not None,
+        fd_limit=True,
+        temp_cleanup=root,
+        no_nested_userns=True,
+        no_network=namespaces.get("net", False),
+        ipc_namespace=namespaces.get("ipc", False),
+        hidden_paths=root
+        and not any(reachable_by_others(Path(p), [Path(u) for u in unreachable]) for p in [*package_dirs(), *hide]),
+    )
     return Plan("fallback", False, (), protections, reason=reason, forced=forced, cgroup=base, unreachable=unreachable)
 
 
@@ -270,8 +360,10 @@ def reachable_by_others(path: Path, via: Sequence[Path] = ()) -> bool:
 def fallback_namespaces() -> dict[str, bool]:
     """As root without bubblewrap: whether this machine lets a process make a network namespace and an
     IPC namespace (most containers refuse both without CAP_SYS_ADMIN). Tried once, in a throw-away process."""
-    script = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-              "print(libc.unshare(0x40000000) == 0, libc.unshare(0x8000000) == 0)")
+    script = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.unshare(0x40000000) == 0, libc.unshare(0x8000000) == 0)"
+    )
     try:
         done = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=20)
         net, ipc = done.stdout.split()

@@ -54,8 +54,10 @@ def _check(result: int, what: str) -> None:
 
 
 def _mount(source: str, target: str, fstype, flags: int, options) -> None:
-    _check(LIBC.mount(source.encode(), target.encode(), fstype and fstype.encode(), flags,
-                      options and options.encode()), f"mount {target}")
+    _check(
+        LIBC.mount(source.encode(), target.encode(), fstype and fstype.encode(), flags, options and options.encode()),
+        f"mount {target}",
+    )
 
 
 def _write_proc(name: str, text: str) -> None:
@@ -77,8 +79,7 @@ def _clear_capabilities() -> None:
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
     class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
     _check(LIBC.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
 
@@ -95,6 +96,7 @@ def _status_fields() -> dict:
 def _arrange_fds(wanted: dict) -> None:
     """Put each fd at its target number (0..4) and close every other descriptor."""
     import fcntl
+
     high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for target, fd in wanted.items()}
     for target, fd in high.items():
         os.dup2(fd, target)
@@ -105,7 +107,7 @@ def _arrange_fds(wanted: dict) -> None:
 def _restore_staged_python() -> None:
     """A venv under /tmp (a checkout in /tmp) is hidden by the job's private /tmp: bind it back, read-only."""
     for root, dirs, _ in os.walk(STAGE):
-        target = root[len(STAGE):]
+        target = root[len(STAGE) :]
         if not os.path.ismount(root) or not target:
             continue
         dirs.clear()
@@ -166,16 +168,27 @@ def enter_jail(cfg: dict, limits: dict, workdir: str, probe: bool = False, ipc: 
     os.chdir(workdir)
     cpu = max(1, int(-(-float(limits["cpu_seconds"]) // 1)))
     nproc = int(limits["processes"]) + (0 if cfg["ns"] or cfg["uid"] is not None else _own_process_count())
-    for which, value in ((resource.RLIMIT_AS, int(limits["memory_mb"]) << 20), (resource.RLIMIT_CPU, cpu),
-                         (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, int(limits["file_mb"]) << 20),
-                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, OPEN_FILES)):
+    for which, value in (
+        (resource.RLIMIT_AS, int(limits["memory_mb"]) << 20),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_NPROC, nproc),
+        (resource.RLIMIT_FSIZE, int(limits["file_mb"]) << 20),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, OPEN_FILES),
+    ):
         resource.setrlimit(which, (value, value + 1 if which == resource.RLIMIT_CPU else value))
     status = _status_fields()
-    setup = {"pid1": os.getpid() == 1, "uid": os.getuid(), "no_new_privs": status.get("NoNewPrivs") == "1",
-             "caps_cleared": int(status.get("CapEff", "1"), 16) == 0 and int(status.get("CapPrm", "1"), 16) == 0,
-             "root": os.geteuid() == 0, "ipc_namespace": ipc, "no_nested_userns": nested_refused,
-             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= OPEN_FILES,
-             "temp_cleanup": cfg["ns"] or cfg["uid"] is not None}  # a private tmpfs, or the reaper (fallback.py)
+    setup = {
+        "pid1": os.getpid() == 1,
+        "uid": os.getuid(),
+        "no_new_privs": status.get("NoNewPrivs") == "1",
+        "caps_cleared": int(status.get("CapEff", "1"), 16) == 0 and int(status.get("CapPrm", "1"), 16) == 0,
+        "root": os.geteuid() == 0,
+        "ipc_namespace": ipc,
+        "no_nested_userns": nested_refused,
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= OPEN_FILES,
+        "temp_cleanup": cfg["ns"] or cfg["uid"] is not None,
+    }  # a private tmpfs, or the reaper (fallback.py)
     if not cfg["ns"]:
         setup["no_network"] = bool(cfg.get("netns"))
     return setup
@@ -185,8 +198,14 @@ def _limit_ipc(size_mb: int) -> bool:
     """In the job's own IPC namespace: SysV shared memory at most size_mb in all, a few small message
     queues and semaphore sets (the kernel's defaults allow terabytes). True when every limit was set."""
     pages = (size_mb << 20) // os.sysconf("SC_PAGE_SIZE")
-    values = {"shmmax": size_mb << 20, "shmall": pages, "shmmni": 64, "msgmni": 16, "msgmnb": 65536,
-              "sem": "250 4000 32 32"}
+    values = {
+        "shmmax": size_mb << 20,
+        "shmall": pages,
+        "shmmni": 64,
+        "msgmni": 16,
+        "msgmnb": 65536,
+        "sem": "250 4000 32 32",
+    }
     try:
         for name, value in values.items():
             with open(f"/proc/sys/kernel/{name}", "w") as handle:
@@ -268,7 +287,7 @@ def child(cfg: dict, limits: dict, runner, pipes: dict, workdir: str) -> None:
         ctl = 4
         setup = confine(cfg, limits, workdir)
         os.write(4, (json.dumps({"setup": setup}) + "\n").encode())  # the runner closes fd 4 when prepared
-    except BaseException as exc:  # noqa: BLE001 - report any setup failure, never run student code
+    except BaseException as exc:
         try:
             os.write(ctl, (json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
         finally:

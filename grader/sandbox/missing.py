@@ -40,8 +40,10 @@ NEVER = frozenset({"grader", "reference", "__main__"})
 OUR_PREFIX = "bpg_"
 MAX_MODULES = 50  # placeholders per run; further missing modules fail to import as usual
 _NOT_CATCHING = frozenset(
-    name for name, value in vars(builtins).items()
-    if isinstance(value, type) and issubclass(value, BaseException) and not issubclass(ModuleNotFoundError, value))
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException) and not issubclass(ModuleNotFoundError, value)
+)
 
 
 def _catches(handler: ast.expr | None) -> bool:
@@ -94,8 +96,11 @@ class Absent:
         """The error a use raises; the first use by student code is recorded."""
         if not self.used:
             self.finder.used(self, frame)
-        return ModuleNotFoundError(f"No module named {self.name!r} (not installed in the grading environment; it was "
-                                   f"imported in cell {self.cell}, line {self.line})", name=self.name)
+        return ModuleNotFoundError(
+            f"No module named {self.name!r} (not installed in the grading environment; it was "
+            f"imported in cell {self.cell}, line {self.line})",
+            name=self.name,
+        )
 
 
 def _dunder(name: str) -> bool:
@@ -110,8 +115,9 @@ class PlaceholderModule(types.ModuleType):
 
     def __getattr__(self, name: str):
         if _dunder(name):  # as on an empty module: getattr(module, "__version__", None) and the like work
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r} (it is not installed in the "
-                                 f"grading environment)")
+            raise AttributeError(
+                f"module {self.__name__!r} has no attribute {name!r} (it is not installed in the grading environment)"
+            )
         value = Placeholder(self.__dict__["__bpg_absent__"], f"{self.__name__}.{name}")
         self.__dict__[name] = value
         return value
@@ -145,12 +151,61 @@ def _used(self, *args, **kwargs):
     raise self._bpg_absent.error(sys._getframe(1))
 
 
-_USES = ("call", "iter", "next", "len", "getitem", "setitem", "delitem", "contains", "bool", "int", "float",
-         "complex", "index", "round", "trunc", "floor", "ceil", "enter", "exit", "aenter", "aexit", "await",
-         "aiter", "anext", "neg", "pos", "abs", "invert", "lt", "le", "gt", "ge", "mro_entries", "setattr",
-         "delattr", "fspath", "buffer")
-_OPERATORS = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow", "lshift", "rshift",
-              "and", "xor", "or")
+_USES = (
+    "call",
+    "iter",
+    "next",
+    "len",
+    "getitem",
+    "setitem",
+    "delitem",
+    "contains",
+    "bool",
+    "int",
+    "float",
+    "complex",
+    "index",
+    "round",
+    "trunc",
+    "floor",
+    "ceil",
+    "enter",
+    "exit",
+    "aenter",
+    "aexit",
+    "await",
+    "aiter",
+    "anext",
+    "neg",
+    "pos",
+    "abs",
+    "invert",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "mro_entries",
+    "setattr",
+    "delattr",
+    "fspath",
+    "buffer",
+)
+_OPERATORS = (
+    "add",
+    "sub",
+    "mul",
+    "matmul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "divmod",
+    "pow",
+    "lshift",
+    "rshift",
+    "and",
+    "xor",
+    "or",
+)
 PlaceholderModule.__call__ = _used  # a module's other operations are nonsense either way (TypeError)
 for _name in _USES + _OPERATORS + tuple("r" + op for op in _OPERATORS) + tuple("i" + op for op in _OPERATORS):
     setattr(Placeholder, f"__{_name}__", _used)
@@ -171,8 +226,15 @@ class MissingFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if dot:
             if not isinstance(sys.modules.get(name.rpartition(".")[0]), PlaceholderModule):
                 return None
-        elif (not top.isidentifier() or len(top) > 100 or top in NEVER or top.startswith(OUR_PREFIX) or top in sys.stdlib_module_names
-              or top in sys.builtin_module_names or (top not in self.absent and len(self.absent) >= MAX_MODULES)):
+        elif (
+            not top.isidentifier()
+            or len(top) > 100
+            or top in NEVER
+            or top.startswith(OUR_PREFIX)
+            or top in sys.stdlib_module_names
+            or top in sys.builtin_module_names
+            or (top not in self.absent and len(self.absent) >= MAX_MODULES)
+        ):
             return None
         place = self.places.importer(sys._getframe(1))
         if place is None or any(self._guarded(frame) for frame in self.places.student_frames(place[2])):

@@ -6,15 +6,13 @@ for instructors; `traceback` holds the student's own frames, never the sandbox's
 """
 
 from enum import Enum
-from typing import Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
-from grader.sandbox.records import (BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot,
-                                    NamespaceEntry)
+from grader.sandbox.records import BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
 
-Arg = Union[StrictStr, dict[StrictStr, StrictStr], StrictInt, StrictFloat]
+Arg = StrictStr | dict[StrictStr, StrictStr] | StrictInt | StrictFloat
 MAX_INPUT_FILES = 100
 MAX_INPUT_FILE_BYTES = 16 << 20
 MAX_INPUT_TOTAL_BYTES = 32 << 20
@@ -52,21 +50,39 @@ class Call(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(..., min_length=1, max_length=200, description="Key of this call in RunResult.calls, unique in the job.")
-    function: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200,
-                          description="Name of a top-level function defined by the submission.")
-    args: list[Arg] = Field(default_factory=list, description=(
-        "Positional arguments: a string names an array in Job.arrays; a dict maps argument keys to array names "
-        "and is passed as a dict of numpy arrays (e.g. params); a number is passed as a Python int or float. "
-        "Every call gets fresh copies, so in-place updates never leak into the next call."))
-    scratch: bool = Field(False, description=(
-        "Run 'from scratch': torch autograd disabled and Tensor.backward, torch.autograd.backward and "
-        "torch.autograd.grad raising a RuntimeError during this call; then made again with autograd's gradients "
-        "scaled (CallResult.rerun), which shows whether the result used autograd all the same."))
-    returns: dict[str, list[int] | None] | None = Field(None, description=(
-        "The quantities the grader reads from the returned dict, each with the shape it must have (None: a list "
-        "of strings); the child keeps only these keys and sends nothing else back (see convert.py). None keeps "
-        "every key (tests, tools)."))
+    id: str = Field(
+        ..., min_length=1, max_length=200, description="Key of this call in RunResult.calls, unique in the job."
+    )
+    function: str = Field(
+        ...,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=200,
+        description="Name of a top-level function defined by the submission.",
+    )
+    args: list[Arg] = Field(
+        default_factory=list,
+        description=(
+            "Positional arguments: a string names an array in Job.arrays; a dict maps argument keys to array names "
+            "and is passed as a dict of numpy arrays (e.g. params); a number is passed as a Python int or float. "
+            "Every call gets fresh copies, so in-place updates never leak into the next call."
+        ),
+    )
+    scratch: bool = Field(
+        False,
+        description=(
+            "Run 'from scratch': torch autograd disabled and Tensor.backward, torch.autograd.backward and "
+            "torch.autograd.grad raising a RuntimeError during this call; then made again with autograd's gradients "
+            "scaled (CallResult.rerun), which shows whether the result used autograd all the same."
+        ),
+    )
+    returns: dict[str, list[int] | None] | None = Field(
+        None,
+        description=(
+            "The quantities the grader reads from the returned dict, each with the shape it must have (None: a list "
+            "of strings); the child keeps only these keys and sends nothing else back (see convert.py). None keeps "
+            "every key (tests, tools)."
+        ),
+    )
 
 
 class Job(BaseModel):
@@ -74,25 +90,45 @@ class Job(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    filename: str = Field(..., min_length=1, max_length=500, description="Name shown to the student, e.g. 'a1.py' or 'nb.ipynb'.")
-    cells: list[str] = Field(..., description=(
-        "Python source run top to bottom in one namespace named 'submission'. A .py file is one cell "
-        "(tracebacks then name the file); notebook cells are named '<cell N>', N counting from 1."))
+    filename: str = Field(
+        ..., min_length=1, max_length=500, description="Name shown to the student, e.g. 'a1.py' or 'nb.ipynb'."
+    )
+    cells: list[str] = Field(
+        ...,
+        description=(
+            "Python source run top to bottom in one namespace named 'submission'. A .py file is one cell "
+            "(tracebacks then name the file); notebook cells are named '<cell N>', N counting from 1."
+        ),
+    )
     arrays: dict[str, np.ndarray] = Field(default_factory=dict, description="Inputs by name, converted to float64.")
     calls: list[Call] = Field(default_factory=list, description="Graded calls, made in order after the cells ran.")
     seed: int = Field(0, description="Seed for random, numpy.random and torch before the first cell runs.")
-    observe: bool = Field(False, description=(
-        "Notebook mode: run every cell even after one fails (each cell gets a CellRecord), with the "
-        "google.colab, get_ipython and display shims, absolute paths outside the work directory redirected "
-        "into it by file name, and observation of module forward calls, parameter gradients, namespace "
-        "arrays and written files (RunResult.cells, forward_calls, grads, namespace, arrays, files, notes)."))
-    counterfactual: float | None = Field(None, gt=0, allow_inf_nan=False, description=(
-        "Notebook mode: also run the counterfactual provenance run, forked at the first autograd call, with "
-        "every gradient autograd produces scaled by this factor (RunResult.counterfactual); None: no such run."))
-    files: dict[str, bytes] = Field(default_factory=dict, description=(
-        f"Input files placed in the work directory before the first cell (e.g. the data files handed in "
-        f"beside a notebook), by plain file name (no '/', not '.' or '..'); at most {MAX_INPUT_FILES} files, "
-        f"{MAX_INPUT_FILE_BYTES >> 20} MiB each, {MAX_INPUT_TOTAL_BYTES >> 20} MiB in all."))
+    observe: bool = Field(
+        False,
+        description=(
+            "Notebook mode: run every cell even after one fails (each cell gets a CellRecord), with the "
+            "google.colab, get_ipython and display shims, absolute paths outside the work directory redirected "
+            "into it by file name, and observation of module forward calls, parameter gradients, namespace "
+            "arrays and written files (RunResult.cells, forward_calls, grads, namespace, arrays, files, notes)."
+        ),
+    )
+    counterfactual: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Notebook mode: also run the counterfactual provenance run, forked at the first autograd call, with "
+            "every gradient autograd produces scaled by this factor (RunResult.counterfactual); None: no such run."
+        ),
+    )
+    files: dict[str, bytes] = Field(
+        default_factory=dict,
+        description=(
+            f"Input files placed in the work directory before the first cell (e.g. the data files handed in "
+            f"beside a notebook), by plain file name (no '/', not '.' or '..'); at most {MAX_INPUT_FILES} files, "
+            f"{MAX_INPUT_FILE_BYTES >> 20} MiB each, {MAX_INPUT_TOTAL_BYTES >> 20} MiB in all."
+        ),
+    )
 
     @field_validator("files")
     @classmethod
@@ -100,11 +136,18 @@ class Job(BaseModel):
         if len(files) > MAX_INPUT_FILES:
             raise ValueError(f"files: expected at most {MAX_INPUT_FILES} input files, found {len(files)}")
         for name, data in files.items():
-            if (not name or name in (".", "..") or any(c in name for c in "/\\\0")
-                    or len(name.encode("utf-8", "replace")) > 255 or not name.isprintable()
-                    or any(0xD800 <= ord(c) <= 0xDFFF for c in name)):
-                raise ValueError(f"files: {name!r} is not a plain file name (no '/' or '\\', not '.' or '..', "
-                                 f"printable UTF-8, at most 255 bytes)")
+            if (
+                not name
+                or name in (".", "..")
+                or any(c in name for c in "/\\\0")
+                or len(name.encode("utf-8", "replace")) > 255
+                or not name.isprintable()
+                or any(0xD800 <= ord(c) <= 0xDFFF for c in name)
+            ):
+                raise ValueError(
+                    f"files: {name!r} is not a plain file name (no '/' or '\\', not '.' or '..', "
+                    f"printable UTF-8, at most 255 bytes)"
+                )
             if not isinstance(data, bytes):
                 raise ValueError(f"files[{name!r}]: expected bytes, found {type(data).__name__}")
             if len(data) > MAX_INPUT_FILE_BYTES:
@@ -135,8 +178,9 @@ class Job(BaseModel):
                 names = [arg] if isinstance(arg, str) else list(arg.values()) if isinstance(arg, dict) else []
                 missing = [name for name in names if name not in self.arrays]
                 if missing:
-                    raise ValueError(f"call {call.id!r}: arrays {missing} are not in Job.arrays "
-                                     f"(have {sorted(self.arrays)[:20]})")
+                    raise ValueError(
+                        f"call {call.id!r}: arrays {missing} are not in Job.arrays (have {sorted(self.arrays)[:20]})"
+                    )
         return self
 
 
@@ -159,13 +203,21 @@ class CallResult(BaseModel):
     status: CallStatus = Field(..., description="How the call ended.")
     message: str = Field("", description="For the student: where, what was expected, what was found, what to do.")
     traceback: str = Field("", description="The student's own frames only (instructor field).")
-    values: dict[str, np.ndarray] = Field(default_factory=dict, description=(
-        "Every returned number as float64: a dict's entries by key (nested dicts joined with '.'), a bare "
-        "array or scalar under the key ''. NaN and inf are kept."))
+    values: dict[str, np.ndarray] = Field(
+        default_factory=dict,
+        description=(
+            "Every returned number as float64: a dict's entries by key (nested dicts joined with '.'), a bare "
+            "array or scalar under the key ''. NaN and inf are kept."
+        ),
+    )
     texts: dict[str, list[str]] = Field(default_factory=dict, description="Returned lists of strings, by key.")
-    problems: dict[str, str] = Field(default_factory=dict, description="Returned keys that could not be used, with why.")
+    problems: dict[str, str] = Field(
+        default_factory=dict, description="Returned keys that could not be used, with why."
+    )
     seconds: float = Field(0.0, description="Time spent in the call, as measured inside the sandbox.")
-    rerun: Rerun | None = Field(None, description="Scratch calls: the same call again under scaled autograd, if it answered.")
+    rerun: Rerun | None = Field(
+        None, description="Scratch calls: the same call again under scaled autograd, if it answered."
+    )
 
 
 class RunResult(BaseModel):
@@ -175,10 +227,14 @@ class RunResult(BaseModel):
 
     status: RunStatus = Field(..., description="How the run ended.")
     message: str = Field("", description="For the student: what happened and what to do.")
-    detail: str = Field("", description=(
-        "For instructors: grader-side diagnostics (exit status, signal, CPU, memory, the student traceback); "
-        "empty when the run is ok, so re-grading reproduces a RunResult exactly except the measured times "
-        "(wall_seconds, CallResult.seconds)."))
+    detail: str = Field(
+        "",
+        description=(
+            "For instructors: grader-side diagnostics (exit status, signal, CPU, memory, the student traceback); "
+            "empty when the run is ok, so re-grading reproduces a RunResult exactly except the measured times "
+            "(wall_seconds, CallResult.seconds)."
+        ),
+    )
     cell: int | None = Field(None, description="Cell (1-based position in Job.cells) where running the code stopped.")
     line: int | None = Field(None, description="Line in that cell (or file) where it stopped.")
     exit_code: int | None = Field(None, description="Exit code when the code called sys.exit() or os._exit().")
@@ -187,33 +243,73 @@ class RunResult(BaseModel):
     stderr: str = Field("", description="Captured standard error, truncated to Limits.output_kb.")
     protections: dict[str, bool] = Field(default_factory=dict, description="Which protections were really active.")
     wall_seconds: float = Field(0.0, description="Wall time of the child, from fork to exit.")
-    usage: dict[str, float] = Field(default_factory=dict, description="Measured resources: cpu_seconds, max_rss_kb (vary run to run).")
-    cells: list[CellRecord] = Field(default_factory=list, description=(
-        "Notebook mode: one record per cell that finished (or ended the run), in order; cells after a hard "
-        "exit or a limit are absent."))
-    forward_calls: list[ForwardCall] = Field(default_factory=list, description=(
-        "Notebook mode: top-level torch.nn.Module calls, per instance the first 3 and the last, in the order made."))
-    grads: list[GradSnapshot] = Field(default_factory=list, description=(
-        "Notebook mode: after each cell, each module reachable from the namespace whose parameters or .grad "
-        "changed (or that was seen for the first time)."))
-    namespace: list[NamespaceEntry] = Field(default_factory=list, description=(
-        "Notebook mode: numeric arrays and tensors in the namespace after each cell, when new or changed."))
-    backward: list[BackwardRecord] = Field(default_factory=list, description=(
-        "Notebook mode: the autograd graph of the first autograd call (loss.backward()), its leaves and their "
-        "gradients; at most one record, none when the notebook never called autograd."))
-    arrays: dict[str, np.ndarray] = Field(default_factory=dict, description=(
-        "Notebook mode: every observed array as float64, by the key the records above use; equal arrays "
-        "share one key."))
-    files: dict[str, bytes] = Field(default_factory=dict, description=(
-        "Notebook mode: files the run left in its work directory (redirected writes included; sub-folders "
-        "joined with '/'), each at most 1 MiB and 8 MiB in all; input files still as given are left out."))
-    file_sizes: dict[str, int] = Field(default_factory=dict, description=(
-        "Notebook mode: size in bytes of every file in RunResult.files and of every file too large to collect."))
-    notes: list[str] = Field(default_factory=list, description=(
-        "Notebook mode, for the student: redirected paths, shims used, and what was capped or left out."))
-    counterfactual: Counterfactual | None = Field(None, description=(
-        "Notebook mode with Job.counterfactual: what the provenance run held (None when it did not run: no "
-        "autograd call, not finished in time, or its results unusable — a note then says so)."))
+    usage: dict[str, float] = Field(
+        default_factory=dict, description="Measured resources: cpu_seconds, max_rss_kb (vary run to run)."
+    )
+    cells: list[CellRecord] = Field(
+        default_factory=list,
+        description=(
+            "Notebook mode: one record per cell that finished (or ended the run), in order; cells after a hard "
+            "exit or a limit are absent."
+        ),
+    )
+    forward_calls: list[ForwardCall] = Field(
+        default_factory=list,
+        description=(
+            "Notebook mode: top-level torch.nn.Module calls, per instance the first 3 and the last, in the order made."
+        ),
+    )
+    grads: list[GradSnapshot] = Field(
+        default_factory=list,
+        description=(
+            "Notebook mode: after each cell, each module reachable from the namespace whose parameters or .grad "
+            "changed (or that was seen for the first time)."
+        ),
+    )
+    namespace: list[NamespaceEntry] = Field(
+        default_factory=list,
+        description=(
+            "Notebook mode: numeric arrays and tensors in the namespace after each cell, when new or changed."
+        ),
+    )
+    backward: list[BackwardRecord] = Field(
+        default_factory=list,
+        description=(
+            "Notebook mode: the autograd graph of the first autograd call (loss.backward()), its leaves and their "
+            "gradients; at most one record, none when the notebook never called autograd."
+        ),
+    )
+    arrays: dict[str, np.ndarray] = Field(
+        default_factory=dict,
+        description=(
+            "Notebook mode: every observed array as float64, by the key the records above use; equal arrays "
+            "share one key."
+        ),
+    )
+    files: dict[str, bytes] = Field(
+        default_factory=dict,
+        description=(
+            "Notebook mode: files the run left in its work directory (redirected writes included; sub-folders "
+            "joined with '/'), each at most 1 MiB and 8 MiB in all; input files still as given are left out."
+        ),
+    )
+    file_sizes: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Notebook mode: size in bytes of every file in RunResult.files and of every file too large to collect."
+        ),
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description=("Notebook mode, for the student: redirected paths, shims used, and what was capped or left out."),
+    )
+    counterfactual: Counterfactual | None = Field(
+        None,
+        description=(
+            "Notebook mode with Job.counterfactual: what the provenance run held (None when it did not run: no "
+            "autograd call, not finished in time, or its results unusable — a note then says so)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _array_references(self) -> "RunResult":

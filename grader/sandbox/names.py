@@ -23,8 +23,11 @@ ARRAYS = (torch.Tensor, np.ndarray, np.generic)
 
 def _items(value) -> tuple[list, bool]:
     """Up to MAX_ITEMS (label, item) pairs one level inside a plain container, and whether there were more."""
-    pairs = dict.items(value) if isinstance(value, dict) else enumerate(list.__iter__(value) if isinstance(
-        value, list) else tuple.__iter__(value))
+    pairs = (
+        dict.items(value)
+        if isinstance(value, dict)
+        else enumerate(list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value))
+    )
     found = []
     for key, item in pairs:
         if len(found) >= MAX_ITEMS:
@@ -45,7 +48,7 @@ def _attributes(value, limit: int) -> tuple[list, int, bool] | None:
         if isinstance(value, type) or type(value).__module__ != STUDENT_MODULE:
             return None
         attributes = object.__getattribute__(value, "__dict__")
-    except Exception:  # noqa: BLE001 - no __dict__ (slots), or a hostile class
+    except Exception:
         return None
     if type(attributes) is not dict:
         return None
@@ -76,8 +79,7 @@ def namespace_names(namespace: dict, notes) -> tuple[list, dict]:
             continue
         if position >= MAX_NAMES:
             if not late:
-                notes.add(f"only the first {MAX_NAMES} names of the namespace were examined for arrays",
-                          per_cell=False)
+                notes.add(f"only the first {MAX_NAMES} names of the namespace were examined for arrays", per_cell=False)
             late.append((name, value))
             continue
         pairs.append((name, value))
@@ -88,14 +90,17 @@ def namespace_names(namespace: dict, notes) -> tuple[list, dict]:
                 items, examined, more = inside
                 budget -= examined
                 if budget <= 0:
-                    notes.add(f"only the first {MAX_ATTRIBUTES} attributes of the notebook's objects were "
-                              f"examined for arrays", per_cell=False)
+                    notes.add(
+                        f"only the first {MAX_ATTRIBUTES} attributes of the notebook's objects were "
+                        f"examined for arrays",
+                        per_cell=False,
+                    )
             else:
                 continue
             pairs += [(name + label, item) for label, item in items]
             if more:
                 notes.add(f"only the first {MAX_ITEMS} items of {name!r} were examined")
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
     for name, value in pairs + late:
         if isinstance(value, torch.nn.Module):

@@ -51,7 +51,7 @@ class Tee(io.TextIOBase):
     def write(self, text):
         count = self.stream.write(text)
         if self.size < STDOUT_KEEP:
-            self.kept.append(text[:STDOUT_KEEP - self.size])
+            self.kept.append(text[: STDOUT_KEEP - self.size])
         self.size += len(text)
         return count
 
@@ -97,9 +97,14 @@ class Channel:
         """A cell frame and its arrays; texts and then records are dropped if they would not fit."""
         payload = _dumps(frame, ensure_ascii=True, allow_nan=True).encode()
         if self.sent + len(payload) + len(arrays) > self.capacity:
-            frame = dict(frame, stdout="", traceback="", error=frame["error"][:200],
-                         notes=frame["notes"] + [f"cell {frame['cell']}: output and traceback left out: the size "
-                                                 f"limit for results was reached"])
+            frame = dict(
+                frame,
+                stdout="",
+                traceback="",
+                error=frame["error"][:200],
+                notes=frame["notes"]
+                + [f"cell {frame['cell']}: output and traceback left out: the size limit for results was reached"],
+            )
             payload = _dumps(frame, ensure_ascii=True, allow_nan=True).encode()
         if self.sent + len(payload) + len(arrays) > self.capacity:
             frame = dict(frame, forward_calls=[], grads=[], namespace=[], notes=frame["notes"][-1:])
@@ -209,19 +214,34 @@ class Session:
             code = compile(source, cell_file, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as exc:
             text = "".join(traceback.format_exception_only(type(exc), exc))
-            record.update(status="syntax_error", line=getattr(exc, "lineno", None), error_type=type(exc).__name__,
-                          error=_text(getattr(exc, "msg", exc)), traceback=_text(text, MAX_TEXT))
+            record.update(
+                status="syntax_error",
+                line=getattr(exc, "lineno", None),
+                error_type=type(exc).__name__,
+                error=_text(getattr(exc, "msg", exc)),
+                traceback=_text(text, MAX_TEXT),
+            )
         else:
             try:
-                exec(code, self.namespace)  # noqa: S102 - this is the point of the sandbox
+                exec(code, self.namespace)
             except SystemExit as exc:
                 code_value = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-                record.update(status="exited", line=_where(exc, cell_file), exit_code=code_value,
-                              error_type="SystemExit", error=_text(exc.code))
-            except BaseException as exc:  # noqa: BLE001
-                record.update(status="raised", line=_where(exc, cell_file), error_type=type(exc).__name__,
-                              error=_text(exc), traceback=_student_traceback(exc, self.names),
-                              memory=_is_memory_error(exc))
+                record.update(
+                    status="exited",
+                    line=_where(exc, cell_file),
+                    exit_code=code_value,
+                    error_type="SystemExit",
+                    error=_text(exc.code),
+                )
+            except BaseException as exc:
+                record.update(
+                    status="raised",
+                    line=_where(exc, cell_file),
+                    error_type=type(exc).__name__,
+                    error=_text(exc),
+                    traceback=_student_traceback(exc, self.names),
+                    memory=_is_memory_error(exc),
+                )
                 if isinstance(exc, ModuleNotFoundError) and isinstance(exc.name, str):
                     record["missing_module"] = _text(exc.name, 200)
                 if isinstance(exc, NameError) and isinstance(getattr(exc, "name", None), str):
@@ -234,7 +254,7 @@ class Session:
         record.update(missing_modules=self.missing.take(), gpu_request=self.gpu.take() if self.gpu else None)
         try:
             self.tee.flush()
-        except BaseException:  # noqa: BLE001 - the student may have closed the stream
+        except BaseException:
             pass
         record["stdout"] = self.tee.text()
         sys.stdout = self.stdout
@@ -242,12 +262,12 @@ class Session:
         if fork is not None:  # the counterfactual run: values only, sent once at the end
             try:
                 fork.after_cell(record["cell"], self.observer._names(self.namespace)[0])
-            except Exception:  # noqa: BLE001 - the fork's observation is best effort
+            except Exception:
                 pass
             return
         try:
             observed = self.observer.after_cell(self.namespace)
-        except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the cell's record
+        except Exception as exc:
             observed = {"forward_calls": [], "grads": [], "namespace": []}
             self.notes.add(f"observation failed after this cell ({type(exc).__name__})")
         observed["backward"] = self.watch.graph.take(self.namespace)
@@ -275,11 +295,19 @@ class Session:
                     if frame.f_code.co_filename == cell_file and frame.f_code.co_name == "<module>":
                         line = frame.f_lineno
                     frame = frame.f_back
-                self.finish(dict(_record(number), status="exited", error_type="os._exit", error=str(code),
-                                 exit_code=code, line=line))
+                self.finish(
+                    dict(
+                        _record(number),
+                        status="exited",
+                        error_type="os._exit",
+                        error=str(code),
+                        exit_code=code,
+                        line=line,
+                    )
+                )
                 self.send_files()
                 self.stdout.flush()
-            except BaseException:  # noqa: BLE001 - exit anyway
+            except BaseException:
                 pass
         self.real_exit(code)
 
@@ -298,11 +326,16 @@ class Session:
             data = _read(path, limit) if size <= limit else None
             if data is None:
                 skipped[name] = size
-                reason = (f"larger than the {MAX_FILE >> 20} MiB the grader reads back per file" if size > MAX_FILE
-                          else "it could not be read" if size <= limit
-                          else f"over the {MAX_FILES_TOTAL >> 20} MiB the grader reads back in all"
-                          if collected + size > MAX_FILES_TOTAL else "the size limit for results was reached")
-                notes.append(f"{name!r} ({size / 2 ** 20:.1f} MiB) was written but not collected: {reason}")
+                reason = (
+                    f"larger than the {MAX_FILE >> 20} MiB the grader reads back per file"
+                    if size > MAX_FILE
+                    else "it could not be read"
+                    if size <= limit
+                    else f"over the {MAX_FILES_TOTAL >> 20} MiB the grader reads back in all"
+                    if collected + size > MAX_FILES_TOTAL
+                    else "the size limit for results was reached"
+                )
+                notes.append(f"{name!r} ({size / 2**20:.1f} MiB) was written but not collected: {reason}")
                 continue
             files[name] = len(data)
             chunks.append(data)
@@ -313,9 +346,23 @@ class Session:
 
 
 def _record(number: int) -> dict:
-    return {"kind": "cell", "cell": number, "status": "ok", "line": None, "error_type": "", "error": "",
-            "traceback": "", "exit_code": None, "missing_module": None, "name_errors": [], "memory": False,
-            "stdout": "", "seconds": 0.0, "missing_modules": [], "gpu_request": None}
+    return {
+        "kind": "cell",
+        "cell": number,
+        "status": "ok",
+        "line": None,
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "exit_code": None,
+        "missing_module": None,
+        "name_errors": [],
+        "memory": False,
+        "stdout": "",
+        "seconds": 0.0,
+        "missing_modules": [],
+        "gpu_request": None,
+    }
 
 
 def run(header: dict, namespace: dict, result_fd: int, workdir: str, inputs: dict) -> dict:
@@ -326,6 +373,15 @@ def run(header: dict, namespace: dict, result_fd: int, workdir: str, inputs: dic
     if session.watch.fork is not None:
         session.watch.fork.finish()  # does not return
     session.send_files()
-    return {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "",
-            "traceback": "", "exit_code": None, "student_files": sorted(session.names),
-            "sent": session.channel.sent}
+    return {
+        "kind": "cells",
+        "status": "ok",
+        "cell": None,
+        "line": None,
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "exit_code": None,
+        "student_files": sorted(session.names),
+        "sent": session.channel.sent,
+    }

@@ -17,9 +17,26 @@ import numpy as np
 import torch
 
 MAX_ELEMENTS = 100_000
-_NUMPY_DTYPES = frozenset({torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16,
-                           torch.int8, torch.uint8, torch.bool})
-QUOTAS = {"forward": 96, "grads": 80, "namespace": 80, "graph": 32, "draws": 32}  # arrays kept per kind of record; 320 in all
+_NUMPY_DTYPES = frozenset(
+    {
+        torch.float64,
+        torch.float32,
+        torch.float16,
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.int8,
+        torch.uint8,
+        torch.bool,
+    }
+)
+QUOTAS = {
+    "forward": 96,
+    "grads": 80,
+    "namespace": 80,
+    "graph": 32,
+    "draws": 32,
+}  # arrays kept per kind of record; 320 in all
 MAX_SENT = 1024  # arrays sent in all, superseded "last calls" included (the grader drops those)
 FIRST_CALLS = 3  # per module instance, plus the last
 MAX_ENTRIES = 1000  # namespace entries per run
@@ -46,7 +63,7 @@ def _float64(value) -> np.ndarray | None:
         if isinstance(plain, torch.Tensor):
             plain = plain.detach().resolve_conj().resolve_neg().to(torch.float64).numpy()
         return np.array(plain, dtype=np.float64, copy=True, order="C")
-    except Exception:  # noqa: BLE001 - a tensor subclass or a hostile array is simply not observed
+    except Exception:
         return None
 
 
@@ -68,7 +85,7 @@ def _fingerprint(value) -> tuple | None:
             dtype, shape = plain.dtype.str, plain.shape
             raw = np.ascontiguousarray(plain.reshape(-1)).view(np.uint8)
         return dtype, shape, grad, hashlib.blake2b(raw, digest_size=16).digest()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -85,7 +102,7 @@ def _copy(value):
             return plain.numpy().copy()  # complex values are dropped later, by _float64
         except (RuntimeError, TypeError):  # conjugate or negative views, bfloat16, sparse, not on the CPU
             return plain.clone() if _plain(plain) is not None else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -100,8 +117,10 @@ class Store:
         """Whether `count` more arrays of this kind fit the quota (noted once when they do not)."""
         if self.used[kind] + count <= QUOTAS[kind]:
             return True
-        self.notes.add(f"observation capped: at most {QUOTAS[kind]} arrays of {kind} records are kept; "
-                       f"later ones were left out", per_cell=False)
+        self.notes.add(
+            f"observation capped: at most {QUOTAS[kind]} arrays of {kind} records are kept; later ones were left out",
+            per_cell=False,
+        )
         return False
 
     def add(self, array: np.ndarray | None, kind: str) -> str | None:
@@ -113,8 +132,9 @@ class Store:
         if not self.room(kind, 1) or len(self.keys) >= MAX_SENT:
             return None
         if array.nbytes + 128 > self.budget:
-            self.notes.add("observation capped: the size limit for results was reached; later arrays were "
-                           "left out", per_cell=False)
+            self.notes.add(
+                "observation capped: the size limit for results was reached; later arrays were left out", per_cell=False
+            )
             return None
         key = f"a{len(self.keys)}"
         self.keys[digest], self.pending[key] = key, array
@@ -161,8 +181,16 @@ class Observer:
             self.counts[number] = index + 1
             first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
             params = [(n, p) for n, p in module.named_parameters()]
-            record = {"cell": self.cell, "module": type(module).__name__, "variable": None, "instance": number,
-                      "index": index, "input": None, "output": None, "params": {}}
+            record = {
+                "cell": self.cell,
+                "module": type(module).__name__,
+                "variable": None,
+                "instance": number,
+                "index": index,
+                "input": None,
+                "output": None,
+                "params": {},
+            }
             if index < FIRST_CALLS:
                 room = self.store.room("forward", len(params) + 2)
                 if room:  # else the call is still counted, without arrays
@@ -170,7 +198,7 @@ class Observer:
                     record["params"] = {n: k for n, p in params if (k := self.store.add(_float64(p), "forward"))}
                 return module, record, room, None
             return module, record, _copy(first), [(n, _copy(p)) for n, p in params]
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def _after(self, started, output) -> None:
@@ -186,7 +214,7 @@ class Observer:
                 self.calls.append((module, record))
             else:
                 self.last[record["instance"]] = (module, record, room_or_input, params, _copy(out))
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
     def _flush_last(self) -> None:
@@ -231,13 +259,19 @@ class Observer:
                 return None
             self.grad_prints[number] = prints
             with_grad = [(n, p.grad) for n, p in params if p.grad is not None]
-            snapshot = {"cell": self.cell, "variable": name, "module": type(module).__name__, "instance": number,
-                        "params": {}, "grads": {}}
+            snapshot = {
+                "cell": self.cell,
+                "variable": name,
+                "module": type(module).__name__,
+                "instance": number,
+                "params": {},
+                "grads": {},
+            }
             if self.store.room("grads", len(params) + len(with_grad)):
                 snapshot["params"] = {n: k for n, p in params if (k := self.store.add(_float64(p), "grads"))}
                 snapshot["grads"] = {n: k for n, g in with_grad if (k := self.store.add(_float64(g), "grads"))}
             return snapshot
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def _entry(self, name: str, value) -> dict | None:
@@ -255,9 +289,14 @@ class Observer:
         self.prints[name] = fingerprint
         self.entries += 1
         tensor = isinstance(value, torch.Tensor)
-        return {"cell": self.cell, "name": name, "array": key, "kind": "tensor" if tensor else "ndarray",
-                "requires_grad": tensor and bool(value.requires_grad),
-                "dtype": str(value.dtype).removeprefix("torch.") if tensor else str(np.asarray(value).dtype)}
+        return {
+            "cell": self.cell,
+            "name": name,
+            "array": key,
+            "kind": "tensor" if tensor else "ndarray",
+            "requires_grad": tensor and bool(value.requires_grad),
+            "dtype": str(value.dtype).removeprefix("torch.") if tensor else str(np.asarray(value).dtype),
+        }
 
 
 # torch.nn.Module.__call__ is wrapped once, in the worker, when this module is loaded there: patching a

@@ -16,13 +16,23 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, mo
 
 from grader.limits import Limits
 from grader.sandbox import messages
-from grader.sandbox.models import Job
 from grader.sandbox.channel import Asked, parse_answers
 from grader.sandbox.counterfactual import parse_counterfactual
-from grader.sandbox.records import (BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot,
-                                    NamespaceEntry)
-from grader.sandbox.wire import (_STRICT, ChildResults, GpuRequestFrame, MissingModuleFrame, ResultInvalid, Text,
-                                 ValueSpec, _json, _peek_kind, load_values, split_frames)
+from grader.sandbox.models import Job
+from grader.sandbox.records import BackwardRecord, CellRecord, Counterfactual, ForwardCall, GradSnapshot, NamespaceEntry
+from grader.sandbox.wire import (
+    _STRICT,
+    ChildResults,
+    GpuRequestFrame,
+    MissingModuleFrame,
+    ResultInvalid,
+    Text,
+    ValueSpec,
+    _json,
+    _peek_kind,
+    load_values,
+    split_frames,
+)
 
 MAX_ELEMENTS = 100_000
 MAX_SENT = 1024  # arrays in all (the child keeps ~256 alive; superseded "last calls" are dropped here)
@@ -44,7 +54,7 @@ def _relative(name: str) -> str:
 ArrayKey = Annotated[str, Field(pattern=r"^a[0-9]{1,6}$")]
 FileName = Annotated[Text(1000), AfterValidator(_relative)]
 Cell = Annotated[StrictInt, Field(ge=1)]
-Count = Annotated[StrictInt, Field(ge=0, le=10 ** 12)]
+Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
 
 
 class ForwardFrame(BaseModel):
@@ -123,7 +133,11 @@ class BackwardFrame(BaseModel):
             if any(j != -1 and not i < j < count for j in node.inputs):
                 raise ValueError(f"node {i}: an input that is not a later node")
         for leaf in self.leaves:
-            if not (leaf.node == -1 if count == 0 else 0 <= leaf.node < count and self.nodes[leaf.node].name == "AccumulateGrad"):
+            if not (
+                leaf.node == -1
+                if count == 0
+                else 0 <= leaf.node < count and self.nodes[leaf.node].name == "AccumulateGrad"
+            ):
                 raise ValueError(f"a leaf at node {leaf.node}, not an AccumulateGrad node of the {count} sent")
         if any(saved.node >= count for saved in self.saved):
             raise ValueError("a saved tensor of a node that was not sent")
@@ -138,8 +152,15 @@ class DrawFrame(BaseModel):
 
     model_config = _STRICT
     cell: Cell
-    function: Literal["torch.nn.functional.dropout", "torch.dropout", "numpy.random.binomial", "numpy.random.rand",
-                      "numpy.random.random", "numpy.random.random_sample", "numpy.random.uniform"]
+    function: Literal[
+        "torch.nn.functional.dropout",
+        "torch.dropout",
+        "numpy.random.binomial",
+        "numpy.random.rand",
+        "numpy.random.random",
+        "numpy.random.random_sample",
+        "numpy.random.uniform",
+    ]
     p: float | None = Field(..., allow_inf_nan=False)
     training: StrictBool | None
     shape: list[Annotated[StrictInt, Field(ge=1)]] = Field(..., max_length=8)
@@ -221,7 +242,10 @@ def _cell(payload: bytes, arrays_payload: bytes, observed: Observations, job: Jo
         raise ResultInvalid(f"cell {frame.cell}: records refer to undefined arrays {sorted(missing)[:5]}")
     if any(observed.arrays[d.array].shape != (d.count, *d.shape) for d in frame.draws):
         raise ResultInvalid(f"cell {frame.cell}: draws whose array is not (count, *shape)")
-    if any(r.cell != frame.cell for r in (*frame.forward_calls, *frame.grads, *frame.namespace, *frame.backward, *frame.draws)):
+    if any(
+        r.cell != frame.cell
+        for r in (*frame.forward_calls, *frame.grads, *frame.namespace, *frame.backward, *frame.draws)
+    ):
         raise ResultInvalid(f"cell {frame.cell}: records of another cell")
     observed.cells.append(frame)
     observed.notes += frame.notes
@@ -235,13 +259,15 @@ def _files(payload: bytes, raw: bytes, observed: Observations) -> None:
         raise ResultInvalid(f"files: {len(raw)} bytes where {total} were announced (at most {MAX_FILES_TOTAL})")
     observed.files, offset = {}, 0
     for name, size in frame.files.items():
-        observed.files[name] = raw[offset:offset + size]
+        observed.files[name] = raw[offset : offset + size]
         offset += size
     observed.file_sizes = {**frame.files, **frame.skipped}
     observed.notes += frame.notes
 
 
-def parse_run(blob: bytes, job: Job, limits: Limits, asked: list[Asked] = ()) -> tuple[ChildResults, bool, Observations]:
+def parse_run(
+    blob: bytes, job: Job, limits: Limits, asked: list[Asked] = ()
+) -> tuple[ChildResults, bool, Observations]:
     """Validate a notebook-mode result stream: cell frames, the files frame, then the answers to `asked`
     (channel.parse_answers)."""
     frames, truncated = split_frames(blob)
@@ -261,8 +287,9 @@ def parse_run(blob: bytes, job: Job, limits: Limits, asked: list[Asked] = ()) ->
                 observed.counterfactual = parse_counterfactual(frames[index], frames[index + 1], job.counterfactual)
             except ResultInvalid as exc:  # the grader's instrument, not the student's: dropped, noted
                 observed.counterfactual = None
-                observed.notes.append(f"the provenance run's results could not be used ({str(exc)[:200]}); "
-                                      f"provenance was not checked")
+                observed.notes.append(
+                    f"the provenance run's results could not be used ({str(exc)[:200]}); provenance was not checked"
+                )
         elif kind == "cell":
             budget = _cell(frames[index], frames[index + 1], observed, job, budget)
         else:
@@ -295,12 +322,25 @@ def _forward_calls(observed: Observations) -> list[ForwardCall]:
 
 def fields(job: Job, limits: Limits, observed: Observations) -> dict:
     """The RunResult fields of notebook mode; arrays no kept record refers to are left out."""
-    cells = [CellRecord(cell=f.cell, status=f.status, message=messages.cell_message(f, limits),
-                        error_type=f.error_type, traceback=f.traceback, line=f.line, exit_code=f.exit_code,
-                        missing_module=f.missing_module, name_errors=f.name_errors, stdout=f.stdout,
-                        seconds=f.seconds, missing_modules=[m.model_dump() for m in f.missing_modules],
-                        gpu_request=f.gpu_request and f.gpu_request.model_dump(),
-                        draws=[d.model_dump() for d in f.draws]) for f in observed.cells]
+    cells = [
+        CellRecord(
+            cell=f.cell,
+            status=f.status,
+            message=messages.cell_message(f, limits),
+            error_type=f.error_type,
+            traceback=f.traceback,
+            line=f.line,
+            exit_code=f.exit_code,
+            missing_module=f.missing_module,
+            name_errors=f.name_errors,
+            stdout=f.stdout,
+            seconds=f.seconds,
+            missing_modules=[m.model_dump() for m in f.missing_modules],
+            gpu_request=f.gpu_request and f.gpu_request.model_dump(),
+            draws=[d.model_dump() for d in f.draws],
+        )
+        for f in observed.cells
+    ]
     forward = _forward_calls(observed)
     grads = [GradSnapshot(**s.model_dump()) for f in observed.cells for s in f.grads]
     namespace = [NamespaceEntry(**e.model_dump()) for f in observed.cells for e in f.namespace]
@@ -308,8 +348,18 @@ def fields(job: Job, limits: Limits, observed: Observations) -> dict:
     used = {k for c in forward for k in (c.input, c.output, *c.params.values()) if k is not None}
     used |= {k for s in grads for k in (*s.params.values(), *s.grads.values())} | {e.array for e in namespace}
     used |= {k for b in backward for k in b.keys()} | {d.array for c in cells for d in c.draws}
-    notes = observed.notes[:MAX_NOTES] + ([f"more than {MAX_NOTES} notes; the rest were left out"]
-                                          if len(observed.notes) > MAX_NOTES else [])
-    return {"cells": cells, "forward_calls": forward, "grads": grads, "namespace": namespace, "backward": backward,
-            "arrays": {k: v for k, v in observed.arrays.items() if k in used}, "files": observed.files or {},
-            "file_sizes": observed.file_sizes, "notes": notes, "counterfactual": observed.counterfactual}
+    notes = observed.notes[:MAX_NOTES] + (
+        [f"more than {MAX_NOTES} notes; the rest were left out"] if len(observed.notes) > MAX_NOTES else []
+    )
+    return {
+        "cells": cells,
+        "forward_calls": forward,
+        "grads": grads,
+        "namespace": namespace,
+        "backward": backward,
+        "arrays": {k: v for k, v in observed.arrays.items() if k in used},
+        "files": observed.files or {},
+        "file_sizes": observed.file_sizes,
+        "notes": notes,
+        "counterfactual": observed.counterfactual,
+    }

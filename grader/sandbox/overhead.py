@@ -18,19 +18,23 @@ import numpy as np
 from grader.limits import Limits
 from grader.sandbox import Call, Job, Sandbox
 
-TRIVIAL = '''
+TRIVIAL = """
 import numpy as np
 
 def scratch_gradients(x, y, params):
     return {"loss": float(((x @ params["W1"].T).sum() - y.sum()) ** 2), "dW1": np.zeros_like(params["W1"])}
-'''
+"""
 
 
 def trivial_job() -> Job:
     rng = np.random.default_rng(0)
     arrays = {"x": rng.random((1, 2)), "y": rng.random((1, 1)), "W1": rng.random((10, 2))}
-    return Job(filename="trivial.py", cells=[TRIVIAL], arrays=arrays,
-               calls=[Call(id="s", function="scratch_gradients", args=["x", "y", {"W1": "W1"}], scratch=True)])
+    return Job(
+        filename="trivial.py",
+        cells=[TRIVIAL],
+        arrays=arrays,
+        calls=[Call(id="s", function="scratch_gradients", args=["x", "y", {"W1": "W1"}], scratch=True)],
+    )
 
 
 NOTEBOOK = [
@@ -63,9 +67,11 @@ def measure_notebook(mode: str | None, runs: int) -> None:
                     walls[observe].append(result.wall_seconds)
                     assert result.status.value == "ok", result.detail
             plain, observed = (statistics.median(walls[o]) * 1000 for o in (False, True))
-            print(f"A1 notebook, {steps} SGD steps: child wall median {plain:.1f} ms plain, {observed:.1f} ms observed "
-                  f"(+{observed - plain:.1f} ms); grader CPU {statistics.median(cpus[False]) * 1000:.1f} ms plain, "
-                  f"{statistics.median(cpus[True]) * 1000:.1f} ms observed")
+            print(
+                f"A1 notebook, {steps} SGD steps: child wall median {plain:.1f} ms plain, {observed:.1f} ms observed "
+                f"(+{observed - plain:.1f} ms); grader CPU {statistics.median(cpus[False]) * 1000:.1f} ms plain, "
+                f"{statistics.median(cpus[True]) * 1000:.1f} ms observed"
+            )
 
 
 def measure(mode: str | None, jobs: int, runs: int) -> None:
@@ -84,12 +90,15 @@ def measure(mode: str | None, jobs: int, runs: int) -> None:
             childs.append(result.wall_seconds)
             assert result.status.value == "ok", result.detail
         cpu = (time.process_time() - cpu_before) / runs
-        print(f"sequential, {runs} jobs: per job median {statistics.median(walls) * 1000:.1f} ms, "
-              f"p90 {sorted(walls)[int(runs * 0.9)] * 1000:.1f} ms; child fork-to-exit median "
-              f"{statistics.median(childs) * 1000:.1f} ms; grader CPU {cpu * 1000:.1f} ms per job")
+        print(
+            f"sequential, {runs} jobs: per job median {statistics.median(walls) * 1000:.1f} ms, "
+            f"p90 {sorted(walls)[int(runs * 0.9)] * 1000:.1f} ms; child fork-to-exit median "
+            f"{statistics.median(childs) * 1000:.1f} ms; grader CPU {cpu * 1000:.1f} ms per job"
+        )
         per_thread = max(1, runs // jobs)
-        threads = [threading.Thread(target=lambda: [sandbox.run(job, limits) for _ in range(per_thread)])
-                   for _ in range(jobs)]
+        threads = [
+            threading.Thread(target=lambda: [sandbox.run(job, limits) for _ in range(per_thread)]) for _ in range(jobs)
+        ]
         t0 = time.perf_counter()
         for thread in threads:
             thread.start()

@@ -74,7 +74,7 @@ class Places:
     def text(self, frame) -> str:
         """The source line a student frame is running, stripped and shortened."""
         text = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-        return text if len(text) <= MAX_LINE_TEXT else text[:MAX_LINE_TEXT - 1] + "…"
+        return text if len(text) <= MAX_LINE_TEXT else text[: MAX_LINE_TEXT - 1] + "…"
 
     def student_frames(self, frame):
         """Every student frame from `frame` outwards."""

@@ -20,8 +20,9 @@ PROBE_LIMITS = {"file_mb": 16, "memory_mb": 1024, "cpu_seconds": 10, "processes"
 REFUSED = 4  # the worker's exit code when its probe failed (after sending the reason)
 
 
-def probe(jail: types.ModuleType, cfg: dict, workdir: str = "/job",
-          jobsetup: types.ModuleType | None = None) -> str | None:
+def probe(
+    jail: types.ModuleType, cfg: dict, workdir: str = "/job", jobsetup: types.ModuleType | None = None
+) -> str | None:
     """Confine a throw-away child exactly as a job's child is confined (its cgroup, its own PID
     namespace, then `confine`); None when every required step works, else the failure as a job would
     report it, e.g. "PermissionError: [Errno 1] unshare(user): Operation not permitted". Only in
@@ -38,7 +39,7 @@ def probe(jail: types.ModuleType, cfg: dict, workdir: str = "/job",
             try:
                 os.close(read)
                 setup = jail.confine(cfg, PROBE_LIMITS, workdir, probe=True)
-            except BaseException as exc:  # noqa: BLE001 - every failure is the answer
+            except BaseException as exc:
                 os.write(write, f"{type(exc).__name__}: {exc}".encode())
                 os._exit(jail.SETUP_FAILED)
             os.write(write, (SETUP + json.dumps(setup)).encode())
@@ -62,7 +63,7 @@ def probe(jail: types.ModuleType, cfg: dict, workdir: str = "/job",
     if jobsetup is not None:
         jobsetup.close_job_cgroup(cfg)
     if said.startswith(SETUP) and status == 0:
-        if not json.loads(said[len(SETUP):]).get("memory_cgroup"):
+        if not json.loads(said[len(SETUP) :]).get("memory_cgroup"):
             cfg["cgroup"] = None
         return None
     return said or f"the probe's child ended with wait status {status}"
@@ -75,7 +76,7 @@ def probe_or_exit(jail: types.ModuleType, cfg: dict, out: int, modules: dict | N
     jobsetup = None
     if modules and "bpg_jobsetup" in modules:
         jobsetup = types.ModuleType("bpg_jobsetup")
-        exec(compile(modules["bpg_jobsetup"], "<sandbox jobsetup>", "exec"), jobsetup.__dict__)  # noqa: S102
+        exec(compile(modules["bpg_jobsetup"], "<sandbox jobsetup>", "exec"), jobsetup.__dict__)
     refused = probe(jail, cfg, jobsetup=jobsetup) if cfg["ns"] else None
     if refused:
         reply = json.dumps({"ready": False, "refused": refused}).encode()

@@ -53,11 +53,26 @@ exec(compile(BOOT["worker"], "<sandbox worker>", "exec"), {"__name__": "bpg_work
 START_TIMEOUT = 120.0
 
 
-SHIPPED = {"bpg_convert": "convert.py", "bpg_runner": "runner.py", "bpg_names": "names.py", "bpg_observe": "observe.py",
-           "bpg_shims": "shims.py", "bpg_places": "places.py", "bpg_missing": "missing.py", "bpg_gpu": "gpu.py",
-           "bpg_graph": "graph.py", "bpg_provenance": "provenance.py", "bpg_draws": "draws.py",
-           "bpg_notebook": "notebook.py", "bpg_serve": "serve.py", "bpg_fallback": "fallback.py", "bpg_jobsetup": "jobsetup.py", "bpg_jail": "jail.py",
-           "bpg_warm": "warm.py", "bpg_dynamo": "dynamo.py"}  # in import order
+SHIPPED = {
+    "bpg_convert": "convert.py",
+    "bpg_runner": "runner.py",
+    "bpg_names": "names.py",
+    "bpg_observe": "observe.py",
+    "bpg_shims": "shims.py",
+    "bpg_places": "places.py",
+    "bpg_missing": "missing.py",
+    "bpg_gpu": "gpu.py",
+    "bpg_graph": "graph.py",
+    "bpg_provenance": "provenance.py",
+    "bpg_draws": "draws.py",
+    "bpg_notebook": "notebook.py",
+    "bpg_serve": "serve.py",
+    "bpg_fallback": "fallback.py",
+    "bpg_jobsetup": "jobsetup.py",
+    "bpg_jail": "jail.py",
+    "bpg_warm": "warm.py",
+    "bpg_dynamo": "dynamo.py",
+}  # in import order
 
 
 def shipped_sources() -> dict[str, str]:
@@ -65,11 +80,15 @@ def shipped_sources() -> dict[str, str]:
     return {name: (HERE / filename).read_text() for name, filename in SHIPPED.items()}
 
 
-MEMORY_NEED = ("give the container at least 512 MB; Gradescope's default of 768 MB is enough (measured with "
-               "torch 2.13: a correct submission graded in full at 512 MB with the CPU and the CUDA build and at "
-               "384 MB with the CUDA build, while at 256 MB the worker never answered)")
-MEMORY_HINT = ("the likely cause is too little memory (torch's libraries are paged out and in again when the "
-               f"container's limit is small): {MEMORY_NEED}")
+MEMORY_NEED = (
+    "give the container at least 512 MB; Gradescope's default of 768 MB is enough (measured with "
+    "torch 2.13: a correct submission graded in full at 512 MB with the CPU and the CUDA build and at "
+    "384 MB with the CUDA build, while at 256 MB the worker never answered)"
+)
+MEMORY_HINT = (
+    "the likely cause is too little memory (torch's libraries are paged out and in again when the "
+    f"container's limit is small): {MEMORY_NEED}"
+)
 
 
 class WorkerDied(Exception):
@@ -116,17 +135,29 @@ class Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.socket = ours
-            self.process = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=self.log,
-                                            env=isolation.WORKER_ENV, cwd="/", start_new_session=True, bufsize=0,
-                                            pass_fds=() if info is None else (info_write,))
+            self.process = subprocess.Popen(
+                command,
+                stdin=theirs,
+                stdout=theirs,
+                stderr=self.log,
+                env=isolation.WORKER_ENV,
+                cwd="/",
+                start_new_session=True,
+                bufsize=0,
+                pass_fds=() if info is None else (info_write,),
+            )
         finally:
             theirs.close()
             if info is not None:
                 os.close(info_write)
         self.deadline = time.monotonic() + START_TIMEOUT
         self._namespace_pid(self.deadline)
-        boot = {"worker": (HERE / "worker.py").read_text(), "modules": shipped_sources(),
-                "probe": (HERE / "probe.py").read_text(), "config": self.plan.config(self.slot)}
+        boot = {
+            "worker": (HERE / "worker.py").read_text(),
+            "modules": shipped_sources(),
+            "probe": (HERE / "probe.py").read_text(),
+            "config": self.plan.config(self.slot),
+        }
         self._send([json.dumps(boot).encode()])
 
     def wait_ready(self) -> None:
@@ -206,8 +237,7 @@ class Worker:
         while left:
             wait = deadline - time.monotonic()
             if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                raise WorkerDied(f"no answer from the worker in time; {MEMORY_HINT}; {self.log_tail()}",
-                                 timed_out=True)
+                raise WorkerDied(f"no answer from the worker in time; {MEMORY_HINT}; {self.log_tail()}", timed_out=True)
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:
                 raise WorkerDied(self._exited())

@@ -66,10 +66,11 @@ def _scaling(original):
 
 
 torch.autograd._engine_run_backward = torch.autograd.graph._engine_run_backward = _scaling(
-    torch.autograd.graph._engine_run_backward)
+    torch.autograd.graph._engine_run_backward
+)
 
 
-class scaled:  # noqa: N801 - used like a function: `with scaled(1.6):`
+class scaled:
     """Every gradient autograd produces inside the block is `factor` times the true one (see the module
     docstring); the previous factor is back afterwards."""
 
@@ -120,14 +121,15 @@ class Watch:
         for stream in (sys.stdout, session.stdout, sys.stderr):
             try:
                 stream.flush()
-            except BaseException:  # noqa: BLE001 - the student may have closed or replaced it
+            except BaseException:
                 pass
         try:
             read_fd, write_fd = os.pipe()
             pid = os.fork()
         except OSError as exc:
-            self.notes.add(f"the provenance run could not start ({exc.strerror}); provenance was not checked",
-                           per_cell=False)
+            self.notes.add(
+                f"the provenance run could not start ({exc.strerror}); provenance was not checked", per_cell=False
+            )
             return False
         if pid == 0:
             os.close(read_fd)
@@ -184,7 +186,8 @@ def _repoint_files(workdir: str, copy: str) -> None:
             if not target.startswith(workdir + "/") or target.startswith(copy + "/"):
                 continue
             flags = {0: os.O_RDONLY, 1: os.O_WRONLY, 2: os.O_RDWR}[
-                int(open(f"/proc/self/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8) & 3]
+                int(open(f"/proc/self/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8) & 3
+            ]
             offset = os.lseek(fd, 0, os.SEEK_CUR)
             replacement = os.open(os.path.join(copy, os.path.relpath(target, workdir)), flags)
             os.lseek(replacement, offset, os.SEEK_SET)
@@ -206,7 +209,9 @@ class Fork:
         workdir = session.workdir
         self.dir = os.path.join(workdir, FORK_DIR)
         shutil.rmtree(self.dir, ignore_errors=True)
-        shutil.copytree(workdir, self.dir, symlinks=True, ignore=lambda folder, names: [FORK_DIR] if folder == workdir else [])
+        shutil.copytree(
+            workdir, self.dir, symlinks=True, ignore=lambda folder, names: [FORK_DIR] if folder == workdir else []
+        )
         _repoint_files(workdir, self.dir)
         os.chdir(self.dir)
         session.use_workdir(self.dir)
@@ -250,7 +255,7 @@ class Fork:
             out = struct.pack(">Q", len(head)) + head + struct.pack(">Q", len(raw)) + raw + b"".join(chunks)
             view = memoryview(out)
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
             os.close(self.fd)
         finally:
             self.session.real_exit(0)

@@ -28,10 +28,17 @@ class MissingModule(BaseModel):
     model_config = STRICT
 
     module: str = Field(..., description="Top-level module name, e.g. 'pandas'.")
-    event: Literal["imported", "used"] = Field(..., description="The import that bound the placeholder, or its first use.")
-    cell: int = Field(..., ge=1, description=(
-        "Cell of the place: for an import, the cell whose source holds the statement; for a use, the cell that "
-        "was running (1-based position in Job.cells)."))
+    event: Literal["imported", "used"] = Field(
+        ..., description="The import that bound the placeholder, or its first use."
+    )
+    cell: int = Field(
+        ...,
+        ge=1,
+        description=(
+            "Cell of the place: for an import, the cell whose source holds the statement; for a use, the cell that "
+            "was running (1-based position in Job.cells)."
+        ),
+    )
     line: int | None = Field(None, description="Line in that cell (for a use: of the cell's top-level code).")
 
 
@@ -52,9 +59,13 @@ class MaskDraw(BaseModel):
     model_config = STRICT
 
     cell: int = Field(..., ge=1, description="Cell in which they were drawn (1-based position in Job.cells).")
-    function: str = Field(..., description=(
-        "'torch.nn.functional.dropout' (nn.Dropout too) or 'torch.dropout': the keep-mask applied (1 kept, 0 "
-        "zeroed); 'numpy.random.binomial', '…rand', '…random', '…random_sample', '…uniform': the numbers drawn."))
+    function: str = Field(
+        ...,
+        description=(
+            "'torch.nn.functional.dropout' (nn.Dropout too) or 'torch.dropout': the keep-mask applied (1 kept, 0 "
+            "zeroed); 'numpy.random.binomial', '…rand', '…random', '…random_sample', '…uniform': the numbers drawn."
+        ),
+    )
     p: float | None = Field(None, description="Dropout's drop probability; binomial's success probability.")
     training: bool | None = Field(None, description="Dropout's `training` argument.")
     shape: list[int] = Field(..., description="Shape of one draw, e.g. [2, 4].")
@@ -75,18 +86,34 @@ class CellRecord(BaseModel):
     line: int | None = Field(None, description="Line in the cell where it stopped.")
     exit_code: int | None = Field(None, description="Code given to sys.exit() or os._exit().")
     missing_module: str | None = Field(None, description="Module name of a ModuleNotFoundError that stopped the cell.")
-    name_errors: list[str] = Field(default_factory=list, description=(
-        "Names of a NameError that stopped the cell; with missing_module, tells an import that was needed "
-        "(a later cell fails on its name) from one that was not."))
-    stdout: str = Field("", description=(
-        "What the cell printed through sys.stdout, truncated to a few KiB (output of C code or subprocesses "
-        "only appears in RunResult.stdout)."))
+    name_errors: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Names of a NameError that stopped the cell; with missing_module, tells an import that was needed "
+            "(a later cell fails on its name) from one that was not."
+        ),
+    )
+    stdout: str = Field(
+        "",
+        description=(
+            "What the cell printed through sys.stdout, truncated to a few KiB (output of C code or subprocesses "
+            "only appears in RunResult.stdout)."
+        ),
+    )
     seconds: float = Field(0.0, ge=0, description="Time the cell took to run, as measured inside the sandbox.")
-    missing_modules: list[MissingModule] = Field(default_factory=list, description=(
-        "Placeholders for missing modules bound by imports in this cell, and first uses of one in this cell."))
-    gpu_request: GpuRequest | None = Field(None, description=(
-        "The notebook's first request for CUDA, run on the CPU instead, if it happened in this cell."))
-    draws: list[MaskDraw] = Field(default_factory=list, description="Dropout masks and small numpy draws made in this cell.")
+    missing_modules: list[MissingModule] = Field(
+        default_factory=list,
+        description=(
+            "Placeholders for missing modules bound by imports in this cell, and first uses of one in this cell."
+        ),
+    )
+    gpu_request: GpuRequest | None = Field(
+        None,
+        description=("The notebook's first request for CUDA, run on the CPU instead, if it happened in this cell."),
+    )
+    draws: list[MaskDraw] = Field(
+        default_factory=list, description="Dropout masks and small numpy draws made in this cell."
+    )
 
 
 class ForwardCall(BaseModel):
@@ -99,16 +126,28 @@ class ForwardCall(BaseModel):
 
     cell: int = Field(..., ge=1, description="Cell in which the call happened.")
     module: str = Field(..., description="Class name of the module, e.g. 'Sequential' or the student's 'Net'.")
-    variable: str | None = Field(None, description=(
-        "Name of the module in the notebook's namespace ('model', \"nets['a']\"), resolved after the cell; "
-        "None when no variable holds it."))
-    instance: int = Field(..., ge=0, description="Module instance number (order of first sight), shared with GradSnapshot.")
+    variable: str | None = Field(
+        None,
+        description=(
+            "Name of the module in the notebook's namespace ('model', \"nets['a']\"), resolved after the cell; "
+            "None when no variable holds it."
+        ),
+    )
+    instance: int = Field(
+        ..., ge=0, description="Module instance number (order of first sight), shared with GradSnapshot."
+    )
     index: int = Field(..., ge=0, description="0-based number of this call among the instance's top-level calls.")
     total_calls: int = Field(..., ge=1, description="Top-level calls of this instance seen during the whole run.")
     input: str | None = Field(None, description="Array key of the first tensor argument, None if absent or too large.")
-    output: str | None = Field(None, description="Array key of the output (first tensor of a tuple), None if the call raised.")
-    params: dict[str, str] = Field(default_factory=dict, description=(
-        "named_parameters() as they were when the call started, name ('0.weight', 'fc1.bias') to array key."))
+    output: str | None = Field(
+        None, description="Array key of the output (first tensor of a tuple), None if the call raised."
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "named_parameters() as they were when the call started, name ('0.weight', 'fc1.bias') to array key."
+        ),
+    )
 
 
 class GradSnapshot(BaseModel):
@@ -121,7 +160,9 @@ class GradSnapshot(BaseModel):
     module: str = Field(..., description="Class name of the module.")
     instance: int = Field(..., ge=0, description="Module instance number, shared with ForwardCall.")
     params: dict[str, str] = Field(default_factory=dict, description="Parameter name to array key of its value.")
-    grads: dict[str, str] = Field(default_factory=dict, description="Parameter name to array key of its .grad (absent when None).")
+    grads: dict[str, str] = Field(
+        default_factory=dict, description="Parameter name to array key of its .grad (absent when None)."
+    )
 
 
 class NamespaceEntry(BaseModel):
@@ -132,7 +173,9 @@ class NamespaceEntry(BaseModel):
     cell: int = Field(..., ge=1, description="Cell after which the value was seen.")
     name: str = Field(..., description="Variable name, or one level inside a container: \"grads['dW1']\", 'out[2]'.")
     array: str = Field(..., description="Array key of the value (float64 in RunResult.arrays).")
-    kind: str = Field(..., pattern="^(ndarray|tensor)$", description="'ndarray' (numpy arrays and scalars) or 'tensor'.")
+    kind: str = Field(
+        ..., pattern="^(ndarray|tensor)$", description="'ndarray' (numpy arrays and scalars) or 'tensor'."
+    )
     requires_grad: bool = Field(False, description="Whether the tensor requires grad (False for numpy).")
     dtype: str = Field(..., description="Dtype name as the student had it, e.g. 'float32', 'float64', 'int64'.")
 
@@ -142,10 +185,16 @@ class GraphNode(BaseModel):
 
     model_config = STRICT
 
-    name: str = Field(..., description="Class name of the node, e.g. 'AddmmBackward0', 'SigmoidBackward0', 'AccumulateGrad'.")
-    inputs: list[int] = Field(default_factory=list, description=(
-        "The node's next_functions as indices into BackwardRecord.nodes (always after this node's own index), "
-        "-1 for an input that needs no gradient (a constant such as x or y)."))
+    name: str = Field(
+        ..., description="Class name of the node, e.g. 'AddmmBackward0', 'SigmoidBackward0', 'AccumulateGrad'."
+    )
+    inputs: list[int] = Field(
+        default_factory=list,
+        description=(
+            "The node's next_functions as indices into BackwardRecord.nodes (always after this node's own index), "
+            "-1 for an input that needs no gradient (a constant such as x or y)."
+        ),
+    )
 
 
 class GraphLeaf(BaseModel):
@@ -153,14 +202,22 @@ class GraphLeaf(BaseModel):
 
     model_config = STRICT
 
-    node: int = Field(..., ge=-1, description="Index of its AccumulateGrad node in BackwardRecord.nodes (-1: nodes not sent).")
-    name: str | None = Field(None, description=(
-        "How the namespace reaches it after the cell ('w1', \"params['W1']\", 'net.fc1.weight'), else when the "
-        "call started; None when no name does (a tensor local to a function)."))
+    node: int = Field(
+        ..., ge=-1, description="Index of its AccumulateGrad node in BackwardRecord.nodes (-1: nodes not sent)."
+    )
+    name: str | None = Field(
+        None,
+        description=(
+            "How the namespace reaches it after the cell ('w1', \"params['W1']\", 'net.fc1.weight'), else when the "
+            "call started; None when no name does (a tensor local to a function)."
+        ),
+    )
     shape: list[int] = Field(..., description="Shape as the student had it, e.g. [10, 2] or [2, 10].")
     dtype: str = Field(..., description="Dtype name, e.g. 'float32'.")
     value: str | None = Field(None, description="Array key of its value when the call started (None: over a cap).")
-    grad: str | None = Field(None, description="Array key of the gradient the call produced for it (None: none or over a cap).")
+    grad: str | None = Field(
+        None, description="Array key of the gradient the call produced for it (None: none or over a cap)."
+    )
 
 
 class SavedTensor(BaseModel):
@@ -181,18 +238,30 @@ class BackwardRecord(BaseModel):
     cell: int = Field(..., ge=1, description="Cell in which the call happened.")
     call: str = Field(..., description="'Tensor.backward()', 'torch.autograd.backward()' or 'torch.autograd.grad()'.")
     loss: str | None = Field(None, description="Array key of the (first) tensor differentiated, e.g. the loss.")
-    nodes: list[GraphNode] = Field(default_factory=list, description=(
-        "Every node reachable from the loss, in topological order from it (the order autograd runs them); "
-        "empty when the graph was too large to send (truncated)."))
-    saved: list[SavedTensor] = Field(default_factory=list, description=(
-        "Constants saved by nodes with a constant input, a few at most: the input x at the first layer's "
-        "product, the target of mse_loss."))
+    nodes: list[GraphNode] = Field(
+        default_factory=list,
+        description=(
+            "Every node reachable from the loss, in topological order from it (the order autograd runs them); "
+            "empty when the graph was too large to send (truncated)."
+        ),
+    )
+    saved: list[SavedTensor] = Field(
+        default_factory=list,
+        description=(
+            "Constants saved by nodes with a constant input, a few at most: the input x at the first layer's "
+            "product, the target of mse_loss."
+        ),
+    )
     leaves: list[GraphLeaf] = Field(default_factory=list, description="The graph's leaves, in the order of `nodes`.")
     truncated: bool = Field(False, description="The graph had more nodes or edges than are sent; only its leaves are.")
 
     def keys(self) -> list[str]:
         """Every array key this record refers to."""
-        keys = [self.loss, *(s.array for s in self.saved), *(k for leaf in self.leaves for k in (leaf.value, leaf.grad))]
+        keys = [
+            self.loss,
+            *(s.array for s in self.saved),
+            *(k for leaf in self.leaves for k in (leaf.value, leaf.grad)),
+        ]
         return [k for k in keys if k is not None]
 
 
@@ -202,7 +271,9 @@ class CounterfactualEntry(BaseModel):
     model_config = STRICT
 
     cell: int = Field(..., ge=1, description="Cell after which the value was seen (same numbering as the run's cells).")
-    name: str = Field(..., description="Variable name, or one level inside a container or object, as in NamespaceEntry.")
+    name: str = Field(
+        ..., description="Variable name, or one level inside a container or object, as in NamespaceEntry."
+    )
     array: str = Field(..., description="Key of the value in Counterfactual.arrays (float64).")
 
 
@@ -212,13 +283,21 @@ class Counterfactual(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    cell: int = Field(..., ge=0, description="Cell in which the first autograd call, the fork point, happened (0: unknown).")
+    cell: int = Field(
+        ..., ge=0, description="Cell in which the first autograd call, the fork point, happened (0: unknown)."
+    )
     factor: float = Field(..., description="The factor autograd's gradients were scaled by in this run.")
-    entries: list[CounterfactualEntry] = Field(default_factory=list, description=(
-        "Namespace values after each cell from the fork point's cell on that differ from the real run's last "
-        "values before that cell (a name without an entry still held the real run's value from then)."))
+    entries: list[CounterfactualEntry] = Field(
+        default_factory=list,
+        description=(
+            "Namespace values after each cell from the fork point's cell on that differ from the real run's last "
+            "values before that cell (a name without an entry still held the real run's value from then)."
+        ),
+    )
     arrays: dict[str, Any] = Field(default_factory=dict, description="Values by key, float64 numpy arrays.")
-    files: dict[str, bytes] = Field(default_factory=dict, description="Files of its work directory at its end, by name.")
+    files: dict[str, bytes] = Field(
+        default_factory=dict, description="Files of its work directory at its end, by name."
+    )
 
     def value(self, name: str, cell: int) -> Any:
         """The value `name` held after `cell` in this run when it differed from the real run's value before

@@ -59,17 +59,31 @@ import numpy as np
 import torch
 from bpg_convert import Converter, _describe, _text
 
-OUR_FILES = frozenset({"<sandbox runner>", "<sandbox worker>", "<sandbox jail>", "<sandbox convert>",
-                       "<sandbox notebook>", "<sandbox observe>", "<sandbox shims>", "<sandbox dynamo>",
-                       "<sandbox graph>", "<sandbox provenance>", "<sandbox places>", "<sandbox missing>",
-                       "<sandbox gpu>", "<sandbox draws>"})
+OUR_FILES = frozenset(
+    {
+        "<sandbox runner>",
+        "<sandbox worker>",
+        "<sandbox jail>",
+        "<sandbox convert>",
+        "<sandbox notebook>",
+        "<sandbox observe>",
+        "<sandbox shims>",
+        "<sandbox dynamo>",
+        "<sandbox graph>",
+        "<sandbox provenance>",
+        "<sandbox places>",
+        "<sandbox missing>",
+        "<sandbox gpu>",
+        "<sandbox draws>",
+    }
+)
 MAX_TEXT = 20000
 
 
 def _frame(fd: int, payload: bytes) -> None:
     view = memoryview(struct.pack(">Q", len(payload)) + payload)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _pack(arrays: dict) -> tuple[dict, bytes]:
@@ -106,7 +120,7 @@ def _student_traceback(exc: BaseException, student_files: set) -> str:
             item.stack = traceback.StackSummary.from_list([f for f in item.stack if f.filename not in OUR_FILES])
             pending += [x for x in (item.__cause__, item.__context__) if x is not None]
         return _text("".join(te.format()), MAX_TEXT)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         return _text(f"{type(exc).__name__}: {_text(exc)}", MAX_TEXT)
 
 
@@ -128,27 +142,60 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
         cell_file = filename if single else f"<cell {number}>"
         names.add(cell_file)
         linecache.cache[cell_file] = (len(source), None, source.splitlines(True), cell_file)
-        base = {"kind": "cells", "cell": number, "line": None, "error_type": "", "error": "", "traceback": "",
-                "exit_code": None}
+        base = {
+            "kind": "cells",
+            "cell": number,
+            "line": None,
+            "error_type": "",
+            "error": "",
+            "traceback": "",
+            "exit_code": None,
+        }
         try:
             code = compile(source, cell_file, "exec", dont_inherit=True)
         except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: nested too deeply
             text = "".join(traceback.format_exception_only(type(exc), exc))
-            return dict(base, status="syntax_error", line=getattr(exc, "lineno", None), error_type=type(exc).__name__,
-                        error=_text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
-                        traceback=_text(text, MAX_TEXT))
+            return dict(
+                base,
+                status="syntax_error",
+                line=getattr(exc, "lineno", None),
+                error_type=type(exc).__name__,
+                error=_text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
+                traceback=_text(text, MAX_TEXT),
+            )
         try:
-            exec(code, namespace)  # noqa: S102 - this is the point of the sandbox
+            exec(code, namespace)
         except SystemExit as exc:
             code_value = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            return dict(base, status="exited", line=_where(exc, cell_file), exit_code=code_value,
-                        error_type="SystemExit", error=_text(exc.code))
-        except BaseException as exc:  # noqa: BLE001
+            return dict(
+                base,
+                status="exited",
+                line=_where(exc, cell_file),
+                exit_code=code_value,
+                error_type="SystemExit",
+                error=_text(exc.code),
+            )
+        except BaseException as exc:
             status = "memory_limit" if _is_memory_error(exc) else "import_error"
-            return dict(base, status=status, line=_where(exc, cell_file), error_type=type(exc).__name__,
-                        error=_text(exc), traceback=_student_traceback(exc, names))
-    return {"kind": "cells", "status": "ok", "cell": None, "line": None, "error_type": "", "error": "",
-            "traceback": "", "exit_code": None, "student_files": sorted(names)}
+            return dict(
+                base,
+                status=status,
+                line=_where(exc, cell_file),
+                error_type=type(exc).__name__,
+                error=_text(exc),
+                traceback=_student_traceback(exc, names),
+            )
+    return {
+        "kind": "cells",
+        "status": "ok",
+        "cell": None,
+        "line": None,
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "exit_code": None,
+        "student_files": sorted(names),
+    }
 
 
 # The scratch function running now, in a child; None otherwise. Autograd's entry points are wrapped once,
@@ -169,8 +216,10 @@ def _guarded(what: str, original):
     def guarded(*args, **kwargs):
         function = _SCRATCH[0]
         if function is not None:
-            raise RuntimeError(f"from scratch: {what} is not allowed in {function}; compute the gradients with "
-                               f"your own backward pass (numpy or tensor operations), not with autograd")
+            raise RuntimeError(
+                f"from scratch: {what} is not allowed in {function}; compute the gradients with "
+                f"your own backward pass (numpy or tensor operations), not with autograd"
+            )
         hook = _AUTOGRAD_HOOK[0]
         if hook is not None:
             return hook(what, original, args, kwargs)
@@ -203,16 +252,29 @@ class ScratchMode:
 
 
 def _suggestions(name: str, namespace: dict) -> list:
-    callables = [k for k, v in namespace.items()
-                 if not k.startswith("__") and callable(v) and not isinstance(v, types.ModuleType)]
+    callables = [
+        k
+        for k, v in namespace.items()
+        if not k.startswith("__") and callable(v) and not isinstance(v, types.ModuleType)
+    ]
     return difflib.get_close_matches(name, callables, n=3, cutoff=0.6)
 
 
 def run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, student_files: set) -> dict:
     """Call one graded function on fresh copies of its inputs; never raises."""
     name = call["function"]
-    result = {"kind": "call", "id": call["id"], "status": "ok", "error_type": "", "error": "", "traceback": "",
-              "suggestions": [], "found": "", "memory": False, "seconds": 0.0}
+    result = {
+        "kind": "call",
+        "id": call["id"],
+        "status": "ok",
+        "error_type": "",
+        "error": "",
+        "traceback": "",
+        "suggestions": [],
+        "found": "",
+        "memory": False,
+        "seconds": 0.0,
+    }
     if name not in namespace:
         return dict(result, status="missing_function", suggestions=_suggestions(name, namespace))
     function = namespace[name]
@@ -233,13 +295,24 @@ def run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, st
                 value = function(*args)
         else:
             value = function(*args)
-    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
+    except BaseException as exc:
         result["seconds"] = time.perf_counter() - started
-        return dict(result, status="raised", error_type=type(exc).__name__, error=_text(exc),
-                    traceback=_student_traceback(exc, student_files), memory=_is_memory_error(exc))
+        return dict(
+            result,
+            status="raised",
+            error_type=type(exc).__name__,
+            error=_text(exc),
+            traceback=_student_traceback(exc, student_files),
+            memory=_is_memory_error(exc),
+        )
     result["seconds"] = time.perf_counter() - started
-    if value is None or isinstance(value, (str, bytes)) or not isinstance(
-            value, (dict, list, tuple, set, frozenset, bool, int, float, np.generic, np.ndarray, torch.Tensor)):
+    if (
+        value is None
+        or isinstance(value, (str, bytes))
+        or not isinstance(
+            value, (dict, list, tuple, set, frozenset, bool, int, float, np.generic, np.ndarray, torch.Tensor)
+        )
+    ):
         return dict(result, status="bad_return", found=_describe(value))
     converter.add("", value)
     return dict(result, found=_describe(value))

@@ -22,8 +22,9 @@ import queue
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from grader.errors import SandboxError
 from grader.sandbox import cgroup, isolation
@@ -44,8 +45,14 @@ class Sandbox:
     receives one staff-facing line whenever the sandbox runs in the fallback and why (default: stderr).
     """
 
-    def __init__(self, jobs: int = 1, hide: Sequence[Path] = (), *, mode: str | None = None,
-                 notify: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        jobs: int = 1,
+        hide: Sequence[Path] = (),
+        *,
+        mode: str | None = None,
+        notify: Callable[[str], None] | None = None,
+    ):
         if jobs < 1:
             raise SandboxError(f"Sandbox(jobs={jobs}): expected at least 1 parallel job")
         self._hide = tuple(Path(p) for p in hide)
@@ -73,7 +80,7 @@ class Sandbox:
         """What this sandbox's mode enforces (each RunResult reports what was verified for that run)."""
         return dict(self.plan.protections)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         """Start every worker (in parallel), in the fallback if bubblewrap fails them; SandboxError if any
         cannot start at all."""
         self._closed = False
@@ -160,11 +167,13 @@ class Sandbox:
                 return False
             self.plan = isolation.fallback_plan(reason, hide=self._hide, base=self.plan.cgroup)
             self._told = True
-        self._notify(f"sandbox: {reason}; falling back: every job from now on runs in the fallback sandbox "
-                     f"(protections off: {', '.join(self.plan.off())})")
+        self._notify(
+            f"sandbox: {reason}; falling back: every job from now on runs in the fallback sandbox "
+            f"(protections off: {', '.join(self.plan.off())})"
+        )
         return True
 
-    def launch(self) -> "Sandbox":
+    def launch(self) -> Sandbox:
         """Start every worker's process now without waiting for it (entering the sandbox waits): a command
         overlaps the workers' ~2 s start with its own imports and set-up. Close it if it is never entered."""
         for worker in self._workers:
@@ -211,8 +220,11 @@ class Sandbox:
                 deaths += 1
                 continue
             refused = report.get("setup_error")  # the child's confinement (jail.confine): no job data touched yet
-            if refused and worker.plan.mode == "bwrap" and self._fall_back(
-                    f"a job's confinement failed in bubblewrap before any student code ran: {refused}"):
+            if (
+                refused
+                and worker.plan.mode == "bwrap"
+                and self._fall_back(f"a job's confinement failed in bubblewrap before any student code ran: {refused}")
+            ):
                 problem += f"bubblewrap: sandbox setup failed: {refused}; retried in the fallback sandbox\n"
                 continue
             break
@@ -220,18 +232,26 @@ class Sandbox:
             return self._failed(job, problem)
         try:
             return verdict.build(job, limits, report, out, err, blob, worker.plan.verified(report.get("setup")))
-        except Exception:  # noqa: BLE001 - a bug of ours must not end the batch
+        except Exception:
             return self._failed(job, f"building the result failed:\n{traceback.format_exc()}")
 
     def _failed(self, job: Job, detail: str) -> RunResult:
         from grader.sandbox import messages
         from grader.sandbox.models import CallResult, CallStatus, RunResult, RunStatus
 
-        calls = {call.id: CallResult(status=CallStatus.not_run,
-                                     message=messages.not_run(job, call, "the grader's sandbox failed"))
-                 for call in job.calls}
-        return RunResult(status=RunStatus.sandbox_error, message=messages.SANDBOX_ERROR, detail=detail,
-                         calls=calls, protections=self.protections)
+        calls = {
+            call.id: CallResult(
+                status=CallStatus.not_run, message=messages.not_run(job, call, "the grader's sandbox failed")
+            )
+            for call in job.calls
+        }
+        return RunResult(
+            status=RunStatus.sandbox_error,
+            message=messages.SANDBOX_ERROR,
+            detail=detail,
+            calls=calls,
+            protections=self.protections,
+        )
 
 
 def _to_stderr(line: str) -> None:

@@ -58,32 +58,43 @@ def _write(fd: int, data: bytes) -> None:
     """All of `data` (an answer's two frames: written at once, so the grader wakes once per answer)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fresh_stdio() -> None:
     """Line-buffered text streams straight on fds 1 and 2, as in a terminal (nothing inherited from the worker)."""
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  line_buffering=True)
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
 
 
 def _prepare(header: dict, blob: bytes, workdir: str) -> types.ModuleType:
     """Fresh stdio, environment, input files, seeds and module namespace for the student's code."""
     _fresh_stdio()
     os.environ.clear()
-    os.environ.update({"HOME": workdir, "TMPDIR": "/tmp" if workdir == "/job" else workdir, "LANG": "C.UTF-8",
-                       "PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
-                       "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
+    os.environ.update(
+        {
+            "HOME": workdir,
+            "TMPDIR": "/tmp" if workdir == "/job" else workdir,
+            "LANG": "C.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONHASHSEED": "0",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+        }
+    )
     seed = int(header["seed"])
     random.seed(seed)
     np.random.seed(seed)
     torch.random.default_generator.manual_seed(seed)  # what torch.manual_seed does on a CPU-only build
     for name, offset, size in header.get("files", []):  # input files, before any student code runs
         with open(os.path.join(workdir, name), "xb") as handle:
-            handle.write(blob[offset:offset + size])
+            handle.write(blob[offset : offset + size])
     module = types.ModuleType("submission")
     module.__file__ = os.path.join(workdir, header["filename"])
     sys.modules["submission"] = module
@@ -96,7 +107,7 @@ def _execute(header: dict, blob: bytes, module: types.ModuleType, result_fd: int
     unfinished step. In notebook mode (header "observe") bpg_notebook runs the cells and streams its own
     frames first."""
     if header.get("observe"):
-        inputs = {name: blob[offset:offset + size] for name, offset, size in header.get("files", [])}
+        inputs = {name: blob[offset : offset + size] for name, offset, size in header.get("files", [])}
         cells = sys.modules["bpg_notebook"].run(header, module.__dict__, result_fd, workdir, inputs)
     else:
         cells = run_cells(header["cells"], header["filename"], module.__dict__)
@@ -115,8 +126,12 @@ def answer(job_fd: int, result_fd: int, namespace: dict, converter: Converter, s
             _send(result_fd, {"kind": "done", "nonce": request["nonce"]})
             return
         raw, call, factor = read_frame(job_fd), request["call"], request.get("factor")
-        arrays = {name: np.frombuffer(raw, dtype="<f8", count=int(np.prod(shape, dtype=np.int64)), offset=offset)
-                  .reshape(shape) for name, shape, offset in request["arrays"]}
+        arrays = {
+            name: np.frombuffer(raw, dtype="<f8", count=int(np.prod(shape, dtype=np.int64)), offset=offset).reshape(
+                shape
+            )
+            for name, shape, offset in request["arrays"]
+        }
         converter.reset(call.get("returns"))  # the quantities the grader reads from this call, if it said
         with bpg_provenance.scaled(factor) if factor is not None else contextlib.nullcontext():
             result = run_call(call, namespace, arrays, converter, student_files)
@@ -140,18 +155,18 @@ def main(result_fd: int, workdir: str, control_fd: int, job_fd: int) -> None:
         module = _prepare(header, blob, workdir)
         os.write(control_fd, b'{"prepared": true}\n')
         os.close(control_fd)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         os.write(2, f"sandbox runner failed before student code:\n{traceback.format_exc()}".encode())
         os._exit(71)
     try:
         _execute(header, blob, module, result_fd, workdir, job_fd)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         os.write(2, f"\n[grader: results could not be sent back: {_text(exc, 300)}]\n".encode())
         os._exit(72)
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except BaseException:  # noqa: BLE001 - the student may have closed or replaced it
+            except BaseException:
                 pass
     os._exit(0)

@@ -94,8 +94,10 @@ class Paths:
         path = self._outside(file)
         if path is None or os.path.exists(path):
             return False
-        self.notes.add(f"{what}({path!r}) did nothing: files are read from and written to the grader's work "
-                       f"directory, by file name")
+        self.notes.add(
+            f"{what}({path!r}) did nothing: files are read from and written to the grader's work "
+            f"directory, by file name"
+        )
         return True
 
 
@@ -103,7 +105,7 @@ def install_paths(paths: Paths) -> None:
     """Route the file functions notebooks use through paths.redirect."""
     real_open = io.open
 
-    def open(file, mode="r", *args, **kwargs):  # noqa: A001 - replaces the builtin on purpose
+    def open(file, mode="r", *args, **kwargs):
         return real_open(paths.redirect(file, mode), mode, *args, **kwargs)
 
     open.__doc__ = real_open.__doc__
@@ -203,11 +205,17 @@ class ShimFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, notes: Notes, shell: Shell):
         self.notes, self.shell = notes, shell
         self.packages = {"google", "google.colab", "IPython", "IPython.core"}
-        self.builders = {"google": None, "google.colab": self._colab, "google.colab.drive": self._drive,
-                         "google.colab.files": self._files, "google.colab.output": self._other,
-                         "IPython": self._ipython,
-                         "IPython.display": _ipython_display, "IPython.core": None,
-                         "IPython.core.display": _ipython_display}
+        self.builders = {
+            "google": None,
+            "google.colab": self._colab,
+            "google.colab.drive": self._drive,
+            "google.colab.files": self._files,
+            "google.colab.output": self._other,
+            "IPython": self._ipython,
+            "IPython.display": _ipython_display,
+            "IPython.core": None,
+            "IPython.core.display": _ipython_display,
+        }
 
     def find_spec(self, name, path=None, target=None):
         if name not in self.builders:
@@ -247,8 +255,10 @@ class ShimFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         notes = self.notes
 
         def mount(mountpoint="/content/drive", *args, **kwargs):
-            notes.add(f"drive.mount({mountpoint!r}) did nothing: there is no Google Drive here; files are read "
-                      f"from and written to the grader's work directory, by file name")
+            notes.add(
+                f"drive.mount({mountpoint!r}) did nothing: there is no Google Drive here; files are read "
+                f"from and written to the grader's work directory, by file name"
+            )
             print(f"Mounted at {mountpoint}")
 
         self._other(module)
@@ -261,8 +271,9 @@ class ShimFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             notes.add(f"files.download({filename!r}) did nothing; the grader collects written files itself")
 
         def upload(*args, **kwargs):
-            notes.add("files.upload() did nothing: nothing can be uploaded here; hand data files in with the "
-                      "notebook instead")
+            notes.add(
+                "files.upload() did nothing: nothing can be uploaded here; hand data files in with the notebook instead"
+            )
             return {}
 
         self._other(module)

@@ -23,8 +23,10 @@ def output_text(kept: bytes, total: int, limits: Limits, stream: str) -> str:
     """Decoded output with a note when part of it was dropped."""
     text = kept.decode("utf-8", "replace")
     if total > len(kept):
-        text += (f"\n[{stream} truncated: kept the first {len(kept)} of {total} bytes; stdout and stderr "
-                 f"together are limited to {limits.output_kb} KiB]")
+        text += (
+            f"\n[{stream} truncated: kept the first {len(kept)} of {total} bytes; stdout and stderr "
+            f"together are limited to {limits.output_kb} KiB]"
+        )
     return text
 
 
@@ -40,7 +42,8 @@ def _wait_status(report: dict) -> tuple[int | None, int | None]:
 def _run_status(report: dict, results: ChildResults, limits: Limits, code: int | None, sig: int | None) -> RunStatus:
     cells = results.cells
     memory = (cells is not None and cells.status == "memory_limit") or any(
-        frame.memory for frame, _ in results.calls.values())
+        frame.memory for frame, _ in results.calls.values()
+    )
     if report.get("timed_out"):
         return RunStatus.timeout
     if code == RESULTS_FAILED:
@@ -56,22 +59,34 @@ def _run_status(report: dict, results: ChildResults, limits: Limits, code: int |
     return RunStatus(cells.status)
 
 
-def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, blob: bytes,
-          protections: dict[str, bool]) -> RunResult:
+def build(
+    job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, blob: bytes, protections: dict[str, bool]
+) -> RunResult:
     """The RunResult for one finished job."""
     code, sig = _wait_status(report)
-    base = {"stdout": output_text(stdout, int(report.get("stdout_bytes", 0)), limits, "stdout"),
-            "stderr": output_text(stderr, int(report.get("stderr_bytes", 0)), limits, "stderr"),
-            "protections": protections, "wall_seconds": float(report.get("wall", 0.0)),
-            "usage": {"cpu_seconds": float(report.get("cpu") or 0), "max_rss_kb": float(report.get("maxrss_kb") or 0)}}
+    base = {
+        "stdout": output_text(stdout, int(report.get("stdout_bytes", 0)), limits, "stdout"),
+        "stderr": output_text(stderr, int(report.get("stderr_bytes", 0)), limits, "stderr"),
+        "protections": protections,
+        "wall_seconds": float(report.get("wall", 0.0)),
+        "usage": {"cpu_seconds": float(report.get("cpu") or 0), "max_rss_kb": float(report.get("maxrss_kb") or 0)},
+    }
     # Measurements live in `usage`, not in `detail`: re-grading must reproduce everything but timings.
     facts = f"exit code {code}, signal {sig}, setup {report.get('setup')}"
-    calls = {call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
-             for call in job.calls}
+    calls = {
+        call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
+        for call in job.calls
+    }
     if report.get("setup_error") or (code == RUNNER_FAILED and report.get("prepared") is not True):
         ours = base.pop("stderr")  # no student code ran: this is the sandbox's own traceback
-        return RunResult(status=RunStatus.sandbox_error, message=messages.SANDBOX_ERROR, calls=calls, stderr="",
-                         detail=f"sandbox setup failed: {report.get('setup_error')}; {facts}\n{ours}", **base)
+        return RunResult(
+            status=RunStatus.sandbox_error,
+            message=messages.SANDBOX_ERROR,
+            calls=calls,
+            stderr="",
+            detail=f"sandbox setup failed: {report.get('setup_error')}; {facts}\n{ours}",
+            **base,
+        )
     try:
         if report.get("result_over_size"):
             raise ResultInvalid(f"the result stream exceeded {limits.result_mb} MiB")
@@ -81,14 +96,20 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
         else:
             results, truncated = parse_results(blob, job, limits, report.get("asked", []))
     except ResultInvalid as exc:
-        return RunResult(status=RunStatus.result_invalid, message=messages.result_invalid(job, limits),
-                         detail=f"result_invalid: {exc}; {facts}", calls=calls, **base)
+        return RunResult(
+            status=RunStatus.result_invalid,
+            message=messages.result_invalid(job, limits),
+            detail=f"result_invalid: {exc}; {facts}",
+            calls=calls,
+            **base,
+        )
     status = _run_status(report, results, limits, code, sig)
     if truncated and status == RunStatus.ok:
         status = RunStatus.result_invalid
     running = next((call for call in job.calls if call.id == results.started), None)
-    out_of_memory = next((call for call in job.calls if call.id in results.calls
-                          and results.calls[call.id][0].memory), None)
+    out_of_memory = next(
+        (call for call in job.calls if call.id in results.calls and results.calls[call.id][0].memory), None
+    )
     during = messages.signature(running or out_of_memory) if running or out_of_memory else None
     cells = results.cells
     detail = facts
@@ -104,8 +125,10 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
         message = messages.os_exit(job, code, during)
     elif status == RunStatus.result_invalid:
         message = messages.result_invalid(job, limits)
-        detail = (f"result stream incomplete (cut short: {truncated}, done: {results.done}; exit code "
-                  f"{RESULTS_FAILED} means the runner failed after student code ran); {facts}")
+        detail = (
+            f"result stream incomplete (cut short: {truncated}, done: {results.done}; exit code "
+            f"{RESULTS_FAILED} means the runner failed after student code ran); {facts}"
+        )
     elif status == RunStatus.ok:
         message = detail = ""  # nothing to diagnose; and re-grading must reproduce the result exactly
     else:
@@ -118,15 +141,26 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
     for call in job.calls:
         if call.id in results.calls:
             frame, values = results.calls[call.id]
-            calls[call.id] = CallResult(status=CallStatus(frame.status), message=messages.call_message(job, call, frame),
-                                        traceback=frame.traceback, values=values, texts=frame.texts,
-                                        problems=frame.problems, seconds=frame.seconds, rerun=_rerun(results, call.id))
+            calls[call.id] = CallResult(
+                status=CallStatus(frame.status),
+                message=messages.call_message(job, call, frame),
+                traceback=frame.traceback,
+                values=values,
+                texts=frame.texts,
+                problems=frame.problems,
+                seconds=frame.seconds,
+                rerun=_rerun(results, call.id),
+            )
         elif call is running:
-            calls[call.id] = CallResult(status=CallStatus.timeout if status == RunStatus.timeout else CallStatus.raised,
-                                        message=message)
+            calls[call.id] = CallResult(
+                status=CallStatus.timeout if status == RunStatus.timeout else CallStatus.raised, message=message
+            )
         else:
-            reason = ("the code stopped before the graded functions could be called (see the first error)"
-                      if cells is None or cells.status != "ok" else f"the run ended early ({status.value})")
+            reason = (
+                "the code stopped before the graded functions could be called (see the first error)"
+                if cells is None or cells.status != "ok"
+                else f"the run ended early ({status.value})"
+            )
             calls[call.id] = CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, reason))
     exit_code = None
     if status == RunStatus.exited:
@@ -136,8 +170,17 @@ def build(job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, 
         cell = stopped
         last = notebook.cells[-1] if notebook.cells else None
         line = last.line if last is not None and last.cell == stopped else None
-    return RunResult(status=status, message=message, detail=detail, cell=cell, line=line, exit_code=exit_code,
-                     calls=calls, **base, **extra)
+    return RunResult(
+        status=status,
+        message=message,
+        detail=detail,
+        cell=cell,
+        line=line,
+        exit_code=exit_code,
+        calls=calls,
+        **base,
+        **extra,
+    )
 
 
 def _rerun(results: ChildResults, call_id: str) -> Rerun | None:

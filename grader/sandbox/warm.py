@@ -58,7 +58,7 @@ def warm_common_ops() -> None:
         np.set_printoptions(precision=8)
         torch.set_printoptions(precision=8)
         torch.manual_seed(0)
-    except Exception:  # noqa: BLE001 - only a speed-up
+    except Exception:
         pass
     finally:
         np.set_printoptions(**saved)
@@ -77,7 +77,7 @@ def warm_optimizers(mentioned: bool) -> bool:
         optimizer = torch.optim.SGD([weight], lr=0.1)
         (weight * weight).sum().backward()
         optimizer.step()
-    except Exception:  # noqa: BLE001 - only a speed-up: children then pay the import themselves
+    except Exception:
         pass
     return True
 

@@ -31,7 +31,7 @@ def _clean(value: object) -> object:
     return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
 
 
-def Text(limit: int):  # noqa: N802 - a type factory, used like a type
+def Text(limit: int):
     return Annotated[str, BeforeValidator(_clean), Field(max_length=limit)]
 
 
@@ -113,7 +113,7 @@ def split_frames(blob: bytes) -> tuple[list[bytes], bool]:
         (size,) = HEADER.unpack_from(blob, offset)
         if offset + HEADER.size + size > len(blob):
             return frames, True
-        frames.append(blob[offset + HEADER.size: offset + HEADER.size + size])
+        frames.append(blob[offset + HEADER.size : offset + HEADER.size + size])
         offset += HEADER.size + size
     return frames, False
 
@@ -163,8 +163,9 @@ def _check_returns(call: CallFrame, returns: dict[str, list[int] | None] | None)
     numbers = {name for name, shape in returns.items() if shape is not None}
     extra = [*(set(call.values) - numbers), *(set(call.texts) - (set(returns) - numbers))]
     if extra or len(call.problems) > len(returns) + MAX_IGNORED_KEYS + 2:
-        raise ResultInvalid(f"call {call.id!r}: keys the job did not ask for ({sorted(extra)[:5]}) or "
-                            f"{len(call.problems)} problems")
+        raise ResultInvalid(
+            f"call {call.id!r}: keys the job did not ask for ({sorted(extra)[:5]}) or {len(call.problems)} problems"
+        )
 
 
 def _peek_kind(payload: bytes) -> str:

@@ -65,7 +65,7 @@ def write_frame(fd: int, payload: bytes) -> None:
     """Write one frame; os.write may be partial on pipes, so loop."""
     view = memoryview(HEADER.pack(len(payload)) + payload)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _jail():
@@ -134,8 +134,9 @@ class Collector:
         except ChildProcessError:
             pid, status, usage = self.pid, None, None
         if pid:
-            self.report.update(status=status, cpu=usage and usage.ru_utime + usage.ru_stime,
-                               maxrss_kb=usage and usage.ru_maxrss)
+            self.report.update(
+                status=status, cpu=usage and usage.ru_utime + usage.ru_stime, maxrss_kb=usage and usage.ru_maxrss
+            )
             if self.pidfd is not None:
                 self.sel.unregister(self.pidfd)
                 os.close(self.pidfd)
@@ -248,7 +249,7 @@ def load_modules(sources: dict) -> dict:
     for name, source in sources.items():
         module = types.ModuleType(name)
         sys.modules[name] = modules[name] = module
-        exec(compile(source, f"<sandbox {name.removeprefix('bpg_')}>", "exec"), module.__dict__)  # noqa: S102
+        exec(compile(source, f"<sandbox {name.removeprefix('bpg_')}>", "exec"), module.__dict__)
     return modules
 
 
@@ -263,6 +264,7 @@ def main(boot: dict) -> None:
     LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a job become ours to kill and reap
     import numpy  # noqa: F401 - warm import, inherited by every child
     import torch
+
     torch.set_num_threads(1)
     x = torch.ones(2, 2, requires_grad=True)
     (x @ x).sum().backward()  # warm the autograd engine once, here rather than in every job

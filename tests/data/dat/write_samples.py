@@ -47,8 +47,13 @@ def main() -> None:
     for l, fc in enumerate([model.fc1, model.fc2, model.fc3], start=1):
         g[f"dW{l}"], g[f"db{l}"] = fc.weight.grad.numpy().copy(), fc.bias.grad.numpy().copy()
     keys = list(g)
-    known = {"layers": [2, 4, 3, 1], "scientific_scale": 1e-7, "prediction": pred.item(), "loss": loss.item(),
-             "gradients": {k: v.tolist() for k, v in g.items()}}
+    known = {
+        "layers": [2, 4, 3, 1],
+        "scientific_scale": 1e-7,
+        "prediction": pred.item(),
+        "loss": loss.item(),
+        "gradients": {k: v.tolist() for k, v in g.items()},
+    }
     (OUT / "known_gradients.json").write_text(json.dumps(known, indent=1))
 
     with open(OUT / "numpy-repr-commas.dat", "w") as f:  # `name = repr(array)`, out x in
@@ -66,8 +71,12 @@ def main() -> None:
             f.write(f"b{l}.grad\n{g[f'db{l}'] * 1e-7}\n")
     names = ["dLdw1", "dLdb1", "dLdw2", "dLdb2", "dLdw3", "dLdb3"]
     to_csv(OUT / "pandas-csv.dat", ["name", "value"], [[n, g[k]] for n, k in zip(names, keys)])
-    to_csv(OUT / "pandas-csv-tensors.dat", ["layer", "gradient"],
-           [[n, p.grad] for n, p in model.named_parameters()], index=False)
+    to_csv(
+        OUT / "pandas-csv-tensors.dat",
+        ["layer", "gradient"],
+        [[n, p.grad] for n, p in model.named_parameters()],
+        index=False,
+    )
     to_csv(OUT / "pandas-csv-wide.dat", keys, [[g[k] for k in keys]])
     with open(OUT / "list-of-arrays.dat", "w") as f:
         f.write(f"gradients: {[g[k] for k in keys]}\n")
