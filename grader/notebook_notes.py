@@ -28,14 +28,14 @@ def _parse(source: str, error_line: int | None) -> ast.Module | None:
     error line (what the student meant to define up to there)."""
     try:
         return ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # the last two: nested too deeply
         pass
     lines = source.splitlines(keepends=True)
     end = min(len(lines), (error_line or len(lines)) - 1)
     for count in range(end, max(0, end - MAX_PREFIX_TRIES), -1):
         try:
             return ast.parse("".join(lines[:count]))
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # the last two: nested too deeply
             continue
     return None
 

@@ -272,3 +272,25 @@ def test_a_catalogued_mistake_is_named_for_values_read_from_attributes_of_the_st
     assert all(c.diagnosis is not None and c.diagnosis.mistake == "missing_factor_2" for c in scratch)
     assert all(c.provenance.endswith(f"attribute {c.quantity.split('.')[1]} of `net`") for c in scratch)
     assert set(verdicts(report, "torch").values()) == {CheckStatus.passed}
+
+
+def test_a_cell_nested_too_deep_for_the_parser_is_a_syntax_error_and_the_rest_keeps_its_marks(
+    grading_sandbox, tmp_path
+):
+    """`x = ------…1` (a million signs) in a last cell: compile in the child and ast.parse in the grader's
+    cell notes raised MemoryError, so the grader itself failed on a notebook whose answers are right."""
+    rubric = load_rubric(RUBRIC)
+    notebook = json.loads((SAMPLES / "correct.ipynb").read_text())
+    deep = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": ["x = " + "-" * 1_000_000 + "1\n"],
+    }
+    notebook["cells"].append(deep)
+    path = tmp_path / "deep_cell.ipynb"
+    path.write_text(json.dumps(notebook))
+    report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
+    assert report.status == "graded" and report.score == rubric.max_points()
+    assert any("syntax error: nested too deeply for Python's parser" in note for note in report.notes)

@@ -59,7 +59,7 @@ def _asks(source: str) -> bool:
         return False
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # the last two: nested too deeply
         return True
     guarded: set[int] = set()
     for node in ast.walk(tree):

@@ -72,7 +72,7 @@ def guarded_lines(source: str) -> frozenset:
     """Lines of `source` inside the body of a try (or with suppress) that may catch ImportError."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # the last two: nested too deeply
         return frozenset()
     lines = set()
     for node in ast.walk(tree):

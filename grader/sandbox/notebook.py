@@ -212,13 +212,13 @@ class Session:
         self.started = time.perf_counter()
         try:
             code = compile(source, cell_file, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: nested too deeply
             text = "".join(traceback.format_exception_only(type(exc), exc))
             record.update(
                 status="syntax_error",
                 line=getattr(exc, "lineno", None),
                 error_type=type(exc).__name__,
-                error=_text(getattr(exc, "msg", exc)),
+                error=_text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
                 traceback=_text(text, MAX_TEXT),
             )
         else:
