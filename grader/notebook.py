@@ -141,7 +141,7 @@ def observe(
     y = mlp_regression.target(x)
     trial = Trial(task.id, "notebook", 0, x, y, net.params)  # type: ignore[arg-type]
     observed = Observed(net, trial, notes=chosen)
-    grads = _module_grads(run, net) or raw_grads(run, net)
+    grads = module_grads(run, net) or raw_grads(run, net)
     autograd_copies = [v for k, v in grads.items() if k != "cell"]
     reference = mlp_regression.scratch(x, y, net.params, net.activation or task.activation)
     weights = list(net.params.values())
@@ -168,7 +168,7 @@ def observe(
 
     for source, file_name in (("torch", torch_file), ("scratch", scratch_file)):
         values, uncertainty, provenance = {}, {}, {}
-        text = _file(files, file_name)
+        text = written_file(files, file_name)
         if text is not None:
             assignment = read_dat(text, net.layers)
             again = file_again(run, file_name, net.layers)
@@ -247,7 +247,7 @@ def observe(
     return observed
 
 
-def _file(files: dict[str, str], name: str) -> str | None:
+def written_file(files: dict[str, str], name: str) -> str | None:
     """A written file by name, ignoring case and folders (Colab paths were redirected by name)."""
     for written, text in files.items():
         if written.rsplit("/", 1)[-1].lower() == name.lower():
@@ -255,7 +255,7 @@ def _file(files: dict[str, str], name: str) -> str | None:
     return None
 
 
-def _module_grads(run: RunResult, net: Net) -> dict:
+def module_grads(run: RunResult, net: Net) -> dict:
     """`.grad` of the net's parameters at the first snapshot that has them (the first backward pass)."""
     for snapshot in run.grads:
         if snapshot.variable != net.variable:

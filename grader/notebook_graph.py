@@ -93,7 +93,7 @@ def identify_raw_net(run: RunResult) -> RawNet | None:
 
 
 def raw_grads(run: RunResult, net: Net) -> dict:
-    """Autograd's gradients of a raw net in the form grader.notebook._module_grads gives a module's:
+    """Autograd's gradients of a raw net in the form grader.notebook.module_grads gives a module's:
     {"cell": cell of the backward pass, "dW1": …, "db1": …} in torch layout; {} for any other net."""
     if not isinstance(net, RawNet) or not net.grads:
         return {}

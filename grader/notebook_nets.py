@@ -14,7 +14,7 @@ import numpy as np
 
 from grader.datfile import read_dat
 from grader.found import Found
-from grader.notebook import Net, _file, _module_grads
+from grader.notebook import Net, module_grads, written_file
 from grader.sandbox import RunResult
 from reference import mlp_regression
 
@@ -47,7 +47,7 @@ def matches(
 
 
 def _file_values(files: dict[str, str], name: str, net: Net) -> tuple[dict, dict]:
-    text = _file(files, name)
+    text = written_file(files, name)
     if text is None:
         return {}, {}
     assignment = read_dat(text, net.layers)
@@ -70,8 +70,8 @@ def choose_net(
     for net in nets:
         values, uncertainty = _file_values(files, torch_file, net)
         if not values:
-            values = {k: v for k, v in _module_grads(run, net).items() if k != "cell"}
-        scores.append((matches(values, uncertainty, reference_of(net, activation)), bool(_module_grads(run, net))))
+            values = {k: v for k, v in module_grads(run, net).items() if k != "cell"}
+        scores.append((matches(values, uncertainty, reference_of(net, activation)), bool(module_grads(run, net))))
     best = max(range(len(nets)), key=lambda i: (scores[i], -i))
     net = nets[best]
     if best == 0 or scores[best] == scores[0]:

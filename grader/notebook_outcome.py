@@ -10,7 +10,7 @@ import dataclasses
 
 from grader.datfile import assign_gradients, parse_dat
 from grader.load import Submission
-from grader.notebook import Observed, _file
+from grader.notebook import Observed, written_file
 from grader.rubric import Rubric
 from grader.run import call_id
 from grader.sandbox import CellStatus, RunResult
@@ -51,7 +51,7 @@ def one_note_per_unread_file(rubric: Rubric, task: Task, observed: Observed, tex
         return observed
     notes, found = list(observed.notes), dict(observed.found)
     for source, name in (("torch", rubric.submission.files.torch), ("scratch", rubric.submission.files.scratch)):
-        text = _file(texts, name)
+        text = written_file(texts, name)
         key = call_id(task, source, observed.trial)
         if text is None or key not in found:
             continue
