@@ -11,8 +11,9 @@ import pytest
 
 from grader.datfile import DatArray, assign_gradients, parse_dat, read_dat
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dat"
-SAMPLES = Path(__file__).resolve().parent / "data" / "dat"
+DATA = Path(__file__).resolve().parent / "data"
+FIXTURES = DATA / "students"  # real students' files, kept byte for byte (tests/data/README.md)
+SAMPLES = DATA / "dat"
 A1 = [2, 10, 10, 1]
 KEYS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 TORCH_SHAPES = {"dW1": (10, 2), "db1": (10,), "dW2": (10, 10), "db2": (10,), "dW3": (1, 10), "db3": (1,)}
@@ -23,9 +24,6 @@ FIXTURE_NAMES = [
     "labelled-tensor-repr.torch_autograd.dat",
     "scientific-with-module-lines.torch_autograd.dat",
 ]
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"the real student .dat fixtures are not available at {FIXTURES}"
-)
 
 
 def fixture(name: str):
@@ -33,7 +31,6 @@ def fixture(name: str):
 
 
 # --- the real fixtures -------------------------------------------------------------------------------
-@needs_fixtures
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_every_fixture_parses_to_151_gradient_numbers_with_the_right_shapes(name):
     result = fixture(name)
@@ -46,7 +43,6 @@ def test_every_fixture_parses_to_151_gradient_numbers_with_the_right_shapes(name
     assert all(key in result.values for key in KEYS)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_values_that_are_not_gradients_never_become_gradients(name):
     arrays = parse_dat(FIXTURES.joinpath(name).read_text(encoding="utf-8"))
@@ -56,7 +52,6 @@ def test_values_that_are_not_gradients_never_become_gradients(name):
     assert all(a.role == "prediction" for a in arrays if a not in gradients)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["labelled-tensor-repr.my_autograd.dat", "labelled-tensor-repr.torch_autograd.dat"])
 def test_labelled_files_assign_the_output_bias_as_db3_and_the_weight_as_dw3_despite_the_order(name):
     result = fixture(name)
@@ -68,7 +63,6 @@ def test_labelled_files_assign_the_output_bias_as_db3_and_the_weight_as_dw3_desp
     assert result.values["db2"].label == "Second hidden layer bias gradient:"
 
 
-@needs_fixtures
 def test_the_scientific_file_takes_its_layers_from_the_network_structure_context():
     arrays = parse_dat(FIXTURES.joinpath("scientific-with-module-lines.torch_autograd.dat").read_text())
     assert [a.label for a in arrays] == ["Weight gradient of network:", "Bias gradient of network:"] * 3
@@ -82,7 +76,6 @@ def test_the_scientific_file_takes_its_layers_from_the_network_structure_context
     )
 
 
-@needs_fixtures
 def test_the_prediction_line_of_the_labelled_scratch_file_is_the_prediction_not_a_gradient():
     result = fixture("labelled-tensor-repr.my_autograd.dat")
     prediction = result.values["prediction"]
@@ -92,7 +85,6 @@ def test_the_prediction_line_of_the_labelled_scratch_file_is_the_prediction_not_
     assert fixture("labelled-tensor-repr.torch_autograd.dat").values["prediction"].label == "Predicted y:"
 
 
-@needs_fixtures
 def test_the_two_array2string_files_agree_to_1e_7():
     mine, torch_file = fixture("array2string.my_autograd.dat"), fixture("array2string.torch_autograd.dat")
     for key in KEYS:
@@ -101,7 +93,6 @@ def test_the_two_array2string_files_agree_to_1e_7():
     assert not all(np.array_equal(mine.values[k].values, torch_file.values[k].values) for k in KEYS)
 
 
-@needs_fixtures
 def test_the_two_labelled_files_agree_exactly():
     mine = fixture("labelled-tensor-repr.my_autograd.dat")
     torch_file = fixture("labelled-tensor-repr.torch_autograd.dat")
@@ -111,7 +102,6 @@ def test_the_two_labelled_files_agree_exactly():
 
 
 # --- precision ---------------------------------------------------------------------------------------
-@needs_fixtures
 @pytest.mark.parametrize("name", ["labelled-tensor-repr.my_autograd.dat", "labelled-tensor-repr.torch_autograd.dat"])
 def test_four_decimal_files_have_uncertainty_5e_5(name):
     result = fixture(name)
@@ -119,7 +109,6 @@ def test_four_decimal_files_have_uncertainty_5e_5(name):
         assert np.all(result.values[key].uncertainty == pytest.approx(5e-5, rel=1e-12))
 
 
-@needs_fixtures
 def test_scientific_values_carry_relative_precision():
     result = fixture("scientific-with-module-lines.torch_autograd.dat")
     dW1 = result.values["dW1"]
@@ -132,7 +121,6 @@ def test_scientific_values_carry_relative_precision():
             assert half_unit / abs(value) <= 5e-5
 
 
-@needs_fixtures
 def test_numbers_printed_without_trailing_zeros_keep_the_precision_of_their_array():
     result = fixture("array2string.my_autograd.dat")
     dW3 = result.values["dW3"]
@@ -149,7 +137,6 @@ def test_the_printed_digits_set_the_uncertainty():
 
 
 # --- layouts -----------------------------------------------------------------------------------------
-@needs_fixtures
 @pytest.mark.parametrize("name", ["labelled-tensor-repr.my_autograd.dat", "labelled-tensor-repr.torch_autograd.dat"])
 def test_the_in_out_layout_of_the_labelled_files_is_detected_and_reported(name):
     result = fixture(name)
@@ -161,7 +148,6 @@ def test_the_in_out_layout_of_the_labelled_files_is_detected_and_reported(name):
     assert np.array_equal(result.in_torch_layout("dW1")[0], result.values["dW1"].values.T)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["array2string.my_autograd.dat", "array2string.torch_autograd.dat"])
 def test_the_array2string_files_are_out_in(name):
     result = fixture(name)
@@ -169,7 +155,6 @@ def test_the_array2string_files_are_out_in(name):
     assert result.values["dW1"].values.shape == (10, 2)
 
 
-@needs_fixtures
 def test_same_shaped_gradients_printed_in_reverse_order_are_assigned_by_label():
     result = fixture("array2string.torch_autograd.dat")  # dLdw3, dLdw2, dLdw1, dLdb3, dLdb2, dLdb1
     assert [(key, result.values[key].label, result.values[key].line) for key in ("db1", "db2")] == [
@@ -179,7 +164,6 @@ def test_same_shaped_gradients_printed_in_reverse_order_are_assigned_by_label():
     assert result.values["db1"].values[0] == 0.0042549
 
 
-@needs_fixtures
 def test_a_students_two_files_may_use_different_layouts():
     torch_file = fixture("array2string.torch_autograd.dat")
     lines = []
@@ -195,7 +179,6 @@ def test_a_students_two_files_may_use_different_layouts():
         assert np.array_equal(mine.in_torch_layout(key)[0], torch_file.in_torch_layout(key)[0])
 
 
-@needs_fixtures
 def test_a_square_weight_gradient_is_reported_as_ambiguous():
     result = fixture("scientific-with-module-lines.torch_autograd.dat")
     assert result.layouts["dW2"] == "out_in"
@@ -285,7 +268,6 @@ def test_a_pandas_csv_labels_each_array_with_its_row():
     ]
 
 
-@needs_fixtures
 def test_a_list_of_arrays_is_read_in_parameter_order_when_the_shapes_agree():
     known = fixture("array2string.torch_autograd.dat")
     items = ", ".join(f"array({np.array2string(known.values[k].values, separator=', ')})" for k in KEYS)
