@@ -165,7 +165,7 @@ class GraphRecorder:
         return record, tensors, inputs
 
     def _add(self, tensor) -> str | None:
-        return self.store.add(bpg_observe._float64(tensor), "graph")
+        return self.store.add(bpg_observe.float64(tensor), "graph")
 
     def _constants(self, fn, i: int) -> list:
         """Tensors saved by node `i` that need no gradient (the constants it was given), at least 1-D."""

@@ -261,7 +261,7 @@ class Session:
         fork = self.watch.fork
         if fork is not None:  # the counterfactual run: values only, sent once at the end
             try:
-                fork.after_cell(record["cell"], self.observer._names(self.namespace)[0])
+                fork.after_cell(record["cell"], self.observer.pairs(self.namespace))
             except Exception:
                 pass
             return
@@ -283,7 +283,7 @@ class Session:
             self.exiting = True
             try:
                 if self.current is not None:
-                    self.watch.fork.after_cell(self.current[0], self.observer._names(self.namespace)[0])
+                    self.watch.fork.after_cell(self.current[0], self.observer.pairs(self.namespace))
             finally:
                 self.watch.fork.finish()
         if os.getpid() == self.pid and self.current is not None and isinstance(code, int) and not self.exiting:

@@ -54,7 +54,7 @@ def _plain(value):
     return None
 
 
-def _float64(value) -> np.ndarray | None:
+def float64(value) -> np.ndarray | None:
     """A contiguous float64 copy of a tensor or numeric numpy value (never sharing memory), or None."""
     try:
         plain = _plain(value)
@@ -67,7 +67,7 @@ def _float64(value) -> np.ndarray | None:
         return None
 
 
-def _fingerprint(value) -> tuple | None:
+def fingerprint(value) -> tuple | None:
     """A cheap identity of a value's content (dtype, shape, hash of its raw bytes), or None."""
     try:
         plain = _plain(value)
@@ -99,7 +99,7 @@ def _copy(value):
             return None
         plain = value.detach()
         try:
-            return plain.numpy().copy()  # complex values are dropped later, by _float64
+            return plain.numpy().copy()  # complex values are dropped later, by float64
         except (RuntimeError, TypeError):  # conjugate or negative views, bfloat16, sparse, not on the CPU
             return plain.clone() if _plain(plain) is not None else None
     except Exception:
@@ -194,8 +194,8 @@ class Observer:
             if index < FIRST_CALLS:
                 room = self.store.room("forward", len(params) + 2)
                 if room:  # else the call is still counted, without arrays
-                    record["input"] = self.store.add(_float64(first), "forward")
-                    record["params"] = {n: k for n, p in params if (k := self.store.add(_float64(p), "forward"))}
+                    record["input"] = self.store.add(float64(first), "forward")
+                    record["params"] = {n: k for n, p in params if (k := self.store.add(float64(p), "forward"))}
                 return module, record, room, None
             return module, record, _copy(first), [(n, _copy(p)) for n, p in params]
         except Exception:
@@ -210,7 +210,7 @@ class Observer:
             if isinstance(output, (tuple, list)):
                 out = next((o for o in output if isinstance(o, torch.Tensor)), None)
             if params is None:
-                record["output"] = self.store.add(_float64(out), "forward") if room_or_input else None
+                record["output"] = self.store.add(float64(out), "forward") if room_or_input else None
                 self.calls.append((module, record))
             else:
                 self.last[record["instance"]] = (module, record, room_or_input, params, _copy(out))
@@ -224,9 +224,9 @@ class Observer:
             self.store.used["forward"] -= self.flushed.pop(number, 0)  # the grader keeps only the latest
             before = len(self.store.keys)
             if self.store.room("forward", len(params) + 2):
-                record["input"] = self.store.add(_float64(first), "forward")
-                record["params"] = {n: k for n, p in params if (k := self.store.add(_float64(p), "forward"))}
-                record["output"] = self.store.add(_float64(out), "forward")
+                record["input"] = self.store.add(float64(first), "forward")
+                record["params"] = {n: k for n, p in params if (k := self.store.add(float64(p), "forward"))}
+                record["output"] = self.store.add(float64(out), "forward")
             self.flushed[number] = len(self.store.keys) - before
             self.calls.append((module, record))
         self.last = {}
@@ -234,6 +234,15 @@ class Observer:
     def _names(self, namespace: dict) -> tuple[list, dict]:
         """(name, value) pairs to examine and the modules among them (bpg_names.namespace_names)."""
         return bpg_names.namespace_names(namespace, self.notes)
+
+    def pairs(self, namespace: dict) -> list:
+        """The (name, value) pairs of `namespace` the observer examines after a cell (the provenance fork
+        examines the same ones)."""
+        return self._names(namespace)[0]
+
+    def fingerprints(self) -> dict:
+        """A copy of each name's fingerprint when it was last sent: what the fork compares against."""
+        return dict(self.prints)
 
     def after_cell(self, namespace: dict) -> dict:
         """Records of the cell that just ran, and the arrays they need that were not sent before."""
@@ -253,7 +262,7 @@ class Observer:
             params = list(module.named_parameters())
             if not params:
                 return None
-            prints = tuple((n, _fingerprint(p), p.grad is not None and _fingerprint(p.grad)) for n, p in params)
+            prints = tuple((n, fingerprint(p), p.grad is not None and fingerprint(p.grad)) for n, p in params)
             number = self._number(module)
             if self.grad_prints.get(number) == prints:
                 return None
@@ -268,8 +277,8 @@ class Observer:
                 "grads": {},
             }
             if self.store.room("grads", len(params) + len(with_grad)):
-                snapshot["params"] = {n: k for n, p in params if (k := self.store.add(_float64(p), "grads"))}
-                snapshot["grads"] = {n: k for n, g in with_grad if (k := self.store.add(_float64(g), "grads"))}
+                snapshot["params"] = {n: k for n, p in params if (k := self.store.add(float64(p), "grads"))}
+                snapshot["grads"] = {n: k for n, g in with_grad if (k := self.store.add(float64(g), "grads"))}
             return snapshot
         except Exception:
             return None
@@ -277,16 +286,16 @@ class Observer:
     def _entry(self, name: str, value) -> dict | None:
         if not isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
             return None
-        fingerprint = _fingerprint(value)
-        if fingerprint is None or self.prints.get(name) == fingerprint:
+        seen = fingerprint(value)
+        if seen is None or self.prints.get(name) == seen:
             return None
         if self.entries >= MAX_ENTRIES:
             self.notes.add(f"observation capped: at most {MAX_ENTRIES} namespace values are kept", per_cell=False)
             return None
-        key = self.store.add(_float64(value), "namespace")
+        key = self.store.add(float64(value), "namespace")
         if key is None:
             return None
-        self.prints[name] = fingerprint
+        self.prints[name] = seen
         self.entries += 1
         tensor = isinstance(value, torch.Tensor)
         return {

@@ -219,7 +219,7 @@ class Fork:
         # rest from the real run), and no garbage collection: this process is short-lived, and a collection
         # would write to every object's page, copying memory the fork shares with its parent.
         self.entries, self.arrays, self.size = [], {}, 0
-        self.prints = dict(session.observer.prints)
+        self.prints = session.observer.fingerprints()
         gc.disable()
 
     def after_cell(self, cell: int, pairs: list) -> None:
@@ -228,10 +228,10 @@ class Fork:
         for name, value in pairs:
             if not isinstance(value, (torch.Tensor, np.ndarray, np.generic)) or len(self.entries) >= MAX_ENTRIES:
                 continue
-            fingerprint = observe._fingerprint(value)
+            fingerprint = observe.fingerprint(value)
             if fingerprint is None or self.prints.get(name) == fingerprint:
                 continue
-            array = observe._float64(value)
+            array = observe.float64(value)
             if array is None or self.size + array.nbytes > MAX_FORK_BYTES // 2:
                 continue
             self.prints[name] = fingerprint
