@@ -4,8 +4,9 @@
 A *twist* names where a hand-written backward pass departs from the chain rule; its defaults are the
 reference, so `mlp_pass(..., MlpTwist())` equals `mlp_regression.scratch` and `classifier_pass` with the
 default `ClassifierTwist` equals `softmax_classifier.scratch` (keep = None) or `dropout_training.step`
-(keep = mask / (1 − p)). The forward pass, loss and layer helpers are the reference's own; only the
-backward pass is written out again, once per task, with the departures as switches.
+(keep = mask / (1 − p)). The backward pass is not written again here: a twist becomes a subclass of the
+reference's `ChainRule` (TwistedMlp, TwistedClassifier) that replaces the steps it bends, and the
+reference's own `scratch` runs it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import mlp_regression
-from reference.activations import drelu, layer_activation, relu
-from reference.softmax_classifier import cross_entropy, has_biases, linear, log_softmax
+from reference import mlp_regression, softmax_classifier
+from reference.activations import Activation, drelu, layer_activation
 
 Array = np.ndarray
 
@@ -119,6 +119,45 @@ class MlpTwist:
 REFERENCE_MLP = MlpTwist()
 
 
+class TwistedMlp(mlp_regression.ChainRule):
+    """The MLP's chain-rule steps with an MlpTwist's departures, each at the layers the twist bends; the
+    pass is the reference's. `main` is the net's main hidden activation (mlp_regression.main_activation)."""
+
+    def __init__(self, twist: MlpTwist, main: str) -> None:
+        self.twist = twist
+        self.main = main
+
+    def dL_daL(self, aL: Array, y: Array) -> Array:
+        """The twist's dL/daL (2 (aL − y) in the reference)."""
+        return self.twist.dL_daL(aL, y)
+
+    def output_delta(self, dL_daL: Array, zL: Array) -> Array:
+        """dL/daL, or that times f'(zL) of the main activation although the output is the identity."""
+        delta = super().output_delta(dL_daL, zL)
+        return delta * layer_activation(self.main).df(zL) if self.twist.output_derivative else delta
+
+    def dW_input(self, cache: Mapping[str, Array], l: int) -> Array:
+        """a_{l-1}, or z_{l-1}, a_l or x where that has a_{l-1}'s shape (MlpTwist.dW_input)."""
+        return weight_input(cache, l, self.twist.at("dW_input", l))
+
+    def db(self, delta: Array, l: int) -> Array:
+        """Σ_rows delta_l, or one row per example left unsummed."""
+        return super().db(delta, l) if self.twist.at("bias_summed", l) else delta.copy()
+
+    def back_through(self, W: Array, l: int) -> Array:
+        """W_{l+1}, or W_{l+1}ᵀ where it is square (elsewhere the student's code could not have run)."""
+        W = super().back_through(W, l)
+        return W.T if self.twist.at("untransposed_weights", l) and W.shape[0] == W.shape[1] else W
+
+    def derivative(self, f: Activation, z: Array, l: int) -> Array:
+        """The twist's stand-in for f_l'(z_l), with the main activation's at a layer without one when the
+        twist multiplies by a derivative there all the same."""
+        name = f.name
+        if name == "identity" and self.twist.at("derivative_without_activation", l):
+            name = self.main
+        return self.twist.at("hidden_derivative", l)(name, z)
+
+
 def mlp_pass(
     x: Array,
     y: Array,
@@ -129,38 +168,8 @@ def mlp_pass(
 ) -> dict[str, Array]:
     """prediction, loss, dW_l (and db_l) of mlp_regression with the backward pass bent by `twist`
     (`activation`: one name for every hidden layer, or one per hidden layer)."""
-    mlp_regression.check_reduction(reduction)
-    L, has_bias = mlp_regression.count_layers(params)
-    hidden = [f.name for f in mlp_regression.hidden_activations(activation, L)]
-    main = mlp_regression.main_activation(activation)
-    df = layer_activation(main).df
-    cache = mlp_regression.forward(x, params, activation)
-    y = np.asarray(y, dtype=np.float64)
-    aL = cache[f"a{L}"]
-    out: dict[str, Array] = {"prediction": aL, "loss": np.array(mlp_regression.loss(aL, y, reduction))}
-
-    # dL/daL (2 (aL − y) in the reference), over the element count for "mean"
-    dL_daL = twist.dL_daL(aL, y)
-    if reduction == "mean":
-        dL_daL = dL_daL / aL.size
-    # identity output: deltaL = dL/daL (the twist multiplies by f'(zL) all the same)
-    delta = dL_daL * df(cache[f"z{L}"]) if twist.output_derivative else dL_daL
-
-    for l in range(L, 0, -1):
-        W = np.asarray(params[f"W{l}"], dtype=np.float64)
-        # dW_l = delta_lᵀ a_{l-1} (the twist takes z_{l-1}, a_l or x),  db_l = Σ_rows delta_l (or delta_l)
-        out[f"dW{l}"] = delta.T @ weight_input(cache, l, twist.at("dW_input", l))
-        if has_bias:
-            out[f"db{l}"] = delta.sum(axis=0) if twist.at("bias_summed", l) else delta.copy()
-        if l > 1:
-            # dL/da_{l-1} = delta_l W_l (the twist: delta_l W_lᵀ, where W_l is square)
-            through = W.T if twist.at("untransposed_weights", l - 1) and W.shape[0] == W.shape[1] else W
-            # delta_{l-1} = dL/da_{l-1} ⊙ f_{l-1}'(z_{l-1}) (the twist: f' where layer l − 1 has no f)
-            name = hidden[l - 2]
-            if name == "identity" and twist.at("derivative_without_activation", l - 1):
-                name = main
-            delta = (delta @ through) * twist.at("hidden_derivative", l - 1)(name, cache[f"z{l - 1}"])
-    return out
+    rule = TwistedMlp(twist, mlp_regression.main_activation(activation))
+    return mlp_regression.scratch(x, y, params, activation, reduction, rule)
 
 
 def weight_input(cache: Mapping[str, Array], l: int, choice: str) -> Array:
@@ -194,6 +203,35 @@ class ClassifierTwist:
     dropped_in_dW2: bool = True
 
 
+class TwistedClassifier(softmax_classifier.ChainRule):
+    """The classifier's chain-rule steps with a ClassifierTwist's departures; the pass is the reference's."""
+
+    def __init__(self, twist: ClassifierTwist) -> None:
+        self.twist = twist
+
+    def dL_dz2(self, probs: Array, z2: Array, y: Array) -> Array:
+        """probs − y, or z2 − y: the logits where the probabilities belong."""
+        return super().dL_dz2(z2 if self.twist.logits_for_probs else probs, z2, y)
+
+    def dW2_input(self, z1: Array, h: Array, h_drop: Array) -> Array:
+        """h_drop, or z1 (before ReLU and dropout), or h (before dropout)."""
+        if self.twist.preactivation_in_dW2:
+            return z1
+        return super().dW2_input(z1, h, h_drop) if self.twist.dropped_in_dW2 else h
+
+    def dL_dh(self, dL_dh_drop: Array, drop: softmax_classifier.Drop | None) -> Array:
+        """Through the dropout as the forward pass went, or past it as if it had not been there."""
+        return super().dL_dh(dL_dh_drop, drop if self.twist.keep_in_backward else None)
+
+    def relu_derivative(self, z1: Array) -> Array:
+        """The twist's stand-in for relu'(z1)."""
+        return self.twist.relu_derivative(z1)
+
+    def db(self, delta: Array) -> Array:
+        """Σ_rows delta, or one row per example left unsummed."""
+        return super().db(delta) if self.twist.bias_summed else delta.copy()
+
+
 def classifier_pass(
     x: Array,
     y: Array,
@@ -204,39 +242,7 @@ def classifier_pass(
 ) -> dict[str, Array]:
     """probs, loss, dW1, dW2 (and db1, db2); dropout as h_drop = h ⊙ keep, keep = mask/(1 − p) in the
     reference (None: no dropout)."""
-    mlp_regression.check_reduction(reduction)
-    bias = has_biases(params)
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    W2 = np.asarray(params["W2"], dtype=np.float64)
-
-    # forward, dropout (when keep is given) after the ReLU
-    z1 = linear(x, params, 1, bias)
-    h = relu(z1)
-    h_drop = h if keep is None else h * keep
-    z2 = linear(h_drop, params, 2, bias)
-    log_probs = log_softmax(z2)
-    probs = np.exp(log_probs)
-    out: dict[str, Array] = {"probs": probs, "loss": np.array(cross_entropy(log_probs, y, reduction))}
-
-    # softmax + cross-entropy: dL/dz2 = probs − y (the twist: z2 − y), over N for "mean"
-    delta2 = (z2 if twist.logits_for_probs else probs) - y
-    if reduction == "mean":
-        delta2 = delta2 / x.shape[0]
-    # z2 = h_drop W2ᵀ + b2  ⇒  dW2 = delta2ᵀ h_drop (the twist: delta2ᵀ z1)
-    out["dW2"] = delta2.T @ (z1 if twist.preactivation_in_dW2 else h_drop if twist.dropped_in_dW2 else h)
-    # dL/dh_drop = delta2 W2;  h_drop = h ⊙ keep  ⇒  dL/dh = dL/dh_drop ⊙ keep (the twist forgets keep)
-    dL_dh = delta2 @ W2
-    if keep is not None and twist.keep_in_backward:
-        dL_dh = dL_dh * keep
-    # h = relu(z1)  ⇒  delta1 = dL/dh ⊙ relu'(z1)
-    delta1 = dL_dh * twist.relu_derivative(z1)
-    # z1 = x W1ᵀ + b1  ⇒  dW1 = delta1ᵀ x
-    out["dW1"] = delta1.T @ x
-    if bias:
-        out["db2"] = delta2.sum(axis=0) if twist.bias_summed else delta2.copy()
-        out["db1"] = delta1.sum(axis=0) if twist.bias_summed else delta1.copy()
-    return out
+    return softmax_classifier.scratch(x, y, params, reduction, softmax_classifier.kept(keep), TwistedClassifier(twist))
 
 
 def dropout_sgd(

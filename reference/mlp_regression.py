@@ -95,16 +95,52 @@ def loss(prediction: Array, y: Array, reduction: str = "sum") -> float:
     return total / r.size if reduction == "mean" else total
 
 
+class ChainRule:
+    """The steps of the MLP's backward pass where a hand-written one can depart from the chain rule, each
+    the reference's derivative; `l` is the layer whose gradient or delta the step gives. `scratch` runs
+    them layer by layer; reference.mistakes_backprop overrides one step per catalogued mistake, so the
+    backward pass itself is written only in `scratch`."""
+
+    def dL_daL(self, aL: Array, y: Array) -> Array:
+        """L = Σ (aL − y)²  ⇒  dL/daL = 2 (aL − y)."""
+        return 2.0 * (aL - y)
+
+    def output_delta(self, dL_daL: Array, zL: Array) -> Array:
+        """Identity output aL = zL  ⇒  deltaL = dL/dzL = dL/daL."""
+        return dL_daL
+
+    def dW_input(self, cache: Mapping[str, Array], l: int) -> Array:
+        """What W_l multiplied in the forward pass: z_l = a_{l-1} W_lᵀ + b_l, so dW_l = delta_lᵀ a_{l-1}."""
+        return cache[f"a{l - 1}"]
+
+    def db(self, delta: Array, l: int) -> Array:
+        """z_l = a_{l-1} W_lᵀ + b_l adds b_l to every row, so db_l = Σ_rows delta_l."""
+        return delta.sum(axis=0)
+
+    def back_through(self, W: Array, l: int) -> Array:
+        """What delta_{l+1} goes back through to a_l: z_{l+1} = a_l W_{l+1}ᵀ, so dL/da_l = delta_{l+1} W_{l+1}."""
+        return W
+
+    def derivative(self, f: Activation, z: Array, l: int) -> Array:
+        """a_l = f_l(z_l)  ⇒  dL/dz_l = dL/da_l ⊙ f_l'(z_l), taken at z_l (1 at a layer without activation)."""
+        return f.df(z)
+
+
+CHAIN_RULE = ChainRule()
+
+
 def scratch(
     x: Array,
     y: Array,
     params: Mapping[str, Array],
     activation: Activations = "sigmoid",
     reduction: str = "sum",
+    rule: ChainRule = CHAIN_RULE,
 ) -> dict[str, Array]:
     """Prediction, loss and every dW_l (and db_l when biases exist) by the chain rule, layer by layer.
 
     Returns "prediction" (N, out), "loss" (0-d), "dW1".."dWL" shaped like W_l, "db1".."dbL" (out,).
+    `rule` holds the backward steps a mistake may bend.
     """
     check_reduction(reduction)
     L, has_bias = count_layers(params)
@@ -116,19 +152,20 @@ def scratch(
     out: dict[str, Array] = {"prediction": aL, "loss": np.array(loss(aL, y, reduction))}
 
     # dL/daL = 2 (aL − y), over the element count for "mean"
-    dL_daL = 2.0 * (aL - y)
+    dL_daL = rule.dL_daL(aL, y)
     if reduction == "mean":
         dL_daL = dL_daL / aL.size
     # identity output: deltaL = dL/dzL = dL/daL
-    delta = dL_daL
+    delta = rule.output_delta(dL_daL, cache[f"z{L}"])
 
     for l in range(L, 0, -1):
         W = np.asarray(params[f"W{l}"], dtype=np.float64)
         # z_l = a_{l-1} W_lᵀ + b_l  ⇒  dW_l = delta_lᵀ a_{l-1},  db_l = Σ_rows delta_l
-        out[f"dW{l}"] = delta.T @ cache[f"a{l - 1}"]
+        out[f"dW{l}"] = delta.T @ rule.dW_input(cache, l)
         if has_bias:
-            out[f"db{l}"] = delta.sum(axis=0)
+            out[f"db{l}"] = rule.db(delta, l)
         if l > 1:
             # delta_{l-1} = (delta_l W_l) ⊙ f_{l-1}'(z_{l-1})  (1 at a layer without activation)
-            delta = (delta @ W) * hidden[l - 2].df(cache[f"z{l - 1}"])
+            dL_da = delta @ rule.back_through(W, l - 1)
+            delta = dL_da * rule.derivative(hidden[l - 2], cache[f"z{l - 1}"], l - 1)
     return out

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reference.dropout_training import check_drop_probability
 from reference.mlp_regression import Activations, check_reduction, count_layers, target
 from reference.softmax_classifier import has_biases
 
@@ -81,11 +82,7 @@ def squared_error(prediction: Tensor, y: Tensor, reduction: str) -> Tensor:
 
 
 def mlp_regression(
-    x: Array,
-    y: Array,
-    params: Mapping[str, Array],
-    activation: Activations = "sigmoid",
-    reduction: str = "sum",
+    x: Array, y: Array, params: Mapping[str, Array], activation: Activations = "sigmoid", reduction: str = "sum"
 ) -> dict[str, Array]:
     """prediction, loss, dW_l (and db_l) of task 1 from autograd on the canonical nn.Linear net."""
     L, bias = count_layers(params)
@@ -141,24 +138,16 @@ def dropout_step(
     x: Array, y: Array, params: Mapping[str, Array], mask: Array, p: float, reduction: str = "sum"
 ) -> dict[str, Array]:
     """Task 3's single pass through the given keep-mask, gradients from autograd."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"drop probability p: expected 0 <= p < 1, found {p}")
+    check_drop_probability(p)
     return _classifier(x, y, params, mask, p, reduction)
 
 
 def dropout_train(
-    x: Array,
-    y: Array,
-    params: Mapping[str, Array],
-    masks: Array,
-    p: float,
-    lr: float,
-    reduction: str = "sum",
+    x: Array, y: Array, params: Mapping[str, Array], masks: Array, p: float, lr: float, reduction: str = "sum"
 ) -> dict[str, Array]:
     """Task 3's training: each epoch `loss.backward()` through masks[e], then P ← P − lr·P.grad."""
     check_reduction(reduction)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"drop probability p: expected 0 <= p < 1, found {p}")
+    check_drop_probability(p)
     names = ["W1", "W2"] + (["b1", "b2"] if has_biases(params) else [])
     X, Y, M = to_tensor(x), to_tensor(y), to_tensor(masks)
     losses = []

@@ -118,3 +118,30 @@ def test_one_bias_without_the_other_is_rejected():
     del params["b1"]
     with pytest.raises(ValueError, match="both present or both absent"):
         softmax_classifier.scratch(x, y, params)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_runs_stacked_on_a_leading_axis_each_get_the_pass_they_get_alone(reduction, bias):
+    """dropout_training.train_many runs K nets at once through this one pass (parameters and dropout
+    factors with a leading axis of K); each run must be what it would be alone, loss included."""
+    x, y, _ = make_trial(0, 6, bias=bias)
+    runs = [make_trial(seed, 6, bias=bias)[2] for seed in (1, 2, 3)]
+    keep = (np.random.default_rng(4).random((3, 6, 5)) < 0.6) / 0.6
+    stacked = {name: np.stack([run[name] for run in runs]) for name in runs[0]}
+    together = softmax_classifier.scratch(x, y, stacked, reduction, softmax_classifier.kept(keep))
+    for k, run in enumerate(runs):
+        alone = softmax_classifier.scratch(x, y, run, reduction, softmax_classifier.kept(keep[k]))
+        assert_matches({key: value[k] for key, value in together.items()}, alone, rtol=1e-13)
+
+
+def test_a_bias_with_a_row_per_example_is_added_row_by_row():
+    """A catalogued mistake (db left unsummed, then an update) leaves b with a row per example; the
+    classifier's layers add it row by row, as the student's numpy did, not as K stacked runs."""
+    x, _, params = make_trial(0, 4, bias=True)
+    b1 = np.random.default_rng(5).normal(size=(4, 5))  # (N, H): one bias row per example
+    z1 = softmax_classifier.linear(x, {**params, "b1": b1}, 1, bias=True)
+    assert z1.shape == (4, 5)
+    for n in range(4):
+        expected = x[n] @ params["W1"].T + b1[n]
+        assert np.abs(z1[n] - expected).max() <= 1e-13 * np.abs(expected).max()
