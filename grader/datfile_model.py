@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ROLES = ("weight_grad", "bias_grad", "prediction", "loss", "weight", "unknown")
-
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: numpy arrays have no truth value
 class DatArray:
