@@ -12,8 +12,6 @@ from grader.tasks import Task
 from grader.trials import Trial
 from reference.twins import torch_activation
 
-F32 = torch.float32
-
 
 def float32_values(task: Task, trial: Trial) -> dict[str, np.ndarray]:
     """Every quantity a correct float32 submission returns on the trial (float64 arrays of float32 numbers)."""
