@@ -51,7 +51,7 @@ GRADER_ERROR = (
 REGRADE = {"grader_error", "sandbox_error"}  # never reused by --resume: the grader's fault, worth another try
 MAX_NOTES_PRINTED = 20
 # Grading threads per sandbox worker: while one thread checks a finished student and writes the reports
-# (grader CPU), another has the worker run the next one, so no worker waits (~15 % more per second).
+# (grader CPU), another has the worker run the next one, so no worker waits.
 THREADS_PER_JOB = 2
 
 

@@ -160,7 +160,7 @@ def dropout_train(
             loss = F.cross_entropy(z2, Y, reduction=reduction)
             losses.append(loss.item())
             loss.backward()
-            with torch.no_grad():  # plain SGD (torch.optim's first step costs ~2 s of imports)
+            with torch.no_grad():  # plain SGD: torch.optim's first step imports torch._dynamo, not needed here
                 for P in theta.values():
                     P -= lr * P.grad
                     P.grad = None

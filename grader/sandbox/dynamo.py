@@ -5,7 +5,7 @@ the standard library and torch, and is installed once in the worker before any c
 
 Why: every torch.optim optimizer calls `torch._dynamo.disable(fn, recursive, wrapping=False)` (through
 torch._disable_dynamo, from its constructor on) and `torch._dynamo.graph_break()` in every step. The
-first of those imports torch._dynamo, ~830 modules with sympy: 2.4 s of CPU here, paid by each worker
+first of those imports torch._dynamo, ~830 modules with sympy, seconds of CPU paid by each worker
 on its first optimizer job, and by a one-job `check` or Gradescope run of such a notebook in full.
 
 What: until something needs more, `torch._dynamo` is a stand-in module that serves exactly those two

@@ -62,7 +62,7 @@ def open_job_cgroup(cfg: dict, limits: dict) -> None:
     """Worker, before the fork: the worker's cgroup (where there is one) is capped at what it uses now
     plus the job's memory limit and process limit, and remembers its out-of-memory kill count; the job's
     child raises its own oom_score_adj, so the kernel's choice in an out-of-memory cgroup is the job.
-    Moving each child into a cgroup of its own would cost a grace period (~15 ms of wall) per job."""
+    Moving each child into a cgroup of its own would cost a grace period per job."""
     cfg["job_cgroup"] = None
     dirs = _worker_cgroup(cfg)
     if not dirs:

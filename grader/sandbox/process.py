@@ -1,7 +1,7 @@
 """A warm worker process and the socket protocol to it (started from sandbox.Sandbox, or launched early).
 
 Only the standard library and isolation.py are imported here, so a command can launch its worker before
-importing the rest of the grader (numpy, pydantic): the worker's `import torch` (~2 s) then overlaps the
+importing the rest of the grader (numpy, pydantic): the worker's slow `import torch` then overlaps the
 grader's own start-up. Frames are length-prefixed (8-byte big-endian length, then the payload). The
 worker's stdin and stdout are one Unix socket, so each job's pipes can be handed to it as descriptors
 (SCM_RIGHTS): the job itself and the child's output then go between the grader and the child only, never
@@ -123,7 +123,7 @@ class Worker:
 
     def launch(self) -> None:
         """Start the worker process and send it its sources without waiting for it to be ready: it spends
-        ~2 s importing torch, which the caller can overlap with work of its own before wait_ready()."""
+        its first seconds importing torch, which the caller can overlap with work of its own before wait_ready()."""
         self._close_info()
         self.ready, self.namespace_pid, self._said = False, None, b""
         prefix, info = list(self.plan.prefix), None
