@@ -1,8 +1,8 @@
 """The Sandbox: a pool of warm workers, one per slot, that run Jobs in isolated children.
 
-A worker is started once per slot (numpy and torch imported once) and reused for every job; each
-job forks a fresh child from it, so a job costs a fork, not an interpreter start, and inherits nothing from the jobs
-before it. If a worker dies or stops answering it is killed and started again, and the job is retried once.
+A worker is started once per slot (numpy and torch imported once) and reused for every job; each job
+forks a fresh child from it, so a job costs a fork, not an interpreter start, and inherits nothing from
+the jobs before it. If a worker dies or stops answering it is killed and started again, and the job is retried once.
 
 Automatic mode falls back, and says why (to `notify`: stderr by default), wherever bubblewrap fails the
 sandbox rather than the student: a worker that cannot start in it (its start-up probe of a job's
@@ -175,7 +175,8 @@ class Sandbox:
 
     def launch(self) -> Sandbox:
         """Start every worker's process now without waiting for it (entering the sandbox waits): a command
-        overlaps the workers' start (torch's import) with its own imports and set-up. Close it if it is never entered."""
+        overlaps the workers' start (torch's import) with its own imports and set-up. Close it if it is never
+        entered."""
         for worker in self._workers:
             if not worker.alive():
                 try:

@@ -24,8 +24,8 @@ def warm_up() -> None:
 def warm_common_ops() -> None:
     """Run once, here, what student code commonly runs first (tensors from numpy, nn.Module subclasses and
     nn.Linear, sigmoid/relu/tanh, losses, backward, printing arrays and tensors, seeding): each child would
-    otherwise pay the first use again (lazy imports, caches filled on first call). Our own code on our own data, before any job's child exists; only a speed-up, so any
-    failure is ignored."""
+    otherwise pay the first use again (lazy imports, caches filled on first call). Our own code on our own
+    data, before any job's child exists; only a speed-up, so any failure is ignored."""
     saved = np.get_printoptions()
     try:
         rng = np.random.default_rng(0)
