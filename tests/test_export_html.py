@@ -134,7 +134,7 @@ def test_everything_the_student_controls_is_escaped():
         f"grade '{EVIL}.ipynb'",
     )
     assert "<script" not in page and "<b>bold" not in page
-    assert page.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;") >= 6
+    assert page.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;") >= 6
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
 
 
@@ -196,7 +196,7 @@ def test_the_failing_cell_and_line_output_environment_and_command_are_shown():
         RUBRIC,
         "backprop-grader grade ann.ipynb --rubric bs6207-a1 --out regraded",
     )
-    assert "Your code stopped in cell 4, line 7" in page and "name &#x27;np&#x27; is not defined" in page
+    assert "Your code stopped in cell 4, line 7" in page and "name &#39;np&#39; is not defined" in page
     assert "… (4000 more characters not shown)" in page and "(10000 characters)" in page
     assert "backprop-grader grade ann.ipynb --rubric bs6207-a1 --out regraded" in page
     assert "backprop-grader check ann.ipynb --rubric bs6207-a1" in page

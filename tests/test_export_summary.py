@@ -111,7 +111,7 @@ def test_the_summary_has_a_histogram_pass_rates_diagnoses_review_items_and_links
     assert '<td class="num">2</td><td class="num">3</td>' in diagnoses  # 2 students, 3 checks
     review = page[page.index("To review") : page.index("<h2>Students")]
     assert "autograd &lt;b&gt;in&lt;/b&gt; scratch" in review and "timeout" in review and "empty" in review
-    assert "duplicate: student id &#x27;x&#x27; is claimed by 2 submissions" in review
+    assert "duplicate: student id &#39;x&#39; is claimed by 2 submissions" in review
     for student in ("ann", "bob", "cy", "dee", "eve", "fay"):
         assert f'<a href="{student}/report.html">{student}</a>' in page
     assert "&lt;script&gt;x&lt;/script&gt;.py" in page and "<script" not in page
@@ -161,6 +161,6 @@ def test_the_review_list_is_one_entry_per_item_of_the_one_review_definition():
     entries = re.findall(r"<li>(.*?)</li>", review)
     assert len(entries) == len(items) == 7
     assert entries[1] == '<a href="gus/report.html">gus</a>: most cells failed: 5 of 7'
-    assert "timeout" in entries[3] and entries[5] == "duplicate: student id &#x27;x&#x27; is claimed by 2 submissions"
+    assert "timeout" in entries[3] and entries[5] == "duplicate: student id &#39;x&#39; is claimed by 2 submissions"
     nothing = render_summary(RUBRIC, [records()[0]], [])
     assert "Nothing to review" in nothing and review_items([records()[0]], []) == []

@@ -1,20 +1,23 @@
-"""The HTML page shell shared by report.html and summary.html: one self-contained file, no requests.
+"""The Jinja2 environment report.html, summary.html and their SVG figures are rendered with.
 
-Every page carries a Content-Security-Policy that forbids fetching anything (no scripts, images, fonts or
-styles from anywhere; only the inline <style>), so even a renderer bug could not make a page phone home
-or run a student's script. All text goes through `esc`: anything a student controls is data, never markup.
+Templates live in grader/export/templates/ (package data): `page.html` is the shell both pages extend
+(one self-contained file, inline CSS, no requests), `report.html` and `summary.html` the pages,
+`figures.svg` the heat map and histogram macros. Autoescaping is on for every template, so anything a
+student controls (file names, messages, printed output) is text, never markup; the only values marked
+safe are the figures the grader draws itself, from `figures.svg` with their text escaped. Undefined
+names raise (StrictUndefined), so a misspelt field fails a test instead of printing nothing.
+
+Every page carries a Content-Security-Policy (in page.html) that forbids fetching anything (no scripts,
+images, fonts or styles from anywhere; only the inline <style>), so even a template bug could not make a
+page phone home or run a student's script.
 """
 
-import html
 import math
-from importlib import resources
+from functools import cache
+from typing import Any
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-
-
-def esc(value: object) -> str:
-    """Text made safe inside HTML elements and quoted attributes."""
-    return html.escape(str(value), quote=True)
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -33,18 +36,29 @@ def points(value: float) -> str:
     return format(round(value, 6), ".12g")
 
 
-def stylesheet() -> str:
-    """The one stylesheet of every page (package data, inlined)."""
-    return resources.files("grader.export").joinpath("templates/page.css").read_text(encoding="utf-8")
-
-
-def render_page(title: str, body: str) -> str:
-    """A complete, self-contained HTML document."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{esc(title)}</title>\n<style>\n{stylesheet()}</style>\n</head>\n<body>\n<main>\n"
-        f"{body}\n</main>\n</body>\n</html>\n"
+@cache
+def environment() -> Environment:
+    """The one environment (built once): autoescaping on, undefined names an error, block tags on lines
+    of their own leave no blank lines (trim_blocks, lstrip_blocks), and `points`/`number` as filters."""
+    env = Environment(
+        loader=PackageLoader("grader.export", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
+    env.filters["points"] = points
+    env.filters["number"] = number
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """A whole page from its template."""
+    return environment().get_template(template).render(**context)
+
+
+def figure(macro: str, **arguments: Any) -> Markup:
+    """An SVG figure drawn by a macro of figures.svg: markup the page embeds as it is (its text escaped
+    by the macro)."""
+    return getattr(environment().get_template("figures.svg").module, macro)(**arguments)

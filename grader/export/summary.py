@@ -3,15 +3,18 @@
 Score histogram (inline SVG), pass rate per check, the most frequent diagnoses, what to review (as
 `grader.review` defines it: flags, runs that did not end normally, discovery notes such as duplicates and
 rejected archive members) and a link to every student's report. It is instructor-only (it shows flags
-and hidden checks), self-contained and deterministic: the same reports give the same bytes.
+and hidden checks), self-contained and deterministic: the same reports give the same bytes. This module
+computes the figures; templates/summary.html lays them out, escaping every value.
 """
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean, median
-from urllib.parse import quote
 
-from grader.export.page import esc, points, render_page
+from markupsafe import Markup
+
+from grader.export.page import points, render
 from grader.export.results_jsonl import Record
 from grader.export.svg import histogram
 from grader.files import write_atomic
@@ -23,35 +26,36 @@ MAX_LINKS = 12
 
 
 def write_summary(rubric: Rubric, records: list[Record], notes: list[str], out: Path) -> Path:
+    """Write `out/summary.html` atomically and return its path."""
     path = out / "summary.html"
     write_atomic(path, render_summary(rubric, records, notes))
     return path
 
 
 def render_summary(rubric: Rubric, records: list[Record], notes: list[str]) -> str:
+    """The whole page (templates/summary.html)."""
     records = sorted(records, key=lambda r: r["student"])
-    parts = [
-        f'<p class="eyebrow">Class summary · {esc(rubric.id)}</p>\n<h1>{esc(rubric.title)}</h1>',
-        _stats(rubric, records),
-        _histogram(rubric, records),
-        _pass_rates(rubric, records),
-        _diagnoses(records),
-        _review(records, notes),
-        _students(records),
-        "<footer>Instructor page: it lists flags and hidden checks; hand students their own report.html only.</footer>",
-    ]
-    return render_page(f"Class summary — {rubric.title}", "\n".join(p for p in parts if p))
+    return render(
+        "summary.html",
+        rubric=rubric,
+        stats=_stats(rubric, records),
+        chart=_histogram(rubric, records),
+        pass_rates=_pass_rates(rubric, records),
+        several_tasks=len(rubric.tasks) > 1,
+        diagnoses=_diagnoses(records),
+        max_links=MAX_LINKS,
+        review=review_items(records, notes),
+        records=records,
+        students=_students(records),
+    )
 
 
-def _link(record: Record) -> str:
-    return f'<a href="{esc(quote(record["report"]))}">{esc(record["student"])}</a>'
-
-
-def _stats(rubric: Rubric, records: list[Record]) -> str:
+def _stats(rubric: Rubric, records: list[Record]) -> list[tuple[str, str]]:
+    """The cards at the top: (name, value)."""
     scores = [r["score"] for r in records]
     full = sum(1 for r in records if r["max_score"] and r["score"] >= r["max_score"] - 1e-9)
     not_graded = sum(1 for r in records if r["status"] != "graded")
-    cards = [
+    return [
         ("students", str(len(records))),
         ("mean score", f"{mean(scores):.2f}".rstrip("0").rstrip(".") if scores else "—"),
         ("median score", points(median(scores)) if scores else "—"),
@@ -59,57 +63,53 @@ def _stats(rubric: Rubric, records: list[Record]) -> str:
         ("did not run normally", str(not_graded)),
         ("points available", points(rubric.max_points())),
     ]
-    return (
-        '<div class="stats">'
-        + "".join(
-            f'<div class="card"><div class="value">{esc(value)}</div><div class="muted small">{esc(name)}</div></div>'
-            for name, value in cards
-        )
-        + "</div>"
-    )
 
 
-def _histogram(rubric: Rubric, records: list[Record]) -> str:
+def _histogram(rubric: Rubric, records: list[Record]) -> Markup | None:
+    """The score histogram (BINS bins from 0 to the rubric's points), or None for an empty class."""
     top = rubric.max_points()
     if not records or top <= 0:
-        return ""
+        return None
     counts = [0] * BINS
     for record in records:
         counts[min(BINS - 1, max(0, int(record["score"] / top * BINS)))] += 1
     width = top / BINS
     labels = [f"{points(i * width)}–{points((i + 1) * width)}" for i in range(BINS)]
-    chart = histogram(counts, labels, f"Histogram of scores out of {points(top)}")
-    return f'<h2>Scores</h2>\n<div class="card chart">{chart}</div>'
+    return histogram(counts, labels, f"Histogram of scores out of {points(top)}")
 
 
-def _pass_rates(rubric: Rubric, records: list[Record]) -> str:
-    if not records:
-        return ""
-    rows = []
+@dataclass(frozen=True)
+class PassRate:
+    """How many students passed one check, and how the row's bar shows it."""
+
+    task: str
+    quantity: str
+    visibility: str
+    passed: int
+    percent: str  # the bar's width
+    tone: str
+    rate: str  # the number shown
+
+
+def _pass_rates(rubric: Rubric, records: list[Record]) -> list[PassRate]:
+    """One row per check of the rubric, in its order (none for an empty class)."""
+    rates = []
     for task in rubric.tasks:
-        for check in task.checks:
-            key = f"{task.id}/{check.quantity}"
-            passed = sum(1 for r in records if r["checks"].get(key) == "passed")
+        for check in task.checks if records else ():
+            passed = sum(1 for r in records if r["checks"].get(f"{task.id}/{check.quantity}") == "passed")
             rate = passed / len(records)
             tone = "" if rate >= 0.8 else "mid" if rate >= 0.5 else "low"
-            label = esc(check.quantity) if len(rubric.tasks) == 1 else f"{esc(task.id)} / {esc(check.quantity)}"
-            hidden = (
-                ""
-                if check.visibility == "visible"
-                else f' <span class="muted small">({esc(check.visibility.value)})</span>'
+            rates.append(
+                PassRate(
+                    task.id, check.quantity, check.visibility.value, passed, f"{rate * 100:.1f}", tone, f"{rate:.0%}"
+                )
             )
-            rows.append(
-                f'<tr><td class="mono">{label}{hidden}</td><td><div class="rate"><div class="track {tone}">'
-                f'<span style="width:{rate * 100:.1f}%"></span></div><span class="small">{rate:.0%}</span></div></td>'
-                f'<td class="num">{passed} / {len(records)}</td></tr>'
-            )
-    return (
-        '<h2>Pass rate per check</h2>\n<div class="table-wrap"><table><thead><tr><th>check</th><th>pass rate</th>'
-        '<th class="num">passed</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
-    )
+    return rates
 
 
-def _diagnoses(records: list[Record]) -> str:
+def _diagnoses(records: list[Record]) -> list[tuple[str, str, list[Record], int]]:
+    """Each diagnosed mistake (mistake id, title), the students who made it and on how many checks, the
+    most frequent first."""
     students: dict[tuple[str, str], list[Record]] = {}
     checks: Counter = Counter()
     for record in records:
@@ -120,57 +120,17 @@ def _diagnoses(records: list[Record]) -> str:
             if key not in seen:
                 seen.add(key)
                 students.setdefault(key, []).append(record)
-    if not students:
-        return '<h2>Most frequent diagnoses</h2>\n<p class="muted">No failing check matched a known mistake.</p>'
     ranked = sorted(students.items(), key=lambda item: (-len(item[1]), item[0]))
-    rows = []
-    for (mistake, title), who in ranked:
-        links = ", ".join(_link(r) for r in who[:MAX_LINKS]) + (
-            f" and {len(who) - MAX_LINKS} more" if len(who) > MAX_LINKS else ""
+    return [(mistake, title, who, checks[(mistake, title)]) for (mistake, title), who in ranked]
+
+
+def _students(records: list[Record]) -> list[tuple[Record, int, list[str]]]:
+    """Each student's row: the record, how many checks did not pass and the titles of their diagnoses."""
+    return [
+        (
+            record,
+            sum(1 for status in record["checks"].values() if status != "passed"),
+            sorted({d["title"] for d in record["diagnoses"]}),
         )
-        rows.append(
-            f'<tr><td><b>{esc(title)}</b><br><span class="mono muted small">{esc(mistake)}</span></td>'
-            f'<td class="num">{len(who)}</td><td class="num">{checks[(mistake, title)]}</td><td>{links}</td></tr>'
-        )
-    return (
-        '<h2>Most frequent diagnoses</h2>\n<div class="table-wrap"><table><thead><tr><th>mistake</th><th class="num">students</th>'
-        '<th class="num">checks</th><th>who</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
-    )
-
-
-def _review(records: list[Record], notes: list[str]) -> str:
-    """The review list: exactly `grader.review.review_items`, one <li> each (what `grade` counts)."""
-    items = []
-    for item in review_items(records, notes):
-        if item.record is None:
-            items.append(f"<li>{esc(item.text)}</li>")
-        elif item.status is None:
-            items.append(f"<li>{_link(item.record)}: {esc(item.text)}</li>")
-        else:
-            message = f" — {esc(item.text)}" if item.text else ""
-            items.append(f'<li>{_link(item.record)}: <span class="pill other">{esc(item.status)}</span>{message}</li>')
-    if not items:
-        return '<h2>To review</h2>\n<p class="muted">Nothing to review: no flags, every run ended normally, no discovery notes.</p>'
-    return f'<h2>To review</h2>\n<div class="card"><ul class="plain review">{"".join(items)}</ul></div>'
-
-
-def _students(records: list[Record]) -> str:
-    rows = []
-    for record in records:
-        failing = sum(1 for status in record["checks"].values() if status != "passed")
-        titles = sorted({d["title"] for d in record["diagnoses"]})
-        status_class = "passed" if record["status"] == "graded" else "other"
-        rows.append(
-            f'<tr><td>{_link(record)}<br><span class="mono muted small">{esc(record["submission"])}</span></td>'
-            f'<td class="num">{points(record["score"])} / {points(record["max_score"])}</td>'
-            f'<td><span class="pill {status_class}">{esc(record["status"])}</span></td><td class="num">{failing}</td>'
-            f'<td class="small">{esc(", ".join(titles))}</td></tr>'
-        )
-    if not rows:
-        return '<h2>Students</h2>\n<p class="muted">No submissions were found.</p>'
-    return (
-        '<h2>Students</h2>\n<div class="table-wrap"><table><thead><tr><th>student · submission</th><th class="num">score</th>'
-        '<th>status</th><th class="num">failed checks</th><th>diagnoses</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table></div>"
-    )
+        for record in records
+    ]

@@ -3,13 +3,17 @@
 Figures are plain SVG markup inside the page (no scripts, no images to fetch). A heat map draws one path
 per colour level rather than one <rect> per element, so a 21×21 gradient costs a few KB; matrices larger
 than MAX_CELLS per side are shown by blocks (each block the worst of its elements).
+
+This module computes the geometry; the markup is the macros of templates/figures.svg, whose text is
+escaped like every template's, so a figure is safe to embed in a page as it is (Markup).
 """
 
 import math
 
 import numpy as np
+from markupsafe import Markup
 
-from grader.export.page import esc
+from grader.export.page import figure
 
 MAX_CELLS = 48
 # Level 0: within tolerance. Levels 1-7: over tolerance by up to 2×, 10×, 10², 10³, 10⁴, 10⁶, beyond (or nan).
@@ -45,13 +49,13 @@ def pooled(grid: list[list[float | None]]) -> tuple[list[list[int]], int, int]:
     return blocks.tolist(), step_r, step_c
 
 
-def heat_map(excess: list, where: list[int] | None, label: str) -> str:
-    """SVG heat map of one trial's excess map, the worst element outlined, with a legend."""
+def heat_map(excess: list, where: list[int] | None, label: str) -> Markup:
+    """SVG heat map of one trial's excess map, the worst element outlined, with a legend (figures.svg)."""
     grid = as_grid(excess)
     levels, step_r, step_c = pooled(grid)
     rows, cols = len(levels), len(levels[0]) if levels else 0
     if not rows or not cols:
-        return ""
+        return Markup("")
     cell = max(5, min(26, 340 // cols))
     width, height = cols * cell, rows * cell
     paths: dict[int, list[str]] = {}
@@ -63,37 +67,35 @@ def heat_map(excess: list, where: list[int] | None, label: str) -> str:
                 run += 1
             paths.setdefault(line[c], []).append(f"M{c * cell} {r * cell}h{run * cell}v{cell}h-{run * cell}z")
             c += run
-    shapes = [f'<path fill="{LEVEL_COLOURS[value]}" d="{"".join(parts)}"/>' for value, parts in sorted(paths.items())]
     grid_lines = "".join(f"M{c * cell} 0v{height}" for c in range(1, cols)) + "".join(
         f"M0 {r * cell}h{width}" for r in range(1, rows)
     )
-    if cell >= 8 and grid_lines:
-        shapes.append(f'<path d="{grid_lines}" stroke="#ffffff" stroke-width="1" fill="none"/>')
+    outline = None
     if where and len(where) in (1, 2):
         r, c = (0, where[0]) if len(where) == 1 else (where[0], where[1])
-        x, y = (c // step_c) * cell, (r // step_r) * cell
-        shapes.append(
-            f'<rect x="{x + 1}" y="{y + 1}" width="{cell - 2}" height="{cell - 2}" fill="none" stroke="#111" stroke-width="2"/>'
-        )
+        outline = {"x": (c // step_c) * cell + 1, "y": (r // step_r) * cell + 1, "size": cell - 2}
     legend_y = height + 14
     swatch = 30
-    legend = []
-    for index, (colour, text) in enumerate(zip(LEVEL_COLOURS, LEVEL_LABELS)):
-        x = index * (swatch + 4)
-        legend.append(
-            f'<rect x="{x}" y="{legend_y}" width="{swatch}" height="10" fill="{colour}"/>'
-            f'<text x="{x + swatch / 2}" y="{legend_y + 22}" font-size="9" text-anchor="middle" fill="#59636e">{text}</text>'
-        )
-    total_width = max(width, len(LEVEL_COLOURS) * (swatch + 4))
-    total_height = legend_y + 26
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {total_width} {total_height}" width="{total_width}" '
-        f'height="{total_height}" role="img" aria-label="{esc(label)}">' + "".join(shapes) + "".join(legend) + "</svg>"
+    legend = [
+        {"x": index * (swatch + 4), "middle": index * (swatch + 4) + swatch / 2, "colour": colour, "text": text}
+        for index, (colour, text) in enumerate(zip(LEVEL_COLOURS, LEVEL_LABELS))
+    ]
+    return figure(
+        "heat_map",
+        label=label,
+        width=max(width, len(LEVEL_COLOURS) * (swatch + 4)),
+        height=legend_y + 26,
+        levels=[(LEVEL_COLOURS[value], "".join(parts)) for value, parts in sorted(paths.items())],
+        grid_lines=grid_lines if cell >= 8 else "",
+        outline=outline,
+        legend=legend,
+        legend_y=legend_y,
+        swatch=swatch,
     )
 
 
-def histogram(counts: list[int], labels: list[str], label: str) -> str:
-    """SVG bar chart of how many students fall in each score bin."""
+def histogram(counts: list[int], labels: list[str], label: str) -> Markup:
+    """SVG bar chart of how many students fall in each score bin (figures.svg)."""
     width, height, top, bottom = 640, 220, 22, 34
     slot = width / max(len(counts), 1)
     tallest = max(counts, default=0) or 1
@@ -102,20 +104,16 @@ def histogram(counts: list[int], labels: list[str], label: str) -> str:
         bar = (height - top - bottom) * count / tallest
         x = index * slot + 4
         y = height - bottom - bar
-        bars.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot - 8:.1f}" height="{bar:.1f}" rx="3" fill="#0969da"/>')
-        if count:
-            bars.append(
-                f'<text x="{x + (slot - 8) / 2:.1f}" y="{y - 5:.1f}" font-size="12" text-anchor="middle" fill="#1f2328">{count}</text>'
-            )
         bars.append(
-            f'<text x="{x + (slot - 8) / 2:.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle" fill="#59636e">{esc(text)}</text>'
+            {
+                "x": f"{x:.1f}",
+                "y": f"{y:.1f}",
+                "width": f"{slot - 8:.1f}",
+                "height": f"{bar:.1f}",
+                "middle": f"{x + (slot - 8) / 2:.1f}",
+                "count_y": f"{y - 5:.1f}",
+                "count": count,
+                "text": text,
+            }
         )
-    axis = f'<path d="M0 {height - bottom + 0.5}h{width}" stroke="#d1d9e0"/>'
-    caption = f'<text x="{width / 2}" y="{height - 2}" font-size="11" text-anchor="middle" fill="#59636e">points</text>'
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">'
-        + axis
-        + "".join(bars)
-        + caption
-        + "</svg>"
-    )
+    return figure("histogram", label=label, width=width, height=height, baseline=height - bottom, bars=bars)
