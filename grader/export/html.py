@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from grader.checkspec import Visibility
 from grader.export.page import number, render
-from grader.export.reasons import plain, shared_reasons
+from grader.export.reasons import Group, plain, shared_reasons
 from grader.export.svg import heat_map, levels_of
 from grader.files import write_atomic
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, TrialResult
@@ -131,7 +131,7 @@ def render_report_html(report: GradeReport, rubric: Rubric, command: str) -> str
     )
 
 
-def _score(report: GradeReport, rubric: Rubric, shown: list[ShownCheck]) -> dict:
+def _score(report: GradeReport, rubric: Rubric, shown: list[ShownCheck]) -> dict[str, object]:
     """Points on what is shown, the bar's length and tone, a pill per status and the facts line."""
     earned = sum(s.points for s in shown)
     available = sum(s.max_points for s in shown)
@@ -173,7 +173,7 @@ def _where(report: GradeReport) -> str:
     return f" at line {run.line} of {report.submission}" if run.line is not None else ""
 
 
-def _rows(shown: list[ShownCheck], rubric: Rubric, groups: list) -> list[Row]:
+def _rows(shown: list[ShownCheck], rubric: Rubric, groups: list[Group | None]) -> list[Row]:
     """The check list: task headings when the rubric has several tasks; a check whose reason is said above
     as one line; a passed check as one line; a failed one opened on what went wrong (of many missing
     ones, only the first)."""
@@ -236,7 +236,7 @@ def _heat_figure(item: ShownCheck) -> HeatFigure | None:
     return HeatFigure(heat_map(trial.excess, trial.where, f"Where {quantity} differs on trial {trial.trial}"), caption)
 
 
-def _mistakes(shown: list[ShownCheck]) -> list[tuple]:
+def _mistakes(shown: list[ShownCheck]) -> list[tuple[Diagnosis, str, list[str]]]:
     """One entry per diagnosed mistake: the diagnosis, its tags ('first at layer 2 · found ≈ 0.5 ×
     expected') and every check it explains (a bug usually fails several)."""
     groups: dict[tuple, list[ShownCheck]] = {}
