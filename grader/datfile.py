@@ -23,6 +23,7 @@ from grader.datfile_labels import Scheme, context_words, linear_shape, read_word
 from grader.datfile_model import Assignment, DatArray, ParsedDat
 from grader.datfile_numbers import NUMBER_RE, measure
 from grader.datfile_scan import Block, scan
+from grader.memo import remember
 
 __all__ = ["Assignment", "DatArray", "ParsedDat", "assign_gradients", "parse_dat", "read_dat"]
 
@@ -44,6 +45,10 @@ def read_dat(text: str, layers: list[int]) -> Assignment:
 def parse_dat(text: str | bytes) -> ParsedDat:
     """Every numeric array in the file, in order, with its label, context, role and layer.
 
+    One notebook's files are read several times while it is graded (its net is chosen on them, they are
+    read, and unread ones are explained), so the last few files' parses are kept: each caller gets its own
+    list of the same (frozen) arrays.
+
     Never raises on bad input: blocks that look numeric but cannot be read are listed in `.problems`.
     A file larger than MAX_DAT_BYTES is not read at all (one problem says so): its size is checked before
     it is decoded, and every pass below is linear in the size, so reading a file costs at most a second
@@ -59,6 +64,22 @@ def parse_dat(text: str | bytes) -> ParsedDat:
         )
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    parsed = remember(_PARSED, (text,), lambda: _read_only(_parse(text)), size=8)
+    return ParsedDat(parsed, parsed.problems)
+
+
+def _read_only(parsed: ParsedDat) -> ParsedDat:
+    """The kept parse, its arrays made read-only so that no caller can change what the next one gets."""
+    for array in parsed:
+        array.values.flags.writeable = False
+        array.uncertainty.flags.writeable = False
+    return parsed
+
+
+_PARSED: dict = {}
+
+
+def _parse(text: str) -> ParsedDat:
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     found = scan(text)
     newlines = [m.start() for m in re.finditer("\n", text)]
