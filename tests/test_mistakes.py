@@ -4,6 +4,7 @@ property, and every buggy sample submission demonstrates exactly the mistake it 
 import importlib.util
 import re
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -811,3 +812,11 @@ def test_per_layer_mutants_keep_the_derivative_1_at_a_layer_without_activation(m
     values = mutant(mistake_id, trial)
     delta2 = values["db2"][None, :]  # one example: db2 is delta2
     assert close(values["db1"], (delta2 @ trial["params"]["W2"])[0], 1e-12)
+
+
+def test_a_mutant_that_diverges_in_training_gives_non_finite_values_without_numpy_warnings():
+    trial = classifier_trial(0, dropout=True, lr=1e4, epochs=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = mutant("sign_flip", trial)
+    assert not all(np.isfinite(value).all() for value in found.values())
