@@ -155,6 +155,11 @@ def _check_trial(
 
 def _found(result: Found | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:
     """The returned value for `name`, or a student-facing reason it is not there."""
+    if result is not None and result.status == "sandbox_error":  # the grader's failure: say so, no details
+        return (
+            None,
+            f"{quantity}: not checked — the grader's sandbox failed and nothing was graded; this is not your fault",
+        )
     if result is None or result.status == "not_run":
         return None, f"{quantity}: not run — {function}() was never called because the code did not load"
     if result.status != "ok":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader.sandbox import RunResult
-from grader.sandbox.models import Rerun
+from grader.sandbox.models import Rerun, RunStatus
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,13 @@ class Found:
 
 
 def from_run(run: RunResult, functions: dict[str, str]) -> dict[str, Found]:
-    """Call id → Found for a contract run; `functions` maps call id → the function it called."""
+    """Call id → Found for a contract run; `functions` maps call id → the function it called. A call of a
+    run the grader's sandbox failed is `sandbox_error`: not run, and not the student's doing."""
     found = {}
     for call, result in run.calls.items():
         where = f"{functions.get(call, '?')}()"
         found[call] = Found(
-            status=result.status.value,
+            status="sandbox_error" if run.status == RunStatus.sandbox_error else result.status.value,
             message=result.message,
             values=result.values,
             texts=result.texts,

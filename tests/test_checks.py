@@ -120,3 +120,27 @@ def test_a_deep_relu_contract_with_every_gradient_in_x_at_w_layout_takes_it_from
     for check in hidden:  # every 21×21 one read (in, out), as dW1 (10, 21) and dW11 (21, 1) show
         assert "the other weight gradients of this source (dW1 (10, 21) and dW11 (21, 1))" in check.provenance
         assert {t.layout for t in check.trials} == {AS_SIBLINGS}
+
+
+class FailingSandbox:
+    """A real sandbox whose worker dies on every job: the result is the one the sandbox gives then
+    (Sandbox._failed), with a traceback in its instructor-only detail."""
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+
+    def run(self, job, limits):
+        return self.sandbox._failed(job, "Traceback (most recent call last):\nWorkerDied: injected")
+
+
+def test_a_check_on_a_run_the_graders_sandbox_failed_says_so_and_not_that_the_code_did_not_load(grading_sandbox):
+    path = REPO / "submissions" / "bs6207-a1" / "correct.py"
+    rubric = load_rubric("bs6207-a1")
+    report = grade_submission(rubric, rubric_hash("bs6207-a1"), path, FailingSandbox(grading_sandbox), ("public",))
+    assert report.run.status == "sandbox_error"
+    trials = [t for c in report.checks if c.quantity != "architecture" for t in c.trials]
+    assert trials and all(t.status == CheckStatus.missing for t in trials)
+    for trial in trials:
+        assert "the grader's sandbox failed and nothing was graded" in trial.message
+        assert "did not load" not in trial.message and "Traceback" not in trial.message
+        assert "injected" not in trial.message
