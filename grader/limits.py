@@ -1,6 +1,8 @@
 """Resource limits for one submission run, set by the rubric and overridable on the command line."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.errors import UsageError
 
 
 class Limits(BaseModel):
@@ -20,4 +22,27 @@ class Limits(BaseModel):
     file_mb: int = Field(64, ge=1, le=4096, description="Largest file the submission may write (RLIMIT_FSIZE), in MiB.")
     result_mb: int = Field(
         256, ge=1, le=4096, description="Largest result (arrays returned by the submission) accepted, in MiB."
+    )
+
+    def with_timeout(self, seconds: float | None) -> "Limits":
+        """These limits with wall and CPU time both set to `seconds` (None: unchanged), validated like a rubric's.
+
+        `model_copy(update=...)` does not validate, so it let `--timeout 7200` past the 3600 s bound; every
+        command sets its timeout here instead. Raises UsageError naming --timeout and the allowed range."""
+        if seconds is None:
+            return self
+        try:
+            return Limits.model_validate({**self.model_dump(), "wall_seconds": seconds, "cpu_seconds": seconds})
+        except ValidationError:
+            raise UsageError(_timeout_problem(f"{seconds:g}")) from None
+
+
+def _timeout_problem(found: str) -> str:
+    """The message of a --timeout outside the bounds of wall_seconds (cpu_seconds has the same)."""
+    wall = Limits.model_fields["wall_seconds"].metadata
+    low = next(m.gt for m in wall if hasattr(m, "gt"))
+    high = next(m.le for m in wall if hasattr(m, "le"))
+    return (
+        f"--timeout {found}: expected seconds in ({low:g}, {high:g}] (wall and CPU time of one run); "
+        "pass a number in that range, or leave --timeout out to use the rubric's limits"
     )

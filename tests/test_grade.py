@@ -261,6 +261,16 @@ def test_check_on_a_missing_file_exits_2_with_what_to_do(cli, tmp_path):
     assert result.returncode == 2 and "no such file" in result.stderr
 
 
+def test_check_with_a_timeout_over_the_limits_bound_exits_2_and_grades_nothing(cli, tmp_path):
+    """`check --timeout 7200` was applied with model_copy, which does not validate, so the run got two hours
+    although Limits (and `grade --timeout`) allow at most 3600 s."""
+    shutil.copy(SAMPLES / "bs6207-a1" / "correct.py", tmp_path / "mine.py")
+    result = cli("check", "mine.py", "--rubric", "bs6207-a1", "--out", "out", "--timeout", "7200", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--timeout 7200: expected seconds in (0, 3600]" in result.stderr
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
 def test_report_schema_is_published(cli):
     schema = json.loads(cli("schema", "report").stdout)
     assert schema["additionalProperties"] is False and "checks" in schema["properties"]
