@@ -16,10 +16,10 @@ from typing import Literal
 
 import numpy as np
 
+from grader.kinds import kind_of
 from grader.rubric import Rubric
 from grader.secret import secret_problem, trial_entropy
-from grader.tasks import DropoutTrainingTask, MlpRegressionTask, Task
-from reference import mlp_regression
+from grader.tasks import Task
 
 Group = Literal["public", "hidden"]
 
@@ -74,13 +74,9 @@ def make_trial(rubric: Rubric, task: Task, group: Group, index: int, hidden_seed
     if is_given:
         given = task.given.arrays()  # type: ignore[union-attr]
         x = given["x"]
-        y = given["y"] if "y" in given else _target(task, x)
+        y = given["y"] if "y" in given else kind_of(task).target(task, x, None)
         params = {name: given[name] for name in task.param_shapes()}
-    masks, scalars = None, {}
-    if isinstance(task, DropoutTrainingTask):
-        # One keep-mask per epoch, keep probability 1 − p; drawn after the weights so they never shift.
-        masks = (rng.random((task.epochs, task.batch_size, task.hidden)) >= task.p).astype(np.float64)
-        scalars = {"p": task.p, "lr": task.lr}
+    masks, scalars = kind_of(task).extras(task, rng)  # drawn after the weights so they never shift
     if not is_given and getattr(task, "dead_units", 0):
         # Zero incoming weights and bias: z = 0 exactly, where ReLU's derivative is a choice (torch: 0).
         dead = rng.choice(params["W1"].shape[0], task.dead_units, replace=False)
@@ -111,26 +107,13 @@ def _hidden_seed(rubric: Rubric, override: str | None) -> str:
 
 
 def _random_instance(task: Task, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """x, y and torch-default initial parameters, all float64."""
-    shapes = task.input_shapes()
-    if isinstance(task, MlpRegressionTask) or task.kind == "autograd_graph":
-        x = rng.random(shapes["x"])  # x ~ U[0, 1]^d, as the assignment states
-    else:
-        x = rng.uniform(-2.0, 2.0, shapes["x"])
-    y = _target(task, x, rng)
+    """x and y as the task's kind draws them, then torch-default initial parameters, all float64."""
+    kind = kind_of(task)
+    x = kind.inputs(task, rng)
+    y = kind.target(task, x, rng)
     params = {}
     for name, shape in task.param_shapes().items():
         fan_in = shape[1] if name.startswith("W") else task.param_shapes()["W" + name[1:]][1]
         bound = 1.0 / np.sqrt(fan_in)  # torch's nn.Linear default: U(−1/√fan_in, 1/√fan_in)
         params[name] = rng.uniform(-bound, bound, shape)
     return x, y, params
-
-
-def _target(task: Task, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Regression target Σx²/d, or random one-hot labels for the classifiers."""
-    if task.kind in {"mlp_regression", "autograd_graph"}:
-        return mlp_regression.target(x)
-    if rng is None:
-        raise ValueError(f"task {task.id}: given values need y for a classifier")
-    labels = rng.integers(0, task.classes, size=x.shape[0])  # type: ignore[union-attr]
-    return np.eye(task.classes)[labels]  # type: ignore[union-attr]
