@@ -14,7 +14,7 @@ decided from its non-square weight gradients and the square ones are read in it:
   (square ones as they are, torch's layout).
 A vector, or a shape that fits neither layout, is no evidence either way. When the rubric does not accept
 (in, out), nothing is re-read. Values a reader already brought to torch's layout (a .dat file, whose own
-reader decides its square ones the same way, `datfile_assign`) show as (out, in) here and stay as read.
+reader decides its square ones the same way, `datfile.assign`) show as (out, in) here and stay as read.
 
 A square gradient that fails in its source's layout while its transpose would match is a student who
 wrote that one gradient in the other layout from the rest. An expert TA does not quietly accept it: in the

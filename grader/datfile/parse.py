@@ -1,31 +1,16 @@
-"""The .dat files students hand in (`torch_autograd.dat`, `my_autograd.dat`), read by label, not position.
-
-`parse_dat(text)` finds every printed numeric array (torch and numpy reprs, `np.array2string`, Python
-lists, lists of arrays, pandas CSV with quoted multi-line arrays, `np.savetxt` lines, `label: number`)
-and gives each the label written before it, the section context around it, a role and a layer.
-`assign_gradients(arrays, layers)` turns them into dW1, db1, …, dWL, dbL (see `datfile_assign`).
-The printed precision of every number is kept (rule in `datfile_numbers`).
-
-Labels: the text before the array on its own line ('Predicted y: tensor(…)', 'dLdw1 = […]', a CSV
-row's name cells); else the nearest line of text above it that no earlier array used and that is not
-module or keyword noise (`Linear(…)`, `grad_fn=…`, `dtype=…`); else the column name of a CSV header;
-else ''. Lines of text above the label that name a layer ('Network Structure of first hidden layer:'),
-and `Linear(in_features=…, out_features=…)` lines, open a section that holds for the arrays below them
-until the next such line; that is the array's `context`.
-"""
+"""Reading one .dat file: every numeric array in it with its label, context, role and layer (see the
+package docstring for what is read and how labels are found)."""
 
 import bisect
 import re
 
-from grader.datfile_assign import assign_gradients
-from grader.datfile_csv import csv_label, csv_layout, drop_index_column
-from grader.datfile_labels import Scheme, context_words, linear_shape, read_words, resolve
-from grader.datfile_model import Assignment, DatArray, ParsedDat
-from grader.datfile_numbers import NUMBER_RE, measure
-from grader.datfile_scan import Block, scan
+from grader.datfile.assign import assign_gradients
+from grader.datfile.csv import csv_label, csv_layout, drop_index_column
+from grader.datfile.labels import Scheme, context_words, linear_shape, read_words, resolve
+from grader.datfile.model import Assignment, DatArray, ParsedDat
+from grader.datfile.numbers import NUMBER_RE, measure
+from grader.datfile.scan import Block, scan
 from grader.memo import remember
-
-__all__ = ["Assignment", "DatArray", "ParsedDat", "assign_gradients", "parse_dat", "read_dat"]
 
 MAX_DAT_BYTES = 1 << 20  # the sandbox collects a written file of at most 1 MiB, too
 MAX_LABEL_CHARS = 400  # of a label or context line (see _shorten)

@@ -1,6 +1,6 @@
 """What the .dat parser hands on: printed arrays with their labels, and gradients assigned to layers.
 
-Kept apart from the parsing code so that every datfile_* module can share these types without import
+Kept apart from the parsing code so that every module of this package can share these types without import
 cycles; `grader.datfile` re-exports them.
 """
 
@@ -14,7 +14,7 @@ class DatArray:
     """One numeric array as printed in a .dat file.
 
     `values` keeps the printed shape (1-D stays 1-D, (1, 10) stays (1, 10), a scalar is 0-d).
-    `uncertainty` is half a unit in the last printed digit of each number (see `datfile_numbers`).
+    `uncertainty` is half a unit in the last printed digit of each number (see `datfile.numbers`).
     `role` is 'weight_grad' | 'bias_grad' | 'prediction' | 'loss' | 'weight' (parameter values, not a
     gradient) | 'unknown'. `layer` is 1-based (first hidden = 1, output = L) as far as the file alone can
     tell; `assign_gradients` re-reads label and context against the real layer sizes.
