@@ -17,6 +17,7 @@ from grader.compare import Comparison, Verdict, align, compare, compare_trials
 from grader.diagnose import diagnose
 from grader.expected import expected_values
 from grader.found import Found
+from grader.kinds import kind_of
 from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric import Rubric
 from grader.run import call_id
@@ -133,11 +134,12 @@ def _check_trial(
         )
     want = expected[name]
     label = check.quantity
-    if task.kind == "dropout_training":  # lr 0.01 moves weights under 1 %: compare the update, not the weights
-        initial = trial.params[name]
+    kind = kind_of(task)
+    if kind.trains:  # trained weights: the check compares their update (Kind.compared), and says so
         aligned, _ = align(np.asarray(found, dtype=np.float64), want, rubric.submission.allow_in_out)
         if aligned is not None:
-            found, want, label = aligned - initial, want - initial, f"{check.quantity} (update W_final − W_initial)"
+            found, want = kind.compared(trial, name, aligned), kind.compared(trial, name, want)
+            label = f"{check.quantity} (update W_final − W_initial)"
     allow_in_out = rubric.submission.allow_in_out and name.startswith("dW")
     square = allow_in_out and single_layout_square(result, name, weight_shapes(expected))
     return _Pending(
@@ -196,7 +198,7 @@ def _architecture(rubric: Rubric, task: Task, trial: Trial, found_by_call: Mappi
     """Contract submissions: every returned parameter-shaped value has the task's shapes."""
     wrong, seen = [], 0
     shapes = task.param_shapes()
-    names = {f"d{p}": s for p, s in shapes.items()} if task.kind != "dropout_training" else shapes
+    names = kind_of(task).returned_parameters(task)
     for source in task.contract.functions():
         result = found_by_call.get(call_id(task, source, trial))
         if result is None or result.status != "ok":

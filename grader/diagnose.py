@@ -25,6 +25,7 @@ from grader.checkspec import Tolerance
 from grader.compare import align, within
 from grader.diagnose_mutants import activation, best_mutant, task_key
 from grader.found import Found
+from grader.kinds import kind_of
 from grader.localize import Localization, localize
 from grader.localize_text import describe, ids
 from grader.report import CheckResult, CheckStatus, Diagnosis
@@ -61,7 +62,7 @@ def diagnose(
 ) -> list[CheckResult]:
     """`results` with a diagnosis on each failed check that a known mistake, the chain rule's relations
     or a uniform factor explains."""
-    if task.kind == "autograd_graph":
+    if not kind_of(task).diagnosed:
         return results
     by_quantity = {r.quantity: r for r in results}
     tolerances: dict[str, Tolerance] = {}  # by quantity name: the first check of that name sets it
@@ -218,7 +219,7 @@ def _uniform_factor(
 ) -> Diagnosis | None:
     """found ≈ k·expected on every failing trial with one k, reported when no mutant explains it. A quantity
     of one number takes a factor only if a larger quantity of the same source showed it (`seen`)."""
-    factors = []
+    factors, compared = [], kind_of(task).compared  # trained weights: their updates
     for trial in trials:
         if trial.name not in trial_names:
             continue
@@ -226,8 +227,7 @@ def _uniform_factor(
         if value is None:
             return None
         want = np.asarray(expected[trial.name][name], dtype=np.float64)
-        if task.kind == "dropout_training":
-            value, want = value - trial.params[name], want - trial.params[name]
+        value, want = compared(trial, name, value), compared(trial, name, want)
         if value.shape != want.shape or not np.any(want):
             return None
         k = float((value * want).sum() / (want * want).sum())

@@ -14,10 +14,11 @@ import numpy as np
 
 from grader.checkspec import Tolerance
 from grader.compare import align, allowed_rows, within
+from grader.kinds import kind_of
 from grader.memo import remember
 from grader.tasks import Task
 from grader.trials import Trial
-from reference.mistakes import UPDATE_LEARNING_RATES, Mistake, run_mutant
+from reference.mistakes import Mistake, run_mutant
 
 # Mutant values by (task settings, trial contents, mistake), and per quantity and tolerance the variants
 # that differ from the reference, stacked with their allowed errors: every student of a class shares the
@@ -44,13 +45,8 @@ def mutant_values(task: Task, trial: Trial, mistake: Mistake, key: tuple) -> lis
 
 
 def _run_mutants(task: Task, trial: Trial, mistake: Mistake) -> list[dict[str, np.ndarray]]:
-    rates = (
-        UPDATE_LEARNING_RATES
-        if mistake.steps and task.kind != "dropout_training"
-        else (task.lr if task.kind == "dropout_training" else 0.0,)
-    )
     variants = []
-    for lr in rates:
+    for lr in kind_of(task).mutant_rates(task, mistake):
         values = run_mutant(
             mistake,
             task.kind,
@@ -72,10 +68,11 @@ def matches(
     task: Task, trial: Trial, name: str, found: np.ndarray, candidate: np.ndarray, tolerance: Tolerance
 ) -> bool:
     """Whether `found` equals `candidate` within the check's tolerance (updates for trained weights)."""
-    candidate = np.asarray(candidate, dtype=np.float64)
-    if task.kind == "dropout_training":
-        initial = trial.params[name]
-        found, candidate = found - initial, candidate - initial
+    kind = kind_of(task)
+    found, candidate = (
+        kind.compared(trial, name, found),
+        kind.compared(trial, name, np.asarray(candidate, dtype=np.float64)),
+    )
     if found.shape != candidate.shape:
         aligned, _ = align(found, candidate, False)
         if aligned is None:
@@ -163,9 +160,7 @@ def _candidate_rows(task, trial, mistakes, variants, name, reference, tolerance:
         for index, variant in enumerate(values):
             if name not in variant or matches(task, trial, name, reference, variant[name], tolerance):
                 continue  # no value, or the reference's own: it cannot be the explanation
-            candidate = np.asarray(variant[name], dtype=np.float64)
-            if task.kind == "dropout_training":
-                candidate = candidate - trial.params[name]
+            candidate = kind_of(task).compared(trial, name, np.asarray(variant[name], dtype=np.float64))
             groups.setdefault(candidate.shape, []).append(((mistake.id, index), candidate))
     rows = {}
     for shape, members in groups.items():
@@ -177,8 +172,7 @@ def _candidate_rows(task, trial, mistakes, variants, name, reference, tolerance:
 
 def _matching_rows(task, trial, name: str, value: np.ndarray, rows: dict[tuple, tuple]) -> set[tuple[str, int]]:
     """The variants whose value matches the student's `value` within tolerance (`matches`, all at once)."""
-    if task.kind == "dropout_training":  # trained weights: compare the updates
-        value = value - trial.params[name]
+    value = kind_of(task).compared(trial, name, value)  # trained weights: their update
     matched = set()
     for shape, (ids, stacked, allowed) in rows.items():
         aligned = value if value.shape == shape else align(value, np.zeros(shape), False)[0]
