@@ -17,10 +17,10 @@ import numpy as np
 
 from grader.checks import check_task
 from grader.found import Found
-from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing
+from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, judged
 from grader.notebook_provenance import Follows, copied_flag, copied_from_autograd, entry_again, follows
 from grader.notebook_variables import is_copy, scratch_variable, where
-from grader.report import CheckResult, CheckStatus, TrialResult
+from grader.report import CheckResult
 from grader.run import call_id
 from grader.sandbox import RunResult
 from grader.tasks import SoftmaxClassifierTask
@@ -202,15 +202,6 @@ def _architecture(nb: NotebookRun, task, leaves: dict, result: CheckResult) -> C
             if not ok
         ]
         message = f"architecture: expected {wanted}; the first backward pass's graph lacks {', '.join(missing)}"
-    status = CheckStatus.passed if passed else CheckStatus.failed
-    points = result.max_points if passed else 0.0
-    return result.model_copy(
-        update={
-            "status": status,
-            "points": points,
-            "message": message,
-            "provenance": f"cell {nb.cell(record.cell)}: {', '.join(said)}" if record is not None else "",
-            "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
-            "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
-        }
+    return judged(
+        result, passed, message, f"cell {nb.cell(record.cell)}: {', '.join(said)}" if record is not None else ""
     )

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from grader.checkspec import Check
 from grader.load import Submission
-from grader.report import CheckResult, CheckStatus
+from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric import Rubric
 from grader.sandbox import RunResult
 
@@ -44,6 +44,22 @@ def missing(task_id: str, check: Check, reason: str) -> CheckResult:
         max_points=check.points,
         visibility=check.visibility,
         message=f"{check.quantity}: not checked — {reason}",
+    )
+
+
+def judged(result: CheckResult, passed: bool, message: str, provenance: str) -> CheckResult:
+    """`result` (a check a kind judges itself, such as the architecture of the net a notebook built)
+    passed or failed as a whole, with `message` on each of its trials and where it was seen."""
+    status = CheckStatus.passed if passed else CheckStatus.failed
+    return result.model_copy(
+        update={
+            "status": status,
+            "points": result.max_points if passed else 0.0,
+            "message": message,
+            "provenance": provenance,
+            "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
+            "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
+        }
     )
 
 

@@ -11,11 +11,11 @@ from grader.notebook import Net, observe
 from grader.notebook_activations import describe, differences
 from grader.notebook_flags import notebook_flags
 from grader.notebook_graph import RawNet, found_text
-from grader.notebook_kinds.common import KindResult, NotebookRun, missing
+from grader.notebook_kinds.common import KindResult, NotebookRun, judged, missing
 from grader.notebook_nets import never_run
 from grader.notebook_outcome import one_note_per_unread_file
 from grader.notebook_provenance import copied_flag, copied_from_autograd
-from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
+from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.tasks import MlpRegressionTask
 
 
@@ -77,18 +77,7 @@ def architecture(task: MlpRegressionTask, net: Net, cell: int, result: CheckResu
         else f"architecture: expected {wanted}, found {found}{f' — {what}' if what else ''}; "
         "its gradients are still checked on its own net"
     )
-    status = CheckStatus.passed if passed else CheckStatus.failed
-    points = result.max_points if passed else 0.0
-    return result.model_copy(
-        update={
-            "status": status,
-            "points": points,
-            "message": message,
-            "provenance": f"cell {cell}: {net.variable}",
-            "group_points": {group: (value if passed else 0.0) for group, value in result.group_max_points.items()},
-            "trials": [TrialResult(trial=t.trial, status=status, message=message) for t in result.trials],
-        }
-    )
+    return judged(result, passed, message, f"cell {cell}: {net.variable}")
 
 
 def _explained(result: CheckResult, late: dict[str, int]) -> CheckResult:
