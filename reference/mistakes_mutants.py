@@ -8,7 +8,9 @@ edits `combine` when no part is set by both, so every pair of mistakes has a mut
 written for it: a student who drops the factor 2 and flips the sign is one combined edit away from the
 reference. `run_edit` computes an edit's values on a trial (an `Instance`), keyed like the reference for
 its kind, or None where the edit cannot apply there (each part's condition: a square layer, a ReLU net,
-a batch of more than one …).
+a batch of more than one …). What an edit bends of each kind's reference (its values, the backward pass
+or the training, what "mean" divides by) is that kind's entry of `MATHS`: a new kind's mutants are an
+entry there.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from reference.mistakes_backprop import ClassifierTwist, MlpTwist, classifier_pa
 
 Array = np.ndarray
 Values = dict[str, Array]
-
-KINDS = ("mlp_regression", "softmax_classifier", "dropout_training")
 
 
 @dataclass(frozen=True)
@@ -100,28 +100,17 @@ def run_edit(edit: Edit, inst: Instance) -> Values | None:
         if inst.reduction == edit.reduction or mean_divisor(inst) == 1:
             return None  # the reduction asked, or one where "mean" and "sum" agree
         inst = replace(inst, reduction=edit.reduction)
-    if inst.kind == "dropout_training":
-        keep = None if edit.no_dropout else edit.keep_scale(inst.p) if edit.keep_scale else 1.0 / (1.0 - inst.p)
-        return dropout_sgd(
-            inst.x,
-            inst.y,
-            inst.params,
-            inst.masks,
-            keep,
-            inst.lr,
-            inst.reduction,
-            ClassifierTwist(**dict(edit.classifier)),
-            ascend=edit.negate,
-            accumulate=edit.accumulate,
-        )
-    values = _backward(edit, inst)
+    maths = _maths(inst)
+    if maths.train is not None:
+        return maths.train(edit, inst)
+    values = maths.backward(edit, inst)
     if edit.step:
         if inst.lr <= 0:
             return None
         stepped = {
             name: np.asarray(P, dtype=np.float64) - inst.lr * values[f"d{name}"] for name, P in inst.params.items()
         }
-        values = _backward(edit, replace(inst, params=stepped))
+        values = maths.backward(edit, replace(inst, params=stepped))
     factor = (-1.0 if edit.negate else 1.0) * (2.0 if edit.accumulate else 1.0)
     if factor != 1.0:
         values = {k: factor * v if k.startswith("d") else v for k, v in values.items()}
@@ -130,29 +119,14 @@ def run_edit(edit: Edit, inst: Instance) -> Values | None:
     return values
 
 
-def _backward(edit: Edit, inst: Instance) -> Values:
-    if inst.kind == "mlp_regression":
-        return mlp_pass(inst.x, inst.y, inst.params, inst.activation, inst.reduction, MlpTwist(**dict(edit.mlp)))
-    return classifier_pass(inst.x, inst.y, inst.params, inst.reduction, None, ClassifierTwist(**dict(edit.classifier)))
-
-
 def reference_values(inst: Instance) -> Values:
     """What the reference computes for the instance's kind: the values every mutant departs from."""
-    if inst.kind == "mlp_regression":
-        return mlp_regression.scratch(inst.x, inst.y, inst.params, inst.activation, inst.reduction)
-    if inst.kind == "softmax_classifier":
-        return softmax_classifier.scratch(inst.x, inst.y, inst.params, inst.reduction)
-    if inst.kind == "dropout_training":
-        return dropout_training.train(inst.x, inst.y, inst.params, inst.masks, inst.p, inst.lr, inst.reduction)
-    raise ValueError(f"unknown task kind {inst.kind!r}; expected one of: {', '.join(KINDS)}")
+    return _maths(inst).reference(inst)
 
 
 def mean_divisor(inst: Instance) -> int:
     """What "mean" divides by: N · outputs for mlp_regression (as MSELoss), N for the classifiers."""
-    N = np.shape(inst.x)[0]
-    if inst.kind == "mlp_regression":
-        return N * np.shape(inst.params[f"W{count_weights(inst)}"])[0]
-    return N
+    return _maths(inst).mean_divisor(inst)
 
 
 def count_weights(inst: Instance) -> int:
@@ -162,7 +136,12 @@ def count_weights(inst: Instance) -> int:
 
 # --- where a part can apply (each None-free: an mlp condition holds for the other kinds) ------------------
 def _mlp_only(test: Callable[[Instance], bool]) -> Condition:
-    return lambda inst: inst.kind != "mlp_regression" or test(inst)
+    return lambda inst: not _is_mlp(inst) or test(inst)
+
+
+def _is_mlp(inst: Instance) -> bool:
+    """The regression net, whose twists (MlpTwist) and layer conditions apply."""
+    return inst.kind in MATHS and MATHS[inst.kind].mlp
 
 
 def _shapes(inst: Instance) -> list[tuple[int, int]]:
@@ -184,7 +163,7 @@ input_fits = _mlp_only(lambda inst: any(cols == np.shape(inst.x)[1] for _, cols 
 
 def layer_without_activation(inst: Instance) -> bool:
     """An mlp given per-layer activations with a hidden layer left without one (and one with one)."""
-    if inst.kind != "mlp_regression":
+    if not _is_mlp(inst):
         return True
     names = inst.activation
     return not isinstance(names, str) and "identity" in names and mlp_regression.main_activation(names) != "identity"
@@ -198,3 +177,70 @@ def batch_with_biases(inst: Instance) -> bool:
 def p_not_in(*excluded: float) -> Condition:
     """Dropout probabilities where a rescaling is undefined or the reference's own are excluded."""
     return lambda inst: inst.p not in excluded
+
+
+# --- each kind's reference, as the mutants bend it ------------------------------------------------------
+@dataclass(frozen=True)
+class KindMaths:
+    """What the mutants need of one task kind's reference: its values; for a gradient kind the pass an
+    edit twists (its sign, factor, transposes and optimizer step then applied alike), for a training kind
+    the training an edit bends whole; what "mean" divides by; whether the regression net's twists and
+    layer conditions apply (`mlp`)."""
+
+    reference: Callable[[Instance], Values]
+    backward: Callable[[Edit, Instance], Values] | None = None
+    train: Callable[[Edit, Instance], Values] | None = None
+    mean_divisor: Callable[[Instance], int] = lambda inst: np.shape(inst.x)[0]
+    mlp: bool = False
+
+
+def _mlp_backward(edit: Edit, inst: Instance) -> Values:
+    return mlp_pass(inst.x, inst.y, inst.params, inst.activation, inst.reduction, MlpTwist(**dict(edit.mlp)))
+
+
+def _classifier_backward(edit: Edit, inst: Instance) -> Values:
+    return classifier_pass(inst.x, inst.y, inst.params, inst.reduction, None, ClassifierTwist(**dict(edit.classifier)))
+
+
+def _dropout_train(edit: Edit, inst: Instance) -> Values:
+    keep = None if edit.no_dropout else edit.keep_scale(inst.p) if edit.keep_scale else 1.0 / (1.0 - inst.p)
+    return dropout_sgd(
+        inst.x,
+        inst.y,
+        inst.params,
+        inst.masks,
+        keep,
+        inst.lr,
+        inst.reduction,
+        ClassifierTwist(**dict(edit.classifier)),
+        ascend=edit.negate,
+        accumulate=edit.accumulate,
+    )
+
+
+MATHS: dict[str, KindMaths] = {
+    "mlp_regression": KindMaths(
+        reference=lambda inst: mlp_regression.scratch(inst.x, inst.y, inst.params, inst.activation, inst.reduction),
+        backward=_mlp_backward,
+        mean_divisor=lambda inst: np.shape(inst.x)[0] * np.shape(inst.params[f"W{count_weights(inst)}"])[0],
+        mlp=True,
+    ),
+    "softmax_classifier": KindMaths(
+        reference=lambda inst: softmax_classifier.scratch(inst.x, inst.y, inst.params, inst.reduction),
+        backward=_classifier_backward,
+    ),
+    "dropout_training": KindMaths(
+        reference=lambda inst: dropout_training.train(
+            inst.x, inst.y, inst.params, inst.masks, inst.p, inst.lr, inst.reduction
+        ),
+        train=_dropout_train,
+    ),
+}
+KINDS = tuple(MATHS)
+
+
+def _maths(inst: Instance) -> KindMaths:
+    """The instance's kind's reference, or a clear error for a kind that has no mutants."""
+    if inst.kind not in MATHS:
+        raise ValueError(f"unknown task kind {inst.kind!r}; expected one of: {', '.join(KINDS)}")
+    return MATHS[inst.kind]
