@@ -109,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, help="wall and CPU seconds allowed (default: the rubric's)")
     check.set_defaults(run=_check)
 
-    schema = commands.add_parser("schema", help="JSON Schema of report.json or of rubric files")
-    schema.add_argument("what", choices=["report", "rubric"])
+    schema = commands.add_parser("schema", help="JSON Schema of report.json (of rubric files: `rubric schema`)")
+    schema.add_argument("what", choices=["report"])
     schema.set_defaults(run=_schema)
 
     handout = commands.add_parser("handout", help="write the starter file students fill in")
@@ -201,20 +201,21 @@ def _check(args: argparse.Namespace) -> int:
         from grader.export.html import write_report_html
         from grader.export.report_json import write_report_json
         from grader.export.table import render_table
-        from grader.grade import grade_submission
+        from grader.grader import Grader
         from grader.report import CheckStatus
-        from grader.rubric_files import load_rubric, rubric_hash
 
-        rubric = load_rubric(args.rubric)
-        limits = rubric.limits.with_timeout(args.timeout)
-        with sandbox:
-            report = grade_submission(rubric, rubric_hash(args.rubric), args.file, sandbox, ("public",), limits)
+        with Grader.load(args.rubric, groups=("public",), timeout=args.timeout, sandbox=sandbox) as grader:
+            report = grader.grade(args.file)
     finally:
         sandbox.close()
     path = write_report_json(report, args.out)
-    html = write_report_html(report, args.out, rubric, f"backprop-grader check {args.file} --rubric {args.rubric}")
+    html = write_report_html(
+        report, args.out, grader.rubric, f"backprop-grader check {args.file} --rubric {args.rubric}"
+    )
     print(render_table(report))
     print(f"report: {path} and {html}")
+    for flag in report.flags if report.status == "grader_error" else ():
+        print(flag, file=sys.stderr)  # the grader's own failure: its traceback, for whoever runs check
     visible = [c for c in report.checks if c.visibility == Visibility.visible]
     return (
         EXIT_OK if report.status == "graded" and all(c.status == CheckStatus.passed for c in visible) else EXIT_FAILED
@@ -223,9 +224,8 @@ def _check(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     from grader.export.report_json import report_schema
-    from grader.rubric import Rubric
 
-    print(report_schema() if args.what == "report" else json.dumps(Rubric.model_json_schema(), indent=1))
+    print(report_schema())
     return EXIT_OK
 
 

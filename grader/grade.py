@@ -17,7 +17,7 @@ from grader.checks import check_task
 from grader.grade_notebook import check_notebook, run_notebook
 from grader.limits import Limits
 from grader.load import Submission, load_submission, submission_hash
-from grader.report import CheckResult, CheckStatus, GradeReport, RunRecord
+from grader.report import GradeReport, RunRecord, unchecked
 from grader.rubric import Rubric
 from grader.run import hidden_run_flags, run_trials
 from grader.sandbox import RunResult, Sandbox
@@ -35,29 +35,54 @@ def grade_submission(
     hidden_seed: str | None = None,
     files: dict[str, bytes] | None = None,
 ) -> GradeReport:
-    """Grade the file at `path`; never raises for anything the submission does.
+    """Grade the file at `path` in a running `sandbox`; never raises for anything the submission does.
 
     `files` are handed in beside a notebook (its .dat and data files) and placed in its work directory.
-    """
+    The commands grade through grader.grader.Grader, which also starts the sandbox and reports its own
+    failures; this is the same pipeline for a caller that holds a rubric and a running sandbox."""
     started = time.perf_counter()
-    submission = load_submission(path)
-    if files:  # files handed in beside a notebook are part of what was graded
-        submission = dataclasses.replace(submission, sha256=submission_hash(submission.sha256, files))
-    groups = _runnable_groups(rubric, groups, hidden_seed)
-    base = _header(rubric, rubric_hash, submission, groups, hidden_seed)
+    submission = load(path, files or {})
+    groups = runnable_groups(rubric, groups, hidden_seed)
     if submission.problem is not None:
         status, message = submission.problem
-        checks = [_unrun(task.id, check, message) for task in rubric.tasks for check in task.checks]
-        return GradeReport(
-            **base, status=status, message=message, score=0.0, max_score=rubric.max_points(), checks=checks
+        return unrunnable(
+            rubric, rubric_hash, groups, submission.student, path.name, submission.sha256, status, message
         )
-    loaded = time.perf_counter()
+    loaded = time.perf_counter() - started
+    return grade_loaded(
+        rubric, rubric_hash, submission, sandbox, groups, limits or rubric.limits, hidden_seed, files or {}, loaded
+    )
+
+
+def load(path: Path, files: dict[str, bytes]) -> Submission:
+    """The submission at `path`; the files handed in beside a notebook are part of what was graded (its hash)."""
+    submission = load_submission(path)
+    if files:
+        submission = dataclasses.replace(submission, sha256=submission_hash(submission.sha256, files))
+    return submission
+
+
+def grade_loaded(
+    rubric: Rubric,
+    rubric_hash: str,
+    submission: Submission,
+    sandbox: Sandbox,
+    groups: tuple[Group, ...],
+    limits: Limits,
+    hidden_seed: str | None,
+    files: dict[str, bytes],
+    load_seconds: float,
+) -> GradeReport:
+    """Run a loaded submission (no problem) in the sandbox, check what it computed, and report.
+
+    `groups` are those that can run (`runnable_groups`); `load_seconds` is the load stage's time."""
+    started = time.perf_counter()
     if rubric.submission.kind == "notebook":
-        run = run_notebook(rubric, submission, sandbox, limits or rubric.limits, files or {})
+        run = run_notebook(rubric, submission, sandbox, limits, files)
         ran = time.perf_counter()
-        checks, notes, flags = check_notebook(rubric, submission, run, files or {})
+        checks, notes, flags = check_notebook(rubric, submission, run, files)
     else:
-        jobs = run_trials(sandbox, rubric, submission, groups, limits or rubric.limits, hidden_seed)
+        jobs = run_trials(sandbox, rubric, submission, groups, limits, hidden_seed)
         run = jobs.run
         ran = time.perf_counter()
         checks = [
@@ -72,7 +97,7 @@ def grade_submission(
         ]
         notes = []
     return GradeReport(
-        **base,
+        **header(rubric, rubric_hash, groups, submission.student, submission.path.name, submission.sha256),
         status="graded",
         message=run.message if run.status != "ok" else "",
         score=round(sum(c.points for c in checks), 10),
@@ -81,19 +106,44 @@ def grade_submission(
         run=_record(run, submission),
         notes=[*submission.notes, *notes],
         flags=flags,
-        timing={"load": loaded - started, "run": ran - loaded, "check": time.perf_counter() - ran},
+        timing={"load": load_seconds, "run": ran - started, "check": time.perf_counter() - ran},
     )
 
 
-def _runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: str | None) -> tuple[Group, ...]:
+def unrunnable(
+    rubric: Rubric,
+    rubric_hash: str,
+    groups: tuple[Group, ...],
+    student: str,
+    submission: str,
+    submission_hash: str,
+    status: str,
+    message: str,
+    flags: list[str] | None = None,
+) -> GradeReport:
+    """The report of a submission that could not be run at all: every check unchecked with `message` (the
+    student-facing reason), `status` saying why (`empty`, `grader_error`, ...), `flags` for the instructor."""
+    return GradeReport(
+        **header(rubric, rubric_hash, groups, student, submission, submission_hash),
+        status=status,
+        message=message,
+        score=0.0,
+        max_score=rubric.max_points(),
+        checks=unchecked(rubric, message),
+        flags=flags or [],
+    )
+
+
+def runnable_groups(rubric: Rubric, groups: tuple[Group, ...], hidden_seed: str | None) -> tuple[Group, ...]:
     """Hidden trials run only when there are some and a hidden seed is known."""
     has_hidden = rubric.trials.hidden > 0 and (hidden_seed is not None or rubric.trials.hidden_seed is not None)
     return tuple(g for g in groups if g == "public" or has_hidden)
 
 
-def _header(
-    rubric: Rubric, rubric_hash: str, submission: Submission, groups: tuple[Group, ...], hidden_seed: str | None
+def header(
+    rubric: Rubric, rubric_hash: str, groups: tuple[Group, ...], student: str, submission: str, submission_hash: str
 ) -> dict:
+    """The fields every report starts with: who and what was graded, on which rubric, trials and seeds."""
     trials = [
         f"{group}-{i}"
         for group in groups
@@ -108,9 +158,9 @@ def _header(
         grader_version=__version__,
         rubric_id=rubric.id,
         rubric_hash=rubric_hash,
-        student=submission.student,
-        submission=submission.path.name,
-        submission_hash=submission.sha256,
+        student=student,
+        submission=submission,
+        submission_hash=submission_hash,
         trials=trials,
         seeds=seeds,
         environment=environment(),
@@ -148,16 +198,4 @@ def _record(run: RunResult, submission: Submission) -> RunRecord:
         wall_seconds=run.wall_seconds,
         usage=run.usage,
         calls={call: result.status.value for call, result in run.calls.items()},
-    )
-
-
-def _unrun(task_id: str, check, message: str) -> CheckResult:
-    return CheckResult(
-        task=task_id,
-        quantity=check.quantity,
-        status=CheckStatus.missing,
-        points=0.0,
-        max_points=check.points,
-        visibility=check.visibility,
-        message=f"{check.quantity}: not checked — {message}",
     )

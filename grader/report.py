@@ -6,10 +6,14 @@ separate fields so every renderer can show each audience only its own.
 """
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checkspec import Tolerance, Visibility
+
+if TYPE_CHECKING:
+    from grader.rubric import Rubric
 
 
 class CheckStatus(StrEnum):
@@ -154,3 +158,21 @@ class GradeReport(_Model):
     timing: dict[str, float] = Field(
         default_factory=dict, description="Seconds per stage; excluded from reproducibility checks."
     )
+
+
+def unchecked(rubric: "Rubric", message: str) -> list[CheckResult]:
+    """Every check of the rubric at 0 points, `missing`, each saying `message` (why nothing was checked):
+    the checks of a submission that could not be run, and of a run the sandbox failed (Gradescope)."""
+    return [
+        CheckResult(
+            task=task.id,
+            quantity=check.quantity,
+            status=CheckStatus.missing,
+            points=0.0,
+            max_points=check.points,
+            visibility=check.visibility,
+            message=f"{check.quantity}: not checked — {message}",
+        )
+        for task in rubric.tasks
+        for check in task.checks
+    ]

@@ -73,6 +73,12 @@ def test_rubric_schema_is_json_schema_that_forbids_unknown_keys(cli):
     assert schema["additionalProperties"] is False and "tasks" in schema["properties"]
 
 
+def test_the_rubric_schema_has_one_command_and_schema_names_only_the_report(cli):
+    """`rubric schema` prints the rubric files' schema; the duplicate `schema rubric` is gone."""
+    assert cli("schema", "rubric").returncode == 2
+    assert json.loads(cli("schema", "report").stdout)["title"] == "GradeReport"
+
+
 def test_solve_softmax_dropout_prints_probs_loss_and_gradients_equal_to_autograd(cli):
     result = cli("solve", "--rubric", "softmax-dropout", "--json")
     assert result.returncode == 0, result.stderr
