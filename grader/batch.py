@@ -1,6 +1,6 @@
 """Grading a class: discover submissions, grade them on N sandbox workers fed by 2N threads, write every file.
 
-    run_batch(BatchOptions) -> BatchResult
+    run_batch(Grader, BatchOptions) -> BatchResult
 
 Per student, out/<student>/report.html then out/<student>/report.json are written atomically, in that
 order, as soon as the student is graded: a batch killed at any moment leaves only whole files, and a
@@ -19,13 +19,12 @@ import shutil
 import sys
 import tempfile
 import threading
-import traceback
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from grader import __version__
 from grader.discover import Candidate, discover, read_data_files
 from grader.export.gradebook import write_gradebook
 from grader.export.html import write_report_html
@@ -33,21 +32,14 @@ from grader.export.report_json import write_report_json
 from grader.export.results_jsonl import outcome, read_record, report_record, write_results_jsonl
 from grader.export.summary import write_summary
 from grader.files import write_atomic
-from grader.grade import environment, grade_submission
-from grader.limits import Limits
+from grader.grader import GRADER_ERROR, Grader, traceback_flags
 from grader.load import submission_hash
 from grader.progress import Progress
-from grader.report import CheckResult, CheckStatus, GradeReport
+from grader.report import GradeReport
 from grader.review import review_items
-from grader.rubric import Rubric
-from grader.rubric_files import load_rubric, rubric_hash
 from grader.sandbox import Sandbox
 
 SETTINGS = ".grade-settings.json"
-GRADER_ERROR = (
-    "grader_error",
-    "The grader failed on this submission (its own fault, not yours); your instructor has been told.",
-)
 REGRADE = {"grader_error", "sandbox_error"}  # never reused by --resume: the grader's fault, worth another try
 MAX_NOTES_PRINTED = 20
 # Grading threads per sandbox worker: while one thread checks a finished student and writes the reports
@@ -57,13 +49,14 @@ THREADS_PER_JOB = 2
 
 @dataclass(frozen=True)
 class BatchOptions:
+    """What a batch does beyond grading (the Grader's part): where it reads and writes, how many at once,
+    whether it resumes, and the --timeout as given (for the command each report shows)."""
+
     paths: tuple[Path, ...]
-    rubric: str
     out: Path
     jobs: int = 1
     resume: bool = False
     timeout: float | None = None
-    hidden_seed: str | None = None  # a secret (grader.secret)
 
 
 @dataclass
@@ -94,28 +87,21 @@ class BatchResult:
 
 @dataclass
 class _Context:
-    rubric: Rubric
-    rubric_hash: str
-    limits: Limits
+    grader: Grader
     options: BatchOptions
     out: Path
-    sandbox: Sandbox | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     records: dict[str, str] = field(default_factory=dict)  # compact JSON records of the students this run wrote
 
 
-def run_batch(options: BatchOptions, err: TextIO = sys.stderr, sandbox: Sandbox | None = None) -> BatchResult:
-    """Grade every submission under `options.paths`; never stops for anything a submission does. `sandbox`
-    is one the caller launched early (hiding at least the output folder and the inputs); it is used when
-    there is something to run, and closed."""
-    rubric = load_rubric(options.rubric)
-    limits = rubric.limits
-    if options.timeout is not None:
-        limits = limits.model_copy(update={"wall_seconds": options.timeout, "cpu_seconds": options.timeout})
+def run_batch(grader: Grader, options: BatchOptions, err: TextIO = sys.stderr) -> BatchResult:
+    """Grade every submission under `options.paths`; never stops for anything a submission does. The
+    grader's sandbox is one the caller launched early (hiding at least the output folder and the inputs),
+    or None to make one here; it is started when there is something to run, and closed."""
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)  # hidden from submissions, so it must exist before the sandbox starts
     _remove_leftovers(out)
-    ctx = _Context(rubric, rubric_hash(options.rubric), limits, options, out)
+    ctx = _Context(grader, options, out)
     result = BatchResult(out=options.out)
     with tempfile.TemporaryDirectory(dir=out, prefix=".extract-") as workdir:
         found = discover(list(options.paths), Path(workdir), exclude=(out,))
@@ -123,17 +109,19 @@ def run_batch(options: BatchOptions, err: TextIO = sys.stderr, sandbox: Sandbox 
         _print_notes(found.notes, err)
         resume = options.resume and _same_settings(ctx, err)
         write_atomic(out / SETTINGS, json.dumps(_settings(ctx), indent=1) + "\n")
-        pending = [c for c in found.candidates if not (resume and _up_to_date(c, out / c.student, ctx.rubric_hash))]
+        rubric_hash = grader.rubric_hash
+        pending = [c for c in found.candidates if not (resume and _up_to_date(c, out / c.student, rubric_hash))]
         result.reused = len(found.candidates) - len(pending)
         result.graded = len(pending)
         runnable = sum(1 for c in pending if c.problem is None)
-        if runnable:
-            hide = [out, *(p.resolve() for p in options.paths)]
-            with sandbox or Sandbox(jobs=max(1, min(options.jobs, runnable)), hide=hide) as ctx.sandbox:
-                _grade_all(ctx, pending, Progress(len(pending), err))
-        else:
-            if sandbox is not None:
-                sandbox.close()
+        with grader:
+            if runnable:
+                if grader.sandbox is None:
+                    hide = [out, *(p.resolve() for p in options.paths)]
+                    grader.sandbox = Sandbox(jobs=max(1, min(options.jobs, runnable)), hide=hide)
+                grader.start()
+            else:
+                grader.close()
             _grade_all(ctx, pending, Progress(len(pending), err))
     _write_class_files(ctx, found.candidates, result)
     return result
@@ -182,82 +170,43 @@ def _grade_all(ctx: _Context, pending: list[Candidate], progress: Progress) -> N
 def _grade_one(ctx: _Context, candidate: Candidate) -> None:
     """Grade one student and write their two files (html first: a report.json means the student is done)."""
     if candidate.problem is not None:
-        report = problem_report(ctx, candidate, candidate.problem)
+        report = _not_graded(ctx, candidate, candidate.problem)
     else:
         try:
-            report = grade_submission(
-                ctx.rubric,
-                ctx.rubric_hash,
-                candidate.source,
-                ctx.sandbox,
-                ("public", "hidden"),
-                ctx.limits,
-                ctx.options.hidden_seed,
-                files=read_data_files(candidate.data_files),
-            )
-        except Exception:
-            report = problem_report(ctx, candidate, GRADER_ERROR, [f"grader error:\n{traceback.format_exc()}"])
-        if (
-            report.student != candidate.student or candidate.notes
-        ):  # a folder's or a duplicate's id, not the file's stem
+            files = read_data_files(candidate.data_files)
+        except OSError:
+            report = _not_graded(ctx, candidate, GRADER_ERROR, traceback_flags())
+        else:
+            report = ctx.grader.grade(candidate.source, files)
+        if report.student != candidate.student or candidate.notes:  # a folder's or a duplicate's id
             report = report.model_copy(
                 update={"student": candidate.student, "notes": [*report.notes, *candidate.notes]}
             )
     if ctx.stopping.is_set():
         return
     folder = ctx.out / candidate.student
-    write_report_html(report, folder, ctx.rubric, _command(ctx, candidate))
+    write_report_html(report, folder, ctx.grader.rubric, _command(ctx, candidate))
     write_report_json(report, folder)
     ctx.records[candidate.student] = json.dumps(
         report_record(report, candidate.student)
     )  # a quarter of the dict's memory
 
 
-def problem_report(
-    ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: list[str] | None = None
+def _not_graded(
+    ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: Sequence[str] = ()
 ) -> GradeReport:
-    """The report of a student whose submission could not be run at all: every check unchecked, and why."""
-    rubric, seed = ctx.rubric, ctx.options.hidden_seed
-    hidden = rubric.trials.hidden if seed is not None or rubric.trials.hidden_seed is not None else 0
-    status, message = problem
-    checks = [
-        CheckResult(
-            task=task.id,
-            quantity=check.quantity,
-            status=CheckStatus.missing,
-            points=0.0,
-            max_points=check.points,
-            visibility=check.visibility,
-            message=f"{check.quantity}: not checked — {message}",
-        )
-        for task in rubric.tasks
-        for check in task.checks
-    ]
-    return GradeReport(
-        grader_version=__version__,
-        rubric_id=rubric.id,
-        rubric_hash=ctx.rubric_hash,
-        student=candidate.student,
-        submission=candidate.name,
-        submission_hash=_file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest(),
-        trials=[f"public-{i}" for i in range(rubric.trials.public)] + [f"hidden-{i}" for i in range(hidden)],
-        seeds={"public": rubric.seed, **({"hidden": "set"} if hidden else {})},
-        environment=environment(),
-        status=status,
-        message=message,
-        score=0.0,
-        max_score=rubric.max_points(),
-        checks=checks,
-        flags=flags or [],
-    )
+    """The report of a student whose submission could not be run at all (discovery found none to run)."""
+    digest = _file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest()
+    return ctx.grader.could_not_grade(candidate.student, candidate.name, digest, problem, flags)
 
 
 def _command(ctx: _Context, candidate: Candidate) -> str:
     """The command that reproduces this grade (the hidden seed, a secret, only as a placeholder)."""
-    words = ["backprop-grader", "grade", shlex.quote(candidate.name), "--rubric", ctx.rubric.id, "--out", "regraded"]
+    words = ["backprop-grader", "grade", shlex.quote(candidate.name), "--rubric", ctx.grader.rubric.id]
+    words += ["--out", "regraded"]
     if ctx.options.timeout is not None:
         words += ["--timeout", f"{ctx.options.timeout:g}"]
-    if ctx.options.hidden_seed is not None:
+    if ctx.grader.hidden_seed is not None:
         words += ["--hidden-seed", "HIDDEN_SEED"]
     return " ".join(words)
 
@@ -276,18 +225,18 @@ def _write_class_files(ctx: _Context, candidates: list[Candidate], result: Batch
         result.counts[record["status"]] += 1
         result.full_marks += bool(record["max_score"]) and record["score"] >= record["max_score"] - 1e-9
     write_results_jsonl(records, ctx.out)
-    write_gradebook(ctx.rubric, records, ctx.out)
-    write_summary(ctx.rubric, records, result.notes, ctx.out)
+    write_gradebook(ctx.grader.rubric, records, ctx.out)
+    write_summary(ctx.grader.rubric, records, result.notes, ctx.out)
     result.to_review = len(review_items(records, result.notes))  # what summary.html lists
 
 
 def _settings(ctx: _Context) -> dict:
     """What besides the rubric and the file changes a grade. The hidden seed is stored only as a hash."""
-    seed = ctx.options.hidden_seed
+    grader, seed = ctx.grader, ctx.grader.hidden_seed
     return {
-        "rubric_hash": ctx.rubric_hash,
-        "limits": ctx.limits.model_dump(),
-        "hidden_seed": None if seed is None else hashlib.sha256(f"{ctx.rubric_hash}:{seed}".encode()).hexdigest(),
+        "rubric_hash": grader.rubric_hash,
+        "limits": grader.limits.model_dump(),
+        "hidden_seed": None if seed is None else hashlib.sha256(f"{grader.rubric_hash}:{seed}".encode()).hexdigest(),
     }
 
 
