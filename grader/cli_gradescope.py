@@ -81,10 +81,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _seconds(text: str) -> float:
+    """--timeout, refused before anything runs (as `check` and `grade` refuse it) when Limits would refuse it:
+    results.json is then not written, as for any other usage error."""
+    from grader.errors import UsageError
+    from grader.limits import Limits
+
     try:
-        value = float(text)
+        seconds = float(text)
     except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of seconds")
-    return value
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds") from None
+    try:
+        return Limits().with_timeout(seconds).wall_seconds
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -5,6 +5,7 @@ import pytest
 from conftest import BUNDLED_RUBRICS
 
 from grader.checkspec import Visibility
+from grader.grader import Grader
 from grader.gradescope.results import (
     GRADER_FAILED,
     INSTRUCTOR_TEST,
@@ -175,8 +176,11 @@ def test_without_hidden_trials_each_check_is_one_test():
 
 @pytest.mark.parametrize("rubric_id", BUNDLED_RUBRICS)
 def test_when_nothing_can_be_graded_every_check_scores_0_and_the_total_is_kept(gradescope_schema, rubric_id):
-    rubric = load_rubric(rubric_id)
-    results = gradescope_schema(problem_results(rubric, "empty", "No files were submitted.", 0.2))
+    grader = Grader.load(rubric_id)
+    rubric = grader.rubric
+    results = gradescope_schema(
+        problem_results(rubric, "empty", "No files were submitted.", 0.2, grader.hidden_trials())
+    )
     assert results["score"] == 0 and "No files were submitted." in results["output"]
     assert sum(t["max_score"] for t in results["tests"]) == pytest.approx(rubric.max_points())
     assert all(t["status"] == "failed" and "No files were submitted." in t["output"] for t in results["tests"])

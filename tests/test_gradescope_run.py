@@ -109,6 +109,17 @@ def test_a_submission_that_never_finishes_is_stopped_at_the_time_limit(
 # --- nothing gradable handed in -------------------------------------------------------------------
 
 
+def test_a_timeout_beyond_the_limits_bounds_is_a_usage_error_as_in_check_and_grade(
+    gradescope_container, gradescope_run
+):
+    """`--timeout 7200` was applied with model_copy, which does not validate: the run got two hours although
+    a rubric's limits (and `grade --timeout`) allow at most 3600 s."""
+    root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
+    done, results = gradescope_run(root, "--timeout", "7200")
+    assert done.returncode == 2 and results is None
+    assert "--timeout 7200: expected seconds in (0, 3600]" in done.stderr
+
+
 @pytest.mark.parametrize(
     "files, expected",
     [
@@ -180,9 +191,9 @@ def test_a_missing_rubric_is_a_grader_failure_reported_to_instructors_only(
 def test_an_internal_error_of_the_grader_still_writes_results(gradescope_container, gradescope_schema):
     root = gradescope_container({"a1.py": SAMPLES / "correct.py"})
     script = (
-        "import sys, grader.gradescope.run as run\n"
+        "import sys, grader.grader as session\n"
         "def broken(*args, **kwargs):\n    raise RuntimeError('simulated internal error')\n"
-        "run.grade = broken\n"
+        "session.grade_loaded = broken\n"
         "from grader.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -12,7 +12,7 @@ flags) and into run_autograder's stdout, which `stdout_visibility: "hidden"` kee
 
 from grader import __version__
 from grader.checkspec import Visibility
-from grader.report import CheckResult, CheckStatus, GradeReport
+from grader.report import CheckResult, CheckStatus, GradeReport, unchecked
 from grader.rubric import Rubric
 
 OUTPUT_FORMAT = "text"
@@ -29,11 +29,6 @@ _WHEN = {
     Visibility.after_published: "shown when grades are published",
     Visibility.hidden: "never shown one by one, but they count toward your score",
 }
-
-
-def hidden_trials_run(rubric: Rubric, hidden_seed: int | None = None) -> bool:
-    """Whether grading with ("public", "hidden") runs hidden trials (as grader.grade decides)."""
-    return rubric.trials.hidden > 0 and (hidden_seed is not None or rubric.trials.hidden_seed is not None)
 
 
 def results_from_report(
@@ -73,36 +68,22 @@ def results_from_report(
     return assemble(rubric, report.checks, hidden_ran, report.score, execution_time, notes, private, extra)
 
 
-def problem_results(rubric: Rubric, status: str, message: str, execution_time: float, preface: list[str] = ()) -> dict:
-    """results.json when no file could be graded (nothing handed in, several candidates): every check 0."""
+def problem_results(
+    rubric: Rubric, status: str, message: str, execution_time: float, hidden_ran: bool, preface: list[str] = ()
+) -> dict:
+    """results.json when no file could be graded (nothing handed in, several candidates): every check 0,
+    split into public and hidden tests as a graded submission's are when `hidden_ran` (Grader.hidden_trials)."""
     extra = {"grader_version": __version__, "rubric_id": rubric.id, "status": status}
     return assemble(
         rubric,
         unchecked(rubric, message),
-        hidden_trials_run(rubric),
+        hidden_ran,
         0.0,
         execution_time,
         [*preface, message],
         [],
         extra,
     )
-
-
-def unchecked(rubric: Rubric, message: str) -> list[CheckResult]:
-    """Every check of the rubric at 0 points, each saying `message` (the summary's, word for word)."""
-    return [
-        CheckResult(
-            task=task.id,
-            quantity=check.quantity,
-            status=CheckStatus.missing,
-            points=0.0,
-            max_points=check.points,
-            visibility=check.visibility,
-            message=f"{check.quantity}: not checked — {message}",
-        )
-        for task in rubric.tasks
-        for check in task.checks
-    ]
 
 
 def failure_results(detail: str, execution_time: float, rubric_id: str | None = None) -> dict:

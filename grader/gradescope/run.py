@@ -24,17 +24,21 @@ from typing import TextIO
 from grader.discover import read_data_files
 from grader.doctor import memory_report
 from grader.files import write_atomic
+from grader.grader import GRADER_ERROR, Grader
 from grader.gradescope.build import public_hidden_seed
 from grader.gradescope.results import failure_results, problem_results, results_from_report
 from grader.gradescope.submission import find_submission
-from grader.limits import Limits
 from grader.report import GradeReport
-from grader.rubric import Rubric
-from grader.rubric_files import find_rubric, load_rubric, rubric_hash
+from grader.rubric_files import find_rubric
 
 GRADED, GRADER_FAILED = 0, 1
 PRIVATE_DIRS = ("source", "results", "submission")
 LOG_CHARS = 4000
+
+
+class GraderStageFailed(Exception):
+    """A stage of the grader failed on the submission (Grader's `grader_error` report); the message is the
+    report's flag, the traceback, which goes to the instructors only, as any other failure of the grader."""
 
 
 class Terminated(Exception):
@@ -57,7 +61,8 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
     try:
         log += protect(root)
         log.append(f"memory: {memory_report()}")
-        rubric = load_rubric(rubric_name)
+        grader = Grader.load(rubric_name, groups=("public", "hidden"), timeout=timeout)
+        rubric = grader.rubric
         rubric_id = rubric.id
         public = public_hidden_seed(rubric)
         if public:
@@ -69,19 +74,15 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
         log += [f"student note: {note}" for note in found.notes]
         if found.problem is not None:
             log.append(f"no file graded: {found.problem[0]}: {found.problem[1]}")
-            results = problem_results(rubric, *found.problem, time.monotonic() - started, found.notes)
+            results = problem_results(
+                rubric, *found.problem, time.monotonic() - started, grader.hidden_trials(), found.notes
+            )
         else:
             log.append(f"grading {found.path.relative_to(root / 'submission')}")
             hide = [root / name for name in PRIVATE_DIRS] + _outside(find_rubric(rubric_name), root)
-            report = grade(
-                rubric,
-                rubric_hash(rubric_name),
-                found.path,
-                _limits(rubric.limits, timeout),
-                hide,
-                read_data_files(found.data_files),
-                log,
-            )
+            report = grade(grader, found.path, hide, read_data_files(found.data_files), log)
+            if report.status == GRADER_ERROR[0]:  # a stage of the grader failed: its traceback is the flag
+                raise GraderStageFailed(report.flags[0])
             log += describe(report)
             graded = f"Graded file: {found.path.relative_to(root / 'submission')}"
             results = results_from_report(report, rubric, time.monotonic() - started, [graded, *found.notes])
@@ -91,8 +92,8 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
                     "Regrade): see the run detail above"
                 )
                 code = GRADER_FAILED
-    except Exception:
-        detail = traceback.format_exc()
+    except Exception as error:
+        detail = str(error) if isinstance(error, GraderStageFailed) else traceback.format_exc()
         log += ["GRADER FAILURE (the student sees only that it is not their fault):", detail]
         results = failure_results(detail, time.monotonic() - started, rubric_id)
         code = GRADER_FAILED
@@ -106,36 +107,19 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
     return code
 
 
-def grade(
-    rubric: Rubric,
-    digest: str,
-    path: Path,
-    limits: Limits,
-    hide: list[Path],
-    files: dict[str, bytes] | None = None,
-    log: list[str] | None = None,
-) -> GradeReport:
-    """Grade one file on the public and hidden trials; the sandbox is shut down when this returns.
+def grade(grader: Grader, path: Path, hide: list[Path], files: dict[str, bytes], log: list[str]) -> GradeReport:
+    """Grade one file in a sandbox of its own that hides `hide`, shut down when this returns.
 
-    `files` are handed in beside a notebook (its .dat and data files) and placed in its work directory.
     A file the load stage rejects (empty, not UTF-8, wrong type, ...) never starts the sandbox. `log`
-    receives the sandbox's mode and, for the fallback, its exact reason (staff only).
-    """
-    from grader.grade import grade_submission  # the sandbox is imported only by commands that run code
-    from grader.load import load_submission
-    from grader.sandbox import Sandbox
+    receives the sandbox's mode and, for the fallback, its exact reason (staff only)."""
+    from grader.sandbox import Sandbox  # the sandbox is imported only by commands that run code
 
-    log = [] if log is None else log
-    sandbox = Sandbox(jobs=1, hide=hide, notify=log.append)
-    try:
-        if load_submission(path).problem is not None:
-            return grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
-        with sandbox:
-            report = grade_submission(rubric, digest, path, sandbox, ("public", "hidden"), limits, files=files)
-        log.append(f"sandbox mode: {sandbox.mode}")  # a fallback's reason was logged when it was chosen
-        return report
-    finally:
-        sandbox.close()
+    grader.sandbox = Sandbox(jobs=1, hide=hide, notify=log.append)
+    with grader:
+        report = grader.grade(path, files)
+    if report.run is not None:
+        log.append(f"sandbox mode: {grader.sandbox.mode}")  # a fallback's reason was logged when it was chosen
+    return report
 
 
 def protect(root: Path) -> list[str]:
@@ -178,12 +162,6 @@ def describe(report: GradeReport) -> list[str]:
             )
             lines += [f"student {name}:", shown]
     return lines
-
-
-def _limits(limits: Limits, timeout: float | None) -> Limits:
-    if timeout is None:
-        return limits
-    return limits.model_copy(update={"wall_seconds": timeout, "cpu_seconds": timeout})
 
 
 def _outside(path: Path, root: Path) -> list[Path]:
