@@ -18,6 +18,7 @@ from grader.datfile import read_dat
 from grader.found import Found
 from grader.notebook_activations import hidden_activation
 from grader.notebook_precision import rounded_uncertainties, sharpen
+from grader.notebook_printed import printed_gradients
 from grader.notebook_provenance import Follows, entry_again, file_again, follows
 from grader.notebook_variables import same_size, scratch_variable, where
 from grader.run import call_id
@@ -219,12 +220,25 @@ def observe(
                     provenance[key] = f"cell {cell_number(entry.cell)}: {where(entry.name)}{how}"
                     if copied:
                         observed.copied[key] = f"{where(entry.name)} (cell {cell_number(entry.cell)})"
+        missing = [key for key in wanted if key not in values]
+        if missing:  # last: what the notebook only printed (grader.notebook_printed)
+            printed = printed_gradients(run, net.layers, _not_gradients(run, net))
+            for key in missing:
+                if source in printed and key in printed[source].assignment.values:
+                    values[key], uncertainty[key] = printed[source].assignment.in_torch_layout(key)
+                    provenance[key] = printed[source].where(key, cell_number)
+            if source == "scratch" and "torch" in printed and printed["torch"].copies > 1:
+                observed.notes.append(
+                    f"autograd's gradients were printed {printed['torch'].copies} times; every copy moved with "
+                    "autograd when the grader scaled its gradients, so none of them is counted as your own"
+                )
         observed.found[call_id(task, source, trial)] = Found(
             values=values,
             uncertainty=uncertainty,
             provenance=provenance,
             problems={
-                k: f"{source}.{k}: not found — not in {file_name} and no variable holds it; "
+                k: f"{source}.{k}: not found — not in {file_name}, no variable holds it and nothing printed "
+                "could be read as it; "
                 f"write every gradient to {file_name} with a label such as 'dW1'"
                 for k in wanted
                 if k not in values
@@ -247,6 +261,15 @@ def observe(
     return observed
 
 
+def _not_gradients(run: RunResult, net: Net) -> list[np.ndarray]:
+    """What a notebook prints that is no gradient: the net's parameters, its input and outputs, the loss."""
+    values = [*net.params.values(), net.x]
+    values += [run.arrays[call.output] for call in run.forward_calls if call.output in run.arrays]
+    if run.backward and run.backward[0].loss in run.arrays:
+        values.append(run.arrays[run.backward[0].loss])
+    return values
+
+
 def written_file(files: dict[str, str], name: str) -> str | None:
     """A written file by name, ignoring case and folders (Colab paths were redirected by name)."""
     for written, text in files.items():
@@ -256,7 +279,9 @@ def written_file(files: dict[str, str], name: str) -> str | None:
 
 
 def module_grads(run: RunResult, net: Net) -> dict:
-    """`.grad` of the net's parameters at the first snapshot that has them (the first backward pass)."""
+    """`.grad` of the net's parameters at the first snapshot that has them (the first backward pass); else,
+    for a net no variable reaches after its cell (built inside a function) or differentiated with
+    torch.autograd.grad (no .grad is set), what the first autograd call gave its parameters."""
     for snapshot in run.grads:
         if snapshot.variable != net.variable:
             continue
@@ -268,4 +293,21 @@ def module_grads(run: RunResult, net: Net) -> dict:
             if name in by_name:
                 out[f"d{key}"] = by_name[name]
         return out
-    return {}
+    return _first_call_grads(run, net)
+
+
+def _first_call_grads(run: RunResult, net: Net) -> dict:
+    """The gradients the notebook's first autograd call produced for the net's parameters, matched by value
+    (a leaf holding exactly a parameter's weights is that parameter); {} when it produced none for them."""
+    if not run.backward:
+        return {}
+    record, out = run.backward[0], {}
+    for leaf in record.leaves:
+        if leaf.value is None or leaf.grad is None:
+            continue
+        value = run.arrays[leaf.value]
+        for key, param in net.params.items():
+            if f"d{key}" not in out and value.shape == param.shape and np.array_equal(value, param):
+                out[f"d{key}"] = run.arrays[leaf.grad]
+                break
+    return {"cell": record.cell, **out} if out else {}

@@ -16,7 +16,7 @@ spellings are removed first, and two numbers are equal when they differ by no mo
 where the scale is the largest non-integer number in the compared outputs, and at least MIN_SCALE.
 Integers (no point, no exponent: counts, sizes, step numbers) must be equal. A cell differs when a number
 differs beyond that, or its words or count of numbers differ. A fresh output that stopped early (the
-grader keeps the first 4000 characters of a cell's stdout; a cell that raised here) is compared as a
+grader keeps the first 16,000 characters of a cell's stdout; a cell that raised here) is compared as a
 prefix, and a saved output is read no further than the fresh one reaches, so the work is bounded by the
 grader's own capture whatever the notebook holds.
 """

@@ -37,6 +37,7 @@ FULL_MARKS = [
     "raw_tensors",
     "raw_tensors_x_at_w",
     "numpy_class_attributes",
+    "printed_in_a_function",
 ]
 
 
@@ -294,3 +295,18 @@ def test_a_cell_nested_too_deep_for_the_parser_is_a_syntax_error_and_the_rest_ke
     report = grade_submission(rubric, rubric_hash(RUBRIC), path, grading_sandbox)
     assert report.status == "graded" and report.score == rubric.max_points()
     assert any("syntax error: nested too deeply for Python's parser" in note for note in report.notes)
+
+
+def test_gradients_only_printed_inside_a_function_are_read_from_the_cells_output(reports):
+    report = reports["printed_in_a_function"]
+    provenance = {c.quantity: c.provenance for c in report.checks}
+    assert all(provenance[f"scratch.{k}"].startswith("printed in cell 4") for k in GRADIENTS), provenance
+    assert all(".grad" in provenance[f"torch.{k}"] for k in GRADIENTS), provenance  # the net is local to main()
+    assert report.flags == []
+
+
+def test_autograd_gradients_printed_again_as_your_own_are_not_counted_as_yours(reports):
+    report = reports["printed_copied_from_autograd"]
+    assert verdicts(report, "torch") == dict.fromkeys(GRADIENTS, CheckStatus.passed)
+    assert verdicts(report, "scratch") == dict.fromkeys(GRADIENTS, CheckStatus.missing)
+    assert any("printed 2 times" in note and "none of them is counted" in note for note in report.notes)

@@ -51,6 +51,8 @@ STEMS = [
     "raw_tensors_x_at_w",
     "numpy_class_attributes",
     "raw_forward_sums",
+    "printed_in_a_function",
+    "printed_copied_from_autograd",
 ]
 # Samples of the other notebook rubrics, as paths under submissions/ (a student's folder: folder/notebook).
 OTHER_SAMPLES = [
@@ -82,7 +84,9 @@ WRITE_NO_FILES = {
     "no_dat_files",
     "scratch_requires_grad",
     "missing_factor_2_attributes",
-}  # their gradients are only in variables
+    "printed_in_a_function",
+    "printed_copied_from_autograd",
+}  # their gradients are only in variables, or only printed
 WRITE_NO_FILES |= {
     s for s in OTHER_SAMPLES if s.startswith("softmax-dropout-notebooks/")
 }  # the handout asks them to print

@@ -8,7 +8,7 @@ import torch
 
 from grader.saved_outputs import Difference, compare_cells, first_difference, flag, out_of_order
 
-TRUNCATION_MARK = "\n[… {} more characters]"  # what the sandbox appends to a cell's stdout cut at 4000 characters
+TRUNCATION_MARK = "\n[… {} more characters]"  # what the sandbox appends to a cell's stdout it cut short
 
 
 def small_net_output(seed: int) -> torch.Tensor:

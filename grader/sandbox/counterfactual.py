@@ -18,6 +18,8 @@ from grader.sandbox.wire import _STRICT, ResultInvalid, Text, ValueSpec, _json, 
 MAX_BYTES = 9 << 20
 MAX_ENTRIES = 600
 MAX_ELEMENTS = 100_000
+MAX_STDOUT = 16_100  # characters a cell's kept output may have (bpg_notebook.STDOUT_KEEP and its tail)
+MAX_STDOUT_CELLS = 2000
 HEADER = struct.Struct(">Q")
 
 
@@ -40,6 +42,9 @@ class ForkHead(BaseModel):
     entries: list[EntrySpec] = Field(..., max_length=MAX_ENTRIES)
     arrays: dict[Annotated[str, Field(pattern=r"^c[0-9]{1,6}$")], ValueSpec] = Field(..., max_length=MAX_ENTRIES)
     files: dict[Text(1000), Annotated[StrictInt, Field(ge=0, le=1 << 20)]] = Field(..., max_length=200)
+    stdout: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}$")], Text(MAX_STDOUT)] = Field(
+        ..., max_length=MAX_STDOUT_CELLS
+    )
 
 
 def parse_counterfactual(frame: bytes, payload: bytes, expected_factor: float | None) -> Counterfactual:
@@ -70,4 +75,7 @@ def parse_counterfactual(frame: bytes, payload: bytes, expected_factor: float | 
     if cells != sorted(cells) or any(e.array not in arrays for e in head.entries):
         raise ResultInvalid("counterfactual entries out of order or without their values")
     entries = [CounterfactualEntry(**e.model_dump()) for e in head.entries]
-    return Counterfactual(cell=head_frame.cell, factor=head_frame.factor, entries=entries, arrays=arrays, files=files)
+    stdout = {int(cell): text for cell, text in head.stdout.items()}
+    return Counterfactual(
+        cell=head_frame.cell, factor=head_frame.factor, entries=entries, arrays=arrays, files=files, stdout=stdout
+    )

@@ -33,7 +33,7 @@ import bpg_shims
 from bpg_convert import _text
 from bpg_runner import MAX_TEXT, _frame, _is_memory_error, _pack, _student_traceback, _where
 
-STDOUT_KEEP = 4000  # characters of each cell's stdout kept in its record
+STDOUT_KEEP = 16000  # characters of each cell's stdout kept in its record (two printed sets of gradients fit)
 MAX_FILE = 1 << 20
 MAX_FILES_TOTAL = 8 << 20
 MAX_FILE_ENTRIES = 200
@@ -261,7 +261,7 @@ class Session:
         fork = self.watch.fork
         if fork is not None:  # the counterfactual run: values only, sent once at the end
             try:
-                fork.after_cell(record["cell"], self.observer.pairs(self.namespace))
+                fork.after_cell(record["cell"], self.observer.pairs(self.namespace), record["stdout"])
             except Exception:
                 pass
             return
@@ -283,7 +283,8 @@ class Session:
             self.exiting = True
             try:
                 if self.current is not None:
-                    self.watch.fork.after_cell(self.current[0], self.observer.pairs(self.namespace))
+                    printed = self.tee.text() if self.tee is not None else ""
+                    self.watch.fork.after_cell(self.current[0], self.observer.pairs(self.namespace), printed)
             finally:
                 self.watch.fork.finish()
         if os.getpid() == self.pid and self.current is not None and isinstance(code, int) and not self.exiting:

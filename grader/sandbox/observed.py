@@ -181,7 +181,7 @@ class CellFrame(BaseModel):
     missing_module: Text(200) | None
     name_errors: list[Text(200)] = Field(..., max_length=10)
     memory: StrictBool
-    stdout: Text(4100)
+    stdout: Text(16_100)  # bpg_notebook.STDOUT_KEEP and its "[… more characters]" tail
     seconds: float = Field(..., ge=0, allow_inf_nan=False)
     forward_calls: list[ForwardFrame] = Field(..., max_length=5000)
     grads: list[GradFrame] = Field(..., max_length=5000)

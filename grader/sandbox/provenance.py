@@ -218,12 +218,16 @@ class Fork:
         # Only what differs from the real run's last values before this cell is kept (the grader reads the
         # rest from the real run), and no garbage collection: this process is short-lived, and a collection
         # would write to every object's page, copying memory the fork shares with its parent.
-        self.entries, self.arrays, self.size = [], {}, 0
+        self.entries, self.arrays, self.size, self.printed = [], {}, 0, {}
         self.prints = session.observer.fingerprints()
         gc.disable()
 
-    def after_cell(self, cell: int, pairs: list) -> None:
-        """Keep each namespace value that is new or changed since the last cell (float64 copies)."""
+    def after_cell(self, cell: int, pairs: list, printed: str = "") -> None:
+        """Keep what the cell printed (the grader reads gradients a notebook only printed, and tells
+        autograd's from the student's by whether they moved), and each namespace value that is new or changed
+        since the last cell (float64 copies)."""
+        if printed and self.size + len(printed) <= MAX_FORK_BYTES // 2:
+            self.printed[str(cell)], self.size = printed, self.size + len(printed)
         observe = sys.modules["bpg_observe"]
         for name, value in pairs:
             if not isinstance(value, (torch.Tensor, np.ndarray, np.generic)) or len(self.entries) >= MAX_ENTRIES:
@@ -250,7 +254,8 @@ class Fork:
                     files[name], room = len(data), room - len(data)
                     chunks.append(data)
             specs = {k: {"name": f"v{i}", "shape": list(a.shape)} for i, (k, a) in enumerate(self.arrays.items())}
-            head = json.dumps({"entries": self.entries, "arrays": specs, "files": files}, ensure_ascii=True).encode()
+            head = {"entries": self.entries, "arrays": specs, "files": files, "stdout": self.printed}
+            head = json.dumps(head, ensure_ascii=True).encode()
             raw = b"".join(a.astype("<f8", copy=False).tobytes(order="C") for a in self.arrays.values())
             out = struct.pack(">Q", len(head)) + head + struct.pack(">Q", len(raw)) + raw + b"".join(chunks)
             view = memoryview(out)

@@ -96,7 +96,7 @@ class CellRecord(BaseModel):
     stdout: str = Field(
         "",
         description=(
-            "What the cell printed through sys.stdout, truncated to a few KiB (output of C code or subprocesses "
+            "What the cell printed through sys.stdout, truncated to 16,000 characters (output of C code or subprocesses "
             "only appears in RunResult.stdout)."
         ),
     )
@@ -297,6 +297,13 @@ class Counterfactual(BaseModel):
     arrays: dict[str, Any] = Field(default_factory=dict, description="Values by key, float64 numpy arrays.")
     files: dict[str, bytes] = Field(
         default_factory=dict, description="Files of its work directory at its end, by name."
+    )
+    stdout: dict[int, str] = Field(
+        default_factory=dict,
+        description=(
+            "What each cell from the fork point's cell on printed in this run, kept as CellRecord.stdout is "
+            "(the fork point's cell: all of it, from before the fork too)."
+        ),
     )
 
     def value(self, name: str, cell: int) -> Any:
