@@ -7,7 +7,7 @@ import pytest
 
 from grader.limits import Limits
 from grader.sandbox import Call, Job
-from grader.sandbox.channel import Asked, Exchange, parse_results
+from grader.sandbox.channel import Asked, Exchange, accept_public, parse_results
 from grader.sandbox.process import frame
 from grader.sandbox.wire import ResultInvalid, split_frames
 
@@ -275,3 +275,46 @@ def test_an_answer_with_keys_the_job_did_not_ask_for_is_invalid():
     ]
     results, _ = parse_results(stream(*parts), job, LIMITS, ASKED)
     assert results.calls["two"][0].texts == {"nodes": ["AddmmBackward0"]}
+
+
+# --- a job with hidden calls: two phases (DESIGN §5 property 8, issue 16 item 3) ----------------------------
+PHASED = Job(
+    filename="a.py",
+    cells=["pass"],
+    arrays={"x": np.arange(6.0).reshape(2, 3), "h": np.full(2, 7.25)},
+    calls=[Call(id="one", function="f", args=["x"]), Call(id="hidden", function="f", args=["h"])],
+    hidden_calls=1,
+)
+
+
+def test_the_public_requests_hold_no_hidden_array_and_no_done_and_the_hidden_ones_come_with_done():
+    exchange = Exchange(PHASED, LIMITS)
+    exchange.start()
+    public = split_frames(exchange.requests("public"))[0]
+    assert json.loads(public[0])["call"]["id"] == "one" and len(public) == 2
+    assert np.full(2, 7.25).tobytes() not in b"".join(public) and b'"h"' not in b"".join(public)
+    hidden = split_frames(exchange.requests("hidden"))[0]
+    assert [json.loads(hidden[0])["call"]["id"], json.loads(hidden[2])["kind"]] == ["hidden", "done"]
+    assert [a.index for a in exchange.asked] == [0, 1, None]
+
+
+def test_the_public_answers_are_accepted_only_when_each_answers_its_request_and_nothing_else_came():
+    """Accepted, they stand for the whole public phase (done); anything else means no hidden call is asked for."""
+    exchange = Exchange(PHASED, LIMITS)
+    exchange.start()
+    split_frames(exchange.requests("public"))
+    asked = exchange.asked
+    nonce = asked[0].nonce
+    good = [json.dumps(CELLS_OK).encode(), json.dumps(call_frame("one", nonce, v=(2,))).encode(), raw([1.0, 2.0])]
+    answers = accept_public(good, PHASED, LIMITS, asked)
+    assert answers.done and list(answers.calls) == ["one"]
+    forged = [good[0], json.dumps(call_frame("one", "0" * 32, v=(2,))).encode(), good[2]]
+    hidden_id = [good[0], json.dumps(call_frame("hidden", nonce, v=(2,))).encode(), good[2]]
+    for frames in (forged, hidden_id, good[:2], [*good, good[1]]):
+        assert accept_public(frames, PHASED, LIMITS, asked) is None
+
+
+def test_a_job_cannot_have_more_hidden_calls_than_calls_nor_hidden_calls_in_notebook_mode():
+    for update in ({"hidden_calls": 3}, {"hidden_calls": 1, "observe": True}):
+        with pytest.raises(ValueError, match="hidden_calls"):
+            Job(**{**PHASED.model_dump(), **update})

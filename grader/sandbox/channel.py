@@ -64,7 +64,11 @@ class Exchange:
     def __init__(self, job: Job, limits: Limits):
         self.job, self.limits = job, limits
         self.supervise = json.dumps(
-            {"limits": limits.model_dump(), "optim": any("optim" in c for c in job.cells)}
+            {
+                "limits": limits.model_dump(),
+                "optim": any("optim" in c for c in job.cells),
+                "hidden": job.hidden_calls > 0,
+            }
         ).encode()
         files, chunks, offset = [], [], 0
         for name, data in job.files.items():
@@ -87,17 +91,30 @@ class Exchange:
     def start(self) -> None:
         self.asked = []
 
-    def requests(self) -> bytes:
-        """The frames of every request of this attempt, each recorded in `asked`, nonces and factors drawn
-        now: each call in job order, a scratch call followed by its rerun, then "done"."""
+    @property
+    def public(self) -> int:
+        """How many calls come before the hidden ones (Job.hidden_calls): all of them in most jobs."""
+        return len(self.calls) - self.job.hidden_calls
+
+    def requests(self, phase: Literal["all", "public", "hidden"] = "all") -> bytes:
+        """The frames of the requests of one phase of this attempt, each recorded in `asked`, nonces and
+        factors drawn now: each call in job order, a scratch call followed by its rerun, then "done". "all":
+        every call; "public": the calls before the hidden ones, and no "done" (the hidden phase follows);
+        "hidden": the hidden calls (sent once every public answer was accepted: drive.py)."""
+        first, last = {
+            "all": (0, len(self.calls)),
+            "public": (0, self.public),
+            "hidden": (self.public, len(self.calls)),
+        }[phase]
         frames = []
-        for index in range(len(self.calls)):
+        for index in range(first, last):
             frames.append(self._request(index, None))
             if self.job.calls[index].scratch:
                 frames.append(self._request(index, _factor()))
-        nonce = secrets.token_hex(16)
-        self.asked.append(Asked(None, nonce))
-        frames.append(frame(json.dumps({"kind": "done", "nonce": nonce}).encode()))
+        if phase != "public":
+            nonce = secrets.token_hex(16)
+            self.asked.append(Asked(None, nonce))
+            frames.append(frame(json.dumps({"kind": "done", "nonce": nonce}).encode()))
         return b"".join(frames)
 
     def _request(self, index: int, factor: float | None) -> bytes:
@@ -152,6 +169,23 @@ def parse_results(blob: bytes, job: Job, limits: Limits, asked: list[Asked]) -> 
     """Validate a contract job's result stream as the answers to `asked`; whether it was cut short."""
     frames, truncated = split_frames(blob)
     return parse_answers(frames, truncated, job, limits.result_mb << 20, asked), truncated
+
+
+def accept_public(frames: list[bytes], job: Job, limits: Limits, asked: list[Asked]) -> ChildAnswers | None:
+    """The answers to every public request (`asked`: no "done", the hidden phase follows), when `frames`
+    (the "cells" frame, then two frames per request) are exactly those, each valid with its request's nonce;
+    None otherwise (the hidden calls are then never asked for). Accepted, they are the public phase's
+    result as a job of its own would have given it: `done` is set."""
+    if len(frames) != 1 + 2 * len(asked):
+        return None
+    try:
+        answers = parse_answers(frames, False, job, limits.result_mb << 20, asked)
+    except ResultInvalid:
+        return None
+    if answers.cells is None or answers.cells.status != "ok" or len(answers.calls) + len(answers.reruns) != len(asked):
+        return None
+    answers.done = True
+    return answers
 
 
 def parse_answers(frames: list[bytes], truncated: bool, job: Job, budget: int, asked: list[Asked]) -> ChildAnswers:

@@ -7,6 +7,14 @@ child only (DESIGN §5, property 6; worker.py). Meanwhile this loop
 
 - writes the job (header and files) and, once the child's "cells" frame arrived (so that nothing the
   cells wrote can carry a request's nonce), every request (channel.Exchange, Asked);
+- in a job with hidden calls (Job.hidden_calls; DESIGN §5 property 8), asks first for the public calls
+  only, and for the hidden ones (and "done") only once every public answer arrived and was accepted
+  (channel.accept_public) and stdout and stderr were read as far as the child had written them (the
+  runner flushes both before it answers a call). That moment is the Split: the public phase's answers
+  and output as they stood then. Nothing read before it can carry a hidden input, since the grader alone
+  held them; everything read after it (output, answers, the child's end) is the hidden phase's, whoever
+  wrote it. The worker is told (Worker.begin_hidden), so the hidden phase gets a wall and CPU time of
+  its own, as a job of its own did;
 - keeps the first Limits.output_kb of stdout and stderr and counts the rest, so a flood never blocks the
   child; and keeps the result stream up to Limits.result_mb + 1 MiB, asking the worker to kill the job
   past it;
@@ -23,22 +31,42 @@ import os
 import re
 import selectors
 import time
+from dataclasses import dataclass
 
 from grader.limits import Limits
-from grader.sandbox.channel import Exchange
+from grader.sandbox.channel import Asked, ChildAnswers, Exchange, accept_public
 from grader.sandbox.process import HEADER, Worker, WorkerDied
 
 DRAIN_SECONDS = 2.0
+DRAIN_READS = 64  # per stream at the split: what a flood writes meanwhile is the hidden phase's
 CHUNK = 1 << 16
 _KIND = re.compile(rb'\{"kind": "([a-z]{1,20})"')
 _PAIRED = {"cell", "files", "counterfactual"}  # notebook frames before "cells", each followed by one raw frame
 MAX_CELLS_FRAME = 1 << 20
 
 
-def run(worker: Worker, exchange: Exchange, limits: Limits, timeout: float) -> tuple[dict, bytes, bytes, bytes]:
+@dataclass(frozen=True)
+class Split:
+    """A job's public phase as it stood when its hidden calls were asked for: the accepted answers (done
+    set), the requests they answer, stdout and stderr as kept then and their sizes, and the seconds since
+    the job was sent."""
+
+    answers: ChildAnswers
+    asked: list[Asked]
+    stdout: bytes
+    stderr: bytes
+    stdout_bytes: int
+    stderr_bytes: int
+    seconds: float
+
+
+def run(
+    worker: Worker, exchange: Exchange, limits: Limits, timeout: float
+) -> tuple[dict, bytes, bytes, bytes, Split | None]:
     """Run the job of `exchange` on `worker`: the worker's report (with the output sizes, a result over
-    its cap and the requests made added), stdout and stderr as kept, and the result stream. WorkerDied
-    when the worker ends or does not answer within `timeout`."""
+    its cap and the requests made added), stdout and stderr as kept, the result stream, and the Split when
+    the hidden calls were asked for (then the output and sizes are the hidden phase's only). WorkerDied
+    when the worker ends or does not answer within `timeout` (of each phase)."""
     exchange.start()
     ends = [os.pipe() for _ in range(4)]  # job, out, err, res: (read, write)
     try:
@@ -52,18 +80,20 @@ def run(worker: Worker, exchange: Exchange, limits: Limits, timeout: float) -> t
         os.close(fd)
     loop = _Loop(worker, exchange, limits, ends[0][1], {"out": ends[1][0], "err": ends[2][0], "res": ends[3][0]})
     try:
-        report = loop.run(time.monotonic() + timeout)
+        report = loop.run(timeout)
     finally:
         loop.close()
     report.update(
         stdout_bytes=loop.total["out"], stderr_bytes=loop.total["err"], asked=exchange.asked, result_over_size=loop.over
     )
-    return report, bytes(loop.kept["out"]), bytes(loop.kept["err"]), bytes(loop.results)
+    return report, bytes(loop.kept["out"]), bytes(loop.kept["err"]), bytes(loop.results), loop.split
 
 
 class _Loop:
     def __init__(self, worker: Worker, exchange: Exchange, limits: Limits, job: int, reads: dict[str, int]):
-        self.worker, self.exchange = worker, exchange
+        self.worker, self.exchange, self.limits, self.reads = worker, exchange, limits, reads
+        self.started, self.deadline, self.split = time.monotonic(), 0.0, None
+        self.cells, self.answers = b"", []  # a job with hidden calls: the public phase's frames
         self.sel = selectors.DefaultSelector()
         for name, fd in reads.items():
             os.set_blocking(fd, False)
@@ -78,17 +108,18 @@ class _Loop:
         self.offset, self.paired, self.phase = 0, False, "cells"  # frame reading: see _frames
         self._send(exchange.opening)
 
-    def run(self, deadline: float) -> dict:
+    def run(self, timeout: float) -> dict:
         report, end_by = None, None
+        self.timeout, self.deadline = timeout, self.started + timeout
         while any(key.data in ("out", "err", "res") for key in self.sel.get_map().values()):
             now = time.monotonic()
-            if report is None and now >= deadline:
+            if report is None and now >= self.deadline:
                 raise WorkerDied(f"no report from the worker in time; {self.worker.log_tail()}", timed_out=True)
             if end_by is not None and now >= end_by:
                 break
-            for key, _ in self.sel.select(max(0.0, (end_by or deadline) - now)):
+            for key, _ in self.sel.select(max(0.0, (end_by or self.deadline) - now)):
                 if key.data == "worker":
-                    report = json.loads(self.worker.receive(deadline))
+                    report = json.loads(self.worker.receive(self.deadline))
                     self.sel.unregister(key.fd)
                     self._finish()
                     end_by = time.monotonic() + DRAIN_SECONDS
@@ -97,7 +128,7 @@ class _Loop:
                 else:
                     self._read(key.data, key.fd)
         if report is None:  # every pipe closed before the report: it comes once the child is reaped
-            report = json.loads(self.worker.receive(deadline))
+            report = json.loads(self.worker.receive(self.deadline))
         return report
 
     def _write(self) -> None:
@@ -116,15 +147,16 @@ class _Loop:
         if self.phase == "asked":  # everything is said: the child reads "done" last, never waits on us
             self._finish()
 
-    def _read(self, name: str, fd: int) -> None:
+    def _read(self, name: str, fd: int) -> bool:
+        """Read what `fd` has now; False when it had nothing (or was closed by the child)."""
         try:
             data = os.read(fd, CHUNK)
         except BlockingIOError:
-            return
+            return False
         if not data:
             self.sel.unregister(fd)
             os.close(fd)
-            return
+            return False
         if name != "res":
             self.total[name] += len(data)
             room = self.budget - len(self.kept["out"]) - len(self.kept["err"])
@@ -138,17 +170,23 @@ class _Loop:
         else:
             self.results += data
             self._frames()
+        return True
 
     def _frames(self) -> None:
         """Walk the complete frames that arrived until the "cells" frame: then ask for every call (when the
-        cells ended normally), or for nothing (they did not, or a frame out of protocol came first)."""
+        cells ended normally), or for nothing (they did not, or a frame out of protocol came first). In a
+        job with hidden calls, ask for the public ones only, and walk their answers on (`_public`)."""
         results = self.results
-        while self.phase == "cells" and self.offset + HEADER.size <= len(results):
+        while self.phase in ("cells", "public") and self.offset + HEADER.size <= len(results):
             start = self.offset + HEADER.size
             end = start + HEADER.unpack_from(results, self.offset)[0]
             if end > len(results):
                 break
             self.offset = end
+            if self.phase == "public":
+                self.answers.append(bytes(results[start:end]))
+                self._public()
+                continue
             if self.paired:  # the raw frame after a notebook's cell, files or counterfactual frame
                 self.paired = False
                 continue
@@ -156,11 +194,49 @@ class _Loop:
             kind = match.group(1).decode() if match else ""
             if kind in _PAIRED:
                 self.paired = True
+            elif kind == "cells" and _cells_ok(results, start, end) and self.exchange.job.hidden_calls:
+                self.phase, self.cells = "public", bytes(results[start:end])
+                self._send(self.exchange.requests("public"))
+                self._public()
             elif kind == "cells" and _cells_ok(results, start, end):
                 self.phase = "asked"
                 self._send(self.exchange.requests())
             else:
                 self._finish()
+
+    def _public(self) -> None:
+        """Once two frames per public request arrived: when they are exactly the accepted answers and the
+        job pipe is still open, split (read the output so far, keep it and the answers as the public
+        phase's, start the hidden phase afresh, ask for the hidden calls); otherwise ask for nothing more."""
+        asked = list(self.exchange.asked)
+        if len(self.answers) < 2 * len(asked):
+            return
+        answers = None
+        if self.job is not None and self.offset == len(self.results):  # nothing written past the answers
+            answers = accept_public([self.cells, *self.answers], self.exchange.job, self.limits, asked)
+        self.answers = []
+        if answers is None:
+            self.phase = "over"
+            self._finish()
+            return
+        for name in ("out", "err"):
+            for _ in range(DRAIN_READS):
+                if self.reads[name] not in self.sel.get_map() or not self._read(name, self.reads[name]):
+                    break
+        now = time.monotonic()
+        self.split = Split(
+            answers,
+            asked,
+            bytes(self.kept["out"]),
+            bytes(self.kept["err"]),
+            self.total["out"],
+            self.total["err"],
+            now - self.started,
+        )
+        self.kept, self.total = {"out": bytearray(), "err": bytearray()}, {"out": 0, "err": 0}
+        self.phase, self.deadline = "asked", max(self.deadline, now + self.timeout)
+        self.worker.begin_hidden()
+        self._send(self.exchange.requests("hidden"))
 
     def _send(self, data: bytes) -> None:
         """Write `data` on the job pipe now; what the pipe does not take waits for it to be writable."""
@@ -175,7 +251,7 @@ class _Loop:
 
     def _finish(self) -> None:
         """Nothing more to send: close the job pipe, so a child waiting for a request reads its end and stops."""
-        if self.phase == "cells":
+        if self.phase in ("cells", "public"):
             self.phase = "over"
         if self.job is not None:
             if self.job in self.sel.get_map():

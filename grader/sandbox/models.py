@@ -102,6 +102,16 @@ class Job(BaseModel):
     )
     arrays: dict[str, np.ndarray] = Field(default_factory=dict, description="Inputs by name, converted to float64.")
     calls: list[Call] = Field(default_factory=list, description="Graded calls, made in order after the cells ran.")
+    hidden_calls: int = Field(
+        0,
+        ge=0,
+        description=(
+            "How many of the last calls are hidden trials' (DESIGN §5 property 8). They are asked for only once "
+            "every earlier call was answered and accepted and the child's output so far was read, so no earlier "
+            "call can reach their inputs; what they return and everything the child does from then on is the "
+            "hidden phase's (Sandbox.run_phases), never part of the run's own result. Contract jobs only."
+        ),
+    )
     seed: int = Field(0, description="Seed for random, numpy.random and torch before the first cell runs.")
     observe: bool = Field(
         False,
@@ -170,6 +180,11 @@ class Job(BaseModel):
 
     @model_validator(mode="after")
     def _references(self) -> "Job":
+        if self.hidden_calls > len(self.calls) or (self.hidden_calls and self.observe):
+            raise ValueError(
+                f"hidden_calls: expected at most the {len(self.calls)} calls of a contract job, found "
+                f"{self.hidden_calls} (observe={self.observe})"
+            )
         ids = [call.id for call in self.calls]
         if len(set(ids)) != len(ids):
             raise ValueError(f"calls: ids must be unique, found {sorted(i for i in set(ids) if ids.count(i) > 1)}")

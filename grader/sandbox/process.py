@@ -72,6 +72,7 @@ SHIPPED = {
     "bpg_jail": "jail.py",
     "bpg_warm": "warm.py",
     "bpg_dynamo": "dynamo.py",
+    "bpg_phase": "phase.py",
 }  # in import order
 
 
@@ -211,6 +212,14 @@ class Worker:
         """Ask the worker to kill the running job now (a stale request, after the job ended, is ignored)."""
         try:
             self.socket.sendall(frame(json.dumps({"kill": why}).encode()))
+        except (OSError, AttributeError):
+            pass
+
+    def begin_hidden(self) -> None:
+        """Tell the worker the running job's hidden phase begins (drive.py): its wall time and CPU time
+        start again there, as a job of its own would (a stale message, after the job ended, is ignored)."""
+        try:
+            self.socket.sendall(frame(json.dumps({"phase": "hidden"}).encode()))
         except (OSError, AttributeError):
             pass
 

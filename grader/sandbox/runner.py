@@ -35,7 +35,8 @@ do, and why the scheme holds anyway:
 What remains, inherent to one process: code that rewrites the runner can still answer a request it has
 received with anything (as a defined function could: it gains nothing a correct function would not);
 code that reads fd 5 itself sees the requests still waiting there, its own job's later inputs, which its
-functions are given anyway (hidden trials are a job of their own, grader/run.py, never shown early);
+functions are given anyway (the hidden trials' requests are sent only after every public call was answered
+and its output read, and what the child does from then on is never shown early: grader/sandbox/drive.py);
 code that recognises the rerun (by remembering its inputs, by reading the factor from bpg_provenance or
 from the job pipe, or by measuring it with finite differences) can hide autograd from it; a call through
 the C++ engine itself (`Variable._execution_engine.run_backward`) is not scaled. The static scan
@@ -51,6 +52,7 @@ import json
 import linecache
 import os
 import struct
+import sys
 import time
 import traceback
 import types
@@ -261,7 +263,20 @@ def _suggestions(name: str, namespace: dict) -> list:
 
 
 def run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, student_files: set) -> dict:
-    """Call one graded function on fresh copies of its inputs; never raises."""
+    """Call one graded function on fresh copies of its inputs, then flush stdout and stderr, so what it
+    printed is in the grader's pipes before its answer is (the grader reads them up to the last public
+    answer before it sends any hidden input: grader/sandbox/drive.py); never raises."""
+    try:
+        return _run_call(call, namespace, arrays, converter, student_files)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+
+
+def _run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, student_files: set) -> dict:
     name = call["function"]
     result = {
         "kind": "call",

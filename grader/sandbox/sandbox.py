@@ -186,14 +186,23 @@ class Sandbox:
         return self
 
     def run(self, job: Job, limits: Limits) -> RunResult:
-        """Run one job; never raises for anything the submission does."""
+        """Run one job; never raises for anything the submission does. A job with hidden calls gives its
+        public phase here; `run_phases` gives both."""
+        return self.run_phases(job, limits)[0]
+
+    def run_phases(self, job: Job, limits: Limits) -> tuple[RunResult, RunResult | None]:
+        """Run one job in one child: the RunResult of its public phase, and of its hidden phase (its last
+        Job.hidden_calls calls, asked for only once every earlier call was answered and accepted; None when
+        they never were: the public phase did not end normally, or there are none). Nothing the child did
+        once a hidden input existed in it is in the first (verdict.phases). Never raises for anything the
+        submission does; a retry on a fresh worker runs the whole job again."""
         worker = self._free.get()
         try:
             return self._run_on(worker, job, limits)
         finally:
             self._free.put(worker)
 
-    def _run_on(self, worker: Worker, job: Job, limits: Limits) -> RunResult:
+    def _run_on(self, worker: Worker, job: Job, limits: Limits) -> tuple[RunResult, RunResult | None]:
         # Imported here, not above: launching workers early (`check`) needs only process.py and isolation.py.
         from grader.sandbox import drive, verdict
         from grader.sandbox.channel import Exchange
@@ -203,7 +212,7 @@ class Sandbox:
         while deaths < 2:  # a worker that died is restarted and the job retried once
             if self._closed:
                 worker.stop()
-                return self._failed(job, problem + "the sandbox was closed before the job finished")
+                return self._failed(job, problem + "the sandbox was closed before the job finished"), None
             try:
                 self._ensure(worker)
             except (WorkerDied, OSError) as exc:
@@ -214,7 +223,7 @@ class Sandbox:
                 deaths += 1
                 continue
             try:
-                report, out, err, blob = drive.run(worker, exchange, limits, limits.wall_seconds + REPLY_SLACK)
+                report, out, err, blob, split = drive.run(worker, exchange, limits, limits.wall_seconds + REPLY_SLACK)
             except (WorkerDied, ValueError) as exc:
                 problem += f"{type(exc).__name__}: {exc}\n"
                 worker.stop()
@@ -230,16 +239,20 @@ class Sandbox:
                 continue
             break
         else:
-            return self._failed(job, problem)
+            return self._failed(job, problem), None
         try:
-            return verdict.build(job, limits, report, out, err, blob, worker.plan.verified(report.get("setup")))
+            protections = worker.plan.verified(report.get("setup"))
+            return verdict.phases(job, limits, report, (out, err, blob), split, protections)
         except Exception:
-            return self._failed(job, f"building the result failed:\n{traceback.format_exc()}")
+            return self._failed(job, f"building the result failed:\n{traceback.format_exc()}"), None
 
     def _failed(self, job: Job, detail: str) -> RunResult:
+        """A sandbox_error for `job` (its public phase: a hidden phase never began)."""
         from grader.sandbox import messages
         from grader.sandbox.models import CallResult, CallStatus, RunResult, RunStatus
+        from grader.sandbox.verdict import public_job
 
+        job = public_job(job)
         calls = {
             call.id: CallResult(
                 status=CallStatus.not_run, message=messages.not_run(job, call, "the grader's sandbox failed")

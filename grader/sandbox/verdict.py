@@ -3,6 +3,10 @@
 The worker's report (exit status, signal, wall time, CPU time, timeout) and what drive.py added (output
 sizes, the requests made) are trusted: the student's code cannot reach the worker or the grader. The
 child's result stream is not, and is accepted only as the answers to those requests (channel.py).
+
+A job with hidden calls (Job.hidden_calls) gives two RunResults (`phases`): its public phase's, built
+only from what drive.py had read when it asked for the hidden calls (drive.Split), as a job of the public
+calls alone would have ended there; and its hidden phase's, from everything after.
 """
 
 import os
@@ -10,7 +14,8 @@ import signal
 
 from grader.limits import Limits
 from grader.sandbox import messages, observed
-from grader.sandbox.channel import parse_results
+from grader.sandbox.channel import ChildAnswers, parse_results
+from grader.sandbox.drive import Split
 from grader.sandbox.models import CallResult, CallStatus, Job, Rerun, RunResult, RunStatus
 from grader.sandbox.wire import ChildResults, ResultInvalid
 
@@ -59,10 +64,73 @@ def _run_status(report: dict, results: ChildResults, limits: Limits, code: int |
     return RunStatus(cells.status)
 
 
+def public_job(job: Job) -> Job:
+    """`job` as its public phase: the calls before the hidden ones (the arrays stay; nothing reads them)."""
+    if not job.hidden_calls:
+        return job
+    return job.model_copy(update={"calls": job.calls[: len(job.calls) - job.hidden_calls], "hidden_calls": 0})
+
+
+def phases(
+    job: Job,
+    limits: Limits,
+    report: dict,
+    out: tuple[bytes, bytes, bytes],
+    split: Split | None,
+    protections: dict[str, bool],
+) -> tuple[RunResult, RunResult | None]:
+    """The RunResult of `job`'s public phase, and of its hidden phase (None when the hidden calls were never
+    asked for; then the public phase is the whole run). `out`: stdout, stderr and the result stream as
+    drive.run returned them.
+
+    The public phase's comes from the Split alone: its answers (accepted, done), its output, its wall time
+    and the CPU and memory the worker read when told of the split; as a child that had answered "done"
+    and exited 0 there. So nothing the child did after any hidden input existed in it (its output, its
+    end, a timeout, a kill) reaches it. The hidden phase's is the run's end as the worker reported it, with
+    the output read after the split and the hidden calls only. A public phase the worker found over its CPU
+    limit at the split is a cpu_limit run, and its hidden phase then does not count (None)."""
+    public = public_job(job)
+    stdout, stderr, blob = out
+    if split is None:
+        return build(public, limits, report, stdout, stderr, blob, protections), None
+    usage = report.get("split") or {}
+    before = {
+        "status": 0,
+        "setup": report.get("setup"),
+        "prepared": True,
+        "wall": split.seconds,
+        "cpu": usage.get("cpu"),
+        "maxrss_kb": usage.get("maxrss_kb"),
+        "stdout_bytes": split.stdout_bytes,
+        "stderr_bytes": split.stderr_bytes,
+    }
+    if usage.get("over_cpu"):  # the public phase ran over its CPU limit (worker.Collector.split): killed
+        before["status"] = signal.SIGKILL
+        return build(public, limits, before, split.stdout, split.stderr, b"", protections, split.answers), None
+    run = build(public, limits, before, split.stdout, split.stderr, b"", protections, split.answers)
+    hidden = build(job, limits, report, stdout, stderr, blob, protections)
+    ids = {call.id for call in job.calls[len(public.calls) :]}
+    cpu = hidden.usage.get("cpu_seconds", 0.0) - float(usage.get("cpu") or 0.0)
+    return run, hidden.model_copy(
+        update={
+            "calls": {key: value for key, value in hidden.calls.items() if key in ids},
+            "wall_seconds": max(0.0, hidden.wall_seconds - split.seconds),
+            "usage": dict(hidden.usage, cpu_seconds=max(0.0, cpu)),
+        }
+    )
+
+
 def build(
-    job: Job, limits: Limits, report: dict, stdout: bytes, stderr: bytes, blob: bytes, protections: dict[str, bool]
+    job: Job,
+    limits: Limits,
+    report: dict,
+    stdout: bytes,
+    stderr: bytes,
+    blob: bytes,
+    protections: dict[str, bool],
+    answers: ChildAnswers | None = None,
 ) -> RunResult:
-    """The RunResult for one finished job."""
+    """The RunResult for one finished job (or phase: `answers` already parsed and accepted, drive.Split)."""
     code, sig = _wait_status(report)
     base = {
         "stdout": output_text(stdout, int(report.get("stdout_bytes", 0)), limits, "stdout"),
@@ -90,8 +158,10 @@ def build(
     try:
         if report.get("result_over_size"):
             raise ResultInvalid(f"the result stream exceeded {limits.result_mb} MiB")
-        notebook = None
-        if job.observe:
+        notebook, truncated = None, False
+        if answers is not None:
+            results = answers
+        elif job.observe:
             results, truncated, notebook = observed.parse_run(blob, job, limits, report.get("asked", []))
         else:
             results, truncated = parse_results(blob, job, limits, report.get("asked", []))

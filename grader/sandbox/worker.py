@@ -2,14 +2,15 @@
 
 Standalone on purpose: shipped as source into the sandbox (the grader's package directories are not
 visible there) with the modules in process.SHIPPED (jail, runner, serve, convert, notebook, observe, shims,
-warm, dynamo), and imports only the standard library, numpy and torch, never `grader` or `reference`. It
-talks to the grader over its stdin, a Unix socket, in length-prefixed frames (8-byte big-endian length,
-then the payload):
+warm, dynamo, phase), and imports only the standard library, numpy and torch, never `grader` or
+`reference`. It talks to the grader over its stdin, a Unix socket, in length-prefixed frames (8-byte
+big-endian length, then the payload):
 
     grader -> worker   boot {"worker", "modules", "config"}   (read by the bootstrap, see sandbox.py)
     worker -> grader   {"ready": true, ...}
-    grader -> worker   {"limits", "optim"} with four descriptors (SCM_RIGHTS)        one per job
+    grader -> worker   {"limits", "optim", "hidden"} with four descriptors (SCM_RIGHTS)   one per job
     grader -> worker   {"kill": why}   (the results grew over their cap; ignored between jobs)
+    grader -> worker   {"phase": "hidden"}   (the job's hidden calls were asked for; ignored between jobs)
     worker -> grader   report JSON: exit status, CPU, memory, timeout, the child's setup   one per job
 
 The worker never holds a job's data (DESIGN §5, property 6): the descriptors are the grader's pipes, the
@@ -77,7 +78,7 @@ class Collector:
     worker's socket), and collects the child's exit status (through a pidfd, or by polling where pidfds do
     not exist). The child's output never comes here: the grader reads it (see the module docstring)."""
 
-    def __init__(self, fds: dict, limits: dict, cfg: dict, pid: int, grader: int):
+    def __init__(self, fds: dict, limits: dict, cfg: dict, pid: int, grader: int, hidden: bool = False):
         self.sel = selectors.DefaultSelector()
         for name, fd in fds.items():
             os.set_blocking(fd, False)
@@ -85,6 +86,7 @@ class Collector:
         self.grader = grader
         self.sel.register(grader, selectors.EVENT_READ, "grader")
         self.pid, self.cfg, self.limits = pid, cfg, limits
+        self.hidden = hidden  # a job with hidden calls: two phases (bpg_phase)
         self.pidfd = None
         try:
             self.pidfd = os.pidfd_open(pid)
@@ -96,15 +98,25 @@ class Collector:
         self.reaped = False
 
     def asked(self) -> None:
-        """The grader wrote on the socket during the job: a kill (its results' cap), or it went away."""
+        """The grader wrote on the socket during the job: a kill (its results' cap), the start of the hidden
+        phase, or it went away."""
         try:
             message = json.loads(read_frame(self.grader))
         except (EOFError, OSError, ValueError):
             self.sel.unregister(self.grader)  # it stays readable at EOF: stop watching it
             message = {"kill": "the grader closed the connection"}
+        if isinstance(message, dict) and message.get("phase") == "hidden" and "split" not in self.report:
+            self.split()
         if isinstance(message, dict) and message.get("kill") and self.report["killed_for"] is None:
             self.report["killed_for"] = str(message["kill"])[:200]
             self.kill()
+
+    def split(self) -> None:
+        """The hidden phase begins (drive.py): bpg_phase.Clock.split; a public phase over its CPU is killed."""
+        if self.report["status"] is None and not self.report["timed_out"]:
+            self.report["split"] = self.clock.split()
+            if self.report["split"].get("over_cpu"):
+                self.kill()
 
     def feed(self, name: str, data: bytes) -> None:
         if name == "ctl":
@@ -145,10 +157,11 @@ class Collector:
     def run(self, start: float) -> None:
         """Read the control pipe until it is closed and the child has ended; kill at the wall deadline or
         when the grader asks; stop waiting shortly after the end."""
-        deadline, end_by, reaped = start + float(self.limits["wall_seconds"]), None, False
+        self.clock = sys.modules["bpg_phase"].Clock(self.limits, self.hidden, self.pid, start)
+        end_by, reaped = None, False
         while self.report["status"] is None or any(key.data == "ctl" for key in self.sel.get_map().values()):
             now = time.monotonic()
-            if self.report["status"] is None and not self.report["timed_out"] and now >= deadline:
+            if self.report["status"] is None and not self.report["timed_out"] and now >= self.clock.deadline:
                 self.report["timed_out"] = True
                 self.kill()
                 end_by = now + 10
@@ -158,7 +171,7 @@ class Collector:
                 end_by = now + 2 if end_by is None else min(end_by, now + 2)
             if end_by is not None and now >= end_by:
                 break
-            wait = max(0.0, (end_by or deadline) - now)
+            wait = self.clock.wait(max(0.0, (end_by or self.clock.deadline) - now))
             for key, _ in self.sel.select(wait if self.pidfd is not None else min(wait, 0.01)):
                 if key.data == "exit":
                     self.poll_exit()
@@ -174,6 +187,9 @@ class Collector:
                     os.close(key.fd)
             if self.pidfd is None:
                 self.poll_exit()
+            if self.report["status"] is None and self.report["killed_for"] is None and self.clock.over_cpu():
+                self.report["killed_for"] = "cpu_seconds"
+                self.kill()
         for key in list(self.sel.get_map().values()):
             self.sel.unregister(key.fd)
             if key.data != "grader":
@@ -192,7 +208,7 @@ def run_job(cfg: dict, job: dict, fds: list, runner, pidns, grader: int) -> byte
     With namespaces, the worker resets its PID namespace for children (setns to its own) and unshares a
     new one right before the fork, so the child is PID 1 of a fresh namespace without a second fork.
     """
-    limits = job["limits"]
+    limits, hidden = job["limits"], bool(job.get("hidden"))
     pipes, reads = dict(zip(("job", "out", "err", "res"), fds)), {}
     reads["ctl"], pipes["ctl"] = os.pipe()
     jobsetup = sys.modules["bpg_jobsetup"]
@@ -210,10 +226,10 @@ def run_job(cfg: dict, job: dict, fds: list, runner, pidns, grader: int) -> byte
         for fd in reads.values():
             os.close(fd)
         os.close(grader)
-        jail.child(cfg, limits, runner, pipes, workdir)
+        jail.child(cfg, sys.modules["bpg_phase"].confined(limits, hidden), runner, pipes, workdir)
     for fd in pipes.values():
         os.close(fd)
-    collector = Collector(reads, limits, cfg, pid, grader)
+    collector = Collector(reads, limits, cfg, pid, grader, hidden)
     collector.run(start)
     if collector.report["status"] is None:
         collector.kill()
