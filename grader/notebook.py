@@ -17,6 +17,7 @@ from grader.checkspec import Tolerance
 from grader.datfile import read_dat
 from grader.found import Found
 from grader.notebook_activations import hidden_activation
+from grader.notebook_graph_ops import Graph
 from grader.notebook_precision import rounded_uncertainties, sharpen
 from grader.notebook_printed import printed_gradients
 from grader.notebook_provenance import Follows, entry_again, file_again, follows
@@ -142,7 +143,7 @@ def observe(
     y = mlp_regression.target(x)
     trial = Trial(task.id, "notebook", 0, x, y, net.params)  # type: ignore[arg-type]
     observed = Observed(net, trial, notes=chosen)
-    grads = module_grads(run, net) or raw_grads(run, net)
+    grads = raw_grads(run, net) or module_grads(run, net)  # a raw net's are read from the graph by its role
     autograd_copies = [v for k, v in grads.items() if k != "cell"]
     reference = mlp_regression.scratch(x, y, net.params, net.activation or task.activation)
     weights = list(net.params.values())
@@ -302,12 +303,13 @@ def _first_call_grads(run: RunResult, net: Net) -> dict:
     if not run.backward:
         return {}
     record, out = run.backward[0], {}
-    for leaf in record.leaves:
-        if leaf.value is None or leaf.grad is None:
-            continue
-        value = run.arrays[leaf.value]
-        for key, param in net.params.items():
-            if f"d{key}" not in out and value.shape == param.shape and np.array_equal(value, param):
+    leaves = [leaf for leaf in record.leaves if leaf.value is not None and leaf.grad is not None]
+    leaves = Graph(record).order(leaves)  # from the input on: parameters of equal values (zero biases) in layer order
+    for key, param in net.params.items():  # W1, b1, W2, …: layer order too
+        for leaf in leaves:
+            value = run.arrays[leaf.value]
+            if value.shape == param.shape and np.array_equal(value, param):
                 out[f"d{key}"] = run.arrays[leaf.grad]
+                leaves.remove(leaf)
                 break
     return {"cell": record.cell, **out} if out else {}

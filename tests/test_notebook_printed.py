@@ -74,3 +74,57 @@ def test_gradients_printed_before_autograd_in_the_same_cell_are_the_students_own
     """What the cell printed before its backward pass is printed again unchanged by the counterfactual run."""
     checks = scratch(graded(tmp_path, grading_sandbox, scratch_before_autograd))
     assert all(checks[k].status == CheckStatus.passed for k in GRADIENTS), {k: c.message for k, c in checks.items()}
+
+
+def with_zero_biases(cells):
+    """Biases initialised to zero, as many students do: b1 and b2 then hold equal values."""
+    for cell in cells:
+        text = "".join(cell["source"])
+        if "    loss = " in text:
+            zeros = "    for i in (0, 2, 4):\n        nn.init.zeros_(net[i].bias)\n"
+            text = text.replace("    x = torch.rand(1, 2)\n", zeros + "    x = torch.rand(1, 2)\n")
+            cell["source"] = text.splitlines(keepends=True)
+    return cells
+
+
+def test_a_local_net_with_zero_biases_gets_each_layers_own_autograd_gradient(grading_sandbox, tmp_path):
+    """The net is local to main(): autograd's gradients come from the first backward's leaves, matched to
+    parameters by value, and b1 = b2 = 0 must still give db1 and db2 each its own layer's gradient."""
+    report = graded(tmp_path, grading_sandbox, with_zero_biases)
+    assert report.score == report.max_score, [c.message for c in report.checks if c.status != CheckStatus.passed]
+
+
+RAW_ZERO_BIASES = """import torch
+torch.manual_seed(1)
+W1 = torch.randn(2, 10, requires_grad=True)
+b1 = torch.zeros(10, requires_grad=True)
+W2 = torch.randn(10, 10, requires_grad=True)
+b2 = torch.zeros(10, requires_grad=True)
+W3 = torch.randn(10, 1, requires_grad=True)
+b3 = torch.zeros(1, requires_grad=True)
+x = torch.rand(1, 2)
+y = (x**2).sum() / 2
+h1 = torch.sigmoid(x @ W1 + b1)
+h2 = torch.sigmoid(h1 @ W2 + b2)
+out = h2 @ W3 + b3
+L = ((out - y)**2).sum()
+L.backward()
+for name, t in [("dL/dW1", W1), ("dL/db1", b1), ("dL/dW2", W2), ("dL/db2", b2), ("dL/dW3", W3), ("dL/db3", b3)]:
+    print(name, t.grad)
+with torch.no_grad():
+    g_out = 2 * (out - y)
+    gW3 = h2.T @ g_out; gb3 = g_out.sum(0)
+    g_h2 = g_out @ W3.T * h2 * (1 - h2)
+    gW2 = h1.T @ g_h2; gb2 = g_h2.sum(0)
+    g_h1 = g_h2 @ W2.T * h1 * (1 - h1)
+    gW1 = x.T @ g_h1; gb1 = g_h1.sum(0)
+"""
+
+
+def test_a_raw_tensor_net_with_zero_biases_gets_each_layers_own_autograd_gradient(grading_sandbox, tmp_path):
+    def raw(cells):
+        code = dict(cells[1], source=RAW_ZERO_BIASES.splitlines(keepends=True), id="raw-zero-biases")
+        return [cells[0], code]
+
+    report = graded(tmp_path, grading_sandbox, raw)
+    assert report.score == report.max_score, [c.message for c in report.checks if c.status != CheckStatus.passed]
