@@ -1,12 +1,16 @@
-"""Run stage: turn (rubric, submission, trials) into sandbox jobs, and run them.
+"""Run stage: turn (rubric, submission, trials) into a sandbox job, and run it.
 
-One job per trial group (DESIGN §5 property 8): the public job first (the cells run, then every contract
-function is called on every public trial with that trial's shared weights), then, when hidden trials are
-asked for and the public run ended normally, a job of its own for the hidden trials. The public job holds
-no hidden array, so nothing a public call can reach (its arguments, the runner's frames, the whole heap)
-holds a hidden input, and nothing shown to the student before the due date (the public calls' messages,
-the run's stdout and stderr) can carry one. The hidden job's output is kept from the report: its calls'
-results become hidden-trial results, shown only per `trials.hidden_visibility`.
+One job, one child, in two phases (DESIGN §5 property 8; Job.hidden_calls, grader/sandbox/drive.py): the
+cells run, then every contract function is called on every public trial with that trial's shared weights;
+then, when hidden trials are asked for and every public call was answered and accepted, the grader reads
+the child's output so far and only then sends the hidden trials' calls and arrays. So no public call can
+reach a hidden input (none exists in the child while it runs), and nothing shown to the student before
+the due date (the public calls' messages, the run's status, stdout and stderr) comes from after the first
+hidden input was sent: what the child does from then on, whoever in it does it (a hidden call, or a hook
+a public call left behind: a patched numpy, a thread), is the hidden phase's RunResult, kept from the
+report. Its calls' results become hidden-trial results, shown only per `trials.hidden_visibility`; how
+it ended is an instructor flag. A hidden phase that is not reached (the public run did not end normally)
+leaves every hidden call not run, as the same code would have stopped the same way.
 
 Arrays are named `<task>.<trial>.<name>`, calls `<task>/<source>/<trial>`, so the check stage can find
 each result. Expected values never enter a job.
@@ -35,12 +39,12 @@ class Planned:
 
 @dataclass(frozen=True)
 class Ran:
-    """What the jobs of one submission produced.
+    """What the job of one submission produced.
 
     `trials`: per task, public then hidden; `found`: call id → what the call produced, for both groups;
-    `run`: the run the report keeps and the student may see (the public job's; the hidden job's only when
-    the sandbox itself failed there, since then nothing was graded); `hidden`: the hidden job's run, for
-    instructors only, None when it did not run."""
+    `run`: the run the report keeps and the student may see (the public phase's; the hidden phase's only
+    when the sandbox itself failed there, since then nothing was graded); `hidden`: the hidden phase's
+    run, for instructors only, None when it did not run."""
 
     trials: dict[str, list[Trial]]
     found: dict[str, Found]
@@ -69,44 +73,63 @@ def run_trials(
     limits: Limits,
     hidden_seed: str | None = None,
 ) -> Ran:
-    """Run the public job, then the hidden one if `groups` asks for it (student code never runs here)."""
+    """Run the public trials, then in the same child the hidden ones if `groups` asks for them (see the
+    module docstring; student code never runs here). `limits` hold for each phase as for a job of its own."""
     public = plan(rubric, submission, "public", hidden_seed)
-    run = sandbox.run(public.job, limits)
-    found = from_run(run, _functions(public.job))
     trials = {task_id: list(group) for task_id, group in public.trials.items()}
     if "hidden" not in groups:
-        return Ran(trials, found, run, None)
-    hidden = plan(rubric, submission, "hidden", hidden_seed)
+        run = sandbox.run(public.job, limits)
+        return Ran(trials, from_run(run, _functions(public.job)), run, None)
+    hidden = _HiddenPlan(
+        *remember_for(_PLANS, (rubric,), ("hidden", hidden_seed), lambda: _calls(rubric, "hidden", hidden_seed))
+    )
     for task_id, group in hidden.trials.items():
         trials[task_id] += group
-    if run.status != RunStatus.ok:  # the same code would stop the same way: as one job, its calls never ran
+    job = Job(
+        filename=submission.path.name,
+        cells=submission.cells,
+        arrays={**public.job.arrays, **hidden.arrays},
+        calls=[*public.job.calls, *hidden.calls],
+        hidden_calls=len(hidden.calls),
+    )
+    run, hidden_run = sandbox.run_phases(job, limits)
+    found = from_run(run, _functions(job))
+    if hidden_run is None:  # the same code would stop the same way: the hidden calls were never asked for
         reason = f"the run of the public trials did not end normally ({run.status.value})"
         found.update(
             {
                 call.id: Found(status="not_run", message=f"{call.function}() was not called on this trial: {reason}.")
-                for call in hidden.job.calls
+                for call in hidden.calls
             }
         )
         return Ran(trials, found, run, None)
-    hidden_run = sandbox.run(hidden.job, limits)
-    found.update(from_run(hidden_run, _functions(hidden.job)))
+    found.update(from_run(hidden_run, _functions(job)))
     if hidden_run.status == RunStatus.sandbox_error:  # the grader's fault: the report says nothing was graded
         run = hidden_run.model_copy(update={"stdout": "", "stderr": ""})
     return Ran(trials, found, run, hidden_run)
 
 
 def hidden_run_flags(ran: Ran) -> list[str]:
-    """Instructor-only review flags about the hidden job: it ended otherwise than the public one did."""
+    """Instructor-only review flags about the hidden phase: it ended otherwise than the public one did."""
     hidden = ran.hidden
     if hidden is None or hidden.status == RunStatus.ok or hidden.status == RunStatus.sandbox_error:
         return []
     return [
-        f"hidden trials: their run (a job of its own) ended with {hidden.status.value} although the public run "
+        f"hidden trials: their phase of the run ended with {hidden.status.value} although the public phase "
         f"ended normally: {hidden.message}"
     ]
 
 
 _PLANS: dict[tuple, tuple] = {}
+
+
+@dataclass(frozen=True)
+class _HiddenPlan:
+    """The hidden trials per task, their named arrays and their calls (shared: never modified)."""
+
+    trials: dict[str, list[Trial]]
+    arrays: dict
+    calls: list[Call]
 
 
 def _functions(job: Job) -> dict[str, str]:

@@ -71,30 +71,31 @@ def test_regrading_on_hidden_trials_reproduces_every_number_bit_for_bit(grading_
     )  # every float's repr
 
 
-class FailingSecondJob:
-    """The real sandbox, except that its second job fails as the sandbox fails (never the student's fault)."""
+class FailingHiddenPhase:
+    """The real sandbox, except that its job's hidden phase fails as the sandbox fails (never the student's fault)."""
 
     def __init__(self, sandbox):
         self.sandbox, self.jobs = sandbox, []
 
-    def run(self, job, limits):
+    def run_phases(self, job, limits):
         self.jobs.append(job)
-        if len(self.jobs) == 2:
-            return self.sandbox._failed(job, "injected: the hidden job's worker died")
-        return self.sandbox.run(job, limits)
+        run, _ = self.sandbox.run_phases(job, limits)
+        return run, self.sandbox._failed(job, "injected: the worker died in the hidden phase")
 
 
-def test_hidden_trials_run_in_a_job_of_their_own_and_its_sandbox_failure_is_no_lost_mark(grading_sandbox):
-    """Public job first, holding no hidden array; then the hidden job. When the sandbox fails on the hidden
-    job, the report says the grader failed (as when it fails on the public one): regraded, not scored 0."""
-    box = FailingSecondJob(grading_sandbox)
+def test_hidden_trials_run_after_the_public_ones_and_a_sandbox_failure_there_is_no_lost_mark(grading_sandbox):
+    """One job: the public calls first, the hidden ones last (asked for only after every public answer).
+    When the sandbox fails in the hidden phase, the report says the grader failed (as when it fails on the
+    public one): regraded, not scored 0."""
+    box = FailingHiddenPhase(grading_sandbox)
     rubric = load_rubric("bs6207-a1")
     report = grade_submission(
         rubric, rubric_hash("bs6207-a1"), SAMPLES / "bs6207-a1" / "correct.py", box, ("public", "hidden")
     )
-    public, hidden = box.jobs
-    assert all(".public-" in name for name in public.arrays) and all("/public-" in call.id for call in public.calls)
-    assert all(".hidden-" in name for name in hidden.arrays) and len(hidden.calls) == 2 * rubric.trials.hidden
+    (job,) = box.jobs
+    public, hidden = job.calls[: -job.hidden_calls], job.calls[-job.hidden_calls :]
+    assert all("/public-" in call.id for call in public) and job.hidden_calls == 2 * rubric.trials.hidden
+    assert all("/hidden-" in call.id for call in hidden)
     assert report.run.status == "sandbox_error" and report.message == report.run.message != ""
     assert report.run.stdout == report.run.stderr == "" and "injected" in report.run.detail
 
