@@ -8,7 +8,7 @@ by name first and by value second. Each value keeps where it came from and its p
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -67,16 +67,25 @@ def identify_net(run: RunResult) -> Net | None:
 
 
 def module_nets(run: RunResult) -> list[Net]:
-    """Each module instance's first top-level call whose parameters form a chain of linear layers, in the
-    order they were first called (a notebook may build a decoy, or a second net for its own backprop)."""
+    """Each module instance whose parameters form a chain of linear layers, in the order they were first
+    called (a notebook may build a decoy, or a second net for its own backprop), as the call that was
+    differentiated saw it: the call whose input the first backward pass saved, else its first call. A
+    notebook that first evaluates the net on the whole data set, then differentiates it on one point, is
+    graded on that point."""
     nets, seen = [], set()
+    differentiated = {saved.array for record in run.backward[:1] for saved in record.saved}
     for call in run.forward_calls:
         if call.instance in seen:
             continue
         net = _net_of(run, call)
-        if net is not None:
-            seen.add(call.instance)
-            nets.append(net)
+        if net is None:
+            continue
+        seen.add(call.instance)
+        later = (c for c in run.forward_calls if c.instance == call.instance and c.input in differentiated)
+        used = next(later, call)
+        if used is not call and (other := _net_of(run, used)) is not None and other.layers == net.layers:
+            net = replace(other, cell=net.cell)  # first called where it was first called
+        nets.append(net)
     return nets
 
 

@@ -38,6 +38,7 @@ FULL_MARKS = [
     "raw_tensors_x_at_w",
     "numpy_class_attributes",
     "printed_in_a_function",
+    "whole_data_forward_first",
 ]
 
 

@@ -53,6 +53,7 @@ STEMS = [
     "raw_forward_sums",
     "printed_in_a_function",
     "printed_copied_from_autograd",
+    "whole_data_forward_first",
 ]
 # Samples of the other notebook rubrics, as paths under submissions/ (a student's folder: folder/notebook).
 OTHER_SAMPLES = [
