@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
+from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
 from grader.cli import main
 from grader.rubric_files import load_rubric
@@ -131,3 +131,26 @@ def test_python_dash_m_grader_and_the_console_script_agree(cli):
     script = shutil.which("backprop-grader") or str(Path(sys.executable).parent / "backprop-grader")
     by_script = subprocess.run([script, "rubric", "list", "--ids"], capture_output=True, text=True)
     assert by_script.returncode == 0 and by_script.stdout == cli("rubric", "list", "--ids").stdout
+
+
+def test_check_on_a_failure_of_the_grader_itself_writes_a_report_saying_so_and_exits_1(tmp_path):
+    """The session reports its own failure as it reports a student's (status grader_error): check writes the
+    report and the table, and the traceback goes to stderr, never into the report's student-facing text."""
+    script = (
+        "import sys, grader.grader as session\n"
+        "def broken(*args, **kwargs):\n    raise RuntimeError('simulated internal error')\n"
+        "session.grade_loaded = broken\n"
+        "from grader.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    source = REPO / "submissions" / "bs6207-a1" / "correct.py"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "check", str(source), "--rubric", "bs6207-a1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "simulated internal error" in done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "grader_error" and report["score"] == 0
+    assert "simulated internal error" not in report["message"] + "".join(c["message"] for c in report["checks"])
