@@ -31,7 +31,7 @@ import bpg_places
 import bpg_provenance
 import bpg_shims
 from bpg_convert import _text
-from bpg_runner import MAX_TEXT, _frame, _is_memory_error, _pack, _student_traceback, _where
+from bpg_runner import MAX_TEXT, _frame, _is_memory_error, _pack, _student_traceback, _where, cells_ran
 
 STDOUT_KEEP = 16000  # characters of each cell's stdout kept in its record (two printed sets of gradients fit)
 MAX_FILE = 1 << 20
@@ -374,15 +374,4 @@ def run(header: dict, namespace: dict, result_fd: int, workdir: str, inputs: dic
     if session.watch.fork is not None:
         session.watch.fork.finish()  # does not return
     session.send_files()
-    return {
-        "kind": "cells",
-        "status": "ok",
-        "cell": None,
-        "line": None,
-        "error_type": "",
-        "error": "",
-        "traceback": "",
-        "exit_code": None,
-        "student_files": sorted(session.names),
-        "sent": session.channel.sent,
-    }
+    return dict(cells_ran(session.names), sent=session.channel.sent)

@@ -187,6 +187,11 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
                 error=_text(exc),
                 traceback=_student_traceback(exc, names),
             )
+    return cells_ran(names)
+
+
+def cells_ran(student_files) -> dict:
+    """The "cells" frame of code that ran to its end (`student_files`: the files its code came from)."""
     return {
         "kind": "cells",
         "status": "ok",
@@ -196,7 +201,7 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
         "error": "",
         "traceback": "",
         "exit_code": None,
-        "student_files": sorted(names),
+        "student_files": sorted(student_files),
     }
 
 
@@ -269,11 +274,16 @@ def run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, st
     try:
         return _run_call(call, namespace, arrays, converter, student_files)
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                pass
+        flush_streams()
+
+
+def flush_streams() -> None:
+    """Flush sys.stdout and sys.stderr, whatever the student made of them (never raises)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
 
 
 def _run_call(call: dict, namespace: dict, arrays: dict, converter: Converter, student_files: set) -> dict:

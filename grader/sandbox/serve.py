@@ -29,7 +29,7 @@ import bpg_provenance
 import numpy as np
 import torch
 from bpg_convert import Converter, _text
-from bpg_runner import _pack, _send, run_call, run_cells
+from bpg_runner import _pack, _send, flush_streams, run_call, run_cells
 
 HEADER = struct.Struct(">Q")
 
@@ -164,9 +164,5 @@ def main(result_fd: int, workdir: str, control_fd: int, job_fd: int) -> None:
         os.write(2, f"\n[grader: results could not be sent back: {_text(exc, 300)}]\n".encode())
         os._exit(72)
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except BaseException:
-                pass
+        flush_streams()
     os._exit(0)
