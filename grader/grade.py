@@ -1,7 +1,7 @@
 """Grading one submission end to end: load → scan → run in the sandbox → check → GradeReport.
 
-The same function serves `check` (public trials) and `grade` (public and hidden: a second job of their
-own, `grader.run.run_trials`). Student code runs only inside the sandbox; everything here runs in the
+The same function serves `check` (public trials) and `grade` (public and hidden: a second phase of the same
+job, asked for only once every public answer was in, `grader.run.run_trials`). Student code runs only inside the sandbox; everything here runs in the
 grading process on data the sandbox returned.
 """
 
