@@ -31,7 +31,8 @@ from grader.trials import Group
 
 GRADER_ERROR = (
     "grader_error",
-    "The grader failed on this submission (its own fault, not yours); your instructor has been told.",
+    "The grader failed on this submission (its own fault, not yours), so nothing was graded; the details are "
+    "in this report's flags, for the course staff.",
 )
 
 
