@@ -21,7 +21,6 @@ import os
 import stat
 import sys
 import time
-import traceback
 
 import bpg_draws
 import bpg_gpu
@@ -31,7 +30,16 @@ import bpg_places
 import bpg_provenance
 import bpg_shims
 from bpg_convert import _text
-from bpg_runner import MAX_TEXT, _frame, _is_memory_error, _pack, _student_traceback, _where, cells_ran
+from bpg_runner import (
+    _frame,
+    _is_memory_error,
+    _pack,
+    _student_traceback,
+    _where,
+    cells_ran,
+    compiled,
+    exited,
+)
 
 STDOUT_KEEP = 16000  # characters of each cell's stdout kept in its record (two printed sets of gradients fit)
 MAX_FILE = 1 << 20
@@ -210,29 +218,13 @@ class Session:
         sys.stdout = self.tee
         record = _record(number)
         self.started = time.perf_counter()
-        try:
-            code = compile(source, cell_file, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: nested too deeply
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-            record.update(
-                status="syntax_error",
-                line=getattr(exc, "lineno", None),
-                error_type=type(exc).__name__,
-                error=_text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
-                traceback=_text(text, MAX_TEXT),
-            )
-        else:
+        code, failed = compiled(source, cell_file)
+        record.update(failed)
+        if code is not None:
             try:
                 exec(code, self.namespace)
             except SystemExit as exc:
-                code_value = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-                record.update(
-                    status="exited",
-                    line=_where(exc, cell_file),
-                    exit_code=code_value,
-                    error_type="SystemExit",
-                    error=_text(exc.code),
-                )
+                record.update(exited(exc, cell_file))
             except BaseException as exc:
                 record.update(
                     status="raised",

@@ -136,6 +136,33 @@ def _where(exc: BaseException, cell_file: str):
     return line
 
 
+def compiled(source: str, cell_file: str) -> tuple:
+    """(the cell's code, {}), or (None, the record fields of a cell that does not compile)."""
+    try:
+        return compile(source, cell_file, "exec", dont_inherit=True), {}
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: nested too deeply
+        text = "".join(traceback.format_exception_only(type(exc), exc))
+        return None, {
+            "status": "syntax_error",
+            "line": getattr(exc, "lineno", None),
+            "error_type": type(exc).__name__,
+            "error": _text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
+            "traceback": _text(text, MAX_TEXT),
+        }
+
+
+def exited(exc: SystemExit, cell_file: str) -> dict:
+    """The record fields of a cell that called sys.exit()."""
+    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return {
+        "status": "exited",
+        "line": _where(exc, cell_file),
+        "exit_code": code,
+        "error_type": "SystemExit",
+        "error": _text(exc.code),
+    }
+
+
 def run_cells(cells: list, filename: str, namespace: dict) -> dict:
     """Execute the cells in order in namespace; stop at the first that fails and say where."""
     single = len(cells) == 1 and filename.endswith(".py")
@@ -153,30 +180,13 @@ def run_cells(cells: list, filename: str, namespace: dict) -> dict:
             "traceback": "",
             "exit_code": None,
         }
-        try:
-            code = compile(source, cell_file, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: nested too deeply
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-            return dict(
-                base,
-                status="syntax_error",
-                line=getattr(exc, "lineno", None),
-                error_type=type(exc).__name__,
-                error=_text(getattr(exc, "msg", exc)) or "nested too deeply for Python's parser",
-                traceback=_text(text, MAX_TEXT),
-            )
+        code, failed = compiled(source, cell_file)
+        if code is None:
+            return dict(base, **failed)
         try:
             exec(code, namespace)
         except SystemExit as exc:
-            code_value = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            return dict(
-                base,
-                status="exited",
-                line=_where(exc, cell_file),
-                exit_code=code_value,
-                error_type="SystemExit",
-                error=_text(exc.code),
-            )
+            return dict(base, **exited(exc, cell_file))
         except BaseException as exc:
             status = "memory_limit" if _is_memory_error(exc) else "import_error"
             return dict(
