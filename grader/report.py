@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.checkspec import Tolerance, Visibility
+from grader.checkspec import Check, Tolerance, Visibility
 
 if TYPE_CHECKING:
     from grader.rubric import Rubric
@@ -163,16 +163,17 @@ class GradeReport(_Model):
 def unchecked(rubric: "Rubric", message: str) -> list[CheckResult]:
     """Every check of the rubric at 0 points, `missing`, each saying `message` (why nothing was checked):
     the checks of a submission that could not be run, and of a run the sandbox failed (Gradescope)."""
-    return [
-        CheckResult(
-            task=task.id,
-            quantity=check.quantity,
-            status=CheckStatus.missing,
-            points=0.0,
-            max_points=check.points,
-            visibility=check.visibility,
-            message=f"{check.quantity}: not checked — {message}",
-        )
-        for task in rubric.tasks
-        for check in task.checks
-    ]
+    return [not_checked(task.id, check, message) for task in rubric.tasks for check in task.checks]
+
+
+def not_checked(task_id: str, check: Check, reason: str) -> CheckResult:
+    """A check that could not be made: 0 points, `missing`, with the student-facing reason."""
+    return CheckResult(
+        task=task_id,
+        quantity=check.quantity,
+        status=CheckStatus.missing,
+        points=0.0,
+        max_points=check.points,
+        visibility=check.visibility,
+        message=f"{check.quantity}: not checked — {reason}",
+    )

@@ -387,3 +387,17 @@ def graded_notebook_class(tmp_path_factory):
     out = tmp_path_factory.mktemp("notebook-graded") / "out"
     done = grade_cli(folder, "--rubric", NOTEBOOK_RUBRIC, "--out", out, "--jobs", 2)
     return _types.SimpleNamespace(inputs=[folder], out=out, done=done)
+
+
+def hidden_traces(rubric) -> list[str]:
+    """What would give a hidden input away: its array names and the repr of each of its x values."""
+    from grader.trials import make_trial as _make_trial
+
+    names = [f"{task.id}.hidden-{i}." for task in rubric.tasks for i in range(rubric.trials.hidden)]
+    values = [
+        repr(v)
+        for task in rubric.tasks
+        for i in range(rubric.trials.hidden)
+        for v in _make_trial(rubric, task, "hidden", i).x.ravel().tolist()
+    ]
+    return names + values

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, hidden_traces
 
 from grader.checkspec import Visibility
 from grader.export.html import render_report_html
@@ -217,18 +217,6 @@ def shown_before_the_due_date(report, rubric) -> list[str]:
     results = results_from_report(report, rubric, 1.0)
     visible = [f"{t['name']}\n{t['output']}" for t in results["tests"] if t["visibility"] == Visibility.visible.value]
     return [render_report_html(report, rubric, "backprop-grader grade"), results["output"], *visible]
-
-
-def hidden_traces(rubric) -> list[str]:
-    """What would give a hidden input away: its array names and the repr of each of its x values."""
-    names = [f"{task.id}.hidden-{i}." for task in rubric.tasks for i in range(rubric.trials.hidden)]
-    values = [
-        repr(v)
-        for task in rubric.tasks
-        for i in range(rubric.trials.hidden)
-        for v in make_trial(rubric, task, "hidden", i).x.ravel().tolist()
-    ]
-    return names + values
 
 
 def test_a_public_call_that_reads_every_array_it_can_reach_cannot_show_a_hidden_input(grading_sandbox, tmp_path):

@@ -5,7 +5,7 @@ catch the hidden inputs later (a patched numpy, a thread, the runner itself repl
 write them to stderr or raise them."""
 
 import pytest
-from conftest import REPO
+from conftest import REPO, hidden_traces
 
 from grader.checkspec import Visibility
 from grader.export.html import render_report_html
@@ -110,18 +110,6 @@ def install():
 def hooked(name: str) -> str:
     """The correct submission whose first public call installs the hook `name`."""
     return CORRECT + HOOKS[name] + INSTALL
-
-
-def hidden_traces(rubric) -> list[str]:
-    """What would give a hidden input away: its array names and the repr of each of its x values."""
-    names = [f"{task.id}.hidden-{i}." for task in rubric.tasks for i in range(rubric.trials.hidden)]
-    values = [
-        repr(v)
-        for task in rubric.tasks
-        for i in range(rubric.trials.hidden)
-        for v in make_trial(rubric, task, "hidden", i).x.ravel().tolist()
-    ]
-    return names + values
 
 
 def shown_before_the_due_date(report, rubric) -> list[str]:

@@ -3,9 +3,8 @@ check result for a quantity that could not be observed."""
 
 from dataclasses import dataclass, field
 
-from grader.checkspec import Check
 from grader.load import Submission
-from grader.report import CheckResult, CheckStatus, TrialResult
+from grader.report import CheckResult, CheckStatus, TrialResult, not_checked
 from grader.rubric import Rubric
 from grader.sandbox import RunResult
 
@@ -34,17 +33,7 @@ class KindResult:
     flags: list[str] = field(default_factory=list)
 
 
-def missing(task_id: str, check: Check, reason: str) -> CheckResult:
-    """A check that could not be made: 0 points, with the student-facing reason."""
-    return CheckResult(
-        task=task_id,
-        quantity=check.quantity,
-        status=CheckStatus.missing,
-        points=0.0,
-        max_points=check.points,
-        visibility=check.visibility,
-        message=f"{check.quantity}: not checked — {reason}",
-    )
+missing = not_checked  # a check the notebook's run could not make (grader.report.not_checked)
 
 
 def judged(result: CheckResult, passed: bool, message: str, provenance: str) -> CheckResult:
