@@ -64,10 +64,18 @@ def measure_sandbox_start(jobs: int, runs: int, work: Path) -> dict:
 
 
 def grade_run(
-    label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, env: dict | None = None
+    label: str,
+    samples: list[Path],
+    n: int,
+    rubric: str,
+    work: Path,
+    jobs: int,
+    env: dict | None = None,
+    code: Path = REPO,
 ) -> dict:
     """`backprop-grader grade CLASS --rubric R --out OUT --jobs J` on n copies of `samples` (cycled),
-    each under a distinct student name; the wall time of the whole command and its resource usage."""
+    each under a distinct student name; the wall time of the whole command and its resource usage.
+    `code` is the checkout whose grader runs (another commit's worktree for benchmarks.commits)."""
     folder, out = work / label / "class", work / label / "out"
     folder.mkdir(parents=True)
     for i in range(n):
@@ -92,7 +100,7 @@ def grade_run(
         epoch = time.time()
         started = time.perf_counter()
         with open(log, "wb") as err:
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            process = subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=err)
             polled = poll(process, account)  # every 0.1 s until the grader exits
         wall = time.perf_counter() - started
     if process.returncode != 0:
