@@ -31,26 +31,34 @@ _VERDICT_STATUS = {Verdict.passed: CheckStatus.passed, Verdict.not_verifiable: C
 def check_task(rubric: Rubric, task: Task, trials: list[Trial], found: Mapping[str, Found]) -> list[CheckResult]:
     """Every check of `task` over `trials`, from what the submission produced (keyed by call id)."""
     expected = {trial.name: expected_values(task, trial) for trial in trials}
+    shapes = {trial.name: weight_shapes(expected[trial.name]) for trial in trials}  # once, not once per check
     if rubric.submission.allow_in_out:
-        found = _in_source_layouts(task, trials, expected, found)
+        found = _in_source_layouts(task, trials, shapes, found)
     results = []
     for check in task.checks:
-        per_trial = _judged([_check_trial(rubric, task, check, trial, expected[trial.name], found) for trial in trials])
+        per_trial = _judged(
+            [
+                _check_trial(rubric, task, check, trial, expected[trial.name], shapes[trial.name], found)
+                for trial in trials
+            ]
+        )
         source = check.quantity.split(".", 1)[0]
         first = found.get(call_id(task, source, trials[0])) if trials else None
         results.append(_score(rubric, task, check, per_trial, first))
     return diagnose(rubric, task, trials, expected, results, found)
 
 
-def _in_source_layouts(task: Task, trials: list[Trial], expected: dict, found: Mapping[str, Found]) -> dict[str, Found]:
-    """`found` with each source of `task` on each trial read in its own layout (`read_in_source_layout`)."""
+def _in_source_layouts(
+    task: Task, trials: list[Trial], shapes: dict[str, dict], found: Mapping[str, Found]
+) -> dict[str, Found]:
+    """`found` with each source of `task` on each trial read in its own layout (`read_in_source_layout`);
+    `shapes` are each trial's weight gradient shapes (`weight_shapes`)."""
     read = dict(found)
     for trial in trials:
-        shapes = weight_shapes(expected[trial.name])
         for source in task.contract.functions():
             call = call_id(task, source, trial)
-            if shapes and call in read:
-                read[call] = read_in_source_layout(read[call], shapes)
+            if shapes[trial.name] and call in read:
+                read[call] = read_in_source_layout(read[call], shapes[trial.name])
     return read
 
 
@@ -117,8 +125,16 @@ def _transpose_passes(pending: _Pending) -> bool:
 
 
 def _check_trial(
-    rubric: Rubric, task: Task, check: Check, trial: Trial, expected: dict, found_by_call: Mapping[str, Found]
+    rubric: Rubric,
+    task: Task,
+    check: Check,
+    trial: Trial,
+    expected: dict,
+    shapes: dict[str, tuple[int, ...]],
+    found_by_call: Mapping[str, Found],
 ) -> TrialResult | _Pending:
+    """One check on one trial: its result when no comparison is needed, else the comparison to make.
+    `shapes` are the trial's weight gradient shapes (`weight_shapes(expected)`)."""
     if check.quantity == "architecture":
         return _architecture(rubric, task, trial, found_by_call)
     source, name = check.quantity.split(".", 1)
@@ -141,7 +157,7 @@ def _check_trial(
             found, want = kind.compared(trial, name, aligned), kind.compared(trial, name, want)
             label = f"{check.quantity} (update W_final − W_initial)"
     allow_in_out = rubric.submission.allow_in_out and name.startswith("dW")
-    square = allow_in_out and single_layout_square(result, name, weight_shapes(expected))
+    square = allow_in_out and single_layout_square(result, name, shapes)
     return _Pending(
         trial.name,
         label,

@@ -196,6 +196,26 @@ def test_lone_surrogates_from_the_child_are_replaced_so_reports_always_encode():
     results.calls["one"][0].problems["dW1"].encode("utf-8")
 
 
+def test_lone_surrogates_sent_as_raw_bytes_and_in_keys_are_replaced_too():
+    # json.loads decodes bytes with "surrogatepass": a surrogate's raw UTF-8 bytes decode to a lone
+    # surrogate as its \\u escape does, and a dict key can carry one as well as a value
+    parts = valid_stream()
+    text = json.dumps(dict(parts[1], problems={"dW1": "bad SURROGATE value"}, texts={"note\udc81": ["x"]}))
+    parts[1] = text.replace("SURROGATE", "\udc80").encode("utf-8", "surrogatepass")
+    assert b"\xed\xb2\x80" in parts[1] and b"\\udc81" in parts[1]
+    results, _ = parse(parts, asked=ASKED)
+    answer = results.calls["one"][0]
+    answer.problems["dW1"].encode("utf-8")
+    assert all(key.encode("utf-8") for key in answer.texts)
+
+
+def test_a_value_that_is_not_text_stays_invalid_after_surrogates_are_replaced():
+    parts = valid_stream()
+    parts[1] = dict(parts[1], status="ok\udc80")
+    with pytest.raises(ResultInvalid, match="CallAnswer"):
+        parse(parts)
+
+
 def requests(exchange: Exchange) -> list[tuple[dict, bytes]]:
     """Every request of one attempt as the child reads them: (JSON, raw arrays; b"" for "done")."""
     exchange.start()

@@ -120,8 +120,8 @@ class Exchange:
     def _request(self, index: int, factor: float | None) -> bytes:
         nonce = secrets.token_hex(16)
         self.asked.append(Asked(index, nonce, factor))
-        request, raw = self.calls[index]
-        return frame(json.dumps(dict(request, nonce=nonce, factor=factor)).encode()) + frame(raw)
+        opening, raw = self.calls[index]  # the call's request as JSON, open before its nonce and factor
+        return frame(f'{opening}"nonce": "{nonce}", "factor": {json.dumps(factor)}}}'.encode()) + frame(raw)
 
 
 def _factor() -> float:
@@ -129,8 +129,10 @@ def _factor() -> float:
     return low + (high - low) * secrets.randbelow(1 << 30) / (1 << 30)
 
 
-def _call_parts(job: Job, index: int) -> tuple[dict, bytes]:
-    """A call's request (without nonce and factor) and the raw float64 bytes of the arrays it uses."""
+def _call_parts(job: Job, index: int) -> tuple[str, bytes]:
+    """A call's request as JSON without its closing brace (Exchange._request adds a nonce and a factor to
+    every attempt's copy: encoded once, sent up to twice per attempt), and the raw float64 bytes of the
+    arrays it uses."""
     call = job.calls[index]
     names = [
         name
@@ -143,7 +145,8 @@ def _call_parts(job: Job, index: int) -> tuple[dict, bytes]:
         layout.append([name, list(job.arrays[name].shape), offset])
         chunks.append(data)
         offset += len(data)
-    return {"kind": "call", "call": call.model_dump(), "arrays": layout}, b"".join(chunks)
+    request = json.dumps({"kind": "call", "call": call.model_dump(), "arrays": layout})
+    return f"{request[:-1]}, ", b"".join(chunks)
 
 
 class CallAnswer(CallFrame):

@@ -141,16 +141,12 @@ def build(
     }
     # Measurements live in `usage`, not in `detail`: re-grading must reproduce everything but timings.
     facts = f"exit code {code}, signal {sig}, setup {report.get('setup')}"
-    calls = {
-        call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
-        for call in job.calls
-    }
     if report.get("setup_error") or (code == RUNNER_FAILED and report.get("prepared") is not True):
         ours = base.pop("stderr")  # no student code ran: this is the sandbox's own traceback
         return RunResult(
             status=RunStatus.sandbox_error,
             message=messages.SANDBOX_ERROR,
-            calls=calls,
+            calls=_failed_calls(job),
             stderr="",
             detail=f"sandbox setup failed: {report.get('setup_error')}; {facts}\n{ours}",
             **base,
@@ -170,7 +166,7 @@ def build(
             status=RunStatus.result_invalid,
             message=messages.result_invalid(job, limits),
             detail=f"result_invalid: {exc}; {facts}",
-            calls=calls,
+            calls=_failed_calls(job),
             **base,
         )
     status = _run_status(report, results, limits, code, sig)
@@ -208,6 +204,7 @@ def build(
         if status == RunStatus.memory_limit:
             message = messages.limit_hit("memory_limit", job, limits, messages.place(job, cell, line))
         detail += f"\nstudent traceback:\n{cells.traceback}" if cells.traceback else ""
+    calls: dict[str, CallResult] = {}
     for call in job.calls:
         if call.id in results.calls:
             frame, values = results.calls[call.id]
@@ -251,6 +248,14 @@ def build(
         **base,
         **extra,
     )
+
+
+def _failed_calls(job: Job) -> dict[str, CallResult]:
+    """Every call of a run that failed before any answer could be read: not run."""
+    return {
+        call.id: CallResult(status=CallStatus.not_run, message=messages.not_run(job, call, "the run failed"))
+        for call in job.calls
+    }
 
 
 def _rerun(results: ChildResults, call_id: str) -> Rerun | None:

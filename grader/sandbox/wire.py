@@ -10,11 +10,12 @@ ResultInvalid; the caller turns it into RunStatus.result_invalid.
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from grader.sandbox.process import HEADER
 
@@ -26,13 +27,27 @@ class ResultInvalid(Exception):
     """The child's results cannot be trusted; the message says what was wrong (instructor detail)."""
 
 
+# Where a lone surrogate can come from: a \uD800-\uDFFF escape, or (json.loads decodes bytes with
+# "surrogatepass") raw bytes of one, which are never ASCII. The child's frames are ASCII (json.dumps), so the
+# cleaning below is almost never needed, and checked for once per frame instead of once per text.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _clean(value: object) -> object:
-    """Replace lone surrogates (json.loads accepts them) so every text encodes as UTF-8 later."""
-    return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
+    """`value` (decoded JSON) with lone surrogates replaced in every text and key, so every text encodes
+    as UTF-8 later. RecursionError on data nested deeper than the interpreter allows (json.loads's own limit)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {_clean(key): _clean(item) for key, item in value.items()}
+    return value
 
 
 def Text(limit: int):
-    return Annotated[str, BeforeValidator(_clean), Field(max_length=limit)]
+    """A text of at most `limit` characters (lone surrogates are replaced before validation: _json)."""
+    return Annotated[str, Field(max_length=limit)]
 
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -127,6 +142,8 @@ def _json(payload: bytes, model: type[BaseModel]):
         raise ResultInvalid(f"a {model.__name__} frame of {len(payload)} bytes is over {limit}")
     try:
         data = json.loads(payload)
+        if not payload.isascii() or _SURROGATE_ESCAPE.search(payload):
+            data = _clean(data)
         return model.model_validate(data)
     except (ValueError, ValidationError) as exc:
         raise ResultInvalid(f"expected a {model.__name__}: {str(exc)[:1000]}") from None
