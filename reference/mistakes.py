@@ -18,9 +18,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from reference.dropout_training import check_drop_probability
 from reference.mistakes_catalogue import CATALOGUE, Mistake
-from reference.mistakes_mutants import KINDS, Edit, Instance, Values, combine
+from reference.mistakes_mutants import KINDS, Edit, Instance, Values, combine, needs
 
 __all__ = [
     "CATALOGUE",
@@ -134,14 +133,9 @@ def run_mutant(
     `kind`; None when the mistake cannot apply here. lr is the training rate for dropout_training and
     the rate of the assumed optimizer step for mistakes that read gradients after an update (try
     UPDATE_LEARNING_RATES)."""
-    if kind == "dropout_training":
-        check_drop_probability(p)
-        if masks is None or np.ndim(masks) != 3:
-            raise ValueError(
-                f"dropout_training: masks of shape (epochs, N, H) are needed to run a mutant; "
-                f"found {None if masks is None else np.shape(masks)}"
-            )
+    instance = Instance(kind, x, y, params, activation, reduction, masks, p, lr)
+    needs(instance)
     # A mutant may diverge (a sign flip trains uphill until the logits overflow): its inf and nan values
     # simply match nothing, so numpy's warnings about them are no news to print on the grader's console.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return mistake.compute(Instance(kind, x, y, params, activation, reduction, masks, p, lr))
+        return mistake.compute(instance)

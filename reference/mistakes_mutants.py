@@ -185,13 +185,15 @@ class KindMaths:
     """What the mutants need of one task kind's reference: its values; for a gradient kind the pass an
     edit twists (its sign, factor, transposes and optimizer step then applied alike), for a training kind
     the training an edit bends whole; what "mean" divides by; whether the regression net's twists and
-    layer conditions apply (`mlp`)."""
+    layer conditions apply (`mlp`); what an instance must hold for its mutants to run at all (`needs`:
+    raises ValueError saying what is missing)."""
 
     reference: Callable[[Instance], Values]
     backward: Callable[[Edit, Instance], Values] | None = None
     train: Callable[[Edit, Instance], Values] | None = None
     mean_divisor: Callable[[Instance], int] = lambda inst: np.shape(inst.x)[0]
     mlp: bool = False
+    needs: Callable[[Instance], None] = lambda inst: None
 
 
 def _mlp_backward(edit: Edit, inst: Instance) -> Values:
@@ -200,6 +202,16 @@ def _mlp_backward(edit: Edit, inst: Instance) -> Values:
 
 def _classifier_backward(edit: Edit, inst: Instance) -> Values:
     return classifier_pass(inst.x, inst.y, inst.params, inst.reduction, None, ClassifierTwist(**dict(edit.classifier)))
+
+
+def _dropout_needs(inst: Instance) -> None:
+    """A dropout mutant trains with the trial's own keep-masks and drop probability."""
+    dropout_training.check_drop_probability(inst.p)
+    if inst.masks is None or np.ndim(inst.masks) != 3:
+        raise ValueError(
+            f"dropout_training: masks of shape (epochs, N, H) are needed to run a mutant; "
+            f"found {None if inst.masks is None else np.shape(inst.masks)}"
+        )
 
 
 def _dropout_train(edit: Edit, inst: Instance) -> Values:
@@ -234,9 +246,15 @@ MATHS: dict[str, KindMaths] = {
             inst.x, inst.y, inst.params, inst.masks, inst.p, inst.lr, inst.reduction
         ),
         train=_dropout_train,
+        needs=_dropout_needs,
     ),
 }
 KINDS = tuple(MATHS)
+
+
+def needs(inst: Instance) -> None:
+    """ValueError when `inst` lacks what its kind's mutants need (an unknown kind included)."""
+    _maths(inst).needs(inst)
 
 
 def _maths(inst: Instance) -> KindMaths:
