@@ -45,12 +45,29 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Notation:
+    """How the course writes this net's backward pass, for what a localization says (grader.localize_text):
+    `output`, dL/dz at the output ("2(ŷ − y)/N"); `source`, what δ_L follows from; `loss_named`, whether
+    δ_L's relation is written δL = dL/dŷ = …; `hidden` and `top`, the symbols of the hidden layer and of
+    the output's activation where the net names them (the classifier's h and probs; None: a_l); `factors`,
+    the factors of the whole pass that are catalogued mistakes (½ at the squared loss: the missing 2)."""
+
+    output: str
+    source: str
+    loss_named: bool
+    hidden: str | None
+    top: str | None
+    factors: dict[float, str]
+
+
+@dataclass(frozen=True)
 class Chain:
     """Every relation of one trial's backward pass. `outputs`: δ_L and what students compute in its place;
     `weights[l]`: W_l; `divisor`: what a "mean" loss divides by (N·outputs for the squared loss, as
-    MSELoss; N for cross-entropy), whichever reduction was asked, for naming a factor between the two."""
+    MSELoss; N for cross-entropy), whichever reduction was asked, for naming a factor between the two;
+    `notation`: how the course writes it."""
 
-    kind: str
+    notation: Notation
     layers: dict[int, Layer]
     outputs: Options
     weights: dict[int, Array]
@@ -68,16 +85,17 @@ class Chain:
 _CHAINS: dict[tuple, Chain] = {}
 
 
-def chain_for(
-    kind: str, key: tuple, x: Array, y: Array, params: dict[str, Array], activation: str | Sequence[str], reduction: str
-) -> Chain | None:
-    """The chain of this trial (cached under `key`: task settings and the trial's fingerprint), or None
-    for a kind whose values are not gradients (training, graphs)."""
-    if kind == "mlp_regression":
-        return remember(_CHAINS, key, lambda: _mlp_chain(x, y, params, activation, reduction), size=512)
-    if kind == "softmax_classifier":
-        return remember(_CHAINS, key, lambda: _classifier_chain(x, y, params, reduction), size=512)
-    return None
+def mlp_chain(
+    key: tuple, x: Array, y: Array, params: dict[str, Array], activation: str | Sequence[str], reduction: str
+) -> Chain:
+    """The regression net's chain on this trial (cached under `key`: task settings and the trial's
+    fingerprint, shared by every student of a class)."""
+    return remember(_CHAINS, key, lambda: _mlp_chain(x, y, params, activation, reduction), size=512)
+
+
+def classifier_chain(key: tuple, x: Array, y: Array, params: dict[str, Array], reduction: str) -> Chain:
+    """The softmax classifier's chain on this trial (cached under `key`, as `mlp_chain`)."""
+    return remember(_CHAINS, key, lambda: _classifier_chain(x, y, params, reduction), size=512)
 
 
 def hidden_names(activation: str | Sequence[str], L: int) -> list[str]:
@@ -148,9 +166,15 @@ def _mlp_chain(x: Array, y: Array, params: dict[str, Array], activation: str | S
             derivatives = _derivative_options(names[l - 1], main, cache[f"z{l}"], cache[f"a{l}"])
             delta = (delta @ weights[l + 1]) * derivatives[0][1]
         layers[l] = Layer(l, derivatives, _input_options(l, cache), delta, names[l - 1] if l < L else "")
-    return Chain(
-        "mlp_regression", layers, _kept(correct, outputs), weights, aL.shape[0], bias, reduction, aL.size, main
+    notation = Notation(
+        output="2(ŷ − y)" if reduction == "sum" else f"2(ŷ − y)/{aL.size}",
+        source="dL/dŷ",
+        loss_named=True,
+        hidden=None,
+        top=None,
+        factors={0.5: "missing_factor_2", 2.0: "accumulated_gradients"},
     )
+    return Chain(notation, layers, _kept(correct, outputs), weights, aL.shape[0], bias, reduction, aL.size, main)
 
 
 def _classifier_chain(x: Array, y: Array, params: dict[str, Array], reduction: str) -> Chain:
@@ -171,8 +195,16 @@ def _classifier_chain(x: Array, y: Array, params: dict[str, Array], reduction: s
         2: Layer(2, None, _input_options(2, cache), correct, ""),
         1: Layer(1, derivatives, _input_options(1, cache), delta1, "relu"),
     }
+    notation = Notation(
+        output="probs − y" if reduction == "sum" else f"(probs − y)/{x.shape[0]}",
+        source="probs − y",
+        loss_named=False,
+        hidden="h",
+        top="probs",
+        factors={2.0: "accumulated_gradients"},
+    )
     return Chain(
-        "softmax_classifier",
+        notation,
         layers,
         _kept(correct, [("logits_instead_of_probs", (z2 - y) / mean)]),
         weights,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.chain import Chain, chain_for
+from grader.chain import Chain
 from grader.checkspec import Tolerance
 from grader.compare import align, within
 from grader.diagnose_mutants import activation, best_mutant, task_key
@@ -138,8 +138,8 @@ def _located(
     chains = {}
     for trial in trials:
         if trial.name in failing:
-            chain = chain_for(
-                task.kind, (*key, trial.fingerprint), trial.x, trial.y, trial.params, activation(task), task.reduction
+            chain = kind_of(task).chain(
+                (*key, trial.fingerprint), trial.x, trial.y, trial.params, activation(task), task.reduction
             )
             if chain is None:
                 return None

@@ -10,11 +10,6 @@ made at one layer only is named with its layer.
 from grader.chain import SYMBOL, Chain
 from grader.localize import Break, Localization, Repair
 
-_FACTORS = {
-    "mlp_regression": {0.5: "missing_factor_2", 2.0: "accumulated_gradients"},
-    "softmax_classifier": {2.0: "accumulated_gradients"},
-}
-
 
 def ids(chain: Chain, brk: Break) -> list[str] | None:
     """The catalogue mistakes this break is, in the order of its relations; None when a part of it has no
@@ -41,7 +36,7 @@ def _factor_ids(chain: Chain, k: float) -> list[str] | None:
     """A factor of the whole backward pass as catalogued mistakes: a sign, then the size (½, 2, 1/N, N)."""
     named = ["sign_flip"] if k < 0 else []
     size = abs(k)
-    known = dict(_FACTORS[chain.kind])
+    known = dict(chain.notation.factors)
     if chain.divisor > 1:
         known[1.0 / chain.divisor if chain.reduction == "sum" else float(chain.divisor)] = (
             "mean_instead_of_sum" if chain.reduction == "sum" else "sum_instead_of_mean"
@@ -73,27 +68,20 @@ def _input(chain: Chain, l: int) -> str:
     """What enters layer l: x, h (the classifier's hidden layer) or a_{l−1}."""
     if l == 1:
         return "x"
-    return "h" if chain.kind == "softmax_classifier" else f"a{l - 1}"
-
-
-def _output(chain: Chain) -> str:
-    """dL/dz at the output, as the course writes it."""
-    if chain.kind == "softmax_classifier":
-        return "probs − y" if chain.reduction == "sum" else f"(probs − y)/{chain.batch}"
-    return "2(ŷ − y)" if chain.reduction == "sum" else f"2(ŷ − y)/{chain.divisor}"
+    return chain.notation.hidden or f"a{l - 1}"
 
 
 def _delta(chain: Chain, l: int) -> str:
     """The right-hand side of δ_l's relation."""
     if l == chain.depth:
-        return _output(chain)
+        return chain.notation.output
     back = f"W{l + 1}ᵀδ{l + 1}"
     return back if chain.layers[l].activation == "identity" else f"({back}) ⊙ {_prime(chain, l)}"
 
 
 def _relation(chain: Chain, l: int, relation: str) -> str:
     if relation == "delta":
-        return f"δ{l} = {'dL/dŷ = ' if chain.kind == 'mlp_regression' and l == chain.depth else ''}{_delta(chain, l)}"
+        return f"δ{l} = {'dL/dŷ = ' if chain.notation.loss_named and l == chain.depth else ''}{_delta(chain, l)}"
     if relation == "dW":
         return f"dW{l} = δ{l} {_input(chain, l)}ᵀ"
     return f"db{l} = δ{l}" if chain.batch == 1 else f"db{l} = Σ_batch δ{l}"
@@ -110,11 +98,7 @@ def _what(chain: Chain, brk: Break) -> str:
     """One break, after "layer l: "."""
     l = brk.layer
     if brk.repair is None:
-        source = (
-            "dL/dŷ"
-            if l == chain.depth and chain.kind == "mlp_regression"
-            else ("probs − y" if l == chain.depth else f"your δ{l + 1}")
-        )
+        source = chain.notation.source if l == chain.depth else f"your δ{l + 1}"
         names = f"dW{l} and db{l}" if chain.bias else f"dW{l}"
         rules = ", ".join(_relation(chain, l, r) for r in ("delta", "dW", "db") if r != "db" or chain.bias)
         return f"your {names} do not follow from {source} by {rules}, and no single known change explains them"
@@ -135,13 +119,12 @@ def _part(chain: Chain, l: int, relation: str, used: str, repair: Repair) -> str
             return f"your dW{l} is {_times(repair.factor, f'δ{l} {a}ᵀ')}"
         if used == "transposed_gradient":
             return f"your dW{l} is (δ{l} {a}ᵀ)ᵀ, transposed"
+        named = chain.notation.top if l == chain.depth else chain.notation.hidden
         wrong = {
             "preactivation_in_weight_gradient": f"z{l - 1}",
-            "next_activation_in_weight_gradient": f"a{l}",
+            "next_activation_in_weight_gradient": named or f"a{l}",
             "input_in_weight_gradient": "x",
         }[used]
-        if chain.kind == "softmax_classifier" and used == "next_activation_in_weight_gradient":
-            wrong = "probs" if l == 2 else "h"
         return f"your dW{l} is δ{l} {wrong}ᵀ where δ{l} {a}ᵀ belongs"
     if used == "factor":
         return f"your db{l} is {_times(repair.factor, _relation(chain, l, 'db').split(' = ')[1])}"

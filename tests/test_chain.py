@@ -4,7 +4,7 @@ kept only where they differ from the chain rule's own ingredient on that trial."
 import numpy as np
 from conftest import init_params
 
-from grader.chain import chain_for
+from grader.kinds import KINDS
 from reference import mlp_regression, softmax_classifier
 
 
@@ -12,8 +12,7 @@ def mlp(layers, activation, N=1, seed=0, key=None):
     rng = np.random.default_rng(seed)
     params = init_params(rng, layers)
     x = rng.uniform(size=(N, layers[0]))
-    chain = chain_for(
-        "mlp_regression",
+    chain = KINDS["mlp_regression"].chain(
         ("chain", key or (tuple(layers), str(activation), N, seed)),
         x,
         mlp_regression.target(x),
@@ -69,8 +68,8 @@ def test_the_classifier_builds_dw2_from_h_and_on_the_handout_instance_z1_is_no_s
         "W2": np.array([[0.2, 0.3], [0.4, 0.5], [0.6, 0.7], [0.8, 0.9]]).T,
     }
     y = np.array([[0.0, 1.0], [1.0, 0.0]])
-    chain = chain_for("softmax_classifier", ("chain", "handout"), x, y, params, "relu", "sum")
+    chain = KINDS["softmax_classifier"].chain(("chain", "handout"), x, y, params, "relu", "sum")
     assert set(dict(chain.layers[2].inputs)) == {"correct"}  # every z1 > 0: h = z1
     expected = softmax_classifier.scratch(x, y, params)
     assert np.allclose(chain.layers[2].delta, expected["probs"] - y, rtol=1e-13, atol=0)
-    assert chain_for("dropout_training", ("chain", "training"), x, y, params, "relu", "sum") is None
+    assert KINDS["dropout_training"].chain(("chain", "training"), x, y, params, "relu", "sum") is None

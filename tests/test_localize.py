@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import init_params
 
-from grader.chain import chain_for
 from grader.checkspec import Tolerance
 from grader.compare import within
+from grader.kinds import KINDS
 from grader.localize import Break, Repair, localize
 from grader.localize_text import describe, ids
 from reference import mlp_regression
@@ -49,8 +49,8 @@ def located(instances, student):
     chains, found, failed = {}, {}, {}
     for i, inst in enumerate(instances):
         name = f"t{i}"
-        chains[name] = chain_for(
-            inst.kind, ("test", next(_KEYS)), inst.x, inst.y, inst.params, inst.activation, inst.reduction
+        chains[name] = KINDS[inst.kind].chain(
+            ("test", next(_KEYS)), inst.x, inst.y, inst.params, inst.activation, inst.reduction
         )
         found[name] = {k: np.asarray(v, dtype=np.float64) for k, v in student(inst).items()}
         expected = reference_values(inst)
@@ -146,7 +146,7 @@ def test_a_correct_pass_rounded_to_float32_breaks_no_relation():
     instances = mlp_trials([10, 21, 21, 21, 1], activation="relu")
     float32 = lambda inst: {k: np.float32(v) for k, v in reference_values(inst).items()}  # noqa: E731
     chains = {
-        f"t{i}": chain_for("mlp_regression", ("test", next(_KEYS)), inst.x, inst.y, inst.params, "relu", "sum")
+        f"t{i}": KINDS["mlp_regression"].chain(("test", next(_KEYS)), inst.x, inst.y, inst.params, "relu", "sum")
         for i, inst in enumerate(instances)
     }
     found = {

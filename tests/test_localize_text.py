@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import init_params
 
-from grader.chain import chain_for
+from grader.kinds import KINDS
 from grader.localize import Break, Localization, Repair
 from grader.localize_text import describe, ids
 from reference import mlp_regression
@@ -15,8 +15,7 @@ def mlp_chain(layers=(2, 10, 10, 1), activation="sigmoid", reduction="sum", N=1,
     rng = np.random.default_rng(0)
     params = init_params(rng, list(layers))
     x = rng.uniform(size=(N, layers[0]))
-    return chain_for(
-        "mlp_regression",
+    return KINDS["mlp_regression"].chain(
         ("text", layers, activation, reduction, N, key),
         x,
         mlp_regression.target(x),
@@ -29,8 +28,7 @@ def mlp_chain(layers=(2, 10, 10, 1), activation="sigmoid", reduction="sum", N=1,
 def classifier_chain(reduction="sum"):
     rng = np.random.default_rng(1)
     x, y = rng.uniform(-1, 1, size=(3, 3)), np.eye(3)[[0, 2, 1]]
-    return chain_for(
-        "softmax_classifier",
+    return KINDS["softmax_classifier"].chain(
         ("text", "softmax", reduction),
         x,
         y,

@@ -19,6 +19,7 @@ from grader.kinds.settings import TaskSettings
 from reference.mistakes import UPDATE_LEARNING_RATES, Mistake
 
 if TYPE_CHECKING:
+    from grader.chain import Chain
     from grader.notebook_kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
@@ -70,6 +71,13 @@ class Kind(ABC):
         """What of `value` (quantity `name`, in the expected layout) a check compares: the value itself, or
         for a kind that trains, its update from the trial's initial weights."""
         return value - trial.params[name] if self.trains else value
+
+    def chain(
+        self, key: tuple, x: np.ndarray, y: np.ndarray, params: dict, activation: str | tuple, reduction: str
+    ) -> Chain | None:
+        """The chain rule of this trial's backward pass (`grader.chain`, cached under `key`), which the
+        diagnosis walks to localize a mistake; None for a kind whose quantities are no such gradients."""
+        return None
 
     def mutant_rates(self, task: TaskSettings, mistake: Mistake) -> tuple[float, ...]:
         """The learning rates a mistake's mutant runs at: the students' usual ones for a mistake that

@@ -53,6 +53,12 @@ class DropoutTraining(SoftmaxClassifier):
         masks = (rng.random((task.epochs, task.batch_size, task.hidden)) >= task.p).astype(np.float64)
         return masks, {"p": task.p, "lr": task.lr}
 
+    def chain(
+        self, key: tuple, x: np.ndarray, y: np.ndarray, params: dict, activation: str | tuple, reduction: str
+    ) -> None:
+        """None: trained weights are no gradients; a training's chain rule has many steps (Kind.chain)."""
+        return None
+
     def returned_parameters(self, task: TaskSettings) -> dict[str, tuple[int, ...]]:
         """The trained weights W1, W2, … themselves."""
         return task.param_shapes()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from grader import chain
 from grader.kinds import settings
 from grader.kinds.base import Expected, Kind, gradient_stub
 from reference import mlp_regression
@@ -76,6 +77,11 @@ class MlpRegression(Kind):
     def expected(self, task: MlpRegressionTask, trial: Trial) -> Expected:
         values = mlp_regression.scratch(trial.x, trial.y, trial.params, task.activation, task.reduction)
         return {name: np.asarray(values[name], dtype=np.float64) for name in task.quantities()}
+
+    def chain(
+        self, key: tuple, x: np.ndarray, y: np.ndarray, params: dict, activation: str | tuple, reduction: str
+    ) -> chain.Chain:
+        return chain.mlp_chain(key, x, y, params, activation, reduction)
 
     def inputs(self, task: MlpRegressionTask, rng: np.random.Generator) -> np.ndarray:
         return regression_inputs(task, rng)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from grader import chain
 from grader.kinds import settings
 from grader.kinds.base import Expected, Kind, gradient_stub
 from reference import softmax_classifier
@@ -62,6 +63,11 @@ class SoftmaxClassifier(Kind):
     def expected(self, task: SoftmaxClassifierTask, trial: Trial) -> Expected:
         values = softmax_classifier.scratch(trial.x, trial.y, trial.params, task.reduction)
         return {name: np.asarray(values[name], dtype=np.float64) for name in task.quantities()}
+
+    def chain(
+        self, key: tuple, x: np.ndarray, y: np.ndarray, params: dict, activation: str | tuple, reduction: str
+    ) -> chain.Chain:
+        return chain.classifier_chain(key, x, y, params, reduction)
 
     def inputs(self, task: SoftmaxClassifierTask, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(-2.0, 2.0, task.input_shapes()["x"])
