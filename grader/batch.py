@@ -7,8 +7,7 @@ order, as soon as the student is graded: a batch killed at any moment leaves onl
 report.json means the student is done. Nothing per student is kept in memory but its compact record (a few
 hundred bytes, made once its report.json is written); the class files (results.jsonl, gradebook.csv,
 summary.html) are built at the end from those records, and from the report.json files of the students a
-`--resume` kept. `--resume` skips students whose report.json has the same submission hash
-and rubric hash, when the run's settings (rubric, limits, hidden seed) are unchanged.
+`--resume` kept (which ones: grader/resume.py).
 """
 
 import hashlib
@@ -29,18 +28,15 @@ from grader.discover import Candidate, discover, read_data_files
 from grader.export.gradebook import write_gradebook
 from grader.export.html import write_report_html
 from grader.export.report_json import write_report_json
-from grader.export.results_jsonl import outcome, read_record, report_record, write_results_jsonl
+from grader.export.results_jsonl import read_record, report_record, write_results_jsonl
 from grader.export.summary import write_summary
-from grader.files import write_atomic
 from grader.grader import GRADER_ERROR, Grader, traceback_flags
-from grader.load import submission_hash
 from grader.progress import Progress
 from grader.report import GradeReport
+from grader.resume import file_hash, same_settings, up_to_date, write_settings
 from grader.review import review_items
 from grader.sandbox import Sandbox
 
-SETTINGS = ".grade-settings.json"
-REGRADE = {"grader_error", "sandbox_error"}  # never reused by --resume: the grader's fault, worth another try
 MAX_NOTES_PRINTED = 20
 # Grading threads per sandbox worker: while one thread checks a finished student and writes the reports
 # (grader CPU), another has the worker run the next one, so no worker waits.
@@ -107,10 +103,10 @@ def run_batch(grader: Grader, options: BatchOptions, err: TextIO = sys.stderr) -
         found = discover(list(options.paths), Path(workdir), exclude=(out,))
         result.notes = found.notes
         _print_notes(found.notes, err)
-        resume = options.resume and _same_settings(ctx, err)
-        write_atomic(out / SETTINGS, json.dumps(_settings(ctx), indent=1) + "\n")
+        resume = options.resume and same_settings(grader, out, err)
+        write_settings(grader, out)
         rubric_hash = grader.rubric_hash
-        pending = [c for c in found.candidates if not (resume and _up_to_date(c, out / c.student, rubric_hash))]
+        pending = [c for c in found.candidates if not (resume and up_to_date(c, out / c.student, rubric_hash))]
         result.reused = len(found.candidates) - len(pending)
         result.graded = len(pending)
         runnable = sum(1 for c in pending if c.problem is None)
@@ -196,7 +192,7 @@ def _not_graded(
     ctx: _Context, candidate: Candidate, problem: tuple[str, str], flags: Sequence[str] = ()
 ) -> GradeReport:
     """The report of a student whose submission could not be run at all (discovery found none to run)."""
-    digest = _file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest()
+    digest = file_hash(candidate.source) or hashlib.sha256(candidate.name.encode()).hexdigest()
     return ctx.grader.could_not_grade(candidate.student, candidate.name, digest, problem, flags)
 
 
@@ -228,69 +224,6 @@ def _write_class_files(ctx: _Context, candidates: list[Candidate], result: Batch
     write_gradebook(ctx.grader.rubric, records, ctx.out)
     write_summary(ctx.grader.rubric, records, result.notes, ctx.out)
     result.to_review = len(review_items(records, result.notes))  # what summary.html lists
-
-
-def _settings(ctx: _Context) -> dict:
-    """What besides the rubric and the file changes a grade. The hidden seed is stored only as a hash."""
-    grader, seed = ctx.grader, ctx.grader.hidden_seed
-    return {
-        "rubric_hash": grader.rubric_hash,
-        "limits": grader.limits.model_dump(),
-        "hidden_seed": None if seed is None else hashlib.sha256(f"{grader.rubric_hash}:{seed}".encode()).hexdigest(),
-    }
-
-
-def _same_settings(ctx: _Context, err: TextIO) -> bool:
-    try:
-        previous = json.loads((ctx.out / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        previous = None
-    if previous == _settings(ctx):
-        return True
-    print(
-        "note: --resume: the rubric, --timeout or --hidden-seed differ from the last run in this folder "
-        "(or it left no record); grading every student again",
-        file=err,
-    )
-    return False
-
-
-def _up_to_date(candidate: Candidate, folder: Path, rubric_hash: str) -> bool:
-    """Whether the student's files are complete and were made from this very file and rubric."""
-    if candidate.problem is not None or candidate.source is None or not (folder / "report.html").is_file():
-        return False
-    try:
-        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(report, dict)
-        and report.get("rubric_hash") == rubric_hash
-        and report.get("student") == candidate.student
-        and outcome(report) not in REGRADE
-        and report.get("submission_hash") == _current_hash(candidate)
-    )
-
-
-def _current_hash(candidate: Candidate) -> str | None:
-    """The hash grading this candidate now would record (the file, and the data files beside a notebook)."""
-    source = _file_hash(candidate.source)
-    if source is None:
-        return None
-    return submission_hash(source, read_data_files(candidate.data_files))
-
-
-def _file_hash(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _remove_leftovers(out: Path) -> None:
