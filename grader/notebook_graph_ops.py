@@ -1,7 +1,7 @@
 """The autograd graph of a notebook's first backward pass, read as a net: which leaf is a weight or a bias,
 how each weight was used (its layout), the order of layers, and where the recorded ops differ from an MLP's.
 
-Works on grader.sandbox.records.BackwardRecord (recorded by grader/sandbox/graph.py): nodes in topological
+Works on grader.sandbox.records.BackwardRecord (recorded by grader/sandbox/child/graph.py): nodes in topological
 order from the loss, each with its inputs as indices of later nodes. Node names are torch's autograd class
 names (torch 2.x: 'MmBackward0', 'AddmmBackward0', …). Free of torch, as the grading process is.
 """

@@ -7,9 +7,9 @@
   earlier cell's source: the names it binds at top level (assignments, imports, def, class, for/with/except
   targets), by its AST; a chain (cell 5 on a name of cell 4, itself cascading from cell 3) goes to the first.
 - A module the grading environment lacks (bound as a placeholder in the sandbox, see
-  grader/sandbox/missing.py) gets one note from the records' data: never used (it cost nothing), or where
+  grader/sandbox/child/missing.py) gets one note from the records' data: never used (it cost nothing), or where
   it was used and whether that cell stopped there (with the cells that cascaded from it).
-- A notebook that asked for a GPU and ran on the CPU (grader/sandbox/gpu.py) gets one note.
+- A notebook that asked for a GPU and ran on the CPU (grader/sandbox/child/gpu.py) gets one note.
 
 Cell numbers in the records are positions among the code cells; `number` maps them to the notebook's own.
 """

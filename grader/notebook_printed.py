@@ -3,7 +3,7 @@
 A student who computes everything inside a function (`def main(): …; main()`) and prints the results
 leaves no variable and no file behind; what was printed is all there is. Each cell's output is read as
 a .dat file is (grader.datfile), and whose each printed array is, is decided by the counterfactual run
-(grader/sandbox/provenance.py), which re-ran the rest of the notebook with every gradient autograd gave
+(grader/sandbox/child/provenance.py), which re-ran the rest of the notebook with every gradient autograd gave
 scaled by a factor only the grader knows: an array printed again times that factor is autograd's (the
 torch source), one printed again unchanged, or printed before the first autograd call, is not (the
 scratch source). An array that moved otherwise, or is too small or too coarsely printed to tell, is

@@ -1,4 +1,4 @@
-"""Provenance of a notebook's reported values, proven by the counterfactual run (grader/sandbox/provenance.py).
+"""Provenance of a notebook's reported values, proven by the counterfactual run (grader/sandbox/child/provenance.py).
 
 In the counterfactual run every gradient autograd produced was `factor` times the true one, from the
 notebook's first autograd call on. For a value the notebook reported (a variable after a cell, or a number

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from grader.sandbox.child.worker import load_modules
 from grader.sandbox.process import shipped_sources
-from grader.sandbox.worker import load_modules
 
 MODULES = load_modules(shipped_sources())
 convert, runner = MODULES["bpg_convert"], MODULES["bpg_runner"]

@@ -1,5 +1,5 @@
-"""Notebook mode, child side, in the real sandbox: the first autograd call's graph (grader/sandbox/graph.py)
-and values kept inside the student's objects (grader/sandbox/names.py), validated on the grader side."""
+"""Notebook mode, child side, in the real sandbox: the first autograd call's graph (grader/sandbox/child/graph.py)
+and values kept inside the student's objects (grader/sandbox/child/names.py), validated on the grader side."""
 
 import json
 

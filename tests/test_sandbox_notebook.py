@@ -105,7 +105,7 @@ def test_every_cell_runs_in_order_and_a_failing_cell_is_recorded_while_the_rest_
 
 
 def test_a_missing_module_is_recorded_with_its_cell_and_an_unused_import_does_not_stop_the_rest(observed_run):
-    cell = observed_run.cells[2]  # pandas and seaborn are bound as placeholders (sandbox/missing.py), never used
+    cell = observed_run.cells[2]  # pandas and seaborn are bound as placeholders (sandbox/child/missing.py), never used
     assert cell.status == CellStatus.ok
     assert [(m.module, m.event, m.cell, m.line) for m in cell.missing_modules] == [
         ("pandas", "imported", 3, 2),

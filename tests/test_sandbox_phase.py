@@ -1,4 +1,4 @@
-"""grader/sandbox/phase.py: a job with hidden calls runs in one child, and each of its two phases gets the
+"""grader/sandbox/child/phase.py: a job with hidden calls runs in one child, and each of its two phases gets the
 job's wall time and CPU time as a job of its own would (DESIGN §5 properties 4 and 8). Statuses only:
 no time is asserted."""
 

@@ -1,4 +1,4 @@
-"""The counterfactual provenance run (grader/sandbox/provenance.py) in the real sandbox: forked at the first
+"""The counterfactual provenance run (grader/sandbox/child/provenance.py) in the real sandbox: forked at the first
 autograd call, autograd's answers scaled, the rest of the notebook re-run without touching the real run."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Notebook-mode shims for missing modules (sandbox/missing.py) and GPU notebooks (sandbox/gpu.py), in real
+"""Notebook-mode shims for missing modules (sandbox/child/missing.py) and GPU notebooks (sandbox/child/gpu.py), in real
 sandbox jobs: a placeholder for a module the sandbox lacks, failing only when used; real ImportErrors where
 the student or a library asked for one; CUDA requests run on the CPU with the same gradients."""
 
@@ -8,8 +8,8 @@ import torch
 
 from grader.limits import Limits
 from grader.sandbox import Call, CellStatus, Job, RunStatus
+from grader.sandbox.child.worker import load_modules
 from grader.sandbox.process import SHIPPED, shipped_sources
-from grader.sandbox.worker import load_modules
 
 LIMITS = Limits(wall_seconds=30, cpu_seconds=30)
 SEED = 99

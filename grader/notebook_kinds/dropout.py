@@ -6,7 +6,7 @@ numpy (`np.random.binomial(1, 1 - rate, size=a1.shape)`, a backward pass of its 
 trained weights. Each source is found in the run:
 - the cell that trained: a cell that drew dropout masks with the source's means (torch: F.dropout,
   nn.Dropout, torch.dropout; scratch: numpy's binomial, rand, random, random_sample, uniform; recorded by
-  grader/sandbox/draws.py), and after it the weights that moved from the handout's (tensors for torch,
+  grader/sandbox/child/draws.py), and after it the weights that moved from the handout's (tensors for torch,
   numpy arrays for scratch; either layout);
 - the masks: that cell's draws, one per epoch, read as the masks they are (F.dropout's kept units, a
   binomial's 0/1) or as a uniform draw compared with p, each way students write it (`rand(…) > p`,

@@ -3,11 +3,12 @@
     Sandbox(jobs, hide).run(Job, Limits) -> RunResult
 
     Sandbox(...).run(Job(..., observe=True, files={...}), Limits) -> RunResult with cells, forward_calls,
-    grads, namespace, arrays, files and notes (notebook mode, see notebook.py and records.py)
+    grads, namespace, arrays, files and notes (notebook mode, see child/notebook.py and records.py)
 
 See DESIGN.md §5 "Sandbox" for the properties this package guarantees and isolation.py for the
-protections of each mode. worker.py, jail.py, probe.py, runner.py, convert.py, notebook.py, observe.py and
-shims.py are standalone scripts shipped into the sandbox; they are never imported by the grader.
+protections of each mode. The modules here are the grader's side; child/ holds the standalone scripts
+shipped into the sandbox as sources (the worker and everything a job's child runs), never imported by the
+grader (child/__init__.py maps them).
 """
 
 import importlib

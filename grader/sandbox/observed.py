@@ -148,7 +148,7 @@ class BackwardFrame(BaseModel):
 
 
 class DrawFrame(BaseModel):
-    """Draws of one function stacked (sandbox/draws.py): their array is (count, *shape)."""
+    """Draws of one function stacked (sandbox/child/draws.py): their array is (count, *shape)."""
 
     model_config = _STRICT
     cell: Cell

@@ -30,7 +30,7 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-HERE = Path(__file__).resolve().parent
+CHILD = Path(__file__).resolve().parent / "child"  # the sources shipped into the sandbox
 BOOT = """\
 import os, json
 def _read(n):
@@ -78,7 +78,7 @@ SHIPPED = {
 
 def shipped_sources() -> dict[str, str]:
     """Source of the modules the worker creates inside the sandbox, by module name, in import order."""
-    return {name: (HERE / filename).read_text() for name, filename in SHIPPED.items()}
+    return {name: (CHILD / filename).read_text() for name, filename in SHIPPED.items()}
 
 
 MEMORY_NEED = (
@@ -154,9 +154,9 @@ class Worker:
         self.deadline = time.monotonic() + START_TIMEOUT
         self._namespace_pid(self.deadline)
         boot = {
-            "worker": (HERE / "worker.py").read_text(),
+            "worker": (CHILD / "worker.py").read_text(),
             "modules": shipped_sources(),
-            "probe": (HERE / "probe.py").read_text(),
+            "probe": (CHILD / "probe.py").read_text(),
             "config": self.plan.config(self.slot),
         }
         self._send([json.dumps(boot).encode()])

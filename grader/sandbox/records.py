@@ -22,7 +22,7 @@ class CellStatus(str, Enum):
 
 
 class MissingModule(BaseModel):
-    """A module the grading environment lacks, bound as a placeholder (sandbox/missing.py): where the
+    """A module the grading environment lacks, bound as a placeholder (sandbox/child/missing.py): where the
     notebook imported it, or where student code first used it (the use raised ModuleNotFoundError)."""
 
     model_config = STRICT
@@ -43,7 +43,7 @@ class MissingModule(BaseModel):
 
 
 class GpuRequest(BaseModel):
-    """The first place a notebook asked for CUDA and was given the CPU instead (sandbox/gpu.py)."""
+    """The first place a notebook asked for CUDA and was given the CPU instead (sandbox/child/gpu.py)."""
 
     model_config = STRICT
 
@@ -53,7 +53,7 @@ class GpuRequest(BaseModel):
 
 
 class MaskDraw(BaseModel):
-    """Random draws that may build dropout masks, made in one cell (sandbox/draws.py): consecutive draws of
+    """Random draws that may build dropout masks, made in one cell (sandbox/child/draws.py): consecutive draws of
     one function with one shape and probability, stacked."""
 
     model_config = STRICT
@@ -279,7 +279,7 @@ class CounterfactualEntry(BaseModel):
 
 class Counterfactual(BaseModel):
     """What the notebook's counterfactual run held: the rest of the notebook re-run from its first autograd
-    call with every gradient autograd produced scaled by `factor` (see grader/sandbox/provenance.py)."""
+    call with every gradient autograd produced scaled by `factor` (see grader/sandbox/child/provenance.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
