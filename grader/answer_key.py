@@ -11,7 +11,7 @@ import numpy as np
 
 from grader.expected import expected_values
 from grader.rubric import Rubric
-from grader.trials import Group, make_trial
+from grader.trials import Group, make_trial, trial_name
 
 
 def answer_key(
@@ -31,7 +31,7 @@ def answer_key(
             "inputs": inputs,
             "expected": {name: _plain(value) for name, value in expected_values(task, trial).items()},
         }
-    return {"rubric": rubric.id, "trial": f"{group}-{index}", "layout": "torch (out, in)", "tasks": tasks}
+    return {"rubric": rubric.id, "trial": trial_name(group, index), "layout": "torch (out, in)", "tasks": tasks}
 
 
 def render_json(key: dict[str, Any]) -> str:

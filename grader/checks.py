@@ -23,7 +23,7 @@ from grader.rubric import Rubric
 from grader.run import call_id
 from grader.source_layout import TRANSPOSED_NOTE, read_in_source_layout, single_layout_square, weight_shapes
 from grader.tasks import Task
-from grader.trials import Trial
+from grader.trials import Trial, group_of
 
 _VERDICT_STATUS = {Verdict.passed: CheckStatus.passed, Verdict.not_verifiable: CheckStatus.not_verifiable}
 
@@ -247,7 +247,7 @@ def _architecture(rubric: Rubric, task: Task, trial: Trial, found_by_call: Mappi
 def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult], first: Found | None) -> CheckResult:
     groups = {}
     for result in per_trial:
-        groups.setdefault(result.trial.split("-")[0], []).append(result.status == CheckStatus.passed)
+        groups.setdefault(group_of(result.trial), []).append(result.status == CheckStatus.passed)
     hidden_share = rubric.trials.hidden_weight if "hidden" in groups else 0.0
     share = {group: hidden_share if group == "hidden" else 1.0 - hidden_share for group in groups}
     group_max = {group: round(check.points * share[group], 10) for group in groups}

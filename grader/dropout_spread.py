@@ -21,7 +21,7 @@ from grader.memo import remember
 from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
 from grader.rubric import Rubric
 from grader.tasks import DropoutTrainingTask
-from grader.trials import Trial
+from grader.trials import NOTEBOOK_TRIAL, Trial
 from reference.dropout_training import train_many
 from reference.mistakes import CATALOGUE
 
@@ -157,7 +157,7 @@ def _diagnosis(mistake_id: str) -> Diagnosis:
         explanation=mistake.explanation + " (Recognised by the spread of its own updates over many "
         "masks: the masks your run drew could not be replayed.)",
         hint=mistake.hint,
-        trials=["notebook-0"],
+        trials=[NOTEBOOK_TRIAL],
     )
 
 
@@ -177,5 +177,5 @@ def _result(
         message=message,
         provenance=provenance,
         diagnosis=diagnosis,
-        trials=[TrialResult(trial="notebook-0", status=status, message=message)],
+        trials=[TrialResult(trial=NOTEBOOK_TRIAL, status=status, message=message)],
     )

@@ -22,7 +22,7 @@ from grader.rubric import Rubric
 from grader.run import hidden_run_flags, run_trials
 from grader.sandbox import RunResult, Sandbox
 from grader.scan import scan_scratch
-from grader.trials import Group
+from grader.trials import NOTEBOOK_TRIAL, Group, trial_name
 
 
 def grade_submission(
@@ -145,12 +145,12 @@ def header(
 ) -> dict:
     """The fields every report starts with: who and what was graded, on which rubric, trials and seeds."""
     trials = [
-        f"{group}-{i}"
+        trial_name(group, i)
         for group in groups
         for i in range(rubric.trials.public if group == "public" else rubric.trials.hidden)
     ]
     if rubric.submission.kind == "notebook":
-        trials = ["notebook-0"]  # the student's own run, on the weights their net actually used
+        trials = [NOTEBOOK_TRIAL]
     seeds: dict[str, int | str] = {"public": rubric.seed}
     if "hidden" in groups:
         seeds["hidden"] = "set"

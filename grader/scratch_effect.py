@@ -25,7 +25,7 @@ from grader.notebook_provenance import Follows, follows, no_points
 from grader.report import CheckResult, Diagnosis
 from grader.run import call_id
 from grader.tasks import Task
-from grader.trials import Trial
+from grader.trials import Trial, group_of
 
 SOURCE = "scratch"
 
@@ -80,7 +80,7 @@ def _no_points(task: Task, evidence: list[Moved], result: CheckResult) -> CheckR
         return result
     function = task.contract.functions()[SOURCE]
     keys = sorted({m.key for m in evidence})
-    trials = sorted({m.trial for m in evidence if m.trial.startswith("public")})  # hidden trials stay unnamed
+    trials = sorted({m.trial for m in evidence if group_of(m.trial) == "public"})  # hidden trials stay unnamed
     where = f" ({', '.join(trials)})" if trials else ""
     torch_function = task.contract.functions().get("torch")
     autograd = f"; {torch_function}() is the place for autograd" if torch_function else ""

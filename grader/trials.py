@@ -22,6 +22,17 @@ from grader.secret import secret_problem, trial_entropy
 from grader.tasks import Task
 
 Group = Literal["public", "hidden"]
+NOTEBOOK_TRIAL = "notebook-0"  # a free-form notebook's one trial: the student's own run, on their net's weights
+
+
+def trial_name(group: str, index: int) -> str:
+    """`public-0`, `hidden-2`: how reports and the answer key name a trial."""
+    return f"{group}-{index}"
+
+
+def group_of(name: str) -> str:
+    """The group of the trial named `name` (`trial_name`): public, hidden, or notebook."""
+    return name.split("-", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -40,8 +51,8 @@ class Trial:
 
     @functools.cached_property
     def name(self) -> str:
-        """`public-0`, `hidden-2`: how reports and the answer key name a trial (read in hot loops)."""
-        return f"{self.group}-{self.index}"
+        """`trial_name(group, index)`, made once (read in hot loops)."""
+        return trial_name(self.group, self.index)
 
     @functools.cached_property
     def fingerprint(self) -> str:

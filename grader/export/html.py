@@ -24,6 +24,7 @@ from grader.export.svg import heat_map, levels_of
 from grader.files import write_atomic
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, TrialResult
 from grader.rubric import Rubric
+from grader.trials import group_of
 
 OUTPUT_CHARS = 6000
 LABEL = {
@@ -64,7 +65,7 @@ def shown_checks(report: GradeReport, rubric: Rubric) -> list[ShownCheck]:
 
 def _shown(check: CheckResult, hidden_shown: bool) -> ShownCheck:
     groups = [g for g in check.group_max_points if hidden_shown or g != "hidden"]
-    trials = [t for t in check.trials if hidden_shown or not t.trial.startswith("hidden")]
+    trials = [t for t in check.trials if hidden_shown or group_of(t.trial) != "hidden"]
     if len(trials) == len(check.trials) or not trials:
         status, message = check.status, check.message
         earned, available = check.points, check.max_points
@@ -144,7 +145,7 @@ def _score(report: GradeReport, rubric: Rubric, shown: list[ShownCheck]) -> dict
         any("hidden" in s.check.group_max_points for s in shown)
         and rubric.trials.hidden_visibility != Visibility.visible
     ):
-        hidden = sum(1 for t in report.trials if t.startswith("hidden"))
+        hidden = sum(1 for t in report.trials if group_of(t) == "hidden")
         notes.append(
             f"{hidden} hidden trial{'s' * (hidden != 1)} also count ({rubric.trials.hidden_weight:.0%} of each check); "
             f"their results are not shown here ({rubric.trials.hidden_visibility.value.replace('_', ' ')})."

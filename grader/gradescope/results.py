@@ -14,6 +14,7 @@ from grader import __version__
 from grader.checkspec import Visibility
 from grader.report import CheckResult, CheckStatus, GradeReport, unchecked
 from grader.rubric import Rubric
+from grader.trials import group_of
 
 OUTPUT_FORMAT = "text"
 INSTRUCTOR_TEST = "Instructor notes (never shown to students)"
@@ -39,7 +40,7 @@ def results_from_report(
 
     When the sandbox failed (in every mode it tried), nothing was graded: the summary and every test say
     the same thing, GRADER_FAILED, and the sandbox's detail goes to the instructors' test."""
-    hidden_ran = any(trial.startswith("hidden-") for trial in report.trials)
+    hidden_ran = any(group_of(trial) == "hidden" for trial in report.trials)
     private = list(instructor)
     if report.flags:
         private += ["To review:", *(f"- {flag}" for flag in report.flags)]
@@ -159,7 +160,7 @@ def _test(
     hidden_ran: bool,
     several_tasks: bool,
 ) -> dict:
-    trials = [t for t in check.trials if t.trial.split("-")[0] == group]
+    trials = [t for t in check.trials if group_of(t.trial) == group]
     passed = bool(trials) and all(t.status == CheckStatus.passed for t in trials)
     name = f"{check.task}: {check.quantity}" if several_tasks else check.quantity
     if hidden_ran:
