@@ -194,7 +194,7 @@ def test_an_internal_error_of_the_grader_still_writes_results(gradescope_contain
         "import sys, grader.grader as session\n"
         "def broken(*args, **kwargs):\n    raise RuntimeError('simulated internal error')\n"
         "session.grade_loaded = broken\n"
-        "from grader.cli import main\n"
+        "from grader.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     done = subprocess.run(

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from grader import __version__
-from grader.cli_grade import add_grade_command
-from grader.cli_gradescope import add_gradescope_command
+from grader.cli.grade import add_grade_command
+from grader.cli.gradescope import add_gradescope_command
 from grader.doctor import add_doctor_command
 from grader.errors import GraderError, RubricInvalid, UsageError
 from grader.secret import add_secret_command, hidden_seed_option
