@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from grader.diagnose_mutants import activation
-from grader.tasks import Task
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 from reference.twins import torch_activation
 

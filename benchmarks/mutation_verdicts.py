@@ -12,7 +12,7 @@ import numpy as np
 
 from grader.diagnose_mutants import activation, matches
 from grader.report import CheckResult, CheckStatus
-from grader.tasks import Task
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 from reference.mistakes import CATALOGUE, PAIRS, UPDATE_LEARNING_RATES, Mistake, at_layer, run_mutant
 from reference.mistakes_mutants import Instance

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.chain import Chain, chain_for
-from grader.checkspec import Tolerance
 from grader.compare import align, within
 from grader.diagnose_mutants import activation, best_mutant, task_key
 from grader.found import Found
@@ -29,9 +28,10 @@ from grader.kinds import kind_of
 from grader.localize import Localization, localize
 from grader.localize_text import describe, ids
 from grader.report import CheckResult, CheckStatus, Diagnosis
-from grader.rubric import Rubric
+from grader.rubric.checkspec import Tolerance
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.run import call_id
-from grader.tasks import Task
 from grader.trials import Trial
 from reference.mistakes import CATALOGUE, PAIRS, Mistake, mistakes_for, pairs_for, together
 

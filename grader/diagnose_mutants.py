@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from grader.checkspec import Tolerance
 from grader.compare import align, allowed_rows, within
 from grader.kinds import kind_of
 from grader.memo import remember
-from grader.tasks import Task
+from grader.rubric.checkspec import Tolerance
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 from reference.mistakes import Mistake, run_mutant
 

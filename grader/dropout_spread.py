@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checkspec import Tolerance
 from grader.compare import within
 from grader.memo import remember
 from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
-from grader.rubric import Rubric
-from grader.tasks import DropoutTrainingTask
+from grader.rubric.checkspec import Tolerance
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import DropoutTrainingTask
 from grader.trials import Trial
 from reference.dropout_training import train_many
 from reference.mistakes import CATALOGUE

@@ -18,7 +18,7 @@ from grader.grade_notebook import check_notebook, run_notebook
 from grader.limits import Limits
 from grader.load import Submission, load_submission, submission_hash
 from grader.report import GradeReport, RunRecord, unchecked
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 from grader.run import hidden_run_flags, run_trials
 from grader.sandbox import RunResult, Sandbox
 from grader.scan import scan_scratch

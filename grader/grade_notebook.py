@@ -16,7 +16,7 @@ from grader.notebook_notes import cell_notes
 from grader.notebook_outcome import failed_cells_flag
 from grader.notebook_provenance import PROVENANCE_SWITCH, counterfactual_factor
 from grader.report import CheckResult
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 from grader.sandbox import Job, RunResult, Sandbox
 
 

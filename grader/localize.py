@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.chain import Chain
-from grader.checkspec import Tolerance
 from grader.localize_layer import CLEAN, Relations, Repair
+from grader.rubric.checkspec import Tolerance
 
 Array = np.ndarray
 FORWARD = ("prediction", "probs")  # the loss may fail alone: a sum for a mean changes it, not the forward pass

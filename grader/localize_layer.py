@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.chain import Chain
-from grader.checkspec import Tolerance
 from grader.compare import within
+from grader.rubric.checkspec import Tolerance
 
 Array = np.ndarray
 

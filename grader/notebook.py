@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from grader.checkspec import Tolerance
 from grader.datfile import read_dat
 from grader.found import Found
 from grader.notebook_activations import hidden_activation
@@ -22,9 +21,10 @@ from grader.notebook_precision import rounded_uncertainties, sharpen
 from grader.notebook_printed import printed_gradients
 from grader.notebook_provenance import Follows, entry_again, file_again, follows
 from grader.notebook_variables import same_size, scratch_variable, where
+from grader.rubric.checkspec import Tolerance
+from grader.rubric.tasks import Task
 from grader.run import call_id
 from grader.sandbox import RunResult
-from grader.tasks import Task
 from grader.trials import Trial
 from reference import mlp_regression
 

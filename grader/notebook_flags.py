@@ -12,11 +12,11 @@ from grader.compare import Verdict, compare
 from grader.found import Found
 from grader.load import Submission
 from grader.notebook import Net, Observed
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.run import call_id
 from grader.sandbox import CellStatus, RunResult
 from grader.saved_outputs import compare_cells, flag
-from grader.tasks import Task
 from reference import mlp_regression
 
 

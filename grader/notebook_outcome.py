@@ -11,10 +11,10 @@ import dataclasses
 from grader.datfile import assign_gradients, parse_dat
 from grader.load import Submission
 from grader.notebook import Observed, written_file
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.run import call_id
 from grader.sandbox import CellStatus, RunResult
-from grader.tasks import Task
 
 FIRST_FAILURE_CHARS = 200
 

@@ -23,8 +23,8 @@ import numpy as np
 from grader.found import Found
 from grader.notebook_provenance import Follows, follows, no_points
 from grader.report import CheckResult, Diagnosis
+from grader.rubric.tasks import Task
 from grader.run import call_id
-from grader.tasks import Task
 from grader.trials import Trial
 
 SOURCE = "scratch"

@@ -12,7 +12,7 @@ import pytest
 from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
 from grader.cli.main import main
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.trials import make_trial
 from reference import twins
 

@@ -12,7 +12,7 @@ from grader.export.html import render_report_html
 from grader.export.table import render_table
 from grader.grade import grade_submission
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 SAMPLES = REPO / "submissions"
 HEADER = re.compile(r"^# mistake: ([\w+]+)")

@@ -7,7 +7,7 @@ from conftest import REPO
 
 from grader.grade import grade_submission
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.saved_outputs import tokens
 
 RUBRIC = "bs6207-a1-notebook"

@@ -15,8 +15,8 @@ from conftest import REPO
 from grader.gradescope.results import GRADER_FAILED, INSTRUCTOR_TEST
 from grader.gradescope.run import run_gradescope
 from grader.gradescope.submission import find_submission
-from grader.rubric import SubmissionSpec
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
+from grader.rubric.model import SubmissionSpec
 from grader.sandbox import isolation
 
 SAMPLES = REPO / "submissions" / "bs6207-a1"

@@ -9,7 +9,7 @@ from grader.grade import grade_submission
 from grader.notebook import Net
 from grader.notebook_nets import matches, never_run, reference_of
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"

@@ -7,7 +7,7 @@ from conftest import REPO
 from grader.grade import grade_submission
 from grader.limits import Limits
 from grader.notebook_notes import cell_notes, top_level_names
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.sandbox import Job, RunStatus
 
 RUBRIC = "bs6207-a1-notebook"

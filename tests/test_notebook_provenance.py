@@ -8,7 +8,7 @@ from conftest import REPO
 from grader.grade import grade_submission
 from grader.notebook_provenance import FACTORS, Follows, counterfactual_factor, follows
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"

@@ -18,7 +18,7 @@ from grader.errors import UsageError
 from grader.secret import hidden_seed_option
 
 if TYPE_CHECKING:
-    from grader.rubric import Rubric
+    from grader.rubric.model import Rubric
     from grader.sandbox.sandbox import Sandbox
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130

@@ -21,7 +21,7 @@ from grader.errors import GraderError, RubricInvalid, UsageError
 from grader.secret import add_secret_command, hidden_seed_option
 
 if TYPE_CHECKING:
-    from grader.rubric import Rubric
+    from grader.rubric.model import Rubric
 
 # Stage modules (numpy, pydantic, torch-free but ~0.4 s to import) are imported inside the commands that use
 # them: `check` launches its sandbox worker first, so the worker's ~2 s start overlaps the grader's imports.
@@ -127,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rubric_list(args: argparse.Namespace) -> int:
-    from grader.rubric_files import bundled_rubrics, load_rubric
+    from grader.rubric.files import bundled_rubrics, load_rubric
 
     for rubric_id in bundled_rubrics():
         if args.ids:
@@ -140,7 +140,7 @@ def _rubric_list(args: argparse.Namespace) -> int:
 
 
 def _rubric_show(args: argparse.Namespace) -> int:
-    from grader.rubric_files import find_rubric, load_rubric
+    from grader.rubric.files import find_rubric, load_rubric
 
     rubric = load_rubric(args.rubric)
     print(_describe(rubric, find_rubric(args.rubric)))
@@ -148,7 +148,7 @@ def _rubric_show(args: argparse.Namespace) -> int:
 
 
 def _rubric_validate(args: argparse.Namespace) -> int:
-    from grader.rubric_files import find_rubric, load_rubric
+    from grader.rubric.files import find_rubric, load_rubric
 
     failed = 0
     for name in args.rubrics:
@@ -165,7 +165,7 @@ def _rubric_validate(args: argparse.Namespace) -> int:
 
 
 def _rubric_schema(args: argparse.Namespace) -> int:
-    from grader.rubric import Rubric
+    from grader.rubric.model import Rubric
 
     print(json.dumps(Rubric.model_json_schema(), indent=1))
     return EXIT_OK
@@ -173,7 +173,7 @@ def _rubric_schema(args: argparse.Namespace) -> int:
 
 def _solve(args: argparse.Namespace) -> int:
     from grader.answer_key import answer_key, render_json, render_text
-    from grader.rubric_files import load_rubric
+    from grader.rubric.files import load_rubric
 
     rubric = load_rubric(args.rubric)
     group = "hidden" if args.hidden else "public"
@@ -197,12 +197,12 @@ def _check(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)  # hidden from the submission, so it must exist first
     sandbox = Sandbox(jobs=1, hide=[args.out.resolve()]).launch()
     try:
-        from grader.checkspec import Visibility
         from grader.export.html import write_report_html
         from grader.export.report_json import write_report_json
         from grader.export.table import render_table
         from grader.grader import Grader
         from grader.report import CheckStatus
+        from grader.rubric.checkspec import Visibility
 
         with Grader.load(args.rubric, groups=("public",), timeout=args.timeout, sandbox=sandbox) as grader:
             report = grader.grade(args.file)
@@ -231,7 +231,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _handout(args: argparse.Namespace) -> int:
     from grader.handout import render_handout
-    from grader.rubric_files import load_rubric
+    from grader.rubric.files import load_rubric
 
     rubric = load_rubric(args.rubric)
     if rubric.submission.kind != "contract":

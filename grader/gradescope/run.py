@@ -29,7 +29,7 @@ from grader.gradescope.build import public_hidden_seed
 from grader.gradescope.results import failure_results, problem_results, results_from_report
 from grader.gradescope.submission import find_submission
 from grader.report import GradeReport
-from grader.rubric_files import find_rubric
+from grader.rubric.files import find_rubric
 
 GRADED, GRADER_FAILED = 0, 1
 PRIVATE_DIRS = ("source", "results", "submission")

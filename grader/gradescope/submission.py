@@ -12,7 +12,7 @@ from pathlib import Path
 
 from grader.discover import data_files
 from grader.load import load_submission
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 
 CODE_SUFFIXES = (".py", ".ipynb")
 _SKIPPED = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}

@@ -21,9 +21,9 @@ from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, j
 from grader.notebook_provenance import Follows, copied_flag, copied_from_autograd, entry_again, follows
 from grader.notebook_variables import is_copy, scratch_variable, where
 from grader.report import CheckResult
+from grader.rubric.tasks import SoftmaxClassifierTask
 from grader.run import call_id
 from grader.sandbox import RunResult
-from grader.tasks import SoftmaxClassifierTask
 from grader.trials import Trial, make_trial
 
 NAMES = {

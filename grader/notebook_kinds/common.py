@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from grader.load import Submission
 from grader.report import CheckResult, CheckStatus, TrialResult, not_checked
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 from grader.sandbox import RunResult
 
 

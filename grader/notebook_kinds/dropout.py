@@ -28,9 +28,9 @@ from grader.notebook_kinds.classifier import handout_trial
 from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, missing
 from grader.notebook_variables import gradient_name, where
 from grader.report import CheckStatus
+from grader.rubric.tasks import DropoutTrainingTask
 from grader.run import call_id
 from grader.sandbox.records import MaskDraw
-from grader.tasks import DropoutTrainingTask
 from grader.trials import Trial
 
 TORCH = {"torch.nn.functional.dropout": "F.dropout", "torch.dropout": "torch.dropout"}

@@ -15,7 +15,7 @@ from collections import Counter
 
 from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, missing
 from grader.report import CheckResult, CheckStatus, TrialResult
-from grader.tasks import AutogradGraphTask
+from grader.rubric.tasks import AutogradGraphTask
 
 NODE = re.compile(r"(?<!\w)(?:torch::autograd::)?(AccumulateGrad|[A-Z][A-Za-z]*Backward\d*)\b")
 GRAD_FN = re.compile(r"grad_fn=<\w+>")  # a tensor's repr names the node that made it: not a listed node

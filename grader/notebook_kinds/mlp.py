@@ -16,7 +16,7 @@ from grader.notebook_nets import never_run
 from grader.notebook_outcome import one_note_per_unread_file
 from grader.notebook_provenance import copied_flag, copied_from_autograd
 from grader.report import CheckResult, CheckStatus, Diagnosis
-from grader.tasks import MlpRegressionTask
+from grader.rubric.tasks import MlpRegressionTask
 
 
 def check(nb: NotebookRun, task: MlpRegressionTask) -> KindResult:

@@ -1,6 +1,7 @@
 """What one check compares, how many points it is worth, how exact it must be, and who sees it.
 
-Kept apart from `grader.rubric` because task specifications (`grader.tasks`) carry their own checks.
+Kept apart from the rubric model (`grader.rubric.model`) because task specifications (`grader.rubric.tasks`)
+carry their own checks.
 """
 
 from enum import StrEnum

@@ -14,7 +14,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from grader.errors import RubricInvalid, RubricNotFound
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 
 
 def bundled_rubrics() -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """The rubric: what a submission must provide, on which trials, and how every check is scored.
 
 Rubric files are TOML (see `rubrics/`), validated by these models. Every model forbids unknown keys so a
-misspelt key fails loudly instead of silently taking a default; `grader.rubric_files` turns validation
+misspelt key fails loudly instead of silently taking a default; `grader.rubric.files` turns validation
 errors into messages that name the file, the field and what is allowed.
 """
 
@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from grader.checkspec import Check, Tolerance, Visibility
 from grader.limits import Limits
+from grader.rubric.checkspec import Check, Tolerance, Visibility
+from grader.rubric.tasks import Task
 from grader.secret import PATTERN, secret_problem
-from grader.tasks import Task
 
 RUBRIC_ID = r"^[a-z0-9][a-z0-9-]*$"
 
