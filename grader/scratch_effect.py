@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.found import Found
-from grader.notebook_provenance import Follows, follows, no_points
+from grader.notebook.provenance import Follows, follows, no_points
 from grader.report import CheckResult, Diagnosis
 from grader.rubric.tasks import Task
 from grader.run import call_id

@@ -7,8 +7,8 @@ import pytest
 from conftest import REPO
 
 from grader.grade import grade_submission
-from grader.grade_notebook import check_notebook, run_notebook
 from grader.load import load_submission
+from grader.notebook.grade import check_notebook, run_notebook
 from grader.report import CheckStatus
 from grader.rubric.files import load_rubric, rubric_hash
 

@@ -305,8 +305,8 @@ def test_a_notebook_uploaded_with_its_dat_files_is_graded_from_those_files(
     gradescope_container, gradescope_run, gradescope_schema, grading_sandbox
 ):
     """As in a class folder: the files beside the notebook are placed beside it when it runs."""
-    from grader.grade_notebook import run_notebook
     from grader.load import load_submission
+    from grader.notebook.grade import run_notebook
 
     notebooks = REPO / "submissions" / "bs6207-a1-notebooks"
     rubric = load_rubric("bs6207-a1-notebook")

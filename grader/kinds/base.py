@@ -5,7 +5,7 @@ The stages ask a task's kind instead of testing its name: the trials draw its in
 diagnosis compare what it says a quantity is (a gradient, or for training the update a trained weight
 made, `compared`), the catalogue's mutants run at its learning rates (`grader.diagnose_mutants`), the
 starter file holds its stub (`grader.handout`) and a free-form notebook is observed by its hook
-(`grader.notebook_kinds`). The mathematics stays in `reference/`; a kind only says which of it applies.
+(`grader.notebook.kinds`). The mathematics stays in `reference/`; a kind only says which of it applies.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from grader.kinds.settings import TaskSettings
 from reference.mistakes import UPDATE_LEARNING_RATES, Mistake
 
 if TYPE_CHECKING:
-    from grader.notebook_kinds.common import KindResult, NotebookRun
+    from grader.notebook.kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
 Expected = dict[str, np.ndarray | list[str]]

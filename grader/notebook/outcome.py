@@ -8,9 +8,9 @@
 
 import dataclasses
 
-from grader.datfile import assign_gradients, parse_dat
 from grader.load import Submission
-from grader.notebook import Observed, written_file
+from grader.notebook.datfile import assign_gradients, parse_dat
+from grader.notebook.observation import Observed, written_file
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import Task
 from grader.run import call_id

@@ -1,20 +1,20 @@
 """mlp_regression in a free-form notebook: the net the notebook built, its gradients from both sources.
 
 The same check stage as contract submissions scores the values (`grader.checks.check_task`); only where
-they come from differs (`grader.notebook.observe`). The architecture check compares the net the notebook
+they come from differs (`grader.notebook.observation.observe`). The architecture check compares the net the notebook
 actually built with the rubric's, and its gradients are still judged against its own net: its own layers
-and its own hidden activation(s), also where a layer has none (grader/notebook_activations.py).
+and its own hidden activation(s), also where a layer has none (grader/notebook/activations.py).
 """
 
 from grader.checks import check_task
-from grader.notebook import Net, observe
-from grader.notebook_activations import describe, differences
-from grader.notebook_flags import notebook_flags
-from grader.notebook_graph import RawNet, found_text
-from grader.notebook_kinds.common import KindResult, NotebookRun, judged, missing
-from grader.notebook_nets import never_run
-from grader.notebook_outcome import one_note_per_unread_file
-from grader.notebook_provenance import copied_flag, copied_from_autograd
+from grader.notebook.activations import describe, differences
+from grader.notebook.flags import notebook_flags
+from grader.notebook.graph import RawNet, found_text
+from grader.notebook.kinds.common import KindResult, NotebookRun, judged, missing
+from grader.notebook.nets import never_run
+from grader.notebook.observation import Net, observe
+from grader.notebook.outcome import one_note_per_unread_file
+from grader.notebook.provenance import copied_flag, copied_from_autograd
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric.tasks import MlpRegressionTask
 

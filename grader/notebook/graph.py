@@ -3,7 +3,7 @@
 Students build nets from tensors (`w1 = torch.randn(10, 2, requires_grad=True)`, a forward written out,
 `loss.backward()`). The sandbox records that call's graph (RunResult.backward): its leaves with their values
 and gradients, and the constants the first products saved (the input x). From it `identify_raw_net` builds
-the `Net` that grader.notebook.identify_net builds for an nn.Module, in torch layout (W_l (out, in)), and
+the `Net` that grader.notebook.observation.identify_net builds for an nn.Module, in torch layout (W_l (out, in)), and
 proves it by replaying the forward pass: on these weights and x it reproduces the recorded loss with
 y = target(x), or, whatever loss and target the student used, the recorded gradients are an MLP's. When no
 MLP on these leaves does, the net is still returned, without an activation, with `finding` saying where the
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from grader.notebook import Net
-from grader.notebook_graph_ops import Graph, difference
+from grader.notebook.graph_ops import Graph, difference
+from grader.notebook.observation import Net
 from grader.sandbox import RunResult
 from grader.sandbox.records import BackwardRecord, GraphLeaf
 from reference import mlp_regression
@@ -93,7 +93,7 @@ def identify_raw_net(run: RunResult) -> RawNet | None:
 
 
 def raw_grads(run: RunResult, net: Net) -> dict:
-    """Autograd's gradients of a raw net in the form grader.notebook.module_grads gives a module's:
+    """Autograd's gradients of a raw net in the form grader.notebook.observation.module_grads gives a module's:
     {"cell": cell of the backward pass, "dW1": …, "db1": …} in torch layout; {} for any other net."""
     if not isinstance(net, RawNet) or not net.grads:
         return {}

@@ -4,13 +4,13 @@ package docstring for what is read and how labels are found)."""
 import bisect
 import re
 
-from grader.datfile.assign import assign_gradients
-from grader.datfile.csv import csv_label, csv_layout, drop_index_column
-from grader.datfile.labels import Scheme, context_words, linear_shape, read_words, resolve
-from grader.datfile.model import Assignment, DatArray, ParsedDat
-from grader.datfile.numbers import NUMBER_RE, measure
-from grader.datfile.scan import Block, scan
 from grader.memo import remember
+from grader.notebook.datfile.assign import assign_gradients
+from grader.notebook.datfile.csv import csv_label, csv_layout, drop_index_column
+from grader.notebook.datfile.labels import Scheme, context_words, linear_shape, read_words, resolve
+from grader.notebook.datfile.model import Assignment, DatArray, ParsedDat
+from grader.notebook.datfile.numbers import NUMBER_RE, measure
+from grader.notebook.datfile.scan import Block, scan
 
 MAX_DAT_BYTES = 1 << 20  # the sandbox collects a written file of at most 1 MiB, too
 MAX_LABEL_CHARS = 400  # of a label or context line (see _shorten)

@@ -20,9 +20,9 @@ else 'out_in'; the note says it is ambiguous. Only matrices vote: a gradient pri
 output layer's (10,) of a student who works with 1-D vectors) shows no layout.
 """
 
-from grader.datfile.copies import last_copy
-from grader.datfile.labels import Scheme, context_words, linear_shape, read_words, resolve
-from grader.datfile.model import Assignment, DatArray
+from grader.notebook.datfile.copies import last_copy
+from grader.notebook.datfile.labels import Scheme, context_words, linear_shape, read_words, resolve
+from grader.notebook.datfile.model import Assignment, DatArray
 
 _PLACES = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 

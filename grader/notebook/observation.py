@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from grader.datfile import read_dat
 from grader.found import Found
-from grader.notebook_activations import hidden_activation
-from grader.notebook_graph_ops import Graph
-from grader.notebook_precision import rounded_uncertainties, sharpen
-from grader.notebook_printed import printed_gradients
-from grader.notebook_provenance import Follows, entry_again, file_again, follows
-from grader.notebook_variables import same_size, scratch_variable, where
+from grader.notebook.activations import hidden_activation
+from grader.notebook.datfile import read_dat
+from grader.notebook.graph_ops import Graph
+from grader.notebook.precision import rounded_uncertainties, sharpen
+from grader.notebook.printed import printed_gradients
+from grader.notebook.provenance import Follows, entry_again, file_again, follows
+from grader.notebook.variables import same_size, scratch_variable, where
 from grader.rubric.checkspec import Tolerance
 from grader.rubric.tasks import Task
 from grader.run import call_id
@@ -34,7 +34,7 @@ PRECISION_REL = Tolerance().precision_rel  # the default rule for values read fr
 @dataclass(frozen=True)
 class Net:
     """The student's network as its first top-level forward call saw it. `activation`: the hidden
-    activation, or one per hidden layer where they differ ('identity': none, grader.notebook_activations);
+    activation, or one per hidden layer where they differ ('identity': none, grader.notebook.activations);
     None when no forward pass with these weights reproduced the net's output."""
 
     layers: list[int]
@@ -133,8 +133,8 @@ def observe(
     """The trial the student's own net defines, and what each source (torch, scratch) produced on it.
 
     `cell_number` turns the sandbox's position among code cells into the notebook's own cell number."""
-    from grader.notebook_graph import grad_name, identify_raw_net, raw_grads  # they build on Net, defined here
-    from grader.notebook_nets import choose_net, other_net_for_scratch
+    from grader.notebook.graph import grad_name, identify_raw_net, raw_grads  # they build on Net, defined here
+    from grader.notebook.nets import choose_net, other_net_for_scratch
 
     nets = module_nets(run)
     net, chosen = choose_net(nets, run, files, torch_file, task.activation, cell_number) if nets else (None, [])
@@ -232,7 +232,7 @@ def observe(
                     if copied:
                         observed.copied[key] = f"{where(entry.name)} (cell {cell_number(entry.cell)})"
         missing = [key for key in wanted if key not in values]
-        if missing:  # last: what the notebook only printed (grader.notebook_printed), read once for both sources
+        if missing:  # last: what the notebook only printed (grader.notebook.printed), read once for both sources
             printed = printed if printed is not None else printed_gradients(run, net.layers, _not_gradients(run, net))
             for key in missing:
                 if source in printed and key in printed[source].assignment.values:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from grader.notebook_graph_ops import ACTIVATIONS as GRAPH_ACTIVATIONS
-from grader.notebook_graph_ops import OTHER_ACTIVATIONS, Graph
+from grader.notebook.graph_ops import ACTIVATIONS as GRAPH_ACTIVATIONS
+from grader.notebook.graph_ops import OTHER_ACTIVATIONS, Graph
 from grader.sandbox import RunResult
 from reference import mlp_regression
 
@@ -36,7 +36,7 @@ def hidden_activation(
     (gradients read after training steps are another net's); else None. The output alone cannot always
     tell: a deep ReLU net's output barely depends on its first layers. `weight_names` are the full names
     of the net's weights as the namespace reaches them ('net.0.weight')."""
-    from grader.notebook_graph import _gradients_fit  # gradients against an MLP's, whatever the loss (it imports Net)
+    from grader.notebook.graph import _gradients_fit  # gradients against an MLP's, whatever the loss (it imports Net)
 
     if output is None:
         return None

@@ -9,7 +9,7 @@ rubric's given values); what each source computed on it is found in the run:
   in the namespace closest to the reference's;
 - scratch: the student's numpy values, by name first (grad_w1, dL_dw1, self.dL_dw2), then by value, in
   either layout; never autograd's gradients nor a weight taken as it is; one that moved with autograd's
-  answers in the provenance run (grader/notebook_provenance.py) was copied from autograd and earns nothing.
+  answers in the provenance run (grader/notebook/provenance.py) was copied from autograd and earns nothing.
 Cells that drew dropout masks belong to the training task and are not looked in here.
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 
 from grader.checks import check_task
 from grader.found import Found
-from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, judged
-from grader.notebook_provenance import Follows, copied_flag, copied_from_autograd, entry_again, follows
-from grader.notebook_variables import is_copy, scratch_variable, where
+from grader.notebook.kinds.common import KindResult, NotebookRun, all_missing, judged
+from grader.notebook.provenance import Follows, copied_flag, copied_from_autograd, entry_again, follows
+from grader.notebook.variables import is_copy, scratch_variable, where
 from grader.report import CheckResult
 from grader.rubric.tasks import SoftmaxClassifierTask
 from grader.run import call_id

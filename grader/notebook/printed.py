@@ -2,7 +2,7 @@
 
 A student who computes everything inside a function (`def main(): …; main()`) and prints the results
 leaves no variable and no file behind; what was printed is all there is. Each cell's output is read as
-a .dat file is (grader.datfile), and whose each printed array is, is decided by the counterfactual run
+a .dat file is (grader.notebook.datfile), and whose each printed array is, is decided by the counterfactual run
 (grader/sandbox/provenance.py), which re-ran the rest of the notebook with every gradient autograd gave
 scaled by a factor only the grader knows: an array printed again times that factor is autograd's (the
 torch source), one printed again unchanged, or printed before the first autograd call, is not (the
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.datfile import Assignment, DatArray, ParsedDat, assign_gradients, parse_dat
-from grader.datfile.copies import last_copy
-from grader.notebook_provenance import Follows, follows
+from grader.notebook.datfile import Assignment, DatArray, ParsedDat, assign_gradients, parse_dat
+from grader.notebook.datfile.copies import last_copy
+from grader.notebook.provenance import Follows, follows
 from grader.sandbox import RunResult
 
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from grader.datfile import read_dat
 from grader.found import Found
-from grader.notebook import Net, module_grads, written_file
+from grader.notebook.datfile import read_dat
+from grader.notebook.observation import Net, module_grads, written_file
 from grader.sandbox import RunResult
 from reference import mlp_regression
 

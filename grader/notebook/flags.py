@@ -11,12 +11,12 @@ import numpy as np
 from grader.compare import Verdict, compare
 from grader.found import Found
 from grader.load import Submission
-from grader.notebook import Net, Observed
+from grader.notebook.observation import Net, Observed
+from grader.notebook.saved_outputs import compare_cells, flag
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import Task
 from grader.run import call_id
 from grader.sandbox import CellStatus, RunResult
-from grader.saved_outputs import compare_cells, flag
 from reference import mlp_regression
 
 
@@ -85,7 +85,7 @@ def _matches(rubric: Rubric, task: Task, net: Net, found: Found, params: dict[st
 
 def _saved_outputs(run: RunResult, submission: Submission) -> list[str]:
     """A flag when cells printed, when handed in, numbers or words other than they print here, beyond the
-    rounding of the printed digits and float32 noise (grader.saved_outputs); none for another CPU's or
+    rounding of the printed digits and float32 noise (grader.notebook.saved_outputs); none for another CPU's or
     torch version's last digits and reprs."""
     records = {record.cell: record for record in run.cells}
     fresh, complete = [], []

@@ -1,7 +1,7 @@
 """What the .dat parser hands on: printed arrays with their labels, and gradients assigned to layers.
 
 Kept apart from the parsing code so that every module of this package can share these types without import
-cycles; `grader.datfile` re-exports them.
+cycles; `grader.notebook.datfile` re-exports them.
 """
 
 from dataclasses import dataclass, field

@@ -16,7 +16,7 @@ never become numbers.
 import re
 from dataclasses import dataclass, field
 
-from grader.datfile.numbers import (
+from grader.notebook.datfile.numbers import (
     NUMBER,
     NUMBER_RE,
     BlockError,

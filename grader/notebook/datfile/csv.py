@@ -12,8 +12,8 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from grader.datfile.numbers import NUMBER_RE
-from grader.datfile.scan import Block
+from grader.notebook.datfile.numbers import NUMBER_RE
+from grader.notebook.datfile.scan import Block
 
 _FIELD_RE = re.compile(r"^[\w .\-/]*$")
 _LETTER_RE = re.compile(r"[A-Za-z]")

@@ -14,8 +14,8 @@ and `Linear(in_features=…, out_features=…)` lines, open a section that holds
 until the next such line; that is the array's `context`.
 """
 
-from grader.datfile.assign import assign_gradients
-from grader.datfile.model import Assignment, DatArray, ParsedDat
-from grader.datfile.parse import MAX_DAT_BYTES, parse_dat, read_dat
+from grader.notebook.datfile.assign import assign_gradients
+from grader.notebook.datfile.model import Assignment, DatArray, ParsedDat
+from grader.notebook.datfile.parse import MAX_DAT_BYTES, parse_dat, read_dat
 
 __all__ = ["MAX_DAT_BYTES", "Assignment", "DatArray", "ParsedDat", "assign_gradients", "parse_dat", "read_dat"]

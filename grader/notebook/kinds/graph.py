@@ -13,7 +13,7 @@ kind of node once, passes.
 import re
 from collections import Counter
 
-from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, missing
+from grader.notebook.kinds.common import KindResult, NotebookRun, all_missing, missing
 from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric.tasks import AutogradGraphTask
 

@@ -24,9 +24,9 @@ import numpy as np
 from grader.checks import check_task
 from grader.dropout_spread import check_by_spread
 from grader.found import Found
-from grader.notebook_kinds.classifier import handout_trial
-from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing, missing
-from grader.notebook_variables import gradient_name, where
+from grader.notebook.kinds.classifier import handout_trial
+from grader.notebook.kinds.common import KindResult, NotebookRun, all_missing, missing
+from grader.notebook.variables import gradient_name, where
 from grader.report import CheckStatus
 from grader.rubric.tasks import DropoutTrainingTask
 from grader.run import call_id

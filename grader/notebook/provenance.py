@@ -18,7 +18,7 @@ from enum import Enum
 
 import numpy as np
 
-from grader.datfile import read_dat
+from grader.notebook.datfile import read_dat
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.sandbox import RunResult
 

@@ -12,7 +12,7 @@ label and shape, the one a period before it; a file that prints one label for ev
 period of one array and is left alone, as is one whose layers differ in shape.
 """
 
-from grader.datfile.model import DatArray, ParsedDat
+from grader.notebook.datfile.model import DatArray, ParsedDat
 
 
 def last_copy(arrays: ParsedDat) -> tuple[ParsedDat, str | None]:

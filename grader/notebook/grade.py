@@ -1,6 +1,6 @@
 """Grading a free-form notebook: run it observed, then observe and check each task by its kind, flag.
 
-What a notebook computed for each task kind is found in one module per kind (grader/notebook_kinds/); the
+What a notebook computed for each task kind is found in one module per kind (grader/notebook/kinds/); the
 same check stage as contract submissions scores the values where the kind's values are quantities of a
 trial (`grader.checks.check_task`). Notes and flags of the run as a whole (failed cells, missing modules,
 most cells failing) are made here, once.
@@ -11,10 +11,10 @@ import re
 
 from grader.limits import Limits
 from grader.load import Submission
-from grader.notebook_kinds import NotebookRun, check_in_notebook
-from grader.notebook_notes import cell_notes
-from grader.notebook_outcome import failed_cells_flag
-from grader.notebook_provenance import PROVENANCE_SWITCH, counterfactual_factor
+from grader.notebook.kinds import NotebookRun, check_in_notebook
+from grader.notebook.notes import cell_notes
+from grader.notebook.outcome import failed_cells_flag
+from grader.notebook.provenance import PROVENANCE_SWITCH, counterfactual_factor
 from grader.report import CheckResult
 from grader.rubric.model import Rubric
 from grader.sandbox import Job, RunResult, Sandbox
@@ -44,7 +44,7 @@ def check_notebook(
     """Check results, student-facing notes and instructor flags for one observed notebook run.
 
     Files the run wrote win over the ones handed in beside the notebook (the sandbox returns only new or
-    changed files). Each task is observed and checked by its kind (grader.notebook_kinds)."""
+    changed files). Each task is observed and checked by its kind (grader.notebook.kinds)."""
     texts = {name: data.decode("utf-8", errors="replace") for name, data in {**handed_in, **run.files}.items()}
     notes = [_renumber(note, submission) for note in run.notes] + _cell_notes(run, submission)
     checks, flags = [], failed_cells_flag(run, submission)
@@ -67,5 +67,5 @@ def _renumber(note: str, submission: Submission) -> str:
 
 def _cell_notes(run: RunResult, submission: Submission) -> list[str]:
     """One note per cause: a failed cell with the cells that cascaded from it, a missing module, a GPU
-    request run on the CPU (grader/notebook_notes.py)."""
+    request run on the CPU (grader/notebook/notes.py)."""
     return cell_notes(run, submission.cells, submission.notebook_cell)

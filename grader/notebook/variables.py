@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from grader.compare import align
-from grader.notebook_provenance import Follows, entry_again, follows
+from grader.notebook.provenance import Follows, entry_again, follows
 from grader.sandbox import RunResult
 
 _NAME = re.compile(

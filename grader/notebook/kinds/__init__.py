@@ -12,7 +12,7 @@ A kind whose hook observes nothing is not graded in notebooks: its checks are mi
 """
 
 from grader.kinds import kind_of
-from grader.notebook_kinds.common import KindResult, NotebookRun, all_missing
+from grader.notebook.kinds.common import KindResult, NotebookRun, all_missing
 
 
 def check_in_notebook(nb: NotebookRun, task) -> KindResult:
