@@ -10,7 +10,7 @@ reproduces them; *wrong* otherwise. A factor or a chain-rule break without a nam
 
 import numpy as np
 
-from grader.diagnose_mutants import activation, matches
+from grader.diagnose.mutants import activation, matches
 from grader.report import CheckResult, CheckStatus
 from grader.rubric.tasks import Task
 from grader.trials import Trial

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.compare import Comparison, Verdict, align, compare, compare_trials
-from grader.diagnose import diagnose
+from grader.diagnose.diagnosis import diagnose
 from grader.expected import expected_values
 from grader.found import Found
 from grader.kinds import kind_of

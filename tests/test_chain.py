@@ -4,7 +4,7 @@ kept only where they differ from the chain rule's own ingredient on that trial."
 import numpy as np
 from conftest import init_params
 
-from grader.chain import chain_for
+from grader.diagnose.chain import chain_for
 from reference import mlp_regression, softmax_classifier
 
 

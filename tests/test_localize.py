@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import init_params
 
-from grader.chain import chain_for
 from grader.compare import within
-from grader.localize import Break, Repair, localize
-from grader.localize_text import describe, ids
+from grader.diagnose.chain import chain_for
+from grader.diagnose.localize import Break, Repair, localize
+from grader.diagnose.localize_text import describe, ids
 from grader.rubric.checkspec import Tolerance
 from reference import mlp_regression
 from reference.mistakes import CATALOGUE, at_layer, pair

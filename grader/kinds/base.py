@@ -3,7 +3,7 @@
 The stages ask a task's kind instead of testing its name: the trials draw its inputs, targets and extras
 (`grader.trials`), the answer key is its reference run (`grader.expected`), the check stage and the
 diagnosis compare what it says a quantity is (a gradient, or for training the update a trained weight
-made, `compared`), the catalogue's mutants run at its learning rates (`grader.diagnose_mutants`), the
+made, `compared`), the catalogue's mutants run at its learning rates (`grader.diagnose.mutants`), the
 starter file holds its stub (`grader.handout`) and a free-form notebook is observed by its hook
 (`grader.notebook.kinds`). The mathematics stays in `reference/`; a kind only says which of it applies.
 """

@@ -7,8 +7,8 @@ mistakes it is (a factor of Â½ at the squared loss's output is the missing 2, âˆ
 made at one layer only is named with its layer.
 """
 
-from grader.chain import SYMBOL, Chain
-from grader.localize import Break, Localization, Repair
+from grader.diagnose.chain import SYMBOL, Chain
+from grader.diagnose.localize import Break, Localization, Repair
 
 _FACTORS = {
     "mlp_regression": {0.5: "missing_factor_2", 2.0: "accumulated_gradients"},

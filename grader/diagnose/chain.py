@@ -1,7 +1,7 @@
 """The chain rule of one trial, laid out for testing a student's gradients relation by relation (DESIGN §7).
 
 A backward pass is a chain of relations, from the output down: δ_L = dL/dŷ (softmax with cross-entropy:
-probs − y); δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l); dW_l = δ_l a_{l−1}ᵀ; db_l = Σ_batch δ_l. `grader.localize`
+probs − y); δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l); dW_l = δ_l a_{l−1}ᵀ; db_l = Σ_batch δ_l. `grader.diagnose.localize`
 tests a student's gradients against them; this module holds what those tests need that does not depend
 on the student: the reference forward pass, each relation's ingredients — f'(z_l) and what students put
 in its place, what dW_l may be built from — and the reference δ_l, so a layer whose gradients passed can

@@ -2,7 +2,7 @@
 change that repairs it (DESIGN §7), for any mistake, catalogued or not.
 
 From the output down, each layer's dW_l and db_l are predicted from the δ that the student's own layer
-above implies, one relation at a time (`grader.chain`): δ_L = dL/dŷ; δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l);
+above implies, one relation at a time (`grader.diagnose.chain`): δ_L = dL/dŷ; δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l);
 dW_l = δ_l a_{l−1}ᵀ; db_l = Σ_batch δ_l. A layer whose values match hands its δ_l down. At the first that
 does not, the stand-ins students use for each relation are tried — f' left out, f' at a, the a(1 − a)
 formula fed z, W instead of Wᵀ, z or a_l or x in dW, a transposed dW, an unsummed db, a factor or a sign —
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.chain import Chain
-from grader.localize_layer import CLEAN, Relations, Repair
+from grader.diagnose.chain import Chain
+from grader.diagnose.localize_layer import CLEAN, Relations, Repair
 from grader.rubric.checkspec import Tolerance
 
 Array = np.ndarray

@@ -1,10 +1,10 @@
 """Diagnosis: name the mistake behind failing checks and the layer where it enters (DESIGN §7).
 
 For each contract source of a task (the student's scratch backprop, their autograd, their training):
-1. The catalogue's mutants (`grader.diagnose_mutants`): the mistake that explains the most failing
+1. The catalogue's mutants (`grader.diagnose.mutants`): the mistake that explains the most failing
    quantities of the source is named on them; when no single mistake explains them all, a pair of
    mistakes that explains more is named instead.
-2. The chain rule's own relations (`grader.localize`, gradient tasks): the student's backward pass is
+2. The chain rule's own relations (`grader.diagnose.localize`, gradient tasks): the student's backward pass is
    walked from the output down, and the first relation that breaks and the smallest change that repairs
    it are reported on every diagnosis of the source they agree with ("layer 1: your δ1 equals W2ᵀδ2
    without σ'(z1)"); a failure no mutant explains is named from it — one mistake, or two at different
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.chain import Chain, chain_for
 from grader.compare import align, within
-from grader.diagnose_mutants import activation, best_mutant, task_key
+from grader.diagnose.chain import Chain, chain_for
+from grader.diagnose.localize import Localization, localize
+from grader.diagnose.localize_text import describe, ids
+from grader.diagnose.mutants import activation, best_mutant, task_key
 from grader.found import Found
 from grader.kinds import kind_of
-from grader.localize import Localization, localize
-from grader.localize_text import describe, ids
 from grader.report import CheckResult, CheckStatus, Diagnosis
 from grader.rubric.checkspec import Tolerance
 from grader.rubric.model import Rubric

@@ -1,8 +1,8 @@
 """One layer's relations against one student's values: what each stand-in predicts for dW_l and db_l, and
-whether the student's values match it (`grader.localize` walks the layers with these).
+whether the student's values match it (`grader.diagnose.localize` walks the layers with these).
 
 At layer l, from the δ_{l+1} the layers above hand down (at the output, from dL/dŷ), δ_l is made by the
-chain rule and by each stand-in (`grader.chain`), and dW_l and db_l are predicted from it with each
+chain rule and by each stand-in (`grader.diagnose.chain`), and dW_l and db_l are predicted from it with each
 stand-in for a_{l−1} and for the batch sum. A `Repair` names the stand-in each relation used; the
 comparisons are the checks' own (`within`, the quantity's tolerance).
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.chain import Chain
 from grader.compare import within
+from grader.diagnose.chain import Chain
 from grader.rubric.checkspec import Tolerance
 
 Array = np.ndarray
