@@ -20,7 +20,7 @@ from benchmarks.common import BASELINE_SCRIPT, CHECK_NOTEBOOK, NOTEBOOK_RUBRIC, 
 from benchmarks.figures import rss_until, steady_cpu, summary
 from benchmarks.meters import CpuAccount, MachineMeter, poll
 
-# `backprop-grader` exactly as its console script runs it (grader.cli:run), plus two things: first it
+# `backprop-grader` exactly as its console script runs it (grader.cli.main:run), plus two things: first it
 # moves itself into the cgroup named by $BENCH_CGROUP (when there is one), so that the CPU of everything it
 # starts (bwrap, the warm workers, every child they fork) is counted; on the way out it writes its own
 # resource usage (CPU, peak RSS) to $BENCH_RUSAGE.
@@ -35,7 +35,7 @@ if os.environ.get("BENCH_CGROUP"):
     except OSError:
         pass
 before = resource.getrusage(resource.RUSAGE_SELF)
-from grader.cli import exit_now, main
+from grader.cli.main import exit_now, main
 try:
     code = main(sys.argv[1:])
 finally:

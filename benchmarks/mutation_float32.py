@@ -7,8 +7,8 @@ float32 numpy loop with the trial's masks.
 import numpy as np
 import torch
 
-from grader.diagnose_mutants import activation
-from grader.tasks import Task
+from grader.diagnose.mutants import activation
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 from reference.twins import torch_activation
 

@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.mutation_verdicts import classify
 from benchmarks.mutations import Outcome, combos, local_combos
 from grader.grade import grade_submission
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.sandbox import Sandbox
 from grader.trials import Trial
 from reference.mistakes import Mistake

@@ -10,9 +10,9 @@ reproduces them; *wrong* otherwise. A factor or a chain-rule break without a nam
 
 import numpy as np
 
-from grader.diagnose_mutants import activation, matches
+from grader.diagnose.mutants import activation, matches
 from grader.report import CheckResult, CheckStatus
-from grader.tasks import Task
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 from reference.mistakes import CATALOGUE, PAIRS, UPDATE_LEARNING_RATES, Mistake, at_layer, run_mutant
 from reference.mistakes_mutants import Instance

@@ -33,10 +33,10 @@ from benchmarks.mutation_verdicts import arguments, classify, instance, mutated_
 from grader.checks import check_task
 from grader.found import Found
 from grader.report import CheckStatus
-from grader.rubric import Rubric
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.run import call_id
-from grader.tasks import Task
 from grader.trials import Trial, trials_for
 from reference.mistakes import Mistake, at_layer, mistakes_for, pair, pairs_for, run_mutant
 from reference.mistakes_mutants import reference_values

@@ -38,7 +38,7 @@ from benchmarks.figures import add_rates, memory_figures, overhead_figures, prov
 from benchmarks.machine import calibration_ms, git_info, machine_info
 from benchmarks.measure import cold_check, grade_run, measure_sandbox_start, run_baseline
 from benchmarks.table import budgets, render_table
-from grader.notebook_provenance import PROVENANCE_SWITCH
+from grader.notebook.provenance import PROVENANCE_SWITCH
 
 # A submission that does nothing: both contract functions return constants of the right shapes.
 NOOP_SUBMISSION = '''\

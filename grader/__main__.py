@@ -1,5 +1,5 @@
 """`python -m grader` is the same program as the `backprop-grader` console script."""
 
-from grader.cli import run
+from grader.cli.main import run
 
 run()

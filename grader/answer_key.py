@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from grader.expected import expected_values
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 from grader.trials import Group, make_trial, trial_name
 
 

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checkspec import Check, Tolerance
 from grader.compare import Comparison, Verdict, align, compare, compare_trials
-from grader.diagnose import diagnose
+from grader.diagnose.diagnosis import diagnose
 from grader.expected import expected_values
 from grader.found import Found
 from grader.kinds import kind_of
 from grader.report import CheckResult, CheckStatus, TrialResult
-from grader.rubric import Rubric
+from grader.rubric.checkspec import Check, Tolerance
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.run import call_id
 from grader.source_layout import TRANSPOSED_NOTE, read_in_source_layout, single_layout_square, weight_shapes
-from grader.tasks import Task
 from grader.trials import Trial, group_of
 
 _VERDICT_STATUS = {Verdict.passed: CheckStatus.passed, Verdict.not_verifiable: CheckStatus.not_verifiable}

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from grader.checkspec import Tolerance
+from grader.rubric.checkspec import Tolerance
 
 _TINY = float(np.finfo(np.float64).tiny)
 _MAX, _ALL = np.maximum.reduce, np.logical_and.reduce  # without ndarray.max's Python wrapper

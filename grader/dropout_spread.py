@@ -1,7 +1,7 @@
 """Dropout training checked against the spread of many runs, when the masks a run drew cannot be replayed.
 
 A free-form notebook draws its own dropout masks. Where the sandbox recorded them (grader/sandbox/child/draws.py)
-the reference is replayed with exactly those (grader/notebook_kinds/dropout.py). Where it could not (a
+the reference is replayed with exactly those (grader/notebook/kinds/dropout.py). Where it could not (a
 generator it does not observe, such as `np.random.default_rng().binomial`; masks built in a way it cannot
 read), the student's update W_final − W_initial is compared with the updates of RUNS reference runs from
 the same initial weights, each with masks of its own (DESIGN §5): its distance from their mean, in units of
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checkspec import Tolerance
 from grader.compare import within
 from grader.memo import remember
 from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
-from grader.rubric import Rubric
-from grader.tasks import DropoutTrainingTask
+from grader.rubric.checkspec import Tolerance
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import DropoutTrainingTask
 from grader.trials import NOTEBOOK_TRIAL, Trial
 from reference.dropout_training import train_many
 from reference.mistakes import CATALOGUE

@@ -7,7 +7,7 @@ dropout training, the trained `W1`, `W2` (checks compare their update from the t
 
 from grader.kinds import Expected, kind_of
 from grader.memo import remember_for
-from grader.tasks import Task
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 
 __all__ = ["Expected", "expected_values"]

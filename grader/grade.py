@@ -14,11 +14,11 @@ from pathlib import Path
 
 from grader import __version__, scratch_effect
 from grader.checks import check_task
-from grader.grade_notebook import check_notebook, run_notebook
 from grader.limits import Limits
 from grader.load import Submission, load_submission, submission_hash
+from grader.notebook.grade import check_notebook, run_notebook
 from grader.report import GradeReport, RunRecord, unchecked
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 from grader.run import hidden_run_flags, run_trials
 from grader.sandbox import RunResult, Sandbox
 from grader.scan import scan_scratch

@@ -24,8 +24,8 @@ from pathlib import Path
 from grader.grade import grade_loaded, load, runnable_groups, unrunnable
 from grader.limits import Limits
 from grader.report import GradeReport
-from grader.rubric import Rubric
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
+from grader.rubric.model import Rubric
 from grader.sandbox import Sandbox
 from grader.trials import Group
 

@@ -5,8 +5,8 @@ compares. The file imports cleanly and every function raises NotImplementedError
 """
 
 from grader.kinds import kind_of
-from grader.rubric import Rubric
-from grader.tasks import Task
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 
 
 def render_handout(rubric: Rubric) -> str:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.checkspec import Check, Tolerance, Visibility
+from grader.rubric.checkspec import Check, Tolerance, Visibility
 
 if TYPE_CHECKING:
-    from grader.rubric import Rubric
+    from grader.rubric.model import Rubric
 
 
 class CheckStatus(StrEnum):

@@ -8,7 +8,7 @@ back as a problem naming the quantity, the shape it must have and what was found
 its own rules for singleton axes and the (in, out) layout.
 """
 
-from grader.tasks import Task
+from grader.rubric.tasks import Task
 from grader.trials import Trial
 
 TEXT_QUANTITIES = frozenset({"nodes"})  # autograd_graph: the names of the graph's nodes

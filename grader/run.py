@@ -23,9 +23,9 @@ from grader.limits import Limits
 from grader.load import Submission
 from grader.memo import remember_for
 from grader.returns import expected_returns
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.sandbox import Call, Job, RunResult, RunStatus, Sandbox
-from grader.tasks import Task
 from grader.trials import Group, Trial, trials_for
 
 

@@ -5,7 +5,7 @@ switch that guard off (`sys.modules["bpg_runner"]._SCRATCH[0] = None`, `torch.au
 and reach autograd under another name, which the static scan (grader/scan.py) does not follow. So the
 sandbox makes every scratch call a second time on fresh copies of the same inputs, with every gradient
 autograd produces scaled by a factor drawn for that call only (grader/sandbox/channel.py; CallResult.rerun,
-Found.rerun). A returned value that comes back as factor × itself (notebook_provenance.follows, the
+Found.rerun). A returned value that comes back as factor × itself (grader.notebook.provenance.follows, the
 judgement the notebooks' counterfactual run uses) was computed from autograd's answers; one computed by
 hand does not move. When any value of a task's scratch function moved, every scratch check of that task
 gets 0 points with the evidence, and the instructor gets a flag with the ratios.
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.found import Found
-from grader.notebook_provenance import Follows, follows, no_points
+from grader.notebook.provenance import Follows, follows, no_points
 from grader.report import CheckResult, Diagnosis
+from grader.rubric.tasks import Task
 from grader.run import call_id
-from grader.tasks import Task
 from grader.trials import Trial, group_of
 
 SOURCE = "scratch"

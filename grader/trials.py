@@ -17,9 +17,9 @@ from typing import Literal
 import numpy as np
 
 from grader.kinds import kind_of
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
+from grader.rubric.tasks import Task
 from grader.secret import secret_problem, trial_entropy
-from grader.tasks import Task
 
 Group = Literal["public", "hidden"]
 NOTEBOOK_TRIAL = "notebook-0"  # a free-form notebook's one trial: the student's own run, on their net's weights

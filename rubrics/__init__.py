@@ -1,1 +1,1 @@
-"""Bundled rubrics (TOML), found by id after a normal install; see `grader.rubric.find_rubric`."""
+"""Bundled rubrics (TOML), found by id after a normal install; see `grader.rubric.files.find_rubric`."""

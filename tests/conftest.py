@@ -317,7 +317,7 @@ def graded_class(class_inputs, tmp_path_factory):
     return _types.SimpleNamespace(inputs=class_inputs, out=out, done=done)
 
 
-# --- what a notebook class leaves to review (grader/review.py, grader/notebook_outcome.py) -------------
+# --- what a notebook class leaves to review (grader/review.py, grader/notebook/outcome.py) -------------
 import json as _json_nb
 
 NOTEBOOK_RUBRIC = "bs6207-a1-notebook"

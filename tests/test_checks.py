@@ -8,7 +8,7 @@ from grader.expected import expected_values
 from grader.found import Found
 from grader.grade import grade_submission
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.run import call_id
 from grader.trials import trials_for
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
-from grader.cli import main
-from grader.rubric_files import load_rubric
+from grader.cli.main import main
+from grader.rubric.files import load_rubric
 from grader.trials import make_trial
 from reference import twins
 
@@ -140,7 +140,7 @@ def test_check_on_a_failure_of_the_grader_itself_writes_a_report_saying_so_and_e
         "import sys, grader.grader as session\n"
         "def broken(*args, **kwargs):\n    raise RuntimeError('simulated internal error')\n"
         "session.grade_loaded = broken\n"
-        "from grader.cli import main\n"
+        "from grader.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     source = REPO / "submissions" / "bs6207-a1" / "correct.py"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from grader.checkspec import Tolerance
 from grader.compare import Verdict, compare, compare_trials, within
+from grader.rubric.checkspec import Tolerance
 
 TOL = Tolerance(rtol=1e-4, atol=1e-8, atol_rel=1e-5)
 

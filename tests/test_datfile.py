@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.datfile import DatArray, assign_gradients, parse_dat, read_dat
+from grader.notebook.datfile import DatArray, assign_gradients, parse_dat, read_dat
 
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = DATA / "students"  # real students' files, kept byte for byte (tests/data/README.md)

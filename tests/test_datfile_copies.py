@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from grader.datfile import parse_dat, read_dat
-from grader.datfile.copies import last_copy
+from grader.notebook.datfile import parse_dat, read_dat
+from grader.notebook.datfile.copies import last_copy
 
 LAYERS = [2, 3, 1]
 
@@ -44,7 +44,7 @@ def test_one_label_for_every_layer_or_layers_of_different_shapes_are_not_copies(
 
 def test_finding_the_period_is_linear_in_the_number_of_arrays():
     """A long file of nearly repeating arrays (the worst case of a naive search) is read at once."""
-    from grader.datfile.copies import _period
+    from grader.notebook.datfile.copies import _period
 
     keys = [("a", (2,))] * 20000 + [("b", (2,))]
     assert _period(keys) is None

@@ -7,10 +7,10 @@ import pytest
 from conftest import REPO
 
 from grader.grade import grade_submission
-from grader.grade_notebook import check_notebook, run_notebook
 from grader.load import load_submission
+from grader.notebook.grade import check_notebook, run_notebook
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "deep-relu-notebook"
 SAMPLES = REPO / "submissions" / "deep-relu-notebooks"

@@ -12,7 +12,7 @@ from grader.export.html import render_report_html
 from grader.export.table import render_table
 from grader.grade import grade_submission
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 SAMPLES = REPO / "submissions"
 HEADER = re.compile(r"^# mistake: ([\w+]+)")
@@ -129,7 +129,7 @@ def test_a_class_runs_each_mutant_once_per_trial_and_every_student_gets_the_same
     grading_sandbox, monkeypatch
 ):
     """The mutants depend on the trial only, so the second student with a mistake reuses the first one's."""
-    import grader.diagnose_mutants as diagnose_module
+    import grader.diagnose.mutants as diagnose_module
 
     runs = []
     real = diagnose_module.run_mutant

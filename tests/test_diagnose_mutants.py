@@ -3,9 +3,9 @@ ruled out by a quantity the student got right, one mutant run per trial for a wh
 
 import numpy as np
 
-from grader.diagnose_mutants import best_mutant
+from grader.diagnose.mutants import best_mutant
 from grader.expected import expected_values
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.trials import trials_for
 from reference.mistakes import mistakes_for, pairs_for, run_mutant
 

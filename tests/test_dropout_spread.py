@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from grader.dropout_spread import check_by_spread
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.trials import Trial, make_trial
 from reference import dropout_training
 from reference.mistakes_backprop import dropout_sgd

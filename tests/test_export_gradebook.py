@@ -4,7 +4,7 @@ import csv
 import io
 
 from grader.export.gradebook import gradebook_columns, render_gradebook, write_gradebook
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 
 
 def record(student, tasks, score, status="graded"):

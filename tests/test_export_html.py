@@ -2,10 +2,10 @@
 
 import re
 
-from grader.checkspec import Tolerance, Visibility
 from grader.export.html import render_report_html, write_report_html
 from grader.report import CheckResult, Diagnosis, GradeReport, RunRecord, TrialResult
-from grader.rubric_files import load_rubric
+from grader.rubric.checkspec import Tolerance, Visibility
+from grader.rubric.files import load_rubric
 
 RUBRIC = load_rubric("bs6207-a1")
 EVIL = "<script>alert('x')</script>"

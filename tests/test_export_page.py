@@ -10,13 +10,13 @@ import pytest
 from conftest import REPO
 from jinja2 import StrictUndefined, UndefinedError
 
-from grader.checkspec import Tolerance, Visibility
 from grader.export.html import render_report_html
 from grader.export.page import environment, render
 from grader.export.results_jsonl import student_record
 from grader.export.summary import render_summary
 from grader.report import CheckResult, Diagnosis, GradeReport, RunRecord, TrialResult
-from grader.rubric_files import load_rubric
+from grader.rubric.checkspec import Tolerance, Visibility
+from grader.rubric.files import load_rubric
 
 RUBRIC = load_rubric("bs6207-a1")
 TEMPLATES = REPO / "grader" / "export" / "templates"

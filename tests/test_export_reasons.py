@@ -1,10 +1,10 @@
 """A reason several checks share is said once: in the table `check` prints (and report.html, see test_export_html)."""
 
-from grader.checkspec import Visibility
 from grader.export.reasons import plain, reason, shared_reasons
 from grader.export.table import render_table
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport
-from grader.rubric_files import load_rubric
+from grader.rubric.checkspec import Visibility
+from grader.rubric.files import load_rubric
 
 QUANTITIES = [c.quantity for c in load_rubric("bs6207-a1").tasks[0].checks]
 

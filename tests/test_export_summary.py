@@ -5,7 +5,7 @@ import re
 
 from grader.export.results_jsonl import outcome, read_record, render_results_jsonl, student_record
 from grader.export.summary import render_summary
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 
 RUBRIC = load_rubric("bs6207-a1")
 QUANTITIES = [c.quantity for c in RUBRIC.tasks[0].checks]
@@ -131,7 +131,7 @@ def test_the_record_a_batch_keeps_is_the_one_its_report_json_gives(grading_sandb
     from grader.export.report_json import write_report_json
     from grader.export.results_jsonl import report_record
     from grader.grade import grade_submission
-    from grader.rubric_files import rubric_hash
+    from grader.rubric.files import rubric_hash
 
     broken = tmp_path / "broken.py"
     broken.write_text("import a_module_that_does_not_exist\n")

@@ -11,7 +11,7 @@ from grader.expected import expected_values
 from grader.grade import grade_submission
 from grader.load import load_submission
 from grader.report import CheckStatus, GradeReport
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.run import plan
 from grader.sandbox.process import frame
 

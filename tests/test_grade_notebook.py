@@ -6,9 +6,9 @@ import pytest
 from conftest import REPO
 
 from grader.grade import grade_submission
+from grader.notebook.saved_outputs import tokens
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
-from grader.saved_outputs import tokens
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"
@@ -203,8 +203,8 @@ def test_gradients_found_only_in_variables_say_where_they_came_from(reports):
 
 def test_a_notebook_handed_in_with_its_dat_files_is_graded_from_those_files(grading_sandbox, tmp_path):
     """The notebook does not write the files when run here, but the student handed them in beside it."""
-    from grader.grade_notebook import run_notebook
     from grader.load import load_submission
+    from grader.notebook.grade import run_notebook
 
     rubric = load_rubric(RUBRIC)
     handed_in = run_notebook(

@@ -16,7 +16,7 @@ from conftest import REPO
 
 from grader.errors import UsageError
 from grader.gradescope.build import CPU_INDEX_URL, build_autograder, installed_torch_version
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 
 SCRIPTS = ("setup.sh", "run_autograder")
 

@@ -4,7 +4,6 @@ student-facing text only where students look, and a valid document in every case
 import pytest
 from conftest import BUNDLED_RUBRICS
 
-from grader.checkspec import Visibility
 from grader.grader import Grader
 from grader.gradescope.results import (
     GRADER_FAILED,
@@ -14,7 +13,8 @@ from grader.gradescope.results import (
     results_from_report,
 )
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, RunRecord, TrialResult
-from grader.rubric_files import load_rubric
+from grader.rubric.checkspec import Visibility
+from grader.rubric.files import load_rubric
 
 A1 = load_rubric("bs6207-a1")
 

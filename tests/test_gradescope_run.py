@@ -15,8 +15,8 @@ from conftest import REPO
 from grader.gradescope.results import GRADER_FAILED, INSTRUCTOR_TEST
 from grader.gradescope.run import run_gradescope
 from grader.gradescope.submission import find_submission
-from grader.rubric import SubmissionSpec
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
+from grader.rubric.model import SubmissionSpec
 from grader.sandbox import isolation
 
 SAMPLES = REPO / "submissions" / "bs6207-a1"
@@ -194,7 +194,7 @@ def test_an_internal_error_of_the_grader_still_writes_results(gradescope_contain
         "import sys, grader.grader as session\n"
         "def broken(*args, **kwargs):\n    raise RuntimeError('simulated internal error')\n"
         "session.grade_loaded = broken\n"
-        "from grader.cli import main\n"
+        "from grader.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     done = subprocess.run(
@@ -275,9 +275,9 @@ def test_a_hostile_submission_cannot_read_the_rubric_or_rewrite_results(
 
 def test_symbolic_links_are_never_followed(tmp_path):
     (tmp_path / "a1.py").symlink_to(REPO / "rubrics" / "bs6207-a1.toml")
-    found = find_submission(tmp_path, load_rubric("bs6207-a1"))
-    assert found.path is None and found.problem[0] == "empty"
-    assert any("symbolic link" in note for note in found.notes)
+    upload = find_submission(tmp_path, load_rubric("bs6207-a1"))
+    assert upload.path is None and upload.problem[0] == "empty"
+    assert any("symbolic link" in note for note in upload.notes)
 
 
 def test_a_notebook_rubric_grades_the_only_notebook(tmp_path):
@@ -285,10 +285,12 @@ def test_a_notebook_rubric_grades_the_only_notebook(tmp_path):
     (tmp_path / "scratch.py").write_text("x = 1\n")
     (tmp_path / "a1.ipynb").write_text("{}")
     (tmp_path / "torch_autograd.dat").write_text("dW1: ...")
-    found = find_submission(tmp_path, rubric)
-    assert found.path == tmp_path / "a1.ipynb" and found.problem is None
-    assert found.data_files == (tmp_path / "torch_autograd.dat",)  # placed beside the notebook when it runs
-    assert any("not read by the grader" in note and "scratch.py" in note and ".dat" not in note for note in found.notes)
+    upload = find_submission(tmp_path, rubric)
+    assert upload.path == tmp_path / "a1.ipynb" and upload.problem is None
+    assert upload.data_files == (tmp_path / "torch_autograd.dat",)  # placed beside the notebook when it runs
+    assert any(
+        "not read by the grader" in note and "scratch.py" in note and ".dat" not in note for note in upload.notes
+    )
     (tmp_path / "b.ipynb").write_text("{}")
     assert find_submission(tmp_path, rubric).problem[0] == "ambiguous"
 
@@ -297,16 +299,16 @@ def test_a_file_defining_more_contract_functions_wins(tmp_path):
     (tmp_path / "part.py").write_text("def scratch_gradients(x, y, params):\n    pass\n")
     (tmp_path / "full.py").write_text((SAMPLES / "correct.py").read_text())
     (tmp_path / ".hidden.py").write_text((SAMPLES / "correct.py").read_text())
-    found = find_submission(tmp_path, load_rubric("bs6207-a1"))
-    assert found.path == tmp_path / "full.py"
+    upload = find_submission(tmp_path, load_rubric("bs6207-a1"))
+    assert upload.path == tmp_path / "full.py"
 
 
 def test_a_notebook_uploaded_with_its_dat_files_is_graded_from_those_files(
     gradescope_container, gradescope_run, gradescope_schema, grading_sandbox
 ):
     """As in a class folder: the files beside the notebook are placed beside it when it runs."""
-    from grader.grade_notebook import run_notebook
     from grader.load import load_submission
+    from grader.notebook.grade import run_notebook
 
     notebooks = REPO / "submissions" / "bs6207-a1-notebooks"
     rubric = load_rubric("bs6207-a1-notebook")

@@ -6,7 +6,7 @@ import pytest
 from conftest import CONTRACT_RUBRICS
 
 from grader.handout import render_handout
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 
 
 @pytest.mark.parametrize("rubric_id", CONTRACT_RUBRICS)

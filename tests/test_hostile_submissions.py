@@ -12,12 +12,12 @@ import time
 import pytest
 from conftest import REPO, hidden_traces
 
-from grader.checkspec import Visibility
 from grader.export.html import render_report_html
 from grader.grade import grade_submission
 from grader.gradescope.results import results_from_report
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.checkspec import Visibility
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.trials import make_trial
 
 RUBRIC = "bs6207-a1"
@@ -324,7 +324,7 @@ import json, resource, sys
 from pathlib import Path
 from grader.grade import grade_submission
 from grader.limits import Limits
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.sandbox import Sandbox
 
 rubric = load_rubric("bs6207-a1")

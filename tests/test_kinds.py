@@ -7,8 +7,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from grader.kinds import KINDS, kind_of
-from grader.rubric_files import load_rubric
-from grader.tasks import Task
+from grader.rubric.files import load_rubric
+from grader.rubric.tasks import Task
 from grader.trials import make_trial
 from reference import mlp_regression
 from reference.mistakes import CATALOGUE

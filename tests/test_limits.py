@@ -4,7 +4,7 @@ import pytest
 
 from grader.errors import UsageError
 from grader.limits import Limits
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 
 
 def test_a_timeout_sets_wall_and_cpu_time_and_keeps_every_other_limit():

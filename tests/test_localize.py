@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from conftest import init_params
 
-from grader.checkspec import Tolerance
 from grader.compare import within
+from grader.diagnose.localize import Break, Repair, localize
+from grader.diagnose.localize_text import describe, ids
 from grader.kinds import KINDS
-from grader.localize import Break, Repair, localize
-from grader.localize_text import describe, ids
+from grader.rubric.checkspec import Tolerance
 from reference import mlp_regression
 from reference.mistakes import CATALOGUE, at_layer, pair
 from reference.mistakes_mutants import Instance, reference_values

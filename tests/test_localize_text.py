@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import init_params
 
+from grader.diagnose.localize import Break, Localization, Repair
+from grader.diagnose.localize_text import describe, ids
 from grader.kinds import KINDS
-from grader.localize import Break, Localization, Repair
-from grader.localize_text import describe, ids
 from reference import mlp_regression
 
 

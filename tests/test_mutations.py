@@ -8,7 +8,7 @@ import pytest
 from benchmarks.mutation_notebooks import notebook_outcomes, reference_notebook
 from benchmarks.mutations import VARIANTS, contract_outcomes, float32_correct
 from grader.grade import grade_submission
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 from reference.mistakes import CATALOGUE
 
 # Made with a mistake at one layer, these change the forward pass (gradients after an update) or show only on

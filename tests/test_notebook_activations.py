@@ -1,6 +1,6 @@
 """A student's net as it ran: its hidden activations described and compared with the handout's in words."""
 
-from grader.notebook_activations import describe, differences
+from grader.notebook.activations import describe, differences
 
 DEEP = [10] + [21] * 10 + [1]
 SEED_002 = [10] + [21] * 11 + [1]

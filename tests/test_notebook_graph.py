@@ -1,4 +1,4 @@
-"""Raw-tensor nets identified from the first backward pass's graph (grader/notebook_graph.py): notebooks run in
+"""Raw-tensor nets identified from the first backward pass's graph (grader/notebook/graph.py): notebooks run in
 the real sandbox, their nets compared with the same cells run here."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from grader.limits import Limits
-from grader.notebook import Net, identify_net
-from grader.notebook_graph import RawNet, found_text, grad_name, identify_raw_net, raw_grads
+from grader.notebook.graph import RawNet, found_text, grad_name, identify_raw_net, raw_grads
+from grader.notebook.observation import Net, identify_net
 from grader.sandbox import Job, RunStatus
 
 LIMITS = Limits(wall_seconds=30, cpu_seconds=30)

@@ -1,6 +1,6 @@
 """The node names a notebook listed for loss.grad_fn's graph, read from its output and compared with its graph."""
 
-from grader.notebook_kinds.graph import _compare, listed_nodes
+from grader.notebook.kinds.graph import _compare, listed_nodes
 
 GRAPH = [
     "PowBackward0",

@@ -1,4 +1,4 @@
-"""Which net a notebook's values belong to (grader/notebook_nets.py): a decoy called first, a second net
+"""Which net a notebook's values belong to (grader/notebook/nets.py): a decoy called first, a second net
 built for the hand-written part, a net called only in a cell the handed-in notebook never ran."""
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 from conftest import REPO, init_params
 
 from grader.grade import grade_submission
-from grader.notebook import Net
-from grader.notebook_nets import matches, never_run, reference_of
+from grader.notebook.nets import matches, never_run, reference_of
+from grader.notebook.observation import Net
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"

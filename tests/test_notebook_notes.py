@@ -1,4 +1,4 @@
-"""Notes about a notebook run's cells (grader/notebook_notes.py): one note per cause, cascades grouped under
+"""Notes about a notebook run's cells (grader/notebook/notes.py): one note per cause, cascades grouped under
 the cell they came from, missing modules and GPU requests noted once; from real sandbox runs and samples."""
 
 import pytest
@@ -6,8 +6,8 @@ from conftest import REPO
 
 from grader.grade import grade_submission
 from grader.limits import Limits
-from grader.notebook_notes import cell_notes, top_level_names
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.notebook.notes import cell_notes, top_level_names
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.sandbox import Job, RunStatus
 
 RUBRIC = "bs6207-a1-notebook"

@@ -8,7 +8,7 @@ from conftest import NOTEBOOK_RUBRIC, NOTEBOOK_SAMPLES, derived_notebook, net_ne
 
 from grader.grade import grade_submission
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from grader.datfile import parse_dat
-from grader.notebook_precision import printed_from, rounded_decimals, rounded_uncertainties, sharpen
+from grader.notebook.datfile import parse_dat
+from grader.notebook.precision import printed_from, rounded_decimals, rounded_uncertainties, sharpen
 
 
 def printed(values):

@@ -1,12 +1,12 @@
-"""Gradients a notebook only printed (grader.notebook_printed): read from the cells' output, autograd's told
+"""Gradients a notebook only printed (grader.notebook.printed): read from the cells' output, autograd's told
 from the student's by the counterfactual run, and nothing credited that cannot be told."""
 
 from conftest import derived_notebook
 
 from grader.grade import grade_submission
-from grader.notebook_provenance import PROVENANCE_SWITCH
+from grader.notebook.provenance import PROVENANCE_SWITCH
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "bs6207-a1-notebook"
 GRADIENTS = ["dW1", "db1", "dW2", "db2", "dW3", "db3"]

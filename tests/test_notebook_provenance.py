@@ -1,4 +1,4 @@
-"""Provenance proven by the counterfactual run (grader/notebook_provenance.py): what follows autograd, what
+"""Provenance proven by the counterfactual run (grader/notebook/provenance.py): what follows autograd, what
 does not, and how a notebook that reports autograd's values as its own is graded."""
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 from conftest import REPO
 
 from grader.grade import grade_submission
-from grader.notebook_provenance import FACTORS, Follows, counterfactual_factor, follows
+from grader.notebook.provenance import FACTORS, Follows, counterfactual_factor, follows
 from grader.report import CheckStatus
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.files import load_rubric, rubric_hash
 
 RUBRIC = "bs6207-a1-notebook"
 SAMPLES = REPO / "submissions" / "bs6207-a1-notebooks"

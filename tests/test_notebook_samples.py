@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.saved_outputs import compare_cells
+from grader.notebook.saved_outputs import compare_cells
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions"
 SAMPLES = SUBMISSIONS / "bs6207-a1-notebooks"

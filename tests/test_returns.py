@@ -6,7 +6,7 @@ from conftest import REPO
 
 from grader.expected import expected_values
 from grader.returns import expected_returns
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.trials import make_trial
 
 RUBRICS = sorted(path.stem for path in (REPO / "rubrics").glob("*.toml"))

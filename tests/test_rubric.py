@@ -1,7 +1,7 @@
 """The rubric models: totals, tolerances, and what the bundled rubrics declare."""
 
-from grader.rubric_files import load_rubric
-from grader.tasks import quantities_of
+from grader.rubric.files import load_rubric
+from grader.rubric.tasks import quantities_of
 
 
 def test_bs6207_a1_checks_every_quantity_of_both_implementations_and_the_architecture():

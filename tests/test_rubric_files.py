@@ -7,8 +7,8 @@ import pytest
 from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS
 
 from grader.errors import RubricInvalid, RubricNotFound
-from grader.rubric import Rubric
-from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric, parse_rubric, rubric_hash
+from grader.rubric.files import bundled_rubrics, find_rubric, load_rubric, parse_rubric, rubric_hash
+from grader.rubric.model import Rubric
 from grader.secret import PATTERN, new_secret, secret_problem
 
 

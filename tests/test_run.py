@@ -7,12 +7,12 @@ write them to stderr or raise them."""
 import pytest
 from conftest import REPO, hidden_traces
 
-from grader.checkspec import Visibility
 from grader.export.html import render_report_html
 from grader.grade import grade_submission
 from grader.gradescope.results import results_from_report
 from grader.load import load_submission
-from grader.rubric_files import load_rubric, rubric_hash
+from grader.rubric.checkspec import Visibility
+from grader.rubric.files import load_rubric, rubric_hash
 from grader.run import run_trials
 from grader.sandbox import RunStatus
 from grader.trials import make_trial

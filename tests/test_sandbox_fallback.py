@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO
 
 from grader.limits import Limits
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.sandbox import Call, CallStatus, Job, RunStatus, Sandbox, isolation
 
 LIMITS = Limits(wall_seconds=10)

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from grader.limits import Limits
+from grader.notebook.saved_outputs import first_difference
 from grader.sandbox import Call, CallStatus, CellStatus, Job, RunStatus
 from grader.sandbox.channel import Asked
 from grader.sandbox.observed import parse_run
 from grader.sandbox.process import frame
 from grader.sandbox.wire import ResultInvalid
-from grader.saved_outputs import first_difference
 
 SEED = 1234
 LIMITS = Limits(wall_seconds=20, cpu_seconds=20)

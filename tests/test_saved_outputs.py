@@ -1,4 +1,4 @@
-"""Saved outputs against a fresh run (grader/saved_outputs.py): numbers within print rounding and float32
+"""Saved outputs against a fresh run (grader/notebook/saved_outputs.py): numbers within print rounding and float32
 noise, words and counts exactly; what differs is named (cell, expected, found); out-of-order runs are told
 apart from edits."""
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.saved_outputs import Difference, compare_cells, first_difference, flag, out_of_order
+from grader.notebook.saved_outputs import Difference, compare_cells, first_difference, flag, out_of_order
 
 TRUNCATION_MARK = "\n[… {} more characters]"  # what the sandbox appends to a cell's stdout it cut short
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import REPO
 
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.secret import MIN_DIGITS, SECRET_BYTES, new_secret, secret_problem, trial_entropy
 
 SAMPLE = REPO / "submissions" / "bs6207-a1" / "correct.py"

@@ -15,7 +15,7 @@ from conftest import CONTRACT_RUBRICS, REPO
 
 from grader.compare import Verdict, compare
 from grader.expected import expected_values
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.trials import trials_for
 from reference.mistakes import CATALOGUE, run_mutant
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_RUBRICS, CONTRACT_RUBRICS, REPO
 
-from grader.rubric_files import load_rubric
+from grader.rubric.files import load_rubric
 from grader.secret import new_secret
 from grader.trials import make_trial, trials_for
 
@@ -32,7 +32,7 @@ def test_the_same_seed_gives_bit_identical_trials(rubric_id):
 
 def test_trials_are_identical_in_a_fresh_process():
     code = (
-        "from grader.rubric_files import load_rubric; from grader.trials import make_trial;"
+        "from grader.rubric.files import load_rubric; from grader.trials import make_trial;"
         "r = load_rubric('bs6207-a1'); t = make_trial(r, r.tasks[0], 'hidden', 2);"
         "print(t.params['W2'].tobytes().hex())"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from grader.export.results_jsonl import Record
 from grader.files import write_atomic
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 
 
 def gradebook_columns(rubric: Rubric) -> list[str]:

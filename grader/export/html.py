@@ -17,13 +17,13 @@ from typing import Literal
 
 from markupsafe import Markup
 
-from grader.checkspec import Visibility
 from grader.export.page import number, render
 from grader.export.reasons import Group, plain, shared_reasons
 from grader.export.svg import heat_map, levels_of
 from grader.files import write_atomic
 from grader.report import CheckResult, CheckStatus, Diagnosis, GradeReport, TrialResult
-from grader.rubric import Rubric
+from grader.rubric.checkspec import Visibility
+from grader.rubric.model import Rubric
 from grader.trials import group_of
 
 OUTPUT_CHARS = 6000

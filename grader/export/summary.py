@@ -19,7 +19,7 @@ from grader.export.results_jsonl import Record
 from grader.export.svg import histogram
 from grader.files import write_atomic
 from grader.review import review_items
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 
 BINS = 10
 MAX_LINKS = 12

@@ -1,9 +1,9 @@
 """The check table printed in a terminal by `check`: one row per visible check, then the score. A reason
 several checks share is printed once above the rows (grader.export.reasons)."""
 
-from grader.checkspec import Visibility
 from grader.export.reasons import plain, shared_reasons
 from grader.report import CheckResult, CheckStatus, GradeReport
+from grader.rubric.checkspec import Visibility
 
 _MARK = {
     CheckStatus.passed: "PASS",

@@ -23,8 +23,8 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from grader.errors import GraderError, UsageError
-from grader.rubric import Rubric, TrialsSpec
-from grader.rubric_files import bundled_rubrics, find_rubric, load_rubric
+from grader.rubric.files import bundled_rubrics, find_rubric, load_rubric
+from grader.rubric.model import Rubric, TrialsSpec
 from grader.sandbox.process import MEMORY_NEED
 
 PREFIX = "/opt/backprop-grader"

@@ -11,9 +11,9 @@ flags) and into run_autograder's stdout, which `stdout_visibility: "hidden"` kee
 """
 
 from grader import __version__
-from grader.checkspec import Visibility
 from grader.report import CheckResult, CheckStatus, GradeReport, unchecked
-from grader.rubric import Rubric
+from grader.rubric.checkspec import Visibility
+from grader.rubric.model import Rubric
 from grader.trials import group_of
 
 OUTPUT_FORMAT = "text"

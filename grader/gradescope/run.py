@@ -29,7 +29,7 @@ from grader.gradescope.build import public_hidden_seed
 from grader.gradescope.results import failure_results, problem_results, results_from_report
 from grader.gradescope.submission import find_submission
 from grader.report import GradeReport
-from grader.rubric_files import find_rubric
+from grader.rubric.files import find_rubric
 
 GRADED, GRADER_FAILED = 0, 1
 PRIVATE_DIRS = ("source", "results", "submission")
@@ -70,22 +70,22 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
                 f"WARNING: rubric {rubric.id}: {public}: students can compute the hidden trials; build the "
                 "zip from your own copy of the rubric (see `backprop-grader gradescope build`)"
             )
-        found = find_submission(root / "submission", rubric)
-        log += [f"student note: {note}" for note in found.notes]
-        if found.problem is not None:
-            log.append(f"no file graded: {found.problem[0]}: {found.problem[1]}")
+        upload = find_submission(root / "submission", rubric)
+        log += [f"student note: {note}" for note in upload.notes]
+        if upload.problem is not None:
+            log.append(f"no file graded: {upload.problem[0]}: {upload.problem[1]}")
             results = problem_results(
-                rubric, *found.problem, time.monotonic() - started, grader.hidden_trials(), found.notes
+                rubric, *upload.problem, time.monotonic() - started, grader.hidden_trials(), upload.notes
             )
         else:
-            log.append(f"grading {found.path.relative_to(root / 'submission')}")
+            log.append(f"grading {upload.path.relative_to(root / 'submission')}")
             hide = [root / name for name in PRIVATE_DIRS] + _outside(find_rubric(rubric_name), root)
-            report = grade(grader, found.path, hide, read_data_files(found.data_files), log)
+            report = grade(grader, upload.path, hide, read_data_files(upload.data_files), log)
             if report.status == GRADER_ERROR[0]:  # a stage of the grader failed: its traceback is the flag
                 raise GraderStageFailed(report.flags[0])
             log += describe(report)
-            graded = f"Graded file: {found.path.relative_to(root / 'submission')}"
-            results = results_from_report(report, rubric, time.monotonic() - started, [graded, *found.notes])
+            graded = f"Graded file: {upload.path.relative_to(root / 'submission')}"
+            results = results_from_report(report, rubric, time.monotonic() - started, [graded, *upload.notes])
             if report.run is not None and report.run.status == "sandbox_error":
                 log.append(
                     "SANDBOX FAILURE (the student sees only that it is not their fault; fix it, then "

@@ -12,15 +12,19 @@ from pathlib import Path
 
 from grader.discover import data_files
 from grader.load import load_submission
-from grader.rubric import Rubric
+from grader.rubric.model import Rubric
 
 CODE_SUFFIXES = (".py", ".ipynb")
 _SKIPPED = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
 
 
 @dataclass(frozen=True)
-class Found:
-    """The file to grade, or why there is none (status, student-facing message); notes for the student."""
+class Upload:
+    """What a student's upload (as Gradescope laid it out in /autograder/submission) gives the grader: the file
+    to grade (with, for notebook rubrics, the files beside it), or why there is none (status, student-facing
+    message); notes for the student.
+
+    Not `grader.found.Found` (what a submission produced, the check stage's input): this comes before any run."""
 
     path: Path | None = None
     problem: tuple[str, str] | None = None
@@ -28,20 +32,20 @@ class Found:
     data_files: tuple[Path, ...] = ()  # notebook rubrics: the files beside the notebook (.dat, data), for its run
 
 
-def find_submission(folder: Path, rubric: Rubric) -> Found:
+def find_submission(folder: Path, rubric: Rubric) -> Upload:
     """Pick the file to grade under `folder`; never raises for what students upload."""
     files, links = _files(folder)
     notes = [f"{name}: a symbolic link, not graded (upload the file itself)." for name in links]
     if not files:
-        return Found(
+        return Upload(
             problem=("empty", "No files were submitted. Upload your .py file or .ipynb notebook."), notes=notes
         )
     code = [f for f in files if f.suffix.lower() in CODE_SUFFIXES]
     if not code:
         if len(files) == 1:  # the load stage explains what is wrong with that one file
-            return Found(path=files[0], notes=notes)
+            return Upload(path=files[0], notes=notes)
         names = ", ".join(_name(folder, f) for f in files)
-        return Found(
+        return Upload(
             problem=(
                 "wrong_file_type",
                 f"Expected a .py file or a .ipynb notebook; found {names}. Upload your code as .py or .ipynb.",
@@ -53,13 +57,13 @@ def find_submission(folder: Path, rubric: Rubric) -> Found:
     else:
         chosen, problem = _choose(folder, code, rubric)
         if chosen is None:
-            return Found(problem=("ambiguous", problem), notes=notes)
+            return Upload(problem=("ambiguous", problem), notes=notes)
         notes = notes + [f"Several files were submitted; graded {_name(folder, chosen)}."]
     data: tuple[Path, ...] = ()
     if rubric.submission.kind == "notebook":  # its .dat and data files go beside it, as in a class folder
         data, left_out = data_files(chosen)
         notes = notes + list(left_out)
-    return Found(path=chosen, notes=notes + _ignored(folder, files, (chosen, *data)), data_files=data)
+    return Upload(path=chosen, notes=notes + _ignored(folder, files, (chosen, *data)), data_files=data)
 
 
 def _files(folder: Path) -> tuple[list[Path], list[str]]:

@@ -4,7 +4,7 @@
 
 mlp_regression, softmax_classifier, dropout_training, autograd_graph: one module each, holding the kind's
 task model (its rubric settings, a subclass of `grader.kinds.settings.TaskSettings`) and its `Kind`.
-Adding a kind is a module here, an entry in `KINDS` and in `grader.tasks.Task`, and its mathematics in
+Adding a kind is a module here, an entry in `KINDS` and in `grader.rubric.tasks.Task`, and its mathematics in
 `reference/` (docs/architecture.md, "Adding a task kind").
 """
 

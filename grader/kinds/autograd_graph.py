@@ -2,7 +2,7 @@
 
 Its trials are the regression net's; the answer key is `reference.autograd_graph.scratch`, node names that
 no catalogued mistake bends (not diagnosed); a notebook's listing is judged against its own first backward's
-graph (`grader.notebook_kinds.graph`).
+graph (`grader.notebook.kinds.graph`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from grader.kinds.settings import Activation, GraphContract, Reduction, Size, Ta
 from reference import autograd_graph, mlp_regression
 
 if TYPE_CHECKING:
-    from grader.notebook_kinds.common import KindResult, NotebookRun
+    from grader.notebook.kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
 
@@ -71,7 +71,7 @@ class AutogradGraph(Kind):
         )
 
     def in_notebook(self, nb: NotebookRun, task: AutogradGraphTask) -> KindResult:
-        from grader.notebook_kinds import graph
+        from grader.notebook.kinds import graph
 
         return graph.check(nb, task)
 

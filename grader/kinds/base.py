@@ -3,9 +3,9 @@
 The stages ask a task's kind instead of testing its name: the trials draw its inputs, targets and extras
 (`grader.trials`), the answer key is its reference run (`grader.expected`), the check stage and the
 diagnosis compare what it says a quantity is (a gradient, or for training the update a trained weight
-made, `compared`), the catalogue's mutants run at its learning rates (`grader.diagnose_mutants`), the
+made, `compared`), the catalogue's mutants run at its learning rates (`grader.diagnose.mutants`), the
 starter file holds its stub (`grader.handout`) and a free-form notebook is observed by its hook
-(`grader.notebook_kinds`). The mathematics stays in `reference/`; a kind only says which of it applies.
+(`grader.notebook.kinds`). The mathematics stays in `reference/`; a kind only says which of it applies.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from grader.kinds.settings import TaskSettings
 from reference.mistakes import UPDATE_LEARNING_RATES, Mistake
 
 if TYPE_CHECKING:
-    from grader.chain import Chain
-    from grader.notebook_kinds.common import KindResult, NotebookRun
+    from grader.diagnose.chain import Chain
+    from grader.notebook.kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
 Expected = dict[str, np.ndarray | list[str]]
@@ -75,7 +75,7 @@ class Kind(ABC):
     def chain(
         self, key: tuple, x: np.ndarray, y: np.ndarray, params: dict, activation: str | tuple, reduction: str
     ) -> Chain | None:
-        """The chain rule of this trial's backward pass (`grader.chain`, cached under `key`), which the
+        """The chain rule of this trial's backward pass (`grader.diagnose.chain`, cached under `key`), which the
         diagnosis walks to localize a mistake; None for a kind whose quantities are no such gradients."""
         return None
 

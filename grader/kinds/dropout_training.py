@@ -3,7 +3,7 @@
 Its quantities are the trained weights, compared as their update from the trial's initial weights. Trials
 are the classifier's plus one keep-mask per epoch, handed to the student; the answer key is
 `reference.dropout_training.train` with those masks; a notebook's training is replayed with the masks it
-drew (`grader.notebook_kinds.dropout`).
+drew (`grader.notebook.kinds.dropout`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from reference import dropout_training
 from reference.mistakes import Mistake
 
 if TYPE_CHECKING:
-    from grader.notebook_kinds.common import KindResult, NotebookRun
+    from grader.notebook.kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
 
@@ -82,7 +82,7 @@ class DropoutTraining(SoftmaxClassifier):
         )
 
     def in_notebook(self, nb: NotebookRun, task: DropoutTrainingTask) -> KindResult:
-        from grader.notebook_kinds import dropout
+        from grader.notebook.kinds import dropout
 
         return dropout.check(nb, task)
 

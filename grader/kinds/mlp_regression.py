@@ -1,7 +1,7 @@
 """mlp_regression: a fully connected regression net, y = Σx²/d, squared loss (DESIGN §3, task 1).
 
 Trials draw x ~ U[0, 1]^d as the assignment states and compute the target from it; the answer key is
-`reference.mlp_regression.scratch`; a notebook's net is observed by `grader.notebook_kinds.mlp`.
+`reference.mlp_regression.scratch`; a notebook's net is observed by `grader.notebook.kinds.mlp`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from grader import chain
+from grader.diagnose import chain
 from grader.kinds import settings
 from grader.kinds.base import Expected, Kind, gradient_stub
 from reference import mlp_regression
 
 if TYPE_CHECKING:
-    from grader.notebook_kinds.common import KindResult, NotebookRun
+    from grader.notebook.kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
 LOSS = {"sum": "Σ (prediction − y)² over the batch", "mean": "the mean of (prediction − y)² over all elements"}
@@ -94,7 +94,7 @@ class MlpRegression(Kind):
         return gradient_stub(task, source, "prediction", net, LOSS[task.reduction])
 
     def in_notebook(self, nb: NotebookRun, task: MlpRegressionTask) -> KindResult:
-        from grader.notebook_kinds import mlp
+        from grader.notebook.kinds import mlp
 
         return mlp.check(nb, task)
 

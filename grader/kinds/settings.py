@@ -3,7 +3,7 @@
 A task knows the shapes of its parameters (torch layout, `W_l` is (out, in)) and the names of the
 quantities it produces; `quantities_of` prefixes them with the contract source they come from
 (`scratch.dW1`, `torch.loss`, `trained.W1`). Each kind's own settings (`grader.kinds.<kind>`) subclass
-`TaskSettings`; `grader.tasks` gathers them into the rubric's `Task` union.
+`TaskSettings`; `grader.rubric.tasks` gathers them into the rubric's `Task` union.
 """
 
 from typing import Annotated, ClassVar, Literal
@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from grader.checkspec import Check
+from grader.rubric.checkspec import Check
 
 TASK_ID = r"^[a-z0-9][a-z0-9_-]*$"
 Size = Annotated[int, Field(ge=1, le=4096)]

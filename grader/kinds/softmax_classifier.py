@@ -1,7 +1,7 @@
 """softmax_classifier: one hidden ReLU layer, softmax output, cross-entropy (DESIGN §3, task 2).
 
 Trials draw x ~ U(−2, 2) and random one-hot labels; the answer key is `reference.softmax_classifier.scratch`;
-a notebook's two implementations are observed by `grader.notebook_kinds.classifier`.
+a notebook's two implementations are observed by `grader.notebook.kinds.classifier`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from grader import chain
+from grader.diagnose import chain
 from grader.kinds import settings
 from grader.kinds.base import Expected, Kind, gradient_stub
 from reference import softmax_classifier
 
 if TYPE_CHECKING:
-    from grader.notebook_kinds.common import KindResult, NotebookRun
+    from grader.notebook.kinds.common import KindResult, NotebookRun
     from grader.trials import Trial
 
 LOSS = {"sum": "−Σ y·log(probs) over the batch", "mean": "−Σ y·log(probs) divided by N"}
@@ -84,7 +84,7 @@ class SoftmaxClassifier(Kind):
         return gradient_stub(task, source, "probs", net, LOSS[task.reduction])
 
     def in_notebook(self, nb: NotebookRun, task: SoftmaxClassifierTask) -> KindResult:
-        from grader.notebook_kinds import classifier
+        from grader.notebook.kinds import classifier
 
         return classifier.check(nb, task)
 

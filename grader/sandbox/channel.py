@@ -43,7 +43,7 @@ from grader.sandbox.wire import (
     split_frames,
 )
 
-RERUN_FACTORS = (1.3, 1.9)  # as notebook_provenance.FACTORS: neither 1 nor a small integer ratio such as 2
+RERUN_FACTORS = (1.3, 1.9)  # as grader.notebook.provenance.FACTORS: neither 1 nor a small integer ratio such as 2
 Nonce = Text(64)
 
 

@@ -309,7 +309,7 @@ class Counterfactual(BaseModel):
     def value(self, name: str, cell: int) -> Any:
         """The value `name` held after `cell` in this run when it differed from the real run's value before
         the fork point's cell (None: before that cell, or unchanged since then — see
-        grader.notebook_provenance.entry_again)."""
+        grader.notebook.provenance.entry_again)."""
         if cell < self.cell:
             return None
         found = None

@@ -1,5 +1,5 @@
 """Notebook-mode record of the random draws that build dropout masks, so that dropout training is graded on
-exactly the masks the student's run drew (grader/notebook_kinds/dropout.py replays it with them).
+exactly the masks the student's run drew (grader/notebook/kinds/dropout.py replays it with them).
 
 Standalone on purpose: shipped as source into the sandbox (as bpg_draws) and run in the child that runs
 student code; imports only the standard library, numpy and torch. Nothing here may raise into student code
