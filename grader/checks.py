@@ -18,10 +18,11 @@ from grader.expected import expected_values
 from grader.found import Found
 from grader.kinds import kind_of
 from grader.report import CheckResult, CheckStatus, TrialResult
-from grader.rubric.checkspec import Check, Tolerance
+from grader.rubric.checkspec import Check, Quantity, Tolerance
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import Task
 from grader.run import call_id
+from grader.sandbox.models import CallStatus
 from grader.source_layout import TRANSPOSED_NOTE, read_in_source_layout, single_layout_square, weight_shapes
 from grader.trials import Trial, group_of
 
@@ -42,8 +43,7 @@ def check_task(rubric: Rubric, task: Task, trials: list[Trial], found: Mapping[s
                 for trial in trials
             ]
         )
-        source = check.quantity.split(".", 1)[0]
-        first = found.get(call_id(task, source, trials[0])) if trials else None
+        first = found.get(call_id(task, Quantity.of(check.quantity).source, trials[0])) if trials else None
         results.append(_score(rubric, task, check, per_trial, first))
     return diagnose(rubric, task, trials, expected, results, found)
 
@@ -137,7 +137,8 @@ def _check_trial(
     `shapes` are the trial's weight gradient shapes (`weight_shapes(expected)`)."""
     if check.quantity == "architecture":
         return _architecture(rubric, task, trial, found_by_call)
-    source, name = check.quantity.split(".", 1)
+    quantity = Quantity.of(check.quantity)
+    source, name = quantity.source, quantity.name
     result = found_by_call.get(call_id(task, source, trial))
     found, problem = _found(result, name, check.quantity, task.contract.functions()[source])
     if problem is not None:
@@ -173,14 +174,14 @@ def _check_trial(
 
 def _found(result: Found | None, name: str, quantity: str, function: str) -> tuple[object, str | None]:
     """The returned value for `name`, or a student-facing reason it is not there."""
-    if result is not None and result.status == "sandbox_error":  # the grader's failure: say so, no details
+    if result is not None and result.sandbox_failed:  # the grader's failure: say so, no details
         return (
             None,
             f"{quantity}: not checked — the grader's sandbox failed and nothing was graded; this is not your fault",
         )
-    if result is None or result.status == "not_run":
+    if result is None or result.status == CallStatus.not_run:
         return None, f"{quantity}: not run — {function}() was never called because the code did not load"
-    if result.status != "ok":
+    if result.status != CallStatus.ok:
         return None, f"{quantity}: {result.message}"
     if name in result.problems:
         return None, result.problems[name]
@@ -217,7 +218,7 @@ def _architecture(rubric: Rubric, task: Task, trial: Trial, found_by_call: Mappi
     names = kind_of(task).returned_parameters(task)
     for source in task.contract.functions():
         result = found_by_call.get(call_id(task, source, trial))
-        if result is None or result.status != "ok":
+        if result is None or result.status != CallStatus.ok:
             continue
         for name, shape in names.items():
             if name in result.values:
@@ -258,7 +259,7 @@ def _score(rubric: Rubric, task: Task, check: Check, per_trial: list[TrialResult
     message = failing[0].message if failing else per_trial[0].message if per_trial else check.quantity
     if failing and len(per_trial) > 1:
         message += f" [trial {failing[0].trial}; fails on {len(failing)} of {len(per_trial)} trials]"
-    name = check.quantity.split(".", 1)[-1]
+    name = Quantity.of(check.quantity).name
     provenance = first.provenance.get(name, "") if first is not None else ""
     return CheckResult(
         task=task.id,

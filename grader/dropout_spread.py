@@ -18,7 +18,7 @@ import numpy as np
 from grader.compare import within
 from grader.memo import remember
 from grader.report import CheckResult, CheckStatus, Diagnosis, TrialResult
-from grader.rubric.checkspec import Tolerance
+from grader.rubric.checkspec import Quantity, Tolerance
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import DropoutTrainingTask
 from grader.trials import NOTEBOOK_TRIAL, Trial
@@ -98,7 +98,7 @@ def check_by_spread(
     """The source's checks of trained weights, judged together: the update of every weight the training
     moved, against the spread of the reference's updates (one weight alone cannot tell: W2's update barely
     depends on the dropout's scaling)."""
-    checks = [c for c in task.checks if c.quantity.startswith(f"{source}.")]
+    checks = [c for c in task.checks if Quantity.of(c.quantity).source == source]
     if not checks:
         return []
     if not set(trial.params) <= set(values):
@@ -131,7 +131,7 @@ def check_by_spread(
             c,
             status,
             f"{c.quantity} (update W_final − W_initial): {said}",
-            provenance.get(c.quantity.split(".", 1)[1], ""),
+            provenance.get(Quantity.of(c.quantity).name, ""),
             diagnosis,
         )
         for c in checks

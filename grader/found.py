@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader.sandbox import RunResult
-from grader.sandbox.models import Rerun, RunStatus
+from grader.sandbox.models import CallStatus, Rerun, RunStatus
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,12 @@ class Found:
     """The values one contract source produced on one trial, or why it produced none.
 
     `layouts` names, for a value the check stage re-read to take its source's layout (a square weight
-    gradient of an (in, out) source, `grader.source_layout`), the layout it was read in."""
+    gradient of an (in, out) source, `grader.source_layout`), the layout it was read in. `status` is how
+    the call ended (an observed notebook's values: ok); `sandbox_failed`, that the grader's sandbox failed
+    and nothing of the student's ran (then the call is not_run, and the reason is not the student's)."""
 
-    status: str = "ok"
+    status: CallStatus = CallStatus.ok
+    sandbox_failed: bool = False
     message: str = ""
     values: dict[str, np.ndarray] = field(default_factory=dict)
     texts: dict[str, list[str]] = field(default_factory=dict)
@@ -34,12 +37,13 @@ class Found:
 
 def from_run(run: RunResult, functions: dict[str, str]) -> dict[str, Found]:
     """Call id → Found for a contract run; `functions` maps call id → the function it called. A call of a
-    run the grader's sandbox failed is `sandbox_error`: not run, and not the student's doing."""
+    run the grader's sandbox failed is not run, and `sandbox_failed`: not the student's doing."""
     found = {}
     for call, result in run.calls.items():
         where = f"{functions.get(call, '?')}()"
         found[call] = Found(
-            status="sandbox_error" if run.status == RunStatus.sandbox_error else result.status.value,
+            status=result.status,
+            sandbox_failed=run.status == RunStatus.sandbox_error,
             message=result.message,
             values=result.values,
             texts=result.texts,

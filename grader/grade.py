@@ -21,6 +21,7 @@ from grader.report import GradeReport, RunRecord, unchecked
 from grader.rubric.model import Rubric
 from grader.run import hidden_run_flags, run_trials
 from grader.sandbox import RunResult, Sandbox
+from grader.sandbox.models import RunStatus
 from grader.scan import scan_scratch
 from grader.trials import NOTEBOOK_TRIAL, Group, trial_name
 
@@ -99,7 +100,7 @@ def grade_loaded(
     return GradeReport(
         **header(rubric, rubric_hash, groups, submission.student, submission.path.name, submission.sha256),
         status="graded",
-        message=run.message if run.status != "ok" else "",
+        message=run.message if run.status != RunStatus.ok else "",
         score=round(sum(c.points for c in checks), 10),
         max_score=rubric.max_points(),
         checks=checks,

@@ -26,6 +26,7 @@ from grader.returns import expected_returns
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import Task
 from grader.sandbox import Call, Job, RunResult, RunStatus, Sandbox
+from grader.sandbox.models import CallStatus
 from grader.trials import Group, Trial, trials_for
 
 
@@ -98,7 +99,9 @@ def run_trials(
         reason = f"the run of the public trials did not end normally ({run.status.value})"
         found.update(
             {
-                call.id: Found(status="not_run", message=f"{call.function}() was not called on this trial: {reason}.")
+                call.id: Found(
+                    status=CallStatus.not_run, message=f"{call.function}() was not called on this trial: {reason}."
+                )
                 for call in hidden.calls
             }
         )

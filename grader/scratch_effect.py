@@ -23,8 +23,10 @@ import numpy as np
 from grader.found import Found
 from grader.notebook.provenance import Follows, follows, no_points
 from grader.report import CheckResult, Diagnosis
+from grader.rubric.checkspec import Quantity
 from grader.rubric.tasks import Task
 from grader.run import call_id
+from grader.sandbox.models import CallStatus
 from grader.trials import Trial, group_of
 
 SOURCE = "scratch"
@@ -48,7 +50,7 @@ def moved(task: Task, trials: list[Trial], found: Mapping[str, Found]) -> list[M
     evidence = []
     for trial in trials:
         call = found.get(call_id(task, SOURCE, trial))
-        rerun = call.rerun if call is not None and call.status == "ok" else None
+        rerun = call.rerun if call is not None and call.status == CallStatus.ok else None
         if rerun is None or rerun.status.value != "ok":
             continue
         for key, value in call.values.items():
@@ -75,7 +77,8 @@ def judged(
 
 
 def _no_points(task: Task, evidence: list[Moved], result: CheckResult) -> CheckResult:
-    source, _, key = result.quantity.partition(".")
+    quantity = Quantity.of(result.quantity)
+    source, key = quantity.source, quantity.name
     if source != SOURCE:
         return result
     function = task.contract.functions()[SOURCE]

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from grader.found import Found
+from grader.sandbox.models import CallStatus
 
 IN_OUT, OUT_IN = "in_out", "out_in"
 _NAMES = {IN_OUT: "(in, out)", OUT_IN: "(out, in)"}
@@ -72,7 +73,7 @@ def read_in_source_layout(found: Found, shapes: Mapping[str, tuple[int, ...]]) -
     """`found` with its square weight gradients in the source's layout: transposed (values and printed
     precision) when the source is (in, out), with the reason in `layouts` and `provenance`; the source's
     layout also named in the provenance of its other weight gradients. Unchanged otherwise."""
-    if found.status != "ok":
+    if found.status != CallStatus.ok:
         return found
     decided = source_layout(found.values, shapes)
     if decided.layout != IN_OUT:
@@ -101,7 +102,7 @@ def read_in_source_layout(found: Found, shapes: Mapping[str, tuple[int, ...]]) -
 def single_layout_square(found: Found | None, key: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
     """Whether `key` is a square weight gradient of a source with a single layout: the gradients for
     which `TRANSPOSED_NOTE` may speak (a source without one stays as it was)."""
-    if found is None or found.status != "ok" or key not in shapes or len(set(shapes[key])) != 1:
+    if found is None or found.status != CallStatus.ok or key not in shapes or len(set(shapes[key])) != 1:
         return False
     return source_layout(found.values, shapes).layout is not None
 

@@ -1,5 +1,6 @@
 """The rubric models: totals, tolerances, and what the bundled rubrics declare."""
 
+from grader.rubric.checkspec import Quantity
 from grader.rubric.files import load_rubric
 from grader.rubric.tasks import quantities_of
 
@@ -51,3 +52,10 @@ def test_a_training_task_may_grade_each_implementation_as_a_source_of_its_own():
     assert task.contract.functions() == {"torch": "train_with_dropout_torch", "scratch": "train_with_dropout_numpy"}
     assert quantities_of(task) == ["torch.W1", "torch.W2", "scratch.W1", "scratch.W2", "architecture"]
     assert load_rubric("softmax-dropout").task("dropout").contract.functions() == {"trained": "train_with_dropout"}
+
+
+def test_a_quantity_reads_as_its_source_and_name_and_architecture_has_no_source():
+    assert Quantity.of("scratch.dW1") == Quantity("scratch", "dW1")
+    assert Quantity.of("trained.W1").source == "trained" and Quantity.of("torch.nodes").name == "nodes"
+    assert Quantity.of("architecture") == Quantity("", "architecture")
+    assert [str(Quantity.of(text)) for text in ("torch.loss", "architecture")] == ["torch.loss", "architecture"]

@@ -3,6 +3,7 @@
 import numpy as np
 
 from grader.found import Found
+from grader.sandbox.models import CallStatus
 from grader.source_layout import IN_OUT, OUT_IN, read_in_source_layout, single_layout_square, source_layout
 
 SHAPES = {"dW1": (10, 2), "dW2": (10, 10), "dW3": (1, 10)}  # torch's (out, in), a 2-10-10-1 net
@@ -54,7 +55,7 @@ def test_sources_without_a_single_in_out_layout_are_left_as_they_are():
     for values in (TORCH, {"dW1": TORCH["dW1"].T, "dW2": TORCH["dW2"], "dW3": TORCH["dW3"]}, {"dW2": TORCH["dW2"]}):
         found = Found(values=values)
         assert read_in_source_layout(found, SHAPES) is found
-    failed = Found(status="error", message="raised")
+    failed = Found(status=CallStatus.raised, message="raised")
     assert read_in_source_layout(failed, SHAPES) is failed
 
 

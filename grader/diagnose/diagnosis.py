@@ -28,10 +28,11 @@ from grader.diagnose.mutants import activation, best_mutant, task_key
 from grader.found import Found
 from grader.kinds import kind_of
 from grader.report import CheckResult, CheckStatus, Diagnosis
-from grader.rubric.checkspec import Tolerance
+from grader.rubric.checkspec import Quantity, Tolerance
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import Task
 from grader.run import call_id
+from grader.sandbox.models import CallStatus
 from grader.trials import Trial
 from reference.mistakes import CATALOGUE, PAIRS, Mistake, mistakes_for, pairs_for, together
 
@@ -67,20 +68,20 @@ def diagnose(
     by_quantity = {r.quantity: r for r in results}
     tolerances: dict[str, Tolerance] = {}  # by quantity name: the first check of that name sets it
     for check in task.checks:
-        tolerances.setdefault(check.quantity.split(".", 1)[-1], rubric.tolerance_for(check))
+        tolerances.setdefault(Quantity.of(check.quantity).name, rubric.tolerance_for(check))
     prints = {trial.name: trial.fingerprint for trial in trials}
     for source in task.contract.functions():
-        mine = [r for r in results if r.quantity.startswith(f"{source}.")]
+        mine = [r for r in results if Quantity.of(r.quantity).source == source]
         failing = [r for r in mine if r.status == CheckStatus.failed]
         if not failing:
             continue
         found = {trial.name: _found(rubric, task, source, trial, found_by_call) for trial in trials}
-        names = [r.quantity.split(".", 1)[1] for r in failing]
+        names = [Quantity.of(r.quantity).name for r in failing]
         failed_on = {
-            r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing
+            Quantity.of(r.quantity).name: {t.trial for t in r.trials if t.status == CheckStatus.failed} for r in failing
         }
         passed_on = {
-            r.quantity.split(".", 1)[1]: {t.trial for t in r.trials if t.status == CheckStatus.passed} for r in mine
+            Quantity.of(r.quantity).name: {t.trial for t in r.trials if t.status == CheckStatus.passed} for r in mine
         }
         arguments = (task, trials, expected, found, names, failed_on, prints, tolerances)
         explained = best_mutant(*arguments, mistakes_for(task.kind), passed_on)
@@ -92,8 +93,8 @@ def diagnose(
         layer = _first_layer(names)
         factors: list[float] = []
         # Quantities of one number last: a single value fits any factor, so it only takes one the others showed.
-        for result in sorted(failing, key=lambda r: -_size(found, r.quantity.split(".", 1)[1])):
-            name = result.quantity.split(".", 1)[1]
+        for result in sorted(failing, key=lambda r: -_size(found, Quantity.of(r.quantity).name)):
+            name = Quantity.of(result.quantity).name
             trial_names = sorted(failed_on[name])
             if explained and name in explained[1]:
                 diagnosis = _from_mistake(explained[0], layer, trial_names)
@@ -112,7 +113,7 @@ def _found(
     """The student's values for this source and trial, in the expected layout where they can take it, else
     as they came (a bias gradient with one row per example is a mistake to name, not a value to drop)."""
     result = found_by_call.get(call_id(task, source, trial))
-    if result is None or result.status != "ok":
+    if result is None or result.status != CallStatus.ok:
         return {}
     shapes = {**{f"d{p}": s for p, s in task.param_shapes().items()}, **task.param_shapes()}
     values = {}

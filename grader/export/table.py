@@ -4,6 +4,7 @@ several checks share is printed once above the rows (grader.export.reasons)."""
 from grader.export.reasons import plain, shared_reasons
 from grader.report import CheckResult, CheckStatus, GradeReport
 from grader.rubric.checkspec import Visibility
+from grader.sandbox.models import RunStatus
 
 _MARK = {
     CheckStatus.passed: "PASS",
@@ -20,7 +21,7 @@ def render_table(report: GradeReport, width: int = 100) -> str:
     lines = [f"{report.submission} — rubric {report.rubric_id}, trials {', '.join(report.trials)}"]
     if report.message:
         lines.append(f"! {report.message}")
-    if report.run is not None and report.run.status != "ok" and report.run.message not in lines[-1]:
+    if report.run is not None and report.run.status != RunStatus.ok and report.run.message not in lines[-1]:
         lines.append(f"! {report.run.message}")
     lines += [f"note: {note}" for note in report.notes]
     rows = [(c.quantity, c.message, c.status, plain(c)) for c in visible]

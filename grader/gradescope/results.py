@@ -14,6 +14,7 @@ from grader import __version__
 from grader.report import CheckResult, CheckStatus, GradeReport, unchecked
 from grader.rubric.checkspec import Visibility
 from grader.rubric.model import Rubric
+from grader.sandbox.models import RunStatus
 from grader.trials import group_of
 
 OUTPUT_FORMAT = "text"
@@ -53,7 +54,7 @@ def results_from_report(
         "status": report.status,
         "run_status": report.run.status if report.run else None,
     }
-    if report.run is not None and report.run.status == "sandbox_error":
+    if report.run is not None and report.run.status == RunStatus.sandbox_error:
         private += ["The sandbox failed (not the student's fault):", report.run.detail]
         return assemble(
             rubric,

@@ -30,6 +30,7 @@ from grader.gradescope.results import failure_results, problem_results, results_
 from grader.gradescope.submission import find_submission
 from grader.report import GradeReport
 from grader.rubric.files import find_rubric
+from grader.sandbox.models import RunStatus
 
 GRADED, GRADER_FAILED = 0, 1
 PRIVATE_DIRS = ("source", "results", "submission")
@@ -86,7 +87,7 @@ def run_gradescope(rubric_name: str, root: Path, timeout: float | None = None, o
             log += describe(report)
             graded = f"Graded file: {upload.path.relative_to(root / 'submission')}"
             results = results_from_report(report, rubric, time.monotonic() - started, [graded, *upload.notes])
-            if report.run is not None and report.run.status == "sandbox_error":
+            if report.run is not None and report.run.status == RunStatus.sandbox_error:
                 log.append(
                     "SANDBOX FAILURE (the student sees only that it is not their fault; fix it, then "
                     "Regrade): see the run detail above"

@@ -4,9 +4,28 @@ Kept apart from the rubric model (`grader.rubric.model`) because task specificat
 carry their own checks.
 """
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A checked quantity's two parts: the source that produced it (a contract function's role: `scratch`,
+    `torch`, `trained`; "" for `architecture`, which is every source's) and its name (`dW1`, `loss`). Read
+    from the rubric's and the report's text (`scratch.dW1`) with `Quantity.of`, never by splitting it."""
+
+    source: str
+    name: str
+
+    @classmethod
+    def of(cls, text: str) -> "Quantity":
+        source, dot, name = text.partition(".")
+        return cls(source, name) if dot else cls("", text)
+
+    def __str__(self) -> str:
+        return f"{self.source}.{self.name}" if self.source else self.name
 
 
 class Visibility(StrEnum):

@@ -16,6 +16,7 @@ from grader.notebook.observation import Net, observe
 from grader.notebook.outcome import one_note_per_unread_file
 from grader.notebook.provenance import copied_flag, copied_from_autograd
 from grader.report import CheckResult, CheckStatus, Diagnosis
+from grader.rubric.checkspec import Quantity
 from grader.rubric.tasks import MlpRegressionTask
 
 
@@ -38,7 +39,7 @@ def check(nb: NotebookRun, task: MlpRegressionTask) -> KindResult:
     results = check_task(rubric, graded, [observed.trial], observed.found)
     if observed.scratch_trial is not None:  # scratch values computed on a second net: checked on its weights
         own = {r.quantity: r for r in check_task(rubric, graded, [observed.scratch_trial], observed.found)}
-        results = [own[r.quantity] if r.quantity.startswith("scratch.") else r for r in results]
+        results = [own[r.quantity] if Quantity.of(r.quantity).source == "scratch" else r for r in results]
     flags = observed.flags + never_run(observed.net, submission.saved_counts, submission.notebook_cell)
     task_flags, late = notebook_flags(rubric, graded, run, observed, submission)
     flags += task_flags
@@ -82,7 +83,7 @@ def architecture(task: MlpRegressionTask, net: Net, cell: int, result: CheckResu
 
 def _explained(result: CheckResult, late: dict[str, int]) -> CheckResult:
     """A failed gradient whose values match the weights of a later forward call: say so to the student."""
-    source = result.quantity.split(".", 1)[0]
+    source = Quantity.of(result.quantity).source
     if result.status != CheckStatus.failed or result.diagnosis is not None or source not in late:
         return result
     diagnosis = Diagnosis(
