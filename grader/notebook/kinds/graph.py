@@ -16,10 +16,11 @@ from collections import Counter
 from grader.notebook.kinds.common import KindResult, NotebookRun, all_missing, missing
 from grader.report import CheckResult, CheckStatus, TrialResult
 from grader.rubric.tasks import AutogradGraphTask
+from grader.trials import NOTEBOOK_TRIAL
 
 NODE = re.compile(r"(?<!\w)(?:torch::autograd::)?(AccumulateGrad|[A-Z][A-Za-z]*Backward\d*)\b")
 GRAD_FN = re.compile(r"grad_fn=<\w+>")  # a tensor's repr names the node that made it: not a listed node
-TRIAL = "notebook-0"
+TRIAL = NOTEBOOK_TRIAL
 
 
 def stem(name: str) -> str:
