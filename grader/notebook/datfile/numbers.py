@@ -18,7 +18,10 @@ import numpy as np
 
 NUMBER = r"[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|(?:nan|inf)(?![a-z]))"
 NUMBER_RE = re.compile(NUMBER, re.IGNORECASE)
-_TOKEN_RE = re.compile(r"\s+|,|\[|\]|\.\.\.|" + NUMBER, re.IGNORECASE)
+# One token of a bracketed array and the blanks before it, told apart by group: 1 '[', 2 ']', 3 '...', 4 a
+# number (a comma is only a separator): one match per token, the blanks never a token of their own.
+_TOKEN_RE = re.compile(r"[\s,]*(?:(\[)|(\])|(\.\.\.)|(" + NUMBER + "))", re.IGNORECASE)
+_BLANKS_RE = re.compile(r"[\s,]*")
 
 
 class BlockError(ValueError):
@@ -115,28 +118,36 @@ def read_brackets(
     summarized = False
     count = 0  # numbers read so far
     empty: list[int] = []  # every '[' opened before the first number
-    j = i
-    while j < len(text):
-        match = _TOKEN_RE.match(text, j)
+    j, n, token_at = i, len(text), _TOKEN_RE.match
+    while True:
+        match = token_at(text, j)
         if match is None:
+            j = _BLANKS_RE.match(text, j).end()
+            if j >= n:
+                break
             if count < 2:  # '[1/100]', '[see 2]': brackets in prose, not an array
                 _still_open(stack, not_arrays)
                 return None
-            raise BlockError(f"unexpected {text[j]!r} among the numbers", closes.get(i, len(text)))
-        token = match.group()
-        if token == "[":
+            raise BlockError(f"unexpected {text[j]!r} among the numbers", closes.get(i, n))
+        kind = match.lastindex
+        if kind == 4:  # a number
+            if not stack:
+                return None
+            stack[-1].append(match.group(4))
+            count += 1
+        elif kind == 1:  # '['
             if len(stack) >= MAX_DEPTH:
                 message = f"brackets nested more than {MAX_DEPTH} deep are not an array"
-                raise BlockError(message, closes.get(i, len(text)))
-            node = Node(j)
+                raise BlockError(message, closes.get(i, n))
+            node = Node(match.start(1))
             if not count:
-                empty.append(j)
+                empty.append(node.start)
             if stack:
                 stack[-1].append(node)
             else:
                 root = node
             stack.append(node)
-        elif token == "]":
+        elif kind == 2:  # ']'
             if not stack:
                 break
             stack.pop()
@@ -152,16 +163,11 @@ def read_brackets(
                         match.end(),
                     )
                 return match.end(), root
-        elif token == "...":
+        else:  # '...'
             summarized = True
-        elif token.strip() and token != ",":
-            if not stack:
-                return None
-            stack[-1].append(token)
-            count += 1
         j = match.end()
     if count:
-        raise BlockError("the array never closes (missing ']')", len(text))
+        raise BlockError("the array never closes (missing ']')", n)
     _still_open(stack, not_arrays)
     return None
 
