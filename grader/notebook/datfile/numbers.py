@@ -22,6 +22,7 @@ NUMBER_RE = re.compile(NUMBER, re.IGNORECASE)
 # number (a comma is only a separator): one match per token, the blanks never a token of their own.
 _TOKEN_RE = re.compile(r"[\s,]*(?:(\[)|(\])|(\.\.\.)|(" + NUMBER + "))", re.IGNORECASE)
 _BLANKS_RE = re.compile(r"[\s,]*")
+_BRACKET_RE = re.compile(r"[\[\]()]")
 
 
 class BlockError(ValueError):
@@ -35,23 +36,22 @@ class BlockError(ValueError):
 def measure(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Values and uncertainties (flat, float64) of numbers printed together in one array.
 
-    One pass with no object per number kept (a file may print half a million), and an exponent of any
-    length read without int()'s 4300-digit limit."""
+    One pass over the tokens (a file may print half a million) that keeps only small ints and flags per
+    number, and an exponent of any length read without int()'s 4300-digit limit."""
     n = len(tokens)
     values = np.fromiter(map(float, tokens), np.float64, n)
-    digits = np.zeros(n, np.int64)
-    exponents = np.zeros(n, np.int64)
-    scientific = np.zeros(n, bool)
-    special = np.zeros(n, bool)  # nan, inf
+    digits, exponents, scientific, special = [0] * n, [0] * n, [False] * n, [False] * n
     for k, token in enumerate(tokens):
-        text = token.lower()
-        if "nan" in text or "inf" in text:
+        if token[-1] in "nNfF":  # nan, inf: a number ends in a digit or '.' otherwise
             special[k] = True
             continue
-        mantissa, _, exponent = text.partition("e")
-        digits[k] = len(mantissa.partition(".")[2])
-        exponents[k] = _exponent(exponent)
-        scientific[k] = bool(exponent)
+        mantissa, _, exponent = token.lower().partition("e")
+        point = mantissa.find(".")
+        digits[k] = len(mantissa) - point - 1 if point >= 0 else 0
+        if exponent:
+            exponents[k], scientific[k] = _exponent(exponent), True
+    digits, exponents = np.array(digits, np.int64), np.array(exponents, np.int64)
+    scientific, special = np.array(scientific, bool), np.array(special, bool)
     digits_fixed = digits[~scientific & ~special].max(initial=0)
     digits_sci = digits[scientific].max(initial=0)
     powers, where = np.unique(exponents - np.where(scientific, digits_sci, digits_fixed), return_inverse=True)
@@ -89,10 +89,11 @@ def closing_brackets(text: str) -> dict[int, int]:
     together, as a reader would); an opener that never closes maps to the end of the text. One pass."""
     closes: dict[int, int] = {}
     stack: list[int] = []
-    for j, char in enumerate(text):
-        if char in "([":
+    for bracket in _BRACKET_RE.finditer(text):  # the brackets only: most of a text is none
+        j = bracket.start()
+        if text[j] in "([":
             stack.append(j)
-        elif char in ")]" and stack:
+        elif stack:
             closes[stack.pop()] = j + 1
     closes.update({j: len(text) for j in stack})
     return closes
