@@ -182,6 +182,8 @@ def shape_of(node) -> tuple[int, ...] | None:
     """Shape of a nested Node, or None when it is ragged (rows of different lengths or depths)."""
     if isinstance(node, str):
         return ()
+    if node and all(type(child) is str for child in node):  # a row of numbers: most nodes, read in one go
+        return (len(node),)
     shapes = {shape_of(child) for child in node}
     if not shapes:
         return (0,)
@@ -194,4 +196,6 @@ def flatten(node) -> list[str]:
     """Number strings of a nested Node in row-major order."""
     if isinstance(node, str):
         return [node]
+    if all(type(child) is str for child in node):  # a row of numbers
+        return list(node)
     return [token for child in node for token in flatten(child)]
