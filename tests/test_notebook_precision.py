@@ -3,7 +3,15 @@
 import numpy as np
 
 from grader.notebook.datfile import parse_dat
-from grader.notebook.precision import printed_from, rounded_decimals, rounded_uncertainties, sharpen
+from grader.notebook.precision import (
+    MAX_DECIMALS,
+    MIN_ON_GRID,
+    _on_grid,
+    printed_from,
+    rounded_decimals,
+    rounded_uncertainties,
+    sharpen,
+)
 
 
 def printed(values):
@@ -54,3 +62,21 @@ def test_sharpen_replaces_only_values_too_coarse_to_verify_and_says_so():
     assert taken == {"dW1": "dW1"} and np.array_equal(values["dW1"], exact["dW1"]) and "dW1" not in uncertainty
     assert "printed to ±5e-06, too coarse to check, so checked at full precision on variable dW1" in provenance["dW1"]
     assert provenance["dW2"] == "f.dat line 2" and "dW2" in uncertainty
+
+
+def test_rounded_decimals_is_the_coarsest_grid_every_number_lies_on_as_on_grid_says():
+    # rounded_decimals makes _on_grid's parts once and stops at the first grid finer than the printing;
+    # it must name exactly the k the definition names, nan precision (nan, inf printed) included
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        shape = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        values = np.round(rng.normal(size=shape) * 10.0 ** int(rng.integers(-6, 3)), int(rng.integers(0, 14)))
+        values[rng.random(shape) < 0.2] = 0.0
+        uncertainty = np.full(shape, 0.5 * 10.0 ** -int(rng.integers(0, 14))) * rng.choice([0.1, 1, 10], size=shape)
+        uncertainty[rng.random(shape) < 0.05] = np.nan
+        definition = (
+            next((k for k in range(MAX_DECIMALS + 1) if _on_grid(values, uncertainty, k)), None)
+            if np.count_nonzero(values) >= MIN_ON_GRID
+            else None
+        )
+        assert rounded_decimals(values, uncertainty) == definition

@@ -37,9 +37,15 @@ def rounded_decimals(values: np.ndarray, uncertainty: np.ndarray) -> int | None:
         or not np.all(np.isfinite(values))
     ):
         return None
-    return next(
-        (k for k in range(MAX_DECIMALS + 1) if _on_grid(values, np.asarray(uncertainty, dtype=np.float64), k)), None
-    )
+    uncertainty = np.asarray(uncertainty, dtype=np.float64)
+    nonzero = values != 0
+    coarsest, scaled = float(np.fmax.reduce(uncertainty[nonzero], initial=0.0)), values[nonzero]  # nan: no claim
+    for k in range(MAX_DECIMALS + 1):  # _on_grid(values, uncertainty, k) for k = 0, 1, …, its parts made once
+        if coarsest > 0.5 * 10.0**-k:  # printed more coarsely than this grid, and so than every finer one
+            return None
+        if _multiples(scaled * 10.0**k):
+            return k
+    return None
 
 
 def rounded_uncertainties(printed: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -72,7 +78,11 @@ def _on_grid(values: np.ndarray, uncertainty: np.ndarray, k: int) -> bool:
     nonzero = values != 0
     if uncertainty.shape != values.shape or np.any(uncertainty[nonzero] > 0.5 * 10.0**-k):
         return False
-    scaled = values[nonzero] * 10.0**k
+    return _multiples(values[nonzero] * 10.0**k)
+
+
+def _multiples(scaled: np.ndarray) -> bool:
+    """Every number a whole number, to float64's rounding of decimals."""
     return bool(np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))))
 
 
