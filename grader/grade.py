@@ -188,7 +188,7 @@ def _record(run: RunResult, submission: Submission) -> RunRecord:
     """The run as the report keeps it; `cell` becomes the notebook's own cell number."""
     cell = submission.notebook_cell(run.cell) if run.cell else run.cell
     return RunRecord(
-        status=run.status.value,
+        status=run.status,
         message=run.message,
         detail=run.detail,
         cell=cell,
@@ -198,5 +198,5 @@ def _record(run: RunResult, submission: Submission) -> RunRecord:
         protections=run.protections,
         wall_seconds=run.wall_seconds,
         usage=run.usage,
-        calls={call: result.status.value for call, result in run.calls.items()},
+        calls={call: result.status for call, result in run.calls.items()},
     )

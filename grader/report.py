@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.rubric.checkspec import Check, Tolerance, Visibility
+from grader.sandbox.models import CallStatus, RunStatus
 
 if TYPE_CHECKING:
     from grader.rubric.model import Rubric
@@ -114,7 +115,7 @@ class CheckResult(_Model):
 class RunRecord(_Model):
     """How the submission's code ran in the sandbox."""
 
-    status: str = Field(description="Sandbox status: ok, syntax_error, import_error, timeout, memory_limit, …")
+    status: RunStatus = Field(description="Sandbox status: ok, syntax_error, import_error, timeout, memory_limit, …")
     message: str = Field(description="Student-facing explanation of the status.")
     detail: str = Field("", description="Instructor-only diagnostics (never shown to students).")
     cell: int | None = Field(None, description="Notebook cell (1-based) where the run failed, if it did.")
@@ -128,7 +129,7 @@ class RunRecord(_Model):
     usage: dict[str, float] = Field(
         default_factory=dict, description="Measured CPU seconds and peak memory; vary run to run like timings."
     )
-    calls: dict[str, str] = Field(
+    calls: dict[str, CallStatus] = Field(
         default_factory=dict, description="Call id → status (`ok`, `raised`, `missing_function`, …)."
     )
 
