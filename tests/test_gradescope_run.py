@@ -12,8 +12,8 @@ import time
 import pytest
 from conftest import REPO
 
+from grader.gradescope.autograde import run_gradescope
 from grader.gradescope.results import GRADER_FAILED, INSTRUCTOR_TEST
-from grader.gradescope.run import run_gradescope
 from grader.gradescope.submission import find_submission
 from grader.rubric.files import load_rubric
 from grader.rubric.model import SubmissionSpec

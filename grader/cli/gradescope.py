@@ -75,7 +75,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from grader.gradescope.run import run_gradescope
+    from grader.gradescope.autograde import run_gradescope
 
     return run_gradescope(args.rubric, args.root, args.timeout)
 

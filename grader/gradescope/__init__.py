@@ -1,4 +1,5 @@
-"""Gradescope: the autograder zip (`build`), grading inside the container (`run`), results.json (`results`).
+"""Gradescope: the autograder zip (`build`), grading inside the container (`autograde`: the `gradescope run`
+command), results.json (`results`).
 
     build_autograder(rubric, output, ...) -> Path        the zip instructors upload
     run_gradescope(rubric, root, ...) -> int             what run_autograder calls for every submission
