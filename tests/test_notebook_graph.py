@@ -7,7 +7,7 @@ import torch
 
 from grader.limits import Limits
 from grader.notebook.graph import RawNet, found_text, grad_name, identify_raw_net, raw_grads
-from grader.notebook.observation import Net, identify_net
+from grader.notebook.network import Net, identify_net
 from grader.sandbox import Job, RunStatus
 
 LIMITS = Limits(wall_seconds=30, cpu_seconds=30)

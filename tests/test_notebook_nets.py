@@ -7,7 +7,7 @@ from conftest import REPO, init_params
 
 from grader.grade import grade_submission
 from grader.notebook.nets import matches, never_run, reference_of
-from grader.notebook.observation import Net
+from grader.notebook.network import Net
 from grader.report import CheckStatus
 from grader.rubric.files import load_rubric, rubric_hash
 

@@ -2,7 +2,8 @@
 
     grade.py           run a notebook observed (`run_notebook`), then check each task by its kind (`check_notebook`)
     kinds/             one module per task kind: what a notebook computed for it, and its checks
-    observation.py     the observe stage for the MLP: the net a notebook built, each source's gradients
+    observation.py     the observe stage for the MLP: each source's gradients on the net a notebook built
+    network.py         that net, found in the run's forward calls, with autograd's gradients of it
     nets.py            which of a notebook's nets its reported values belong to
     graph.py           raw-tensor nets, seen through the autograd graph of the first backward pass
     graph_ops.py       that graph read as a net: weights, biases, layouts, the order of layers

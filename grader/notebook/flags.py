@@ -11,7 +11,8 @@ import numpy as np
 from grader.compare import Verdict, compare
 from grader.found import Found
 from grader.load import Submission
-from grader.notebook.observation import Net, Observed
+from grader.notebook.network import Net
+from grader.notebook.observation import Observed
 from grader.notebook.saved_outputs import compare_cells, flag
 from grader.rubric.model import Rubric
 from grader.rubric.tasks import Task

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from grader.notebook.graph_ops import Graph, difference
-from grader.notebook.observation import Net
+from grader.notebook.network import Net
 from grader.sandbox import RunResult
 from grader.sandbox.records import BackwardRecord, GraphLeaf
 from reference import mlp_regression

@@ -14,7 +14,8 @@ import numpy as np
 
 from grader.found import Found
 from grader.notebook.datfile import read_dat
-from grader.notebook.observation import Net, module_grads, written_file
+from grader.notebook.network import Net, module_grads
+from grader.notebook.observation import written_file
 from grader.sandbox import RunResult
 from reference import mlp_regression
 

@@ -12,7 +12,8 @@ from grader.notebook.flags import notebook_flags
 from grader.notebook.graph import RawNet, found_text
 from grader.notebook.kinds.common import KindResult, NotebookRun, judged, missing
 from grader.notebook.nets import never_run
-from grader.notebook.observation import Net, observe
+from grader.notebook.network import Net
+from grader.notebook.observation import observe
 from grader.notebook.outcome import one_note_per_unread_file
 from grader.notebook.provenance import copied_flag, copied_from_autograd
 from grader.report import CheckResult, CheckStatus, Diagnosis
