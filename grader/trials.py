@@ -22,7 +22,6 @@ from grader.rubric.tasks import Task
 from grader.secret import secret_problem, trial_entropy
 
 Group = Literal["public", "hidden"]
-NOTEBOOK_TRIAL = "notebook-0"  # a free-form notebook's one trial: the student's own run, on their net's weights
 
 
 def trial_name(group: str, index: int) -> str:
@@ -33,6 +32,9 @@ def trial_name(group: str, index: int) -> str:
 def group_of(name: str) -> str:
     """The group of the trial named `name` (`trial_name`): public, hidden, or notebook."""
     return name.split("-", 1)[0]
+
+
+NOTEBOOK_TRIAL = trial_name("notebook", 0)  # a free-form notebook's one trial: the student's own run, on its weights
 
 
 @dataclass(frozen=True)

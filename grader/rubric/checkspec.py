@@ -4,6 +4,7 @@ Kept apart from the rubric model (`grader.rubric.model`) because task specificat
 carry their own checks.
 """
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,11 +22,16 @@ class Quantity:
 
     @classmethod
     def of(cls, text: str) -> "Quantity":
-        source, dot, name = text.partition(".")
-        return cls(source, name) if dot else cls("", text)
+        return _parsed(text)
 
     def __str__(self) -> str:
         return f"{self.source}.{self.name}" if self.source else self.name
+
+
+@functools.lru_cache(maxsize=1024)  # a rubric has a few dozen; the checks read each on every trial
+def _parsed(text: str) -> Quantity:
+    source, dot, name = text.partition(".")
+    return Quantity(source, name) if dot else Quantity("", text)
 
 
 class Visibility(StrEnum):
