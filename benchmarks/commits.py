@@ -40,11 +40,12 @@ SUITES = {  # label: (rubric, samples folder inside a checkout, glob)
 PROVENANCE_OFF = {"BACKPROP_GRADER_PROVENANCE": "off"}
 
 
-def tree_cpu_ms(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, **kw) -> float:
-    """CPU per submission of the whole tree, start-up subtracted (see the module docstring)."""
-    runs = [grade_run(f"{label}-{count}", samples, count, rubric, work, jobs, **kw) for count in (n, 2)]
-    big, small = ((run["grader_cpu_s"] + run["sandbox_cpu_s"]) for run in runs)
-    return round((big - small) / (n - 2) * 1000, 1)
+def tree_cpu_ms(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, **kw) -> dict:
+    """CPU per submission, start-up subtracted (see the module docstring): of the whole tree, and of the
+    grader process and of the sandbox (everything else in the tree) apart, to show which side a change moved."""
+    big, small = (grade_run(f"{label}-{count}", samples, count, rubric, work, jobs, **kw) for count in (n, 2))
+    per = {part: (big[f"{part}_cpu_s"] - small[f"{part}_cpu_s"]) / (n - 2) * 1000 for part in ("grader", "sandbox")}
+    return {"tree": round(per["grader"] + per["sandbox"], 1), **{part: round(ms, 1) for part, ms in per.items()}}
 
 
 def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[str]) -> dict:
@@ -52,7 +53,7 @@ def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[
     tree = work / "base"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--quiet", "--detach", str(tree), base], check=True)
     try:
-        figures: dict[str, dict[str, list[float]]] = {}
+        figures: dict[str, dict[str, list[dict]]] = {}
         for suite in suites:
             rubric, folder, pattern = SUITES[suite]
             samples = sorted((tree / folder).glob(pattern))
@@ -65,17 +66,22 @@ def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[
                     label = f"{suite}-{side.replace(', ', '-').replace(' ', '-')}-{round_}"
                     value = tree_cpu_ms(label, samples, n, rubric, work, jobs, **kw)
                     figures[suite][side].append(value)
-                    log(f"{suite}, {side}, round {round_ + 1}/{rounds}: {value} ms CPU per submission")
+                    log(
+                        f"{suite}, {side}, round {round_ + 1}/{rounds}: {value['tree']} ms CPU per submission"
+                        f" (grader {value['grader']}, sandbox {value['sandbox']})"
+                    )
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
     result = {}
     for suite, sides in figures.items():
-        base_ms = statistics.median(sides["base"])
+        base_ms = statistics.median(value["tree"] for value in sides["base"])
         result[suite] = {
             side: {
-                "cpu_ms_per_submission": values,
-                "median": statistics.median(values),
-                "ratio_to_base": round(statistics.median(values) / base_ms, 3),
+                "cpu_ms_per_submission": [value["tree"] for value in values],
+                "median": statistics.median(value["tree"] for value in values),
+                "ratio_to_base": round(statistics.median(value["tree"] for value in values) / base_ms, 3),
+                "grader_median": statistics.median(value["grader"] for value in values),
+                "sandbox_median": statistics.median(value["sandbox"] for value in values),
             }
             for side, values in sides.items()
         }
@@ -108,7 +114,10 @@ def main() -> int:
     report = {"base": args.base, "head": git_info(), "n": args.n, "rounds": args.rounds, "suites": result}
     for suite, sides in result.items():
         for side, figure in sides.items():
-            print(f"{suite:9} {side:26} {figure['median']:7.1f} ms CPU/submission  × {figure['ratio_to_base']:.2f}")
+            print(
+                f"{suite:9} {side:26} {figure['median']:7.1f} ms CPU/submission  × {figure['ratio_to_base']:.2f}"
+                f"  (grader {figure['grader_median']:.1f}, sandbox {figure['sandbox_median']:.1f})"
+            )
     if args.output:
         args.output.write_text(json.dumps(report, indent=2) + "\n")
     return 0
