@@ -118,16 +118,24 @@ def best_mutant(
             ),
         )
 
+    def mistakes_of(trial: Trial, name: str) -> frozenset[str]:
+        """The mistakes with a variant whose value of `name` on `trial` differs from the reference's: each
+        is ruled out where the student's check of `name` passed (cached with the rows it is read from)."""
+        tolerance = tolerances[name]
+        key = ("ids", group, *settings, prints[trial.name], name, tolerance.rtol, tolerance.atol, tolerance.atol_rel)
+        return remember(
+            _MUTANT_CACHE,
+            key,
+            lambda: frozenset(row_id[0] for ids, _, _ in rows_of(trial, name).values() for row_id in ids),
+        )
+
     by_name = {t.name: t for t in trials}
-    ruled_out = {
-        row_id[0]
-        for name, passed in passed_on.items()
-        if name in tolerances
-        for trial in passed
-        if trial in by_name and name in expected[trial]
-        for ids, _, _ in rows_of(by_name[trial], name).values()
-        for row_id in ids
-    }
+    ruled_out: set[str] = set()
+    for name, passed in passed_on.items():
+        if name in tolerances:
+            for trial in passed:
+                if trial in by_name and name in expected[trial]:
+                    ruled_out |= mistakes_of(by_name[trial], name)
     explained: dict[str, set[str]] = {}
     for name in names:
         trial_names = failed_on[name]
