@@ -338,3 +338,30 @@ def test_a_job_cannot_have_more_hidden_calls_than_calls_nor_hidden_calls_in_note
     for update in ({"hidden_calls": 3}, {"hidden_calls": 1, "observe": True}):
         with pytest.raises(ValueError, match="hidden_calls"):
             Job(**{**PHASED.model_dump(), **update})
+
+
+def test_the_hidden_phase_is_parsed_on_from_the_accepted_public_answers_as_a_whole_parse_reads_it():
+    """The grader reads the public answers once (accept_public) and parses only what follows them again."""
+    exchange = Exchange(PHASED, LIMITS)
+    exchange.start()
+    split_frames(exchange.requests("public"))
+    public = [
+        json.dumps(CELLS_OK).encode(),
+        json.dumps(call_frame("one", exchange.asked[0].nonce, v=(2,))).encode(),
+        raw([1.0, 2.0]),
+    ]
+    accepted = accept_public(public, PHASED, LIMITS, exchange.asked)
+    split_frames(exchange.requests("hidden"))
+    hidden_nonce, done_nonce = exchange.asked[1].nonce, exchange.asked[2].nonce
+    blob = stream(*public, call_frame("hidden", hidden_nonce, v=(3,)), raw([3.0, 4.0, 5.0]))
+    blob += stream({"kind": "done", "nonce": done_nonce})
+    whole, _ = parse_results(blob, PHASED, LIMITS, exchange.asked)
+    resumed, _ = parse_results(blob, PHASED, LIMITS, exchange.asked, accepted)
+    assert resumed.done and whole.done and list(resumed.calls) == list(whole.calls) == ["one", "hidden"]
+    for call_id in whole.calls:
+        assert resumed.calls[call_id][0] == whole.calls[call_id][0]
+        np.testing.assert_array_equal(resumed.calls[call_id][1]["v"], whole.calls[call_id][1]["v"])
+    assert resumed.budget == whole.budget
+    forged = stream(*public, call_frame("hidden", "0" * 32, v=(3,)), raw([3.0, 4.0, 5.0]))
+    with pytest.raises(ResultInvalid, match="nonce"):
+        parse_results(forged, PHASED, LIMITS, exchange.asked, accepted)

@@ -27,7 +27,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from grader.limits import Limits
-from grader.sandbox.models import Job
+from grader.memo import remember_for
+from grader.sandbox.models import Call, Job
 from grader.sandbox.process import frame
 from grader.sandbox.wire import (
     _STRICT,
@@ -132,21 +133,34 @@ def _factor() -> float:
 def _call_parts(job: Job, index: int) -> tuple[str, bytes]:
     """A call's request as JSON without its closing brace (Exchange._request adds a nonce and a factor to
     every attempt's copy: encoded once, sent up to twice per attempt), and the raw float64 bytes of the
-    arrays it uses."""
+    arrays it uses. Every submission of a class is called on the same Call and array objects (grader.run's
+    plans are shared, their arrays read-only), so the encoding is remembered for them."""
     call = job.calls[index]
-    names = [
-        name
-        for arg in call.args
-        for name in ([arg] if isinstance(arg, str) else list(arg.values()) if isinstance(arg, dict) else [])
-    ]
+    names = list(
+        dict.fromkeys(
+            name
+            for arg in call.args
+            for name in ([arg] if isinstance(arg, str) else list(arg.values()) if isinstance(arg, dict) else [])
+        )
+    )
+    arrays = [job.arrays[name] for name in names]
+    if any(array.flags.writeable for array in arrays):  # not a shared trial's (those are read-only)
+        return _encoded(call, names, arrays)
+    return remember_for(_PARTS, (call, *arrays), tuple(names), lambda: _encoded(call, names, arrays))
+
+
+def _encoded(call: Call, names: list[str], arrays: list[np.ndarray]) -> tuple[str, bytes]:
     layout, chunks, offset = [], [], 0
-    for name in dict.fromkeys(names):
-        data = np.ascontiguousarray(job.arrays[name], dtype="<f8").tobytes()
-        layout.append([name, list(job.arrays[name].shape), offset])
+    for name, array in zip(names, arrays):
+        data = np.ascontiguousarray(array, dtype="<f8").tobytes()
+        layout.append([name, list(array.shape), offset])
         chunks.append(data)
         offset += len(data)
     request = json.dumps({"kind": "call", "call": call.model_dump(), "arrays": layout})
     return f"{request[:-1]}, ", b"".join(chunks)
+
+
+_PARTS: dict[tuple, tuple] = {}
 
 
 class CallAnswer(CallFrame):
@@ -163,15 +177,24 @@ class DoneAnswer(BaseModel):
 
 @dataclass
 class ChildAnswers(ChildResults):
-    """ChildResults, plus each scratch call's rerun: call id → (factor, its call frame, its values)."""
+    """ChildResults, plus each scratch call's rerun: call id → (factor, its call frame, its values); and
+    where the parse stopped: the frames read and the bytes left for arrays (so a later parse of the same
+    stream can go on from there: `parse_results`'s `accepted`)."""
 
     reruns: dict[str, tuple[float, CallFrame, dict[str, np.ndarray]]] = field(default_factory=dict)
+    frames: int = 0
+    budget: int = 0
 
 
-def parse_results(blob: bytes, job: Job, limits: Limits, asked: list[Asked]) -> tuple[ChildAnswers, bool]:
-    """Validate a contract job's result stream as the answers to `asked`; whether it was cut short."""
+def parse_results(
+    blob: bytes, job: Job, limits: Limits, asked: list[Asked], accepted: ChildAnswers | None = None
+) -> tuple[ChildAnswers, bool]:
+    """Validate a contract job's result stream as the answers to `asked`; whether it was cut short.
+
+    `accepted`: the answers to the first requests of `asked`, already accepted from the first frames of
+    this same stream (accept_public, the hidden phase's split): they are not parsed a second time."""
     frames, truncated = split_frames(blob)
-    return parse_answers(frames, truncated, job, limits.result_mb << 20, asked), truncated
+    return parse_answers(frames, truncated, job, limits.result_mb << 20, asked, accepted), truncated
 
 
 def accept_public(frames: list[bytes], job: Job, limits: Limits, asked: list[Asked]) -> ChildAnswers | None:
@@ -191,13 +214,28 @@ def accept_public(frames: list[bytes], job: Job, limits: Limits, asked: list[Ask
     return answers
 
 
-def parse_answers(frames: list[bytes], truncated: bool, job: Job, budget: int, asked: list[Asked]) -> ChildAnswers:
+def parse_answers(
+    frames: list[bytes],
+    truncated: bool,
+    job: Job,
+    budget: int,
+    asked: list[Asked],
+    accepted: ChildAnswers | None = None,
+) -> ChildAnswers:
     """The "cells" frame (frames[0]) and then one answer per request of `asked`, in order (see the module
-    docstring); budget is the bytes left for arrays. ResultInvalid on anything else."""
-    results = ChildAnswers()
-    if frames:
-        results.cells = _json(frames[0], CellsFrame)
-    index, position = 1, 0
+    docstring); budget is the bytes left for arrays. ResultInvalid on anything else. `accepted`: what an
+    earlier parse of the first `accepted.frames` of these frames found (see parse_results); parsing goes on
+    after them."""
+    if accepted is not None and accepted.frames <= len(frames):
+        results = ChildAnswers(
+            cells=accepted.cells, calls=dict(accepted.calls), reruns=dict(accepted.reruns), budget=accepted.budget
+        )
+        index, position, budget = accepted.frames, (accepted.frames - 1) // 2, accepted.budget
+    else:
+        results = ChildAnswers()
+        if frames:
+            results.cells = _json(frames[0], CellsFrame)
+        index, position = 1, 0
     while index < len(frames):
         if results.cells.status != "ok" or position >= len(asked):
             raise ResultInvalid(f"frame {index} ({_peek_kind(frames[index])!r}) answers no request of the grader")
@@ -225,4 +263,5 @@ def parse_answers(frames: list[bytes], truncated: bool, job: Job, budget: int, a
         index, position = index + 2, position + 1
     if not results.done and position < len(asked) and asked[position].index is not None:
         results.started = job.calls[asked[position].index].id  # asked for and not answered: it was running
+    results.frames, results.budget = index, budget
     return results

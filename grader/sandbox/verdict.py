@@ -108,7 +108,7 @@ def phases(
         before["status"] = signal.SIGKILL
         return build(public, limits, before, split.stdout, split.stderr, b"", protections, split.answers), None
     run = build(public, limits, before, split.stdout, split.stderr, b"", protections, split.answers)
-    hidden = build(job, limits, report, stdout, stderr, blob, protections)
+    hidden = build(job, limits, report, stdout, stderr, blob, protections, resume=split.answers)
     ids = {call.id for call in job.calls[len(public.calls) :]}
     cpu = hidden.usage.get("cpu_seconds", 0.0) - float(usage.get("cpu") or 0.0)
     return run, hidden.model_copy(
@@ -129,8 +129,13 @@ def build(
     blob: bytes,
     protections: dict[str, bool],
     answers: ChildAnswers | None = None,
+    resume: ChildAnswers | None = None,
 ) -> RunResult:
-    """The RunResult for one finished job (or phase: `answers` already parsed and accepted, drive.Split)."""
+    """The RunResult for one finished job (or phase: `answers` already parsed and accepted, drive.Split).
+
+    `resume`: the public phase's accepted answers, read from the start of `blob` (drive.Split): the
+    stream is parsed on from there, and the calls they answer get no CallResult here (the public phase's
+    RunResult has them)."""
     code, sig = _wait_status(report)
     base = {
         "stdout": output_text(stdout, int(report.get("stdout_bytes", 0)), limits, "stdout"),
@@ -160,7 +165,7 @@ def build(
         elif job.observe:
             results, truncated, notebook = observed.parse_run(blob, job, limits, report.get("asked", []))
         else:
-            results, truncated = parse_results(blob, job, limits, report.get("asked", []))
+            results, truncated = parse_results(blob, job, limits, report.get("asked", []), resume)
     except ResultInvalid as exc:
         return RunResult(
             status=RunStatus.result_invalid,
@@ -206,6 +211,8 @@ def build(
         detail += f"\nstudent traceback:\n{cells.traceback}" if cells.traceback else ""
     calls: dict[str, CallResult] = {}
     for call in job.calls:
+        if resume is not None and call.id in resume.calls:
+            continue
         if call.id in results.calls:
             frame, values = results.calls[call.id]
             calls[call.id] = CallResult(
