@@ -47,6 +47,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # package data: never changes while the grader runs, so no stat per page
     )
     env.filters["points"] = points
     env.filters["number"] = number

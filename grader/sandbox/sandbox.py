@@ -18,12 +18,14 @@ the grader is imported.
 
 from __future__ import annotations
 
+import functools
 import queue
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from grader.errors import SandboxError
@@ -203,11 +205,8 @@ class Sandbox:
             self._free.put(worker)
 
     def _run_on(self, worker: Worker, job: Job, limits: Limits) -> tuple[RunResult, RunResult | None]:
-        # Imported here, not above: launching workers early (`check`) needs only process.py and isolation.py.
-        from grader.sandbox import drive, verdict
-        from grader.sandbox.channel import Exchange
-
-        exchange = Exchange(job, limits)
+        drive, verdict, channel = _job_stages()
+        exchange = channel.Exchange(job, limits)
         problem, deaths = "", 0
         while deaths < 2:  # a worker that died is restarted and the job retried once
             if self._closed:
@@ -266,6 +265,15 @@ class Sandbox:
             calls=calls,
             protections=self.protections,
         )
+
+
+@functools.cache
+def _job_stages() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """drive, verdict and channel: imported on the first job, not above, since launching workers early
+    (`check`) needs only process.py and isolation.py; once, since every job of a class needs them."""
+    from grader.sandbox import channel, drive, verdict
+
+    return drive, verdict, channel
 
 
 def _to_stderr(line: str) -> None:
