@@ -61,11 +61,24 @@ def _mount(source: str, target: str, fstype, flags: int, options) -> None:
 
 
 def _write_proc(name: str, text: str) -> None:
-    fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+    _write_file(f"/proc/self/{name}", text)
+
+
+def _write_file(path: str, text: str) -> None:
+    """One write to a kernel file (no Python file object: the child does several before every job)."""
+    fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):  # defined once, in the worker: a ctypes class costs more than the capset
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
 def _clear_capabilities() -> None:
@@ -74,14 +87,7 @@ def _clear_capabilities() -> None:
         if LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:
             break  # EINVAL: past the last capability the kernel knows
     LIBC.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    _check(LIBC.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
+    _check(LIBC.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()), "capset")
 
 
 def _status_fields() -> dict:
@@ -208,8 +214,7 @@ def _limit_ipc(size_mb: int) -> bool:
     }
     try:
         for name, value in values.items():
-            with open(f"/proc/sys/kernel/{name}", "w") as handle:
-                handle.write(str(value))
+            _write_file(f"/proc/sys/kernel/{name}", str(value))
     except OSError:
         return False
     return True
@@ -230,8 +235,7 @@ def _own_user_namespace(cfg: dict, probe: bool) -> bool:
     _write_proc("uid_map", f"{uid} {uid} 1")
     _write_proc("gid_map", f"{gid} {gid} 1")
     try:  # the limit of this namespace, settable only with CAP_SYS_RESOURCE in it: cleared just after
-        with open("/proc/sys/user/max_user_namespaces", "w") as handle:
-            handle.write("0")
+        _write_file("/proc/sys/user/max_user_namespaces", "0")
     except OSError:
         return False
     return True
@@ -243,8 +247,7 @@ def _oom_first(cfg: dict) -> bool:
     if not cfg.get("job_cgroup"):
         return False
     try:
-        with open("/proc/self/oom_score_adj", "w") as handle:
-            handle.write("1000")
+        _write_proc("oom_score_adj", "1000")
     except OSError:
         return False
     return True
