@@ -62,6 +62,19 @@ def _shape_text(shape: list) -> str:
     return "a number" if not shape else f"an array of numbers of shape {tuple(shape)}"
 
 
+class _Expected:
+    """'dW1: expected an array of numbers of shape (10, 2)', written only when a message needs it (most
+    returned values are fine, and every call of every job would build it)."""
+
+    __slots__ = ("name", "shape")
+
+    def __init__(self, name: str, shape: list):
+        self.name, self.shape = name, shape
+
+    def __str__(self) -> str:
+        return f"{self.name}: expected {_shape_text(self.shape)}"
+
+
 def _detach(value: object, depth: int = 0) -> object:
     """Replace tensors inside nested lists/tuples with float64 numpy arrays so np.asarray can stack them."""
     if isinstance(value, torch.Tensor):
@@ -143,7 +156,7 @@ class Converter:
             else:
                 self._problem(name, f"{name}: expected a list of strings, found {_describe(value)}")
             return
-        expected = f"{name}: expected {_shape_text(shape)}"
+        expected = _Expected(name, shape)
         if isinstance(value, (list, tuple, set, frozenset)) and any(isinstance(v, str) for v in value):
             self._problem(name, f"{expected}, found {_describe(value)}")
             return
@@ -163,7 +176,7 @@ class Converter:
         self.chars += chars
         self.texts[key] = texts
 
-    def _add_array(self, key: str, value: object, expected: str, prefix: str) -> None:
+    def _add_array(self, key: str, value: object, expected: "str | _Expected", prefix: str) -> None:
         try:
             array = self._array(value, expected)
         except MemoryError:
@@ -192,7 +205,7 @@ class Converter:
             f"({MAX_TEXT_CHARS} characters in all); the rest were left out",
         )
 
-    def _array(self, value: object, expected: str):
+    def _array(self, value: object, expected: "str | _Expected"):
         """A float64 array, or a string saying what was expected and what was found."""
         if value is None or isinstance(value, (str, bytes)):
             return f"{expected}, found {_describe(value)}"
