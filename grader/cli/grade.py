@@ -9,6 +9,7 @@ interrupted (finished students are kept; run again with --resume).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -75,6 +76,10 @@ def run_grade(args: argparse.Namespace) -> int:
         options = BatchOptions(
             paths=tuple(args.paths), out=out, jobs=args.jobs, resume=args.resume, timeout=args.timeout
         )
+        # Everything made so far (modules, schemas, the rubric) lives as long as the command: out of the
+        # collector's full passes, which otherwise walk it again and again while a class is graded.
+        gc.collect()
+        gc.freeze()
         try:
             result = run_batch(grader, options)
         except KeyboardInterrupt:
