@@ -15,7 +15,10 @@ samples, so that both grade exactly the same files) with its own grader and its 
 The figure compared is the CPU of the whole process tree (the grader, bwrap, the warm workers and every child,
 from a cgroup of its own: benchmarks.meters.CpuAccount) per submission, with the start-up costs of a
 2-submission run subtracted: (CPU of the n run - CPU of the 2 run) / (n - 2). Its median over the rounds is
-reported for each side, with the ratio to BASE. Without a writable cgroup the command says so and stops.
+reported for each side, with the ratio to BASE, and apart for the grader process and for the sandbox. The
+wall time per submission is reported the same way ((wall of the n run - wall of the 2 run) / (n - 2), at
+--jobs): the throughput a budget states, which also counts the time a job waits (on the grader's answers,
+on the kernel) with a core idle. Without a writable cgroup the command says so and stops.
 Nothing here asserts a time.
 """
 
@@ -45,7 +48,12 @@ def tree_cpu_ms(label: str, samples: list[Path], n: int, rubric: str, work: Path
     grader process and of the sandbox (everything else in the tree) apart, to show which side a change moved."""
     big, small = (grade_run(f"{label}-{count}", samples, count, rubric, work, jobs, **kw) for count in (n, 2))
     per = {part: (big[f"{part}_cpu_s"] - small[f"{part}_cpu_s"]) / (n - 2) * 1000 for part in ("grader", "sandbox")}
-    return {"tree": round(per["grader"] + per["sandbox"], 1), **{part: round(ms, 1) for part, ms in per.items()}}
+    wall = (big["wall_s"] - small["wall_s"]) / (n - 2) * 1000
+    return {
+        "tree": round(per["grader"] + per["sandbox"], 1),
+        **{part: round(ms, 1) for part, ms in per.items()},
+        "wall": round(wall, 1),
+    }
 
 
 def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[str]) -> dict:
@@ -68,7 +76,7 @@ def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[
                     figures[suite][side].append(value)
                     log(
                         f"{suite}, {side}, round {round_ + 1}/{rounds}: {value['tree']} ms CPU per submission"
-                        f" (grader {value['grader']}, sandbox {value['sandbox']})"
+                        f" (grader {value['grader']}, sandbox {value['sandbox']}; wall {value['wall']} ms)"
                     )
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
@@ -82,6 +90,13 @@ def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[
                 "ratio_to_base": round(statistics.median(value["tree"] for value in values) / base_ms, 3),
                 "grader_median": statistics.median(value["grader"] for value in values),
                 "sandbox_median": statistics.median(value["sandbox"] for value in values),
+                "wall_ms_per_submission": [value["wall"] for value in values],
+                "wall_median": statistics.median(value["wall"] for value in values),
+                "wall_ratio_to_base": round(
+                    statistics.median(value["wall"] for value in values)
+                    / statistics.median(value["wall"] for value in sides["base"]),
+                    3,
+                ),
             }
             for side, values in sides.items()
         }
@@ -116,7 +131,8 @@ def main() -> int:
         for side, figure in sides.items():
             print(
                 f"{suite:9} {side:26} {figure['median']:7.1f} ms CPU/submission  × {figure['ratio_to_base']:.2f}"
-                f"  (grader {figure['grader_median']:.1f}, sandbox {figure['sandbox_median']:.1f})"
+                f"  (grader {figure['grader_median']:.1f}, sandbox {figure['sandbox_median']:.1f});"
+                f"  wall {figure['wall_median']:.1f} ms/submission × {figure['wall_ratio_to_base']:.2f}"
             )
     if args.output:
         args.output.write_text(json.dumps(report, indent=2) + "\n")
