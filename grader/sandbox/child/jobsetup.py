@@ -42,19 +42,27 @@ def _worker_cgroup(cfg: dict) -> dict | None:
 
 
 def _write(path: str, value) -> None:
-    with open(path, "w") as handle:
-        handle.write(str(value))
+    """One write to a cgroup file (os-level: the worker writes several around every job)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
 
 
 def _number(path: str, key: str | None = None) -> int:
     """A counter of a cgroup file: the whole file, or the value after `key` on its line."""
-    with open(path) as handle:
-        for line in handle:
-            words = line.split()
-            if key is None and words and words[0] != "max":
-                return int(words[0])
-            if key is not None and words[:1] == [key]:
-                return int(words[1])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        text = os.read(fd, 1 << 16).decode()
+    finally:
+        os.close(fd)
+    for line in text.splitlines():
+        words = line.split()
+        if key is None and words and words[0] != "max":
+            return int(words[0])
+        if key is not None and words[:1] == [key]:
+            return int(words[1])
     return 0
 
 

@@ -18,6 +18,7 @@ import os
 import time
 
 CPU_POLL = 0.5
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def whole_seconds(limits: dict) -> int:
@@ -30,23 +31,29 @@ def confined(limits: dict, hidden: bool) -> dict:
     return dict(limits, cpu_seconds=2 * whole_seconds(limits)) if hidden else limits
 
 
-def usage_so_far(pid: int) -> tuple:
-    """A running child's CPU seconds (its own, which RLIMIT_CPU counts; and with its waited-for children,
-    as wait4 reports at the end) and peak resident KiB, from /proc; None for what cannot be read."""
+def cpu_so_far(pid: int) -> tuple:
+    """A running child's CPU seconds from /proc: its own (which RLIMIT_CPU counts), and with its
+    waited-for children (as wait4 reports at the end); None for what cannot be read. One read of one
+    file: the worker looks at it after every event of a job with hidden calls."""
     try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        own = (int(fields[11]) + int(fields[12])) / tick
-        total = own + (int(fields[13]) + int(fields[14])) / tick
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
+        finally:
+            os.close(fd)
+        own = (int(fields[11]) + int(fields[12])) / TICK
+        return own, own + (int(fields[13]) + int(fields[14])) / TICK
     except (OSError, ValueError, IndexError):
-        own = total = None
+        return None, None
+
+
+def peak_so_far(pid: int) -> float | None:
+    """A running child's peak resident KiB (VmHWM), from /proc; None when it cannot be read."""
     try:
         with open(f"/proc/{pid}/status") as handle:
-            peak = next((float(line.split()[1]) for line in handle if line.startswith("VmHWM:")), None)
+            return next((float(line.split()[1]) for line in handle if line.startswith("VmHWM:")), None)
     except (OSError, ValueError, IndexError):
-        peak = None
-    return own, total, peak
+        return None
 
 
 class Clock:
@@ -65,15 +72,15 @@ class Clock:
         """A job with hidden calls whose running phase used its CPU time."""
         if not self.hidden:
             return False
-        own = usage_so_far(self.pid)[0]
+        own = cpu_so_far(self.pid)[0]
         return own is not None and own - self.cpu_from >= self.cpu
 
     def split(self) -> dict:
         """The hidden phase begins: the public phase's wall time, CPU and peak memory so far, with
         "over_cpu" when it used its CPU time since the last look (the worker then kills the child);
         otherwise the hidden phase's wall time and CPU time start now."""
-        own, total, peak = usage_so_far(self.pid)
-        record = {"wall": time.monotonic() - self.start, "cpu": total, "maxrss_kb": peak}
+        own, total = cpu_so_far(self.pid)
+        record = {"wall": time.monotonic() - self.start, "cpu": total, "maxrss_kb": peak_so_far(self.pid)}
         if own is not None and own >= self.cpu:
             record["over_cpu"] = True
         else:
