@@ -15,7 +15,8 @@ samples, so that both grade exactly the same files) with its own grader and its 
 The figure compared is the CPU of the whole process tree (the grader, bwrap, the warm workers and every child,
 from a cgroup of its own: benchmarks.meters.CpuAccount) per submission, with the start-up costs of a
 2-submission run subtracted: (CPU of the n run - CPU of the 2 run) / (n - 2). Its median over the rounds is
-reported for each side, with the ratio to BASE, and apart for the grader process and for the sandbox. The
+reported for each side, with the ratio to BASE (of the medians, and the median of each round's ratio to
+BASE's run just before it), and apart for the grader process and for the sandbox. The
 wall time per submission is reported the same way ((wall of the n run - wall of the 2 run) / (n - 2), at
 --jobs): the throughput a budget states, which also counts the time a job waits (on the grader's answers,
 on the kernel) with a core idle. Without a writable cgroup the command says so and stops.
@@ -82,25 +83,29 @@ def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
     result = {}
     for suite, sides in figures.items():
-        base_ms = statistics.median(value["tree"] for value in sides["base"])
-        result[suite] = {
-            side: {
-                "cpu_ms_per_submission": [value["tree"] for value in values],
-                "median": statistics.median(value["tree"] for value in values),
-                "ratio_to_base": round(statistics.median(value["tree"] for value in values) / base_ms, 3),
-                "grader_median": statistics.median(value["grader"] for value in values),
-                "sandbox_median": statistics.median(value["sandbox"] for value in values),
-                "wall_ms_per_submission": [value["wall"] for value in values],
-                "wall_median": statistics.median(value["wall"] for value in values),
-                "wall_ratio_to_base": round(
-                    statistics.median(value["wall"] for value in values)
-                    / statistics.median(value["wall"] for value in sides["base"]),
-                    3,
-                ),
-            }
-            for side, values in sides.items()
-        }
+        result[suite] = {side: _figures(values, sides["base"]) for side, values in sides.items()}
     return result
+
+
+def _figures(values: list[dict], base: list[dict]) -> dict:
+    """One side's rounds against BASE's: medians, the ratio of the medians, and the median of the ratios
+    of each round to BASE's run just before it (the machine's drift between rounds falls out of those)."""
+
+    def median(key: str, runs: list[dict]) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    return {
+        "cpu_ms_per_submission": [value["tree"] for value in values],
+        "median": median("tree", values),
+        "ratio_to_base": round(median("tree", values) / median("tree", base), 3),
+        "paired_ratio": round(statistics.median(v["tree"] / b["tree"] for v, b in zip(values, base)), 3),
+        "grader_median": median("grader", values),
+        "sandbox_median": median("sandbox", values),
+        "wall_ms_per_submission": [value["wall"] for value in values],
+        "wall_median": median("wall", values),
+        "wall_ratio_to_base": round(median("wall", values) / median("wall", base), 3),
+        "wall_paired_ratio": round(statistics.median(v["wall"] / b["wall"] for v, b in zip(values, base)), 3),
+    }
 
 
 def main() -> int:
@@ -131,8 +136,10 @@ def main() -> int:
         for side, figure in sides.items():
             print(
                 f"{suite:9} {side:26} {figure['median']:7.1f} ms CPU/submission  × {figure['ratio_to_base']:.2f}"
+                f" (round by round × {figure['paired_ratio']:.2f})"
                 f"  (grader {figure['grader_median']:.1f}, sandbox {figure['sandbox_median']:.1f});"
                 f"  wall {figure['wall_median']:.1f} ms/submission × {figure['wall_ratio_to_base']:.2f}"
+                f" (round by round × {figure['wall_paired_ratio']:.2f})"
             )
     if args.output:
         args.output.write_text(json.dumps(report, indent=2) + "\n")

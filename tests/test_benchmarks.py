@@ -222,3 +222,21 @@ def test_every_budget_is_judged_and_printed(benchmark):
         assert row["figure"] in table
     assert table.count("✓") + table.count("✗") + table.count("? (not measurable here)") == len(BUDGET_IDS)
     assert "baseline" in table and "written:" in table
+
+
+def test_a_commit_comparison_pairs_each_round_with_the_base_run_before_it():
+    """benchmarks.commits: each round is compared with the base run just before it (the machine's drift
+    between rounds, here ×2, falls out of those ratios), as well as median with median."""
+    from benchmarks.commits import _figures
+
+    def run(tree: float, wall: float) -> dict:
+        return {"tree": tree, "grader": tree / 2, "sandbox": tree / 2, "wall": wall}
+
+    base = [run(10.0, 5.0), run(20.0, 10.0), run(10.0, 5.0)]
+    head = [run(11.0, 6.0), run(30.0, 12.0), run(12.0, 6.0)]
+    figures = _figures(head, base)
+    assert figures["paired_ratio"] == pytest.approx(1.2)  # the rounds' ratios: 1.1, 1.5, 1.2
+    assert figures["ratio_to_base"] == pytest.approx(1.2)  # medians: 12 / 10
+    assert figures["wall_paired_ratio"] == pytest.approx(1.2) and figures["grader_median"] == pytest.approx(6.0)
+    drifted = [run(10.0, 5.0), run(30.0, 15.0), run(30.0, 15.0)]
+    assert _figures([run(11.0, 5.5), run(33.0, 16.5), run(33.0, 16.5)], drifted)["paired_ratio"] == pytest.approx(1.1)
