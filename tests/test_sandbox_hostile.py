@@ -434,6 +434,25 @@ def test_the_memory_cgroup_ends_a_job_whose_files_together_pass_its_limit(bwrap_
     assert_correct_job_still_exact(bwrap_sandbox)
 
 
+@pytest.mark.skipif(cgroup.find() is None or os.geteuid() != 0, reason="no memory cgroup can be made here")
+def test_a_job_sees_no_cgroup_file_of_its_worker_to_lift_its_own_cap(bwrap_sandbox):
+    """The worker caps its own cgroup around each job through files the job must never reach: no cgroup
+    filesystem is mounted in the job's view, and no memory.max or pids.max under the worker's view path."""
+    source = (
+        "import os\n"
+        "def forward(x, params):\n"
+        "    mounts = [line for line in open('/proc/self/mountinfo') if 'cgroup' in line]\n"
+        "    found = [os.path.join(root, name) for root, _, names in os.walk('/.cgroup') for name in names]\n"
+        "    return {'mounts': len(mounts), 'files': len(found)}\n"
+    )
+    result = bwrap_sandbox.run(job(source), MEMORY_LIMITS)
+    assert result.status == RunStatus.ok, (result.status, result.detail)
+    assert result.protections["memory_cgroup"] is True
+    values = result.calls["forward"].values
+    assert values["mounts"] == 0 and values["files"] == 0, values
+    assert_correct_job_still_exact(bwrap_sandbox)
+
+
 def test_sysv_shared_memory_is_capped_by_the_jobs_own_ipc_namespace(bwrap_sandbox):
     """Issue 16: a job held 4 GiB in SysV shared memory. Here 1.5 GiB of segments is tried."""
     result = bwrap_sandbox.run(job(memory_hoard("sysv", 96, 16, 1)), MEMORY_LIMITS)

@@ -164,7 +164,8 @@ class Plan:
 
 def cgroup_view(base: dict | None) -> dict | None:
     """A bwrap worker's view of the base cgroup: each hierarchy's directory bound under CGROUP_VIEW, and
-    the mounts a job's child takes away from itself (jail.enter_jail) once it has joined its cgroup."""
+    those mounts, which the worker takes away from its own namespace once it has joined its cgroup and
+    opened its files (jobsetup._worker_cgroup; where it could not, each job's child does, jail.enter_jail)."""
     if not base:
         return None
     view = {key: f"{CGROUP_VIEW}/{key}" for key in ("memory", "pids", "unified") if base.get(key)}

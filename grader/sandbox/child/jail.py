@@ -152,7 +152,7 @@ def enter_jail(cfg: dict, limits: dict, workdir: str, probe: bool = False, ipc: 
     if cfg["ns"]:
         _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
         for path in (cfg.get("cgroup") or {}).get("mounts", ()):
-            LIBC.umount2(path.encode(), MNT_DETACH)  # the cgroup files are the worker's, not the student's
+            LIBC.umount2(path.encode(), MNT_DETACH)  # the worker's files, left only where it could not unmount
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         owner = "" if cfg["uid"] is None else f",uid={cfg['uid']},gid={cfg['uid']}"
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,nr_inodes=20000,mode=1777")

@@ -64,7 +64,7 @@ def probe(
         jobsetup.close_job_cgroup(cfg)
     if said.startswith(SETUP) and status == 0:
         if not json.loads(said[len(SETUP) :]).get("memory_cgroup"):
-            cfg["cgroup"] = None
+            cfg["cgroup"] = cfg["worker_cgroup"] = None  # no job is capped (jobsetup reads worker_cgroup)
         return None
     return said or f"the probe's child ended with wait status {status}"
 
