@@ -7,7 +7,7 @@ import pytest
 
 from grader.limits import Limits
 from grader.sandbox import Call, Job
-from grader.sandbox.channel import Asked, Exchange, accept_public, parse_results
+from grader.sandbox.channel import RERUN_FACTORS, Asked, Exchange, accept_public, parse_results
 from grader.sandbox.process import frame
 from grader.sandbox.wire import ResultInvalid, split_frames
 
@@ -252,6 +252,9 @@ def test_nonces_and_factors_are_new_for_every_request_and_every_attempt():
     nonces = [r["nonce"] for r, _ in first + second]
     assert len(set(nonces)) == len(nonces) == 8 and all(len(n) >= 32 for n in nonces)
     assert first[1][0]["factor"] != second[1][0]["factor"]
+    factors = [requests(exchange)[1][0]["factor"] for _ in range(200)]  # drawn from one random read per phase
+    assert all(RERUN_FACTORS[0] <= f < RERUN_FACTORS[1] for f in factors) and len(set(factors)) == 200
+    assert min(factors) < 1.4 and max(factors) > 1.8  # spread over the whole range, not stuck at one end
 
 
 # --- decoding within caps (DESIGN §5 property 9, issue 16 items 5-6) --------------------------------------

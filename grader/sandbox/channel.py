@@ -44,6 +44,7 @@ from grader.sandbox.wire import (
     split_frames,
 )
 
+NONCE_BYTES, FACTOR_BYTES = 16, 4
 RERUN_FACTORS = (1.3, 1.9)  # as grader.notebook.provenance.FACTORS: neither 1 nor a small integer ratio such as 2
 Nonce = Text(64)
 
@@ -107,27 +108,43 @@ class Exchange:
             "public": (0, self.public),
             "hidden": (self.public, len(self.calls)),
         }[phase]
+        draws = _Draws(sum(1 + self.job.calls[index].scratch for index in range(first, last)) + 1)
         frames = []
         for index in range(first, last):
-            frames.append(self._request(index, None))
+            frames.append(self._request(index, None, draws.nonce()))
             if self.job.calls[index].scratch:
-                frames.append(self._request(index, _factor()))
+                frames.append(self._request(index, draws.factor(), draws.nonce()))
         if phase != "public":
-            nonce = secrets.token_hex(16)
+            nonce = draws.nonce()
             self.asked.append(Asked(None, nonce))
             frames.append(frame(json.dumps({"kind": "done", "nonce": nonce}).encode()))
         return b"".join(frames)
 
-    def _request(self, index: int, factor: float | None) -> bytes:
-        nonce = secrets.token_hex(16)
+    def _request(self, index: int, factor: float | None, nonce: str) -> bytes:
         self.asked.append(Asked(index, nonce, factor))
         opening, raw = self.calls[index]  # the call's request as JSON, open before its nonce and factor
         return frame(f'{opening}"nonce": "{nonce}", "factor": {json.dumps(factor)}}}'.encode()) + frame(raw)
 
 
-def _factor() -> float:
-    low, high = RERUN_FACTORS
-    return low + (high - low) * secrets.randbelow(1 << 30) / (1 << 30)
+class _Draws:
+    """The nonces and rerun factors of one phase's requests, from one read of the OS's secure random
+    source (secrets), not one per value: each read is a system call that lets another grading thread in."""
+
+    def __init__(self, requests: int):
+        self.pool, self.offset = secrets.token_bytes(requests * (NONCE_BYTES + FACTOR_BYTES)), 0
+
+    def _take(self, size: int) -> bytes:
+        taken = self.pool[self.offset : self.offset + size]
+        self.offset += size
+        return taken
+
+    def nonce(self) -> str:
+        return self._take(NONCE_BYTES).hex()
+
+    def factor(self) -> float:
+        """Uniform in RERUN_FACTORS, on a grid of 2**30 steps."""
+        low, high = RERUN_FACTORS
+        return low + (high - low) * (int.from_bytes(self._take(FACTOR_BYTES), "big") >> 2) / (1 << 30)
 
 
 def _call_parts(job: Job, index: int) -> tuple[str, bytes]:
