@@ -95,6 +95,7 @@ class _Loop:
         self.started, self.deadline, self.split = time.monotonic(), 0.0, None
         self.cells, self.answers = b"", []  # a job with hidden calls: the public phase's frames
         self.sel = selectors.DefaultSelector()
+        self.streams = set(reads)  # the child's streams still open: the job ends when none is
         for name, fd in reads.items():
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, name)
@@ -111,7 +112,7 @@ class _Loop:
     def run(self, timeout: float) -> dict:
         report, end_by = None, None
         self.timeout, self.deadline = timeout, self.started + timeout
-        while any(key.data in ("out", "err", "res") for key in self.sel.get_map().values()):
+        while self.streams:
             now = time.monotonic()
             if report is None and now >= self.deadline:
                 raise WorkerDied(f"no report from the worker in time; {self.worker.log_tail()}", timed_out=True)
@@ -156,6 +157,7 @@ class _Loop:
         if not data:
             self.sel.unregister(fd)
             os.close(fd)
+            self.streams.discard(name)
             return False
         if name != "res":
             self.total[name] += len(data)
@@ -221,7 +223,7 @@ class _Loop:
             return
         for name in ("out", "err"):
             for _ in range(DRAIN_READS):
-                if self.reads[name] not in self.sel.get_map() or not self._read(name, self.reads[name]):
+                if name not in self.streams or not self._read(name, self.reads[name]):
                     break
         now = time.monotonic()
         self.split = Split(
