@@ -135,17 +135,20 @@ def split_frames(blob: bytes) -> tuple[list[bytes], bool]:
 
 def _json(payload: bytes, model: type[BaseModel]):
     """`payload` decoded as JSON and validated as `model`, its size checked first (a model's MAX_BYTES, else
-    MAX_JSON_FRAME). JSON nested too deep for the decoder is invalid like any other (json.loads raises
-    RecursionError on it), never an error of the grader's own."""
+    MAX_JSON_FRAME). JSON nested too deep for the decoder is invalid like any other (pydantic's parser
+    stops at its depth limit, json.loads raises RecursionError), never an error of the grader's own."""
     limit = getattr(model, "MAX_BYTES", MAX_JSON_FRAME)
     if len(payload) > limit:
         raise ResultInvalid(f"a {model.__name__} frame of {len(payload)} bytes is over {limit}")
     try:
-        data = json.loads(payload)
-        if not payload.isascii() or _SURROGATE_ESCAPE.search(payload):
-            data = _clean(data)
-        return model.model_validate(data)
-    except (ValueError, ValidationError) as exc:
+        if payload.isascii() and not _SURROGATE_ESCAPE.search(payload):  # as the child writes every frame
+            return model.model_validate_json(payload)  # parsed and validated in one pass, depth-limited
+        return model.model_validate(_clean(json.loads(payload)))
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" and "recursion limit" in e["msg"] for e in exc.errors()):
+            raise ResultInvalid(f"expected a {model.__name__}: JSON nested too deep to read") from None
+        raise ResultInvalid(f"expected a {model.__name__}: {str(exc)[:1000]}") from None
+    except ValueError as exc:
         raise ResultInvalid(f"expected a {model.__name__}: {str(exc)[:1000]}") from None
     except RecursionError:
         raise ResultInvalid(f"expected a {model.__name__}: JSON nested too deep to read") from None
