@@ -8,6 +8,7 @@ This module computes the geometry; the markup is the macros of templates/figures
 escaped like every template's, so a figure is safe to embed in a page as it is (Markup).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -75,23 +76,30 @@ def heat_map(excess: list, where: list[int] | None, label: str) -> Markup:
         r, c = (0, where[0]) if len(where) == 1 else (where[0], where[1])
         outline = {"x": (c // step_c) * cell + 1, "y": (r // step_r) * cell + 1, "size": cell - 2}
     legend_y = height + 14
-    swatch = 30
-    legend = [
-        {"x": index * (swatch + 4), "middle": index * (swatch + 4) + swatch / 2, "colour": colour, "text": text}
-        for index, (colour, text) in enumerate(zip(LEVEL_COLOURS, LEVEL_LABELS))
-    ]
     return figure(
         "heat_map",
         label=label,
-        width=max(width, len(LEVEL_COLOURS) * (swatch + 4)),
+        width=max(width, len(LEVEL_COLOURS) * (SWATCH + 4)),
         height=legend_y + 26,
         levels=[(LEVEL_COLOURS[value], "".join(parts)) for value, parts in sorted(paths.items())],
         grid_lines=grid_lines if cell >= 8 else "",
         outline=outline,
-        legend=legend,
-        legend_y=legend_y,
-        swatch=swatch,
+        legend=_legend(legend_y),
     )
+
+
+SWATCH = 30
+
+
+@functools.lru_cache(maxsize=64)
+def _legend(y: int) -> Markup:
+    """The colour levels' legend at height `y`: the same markup for every heat map of that height, so drawn
+    once (a report draws a heat map per failing check, a class thousands)."""
+    items = [
+        {"x": index * (SWATCH + 4), "middle": index * (SWATCH + 4) + SWATCH / 2, "colour": colour, "text": text}
+        for index, (colour, text) in enumerate(zip(LEVEL_COLOURS, LEVEL_LABELS))
+    ]
+    return figure("heat_legend", legend=items, legend_y=y, swatch=SWATCH)
 
 
 def histogram(counts: list[int], labels: list[str], label: str) -> Markup:
