@@ -5,7 +5,9 @@ switch that guard off (`sys.modules["bpg_runner"]._SCRATCH[0] = None`, `torch.au
 and reach autograd under another name, which the static scan (grader/scan.py) does not follow. So the
 sandbox makes every scratch call a second time on fresh copies of the same inputs, with every gradient
 autograd produces scaled by a factor drawn for that call only (grader/sandbox/channel.py; CallResult.rerun,
-Found.rerun). A returned value that comes back as factor × itself (grader.notebook.provenance.follows, the
+Found.rerun), before or after the graded call as drawn for each call: code that hands its second call its
+first call's result (by input) then hands in scaled values as graded ones on about half the trials, and
+loses those checks. A returned value that comes back as factor × itself (grader.notebook.provenance.follows, the
 judgement the notebooks' counterfactual run uses) was computed from autograd's answers; one computed by
 hand does not move. When any value of a task's scratch function moved, every scratch check of that task
 gets 0 points with the evidence, and the instructor gets a flag with the ratios.

@@ -13,6 +13,7 @@ from grader.load import load_submission
 from grader.report import CheckStatus, GradeReport
 from grader.rubric.files import load_rubric, rubric_hash
 from grader.run import plan
+from grader.sandbox import channel
 from grader.sandbox.process import frame
 
 SAMPLES = REPO / "submissions"
@@ -178,6 +179,40 @@ def test_autograd_behind_a_switched_off_guard_scores_no_scratch_points_and_is_fl
     assert "scratch_gradients()" in flag and "dW1 (public-0)" in flag and "rerun / first = " in flag
     others = [c for c in report.checks if not c.quantity.startswith("scratch.")]
     assert all(c.status == CheckStatus.passed for c in others) and report.score == sum(c.points for c in others) > 0
+
+
+# The same autograd behind the guard, and the first answer handed in again when the call comes back with
+# the same inputs: the rerun then never moves, whichever values autograd gave it.
+CACHING = (
+    "_by_hand = torch.autograd.grad.__wrapped__\n_answers = {}\n\n\ndef scratch_gradients(x, y, params):\n"
+    "    key = (x.tobytes(), y.tobytes())\n"
+    "    if key in _answers:\n"
+    "        return _answers[key]\n" + FORWARD + "        grads = _by_hand(loss, list(p.values()))\n"
+    "    _answers[key] = {'prediction': y_hat.detach(), 'loss': loss.detach(), **{'d' + k: g for k, g in zip(p, grads)}}\n"
+    "    return _answers[key]\n"
+)
+
+
+def test_autograd_answers_cached_for_the_call_after_a_rerun_asked_first_lose_every_gradient_check(
+    grading_sandbox, tmp_path, monkeypatch
+):
+    """The rerun is asked for before or after each scratch call, as drawn per call (channel._Draws.coin),
+    so code that hands its second call its first answer hands in the scaled values as graded ones on about
+    half the trials. The draw is forced here to "rerun first" (the grader's side runs in this process), so
+    every trial shows it: every gradient check fails by the factor; the forward values are not scaled."""
+    monkeypatch.setattr(channel._Draws, "coin", lambda self: True)
+    source = CORRECT_A1.replace("def scratch_gradients(", "def _unused(", 1) + "\n\n" + CACHING
+    path = tmp_path / "caching.py"
+    path.write_text(source)
+    report = grade(grading_sandbox, "bs6207-a1", path, ("public", "hidden"))
+    scratch = {c.quantity: c for c in report.checks if c.quantity.startswith("scratch.")}
+    gradients = [c for name, c in scratch.items() if name.startswith("scratch.d")]
+    assert gradients and all(c.points == 0 and c.status == CheckStatus.failed for c in gradients), [
+        c.message for c in gradients
+    ]
+    assert scratch["scratch.loss"].status == CheckStatus.passed and scratch["scratch.prediction"].points > 0
+    torch_checks = [c for c in report.checks if c.quantity.startswith("torch.")]
+    assert torch_checks and all(c.status == CheckStatus.passed for c in torch_checks)
 
 
 def forged_run(rubric_id: str, calls, trials) -> bytes:

@@ -3,9 +3,11 @@
 DESIGN §5 property 8: the parent asks for each call and accepts exactly one answer per call it asked for.
 The job reaches the child as a header (cells, seed, limits, input files' layout; no call, no array) and
 the files' bytes. Then, once the child's "cells" frame arrived (never before: drive.py), the grader asks
-for every call: a request per call with only that call's arrays and a nonce drawn now (secrets); after a
-scratch call, the same call again with autograd's gradients scaled by a factor drawn for that request
-only (bpg_provenance.scaled in the child; judged by grader/scratch_effect.py); last, "done". The child
+for every call: a request per call with only that call's arrays and a nonce drawn now (secrets); a
+scratch call is asked twice, as it is and with autograd's gradients scaled by a factor drawn for that
+request only (bpg_provenance.scaled in the child; judged by grader/scratch_effect.py), the rerun first or
+second as drawn for that call, so code that answers its second call with its first call's result (by
+input) returns the scaled values as the graded ones about half the time; last, "done". The child
 reads one request at a time (serve.py), so only the running call's inputs are ever in its objects; the
 rest wait in the pipe (they are not paced one by one: a round trip per call cost a third of the
 throughput on a busy machine, where each wakes a thread of the grader that must wait for its GIL).
@@ -100,9 +102,10 @@ class Exchange:
 
     def requests(self, phase: Literal["all", "public", "hidden"] = "all") -> bytes:
         """The frames of the requests of one phase of this attempt, each recorded in `asked`, nonces and
-        factors drawn now: each call in job order, a scratch call followed by its rerun, then "done". "all":
-        every call; "public": the calls before the hidden ones, and no "done" (the hidden phase follows);
-        "hidden": the hidden calls (sent once every public answer was accepted: drive.py)."""
+                factors drawn now: each call in job order, a scratch call with its rerun (before or after it, drawn),
+        then "done". "all":
+                every call; "public": the calls before the hidden ones, and no "done" (the hidden phase follows);
+                "hidden": the hidden calls (sent once every public answer was accepted: drive.py)."""
         first, last = {
             "all": (0, len(self.calls)),
             "public": (0, self.public),
@@ -111,9 +114,11 @@ class Exchange:
         draws = _Draws(sum(1 + self.job.calls[index].scratch for index in range(first, last)) + 1)
         frames = []
         for index in range(first, last):
-            frames.append(self._request(index, None, draws.nonce()))
-            if self.job.calls[index].scratch:
-                frames.append(self._request(index, draws.factor(), draws.nonce()))
+            factors: list[float | None] = [None]
+            if self.job.calls[index].scratch:  # asked twice, the rerun first or second, as drawn for this call
+                factors = [draws.factor(), None] if draws.coin() else [None, draws.factor()]
+            for factor in factors:
+                frames.append(self._request(index, factor, draws.nonce()))
         if phase != "public":
             nonce = draws.nonce()
             self.asked.append(Asked(None, nonce))
@@ -131,7 +136,7 @@ class _Draws:
     source (secrets), not one per value: each read is a system call that lets another grading thread in."""
 
     def __init__(self, requests: int):
-        self.pool, self.offset = secrets.token_bytes(requests * (NONCE_BYTES + FACTOR_BYTES)), 0
+        self.pool, self.offset = secrets.token_bytes(requests * (NONCE_BYTES + FACTOR_BYTES + 1)), 0
 
     def _take(self, size: int) -> bytes:
         taken = self.pool[self.offset : self.offset + size]
@@ -140,6 +145,10 @@ class _Draws:
 
     def nonce(self) -> str:
         return self._take(NONCE_BYTES).hex()
+
+    def coin(self) -> bool:
+        """Whether a scratch call's rerun is asked for before the call as it is (an even draw)."""
+        return self._take(1)[0] & 1 == 1
 
     def factor(self) -> float:
         """Uniform in RERUN_FACTORS, on a grid of 2**30 steps."""

@@ -9,8 +9,8 @@ Channels (DESIGN §5, properties 6 and 8). After the fork the child reads its jo
 of its own from the grader: a header (cells, seed, limits, input files' layout) and the files' bytes;
 no call and no array. Once the "cells" frame reached it, the grader sends the requests on the same pipe:
 per call its id, function, arguments and only its own arrays, with a fresh nonce; a scratch call twice,
-the second time with autograd's gradients scaled by a factor drawn for that request
-(bpg_provenance.scaled); then "done". The child reads and answers them one at a time. Frames on fd 3:
+once with autograd's gradients scaled by a factor drawn for that request (bpg_provenance.scaled), that
+rerun just before or just after the graded call as the grader drew for the call; then "done". The child reads and answers them one at a time. Frames on fd 3:
     {"kind": "cells", ...}                       how executing the cells ended
     {"kind": "call", ..., "nonce"} raw           one answer per request, in order (raw: float64 values)
     {"kind": "done", "nonce"}                    answers the grader's last request
@@ -37,8 +37,9 @@ received with anything (as a defined function could: it gains nothing a correct 
 code that reads fd 5 itself sees the requests still waiting there, its own job's later inputs, which its
 functions are given anyway (the hidden trials' requests are sent only after every public call was answered
 and its output read, and what the child does from then on is never shown early: grader/sandbox/drive.py);
-code that recognises the rerun (by remembering its inputs, by reading the factor from bpg_provenance or
-from the job pipe, or by measuring it with finite differences) can hide autograd from it; a call through
+code that recognises the rerun (by reading the factor from bpg_provenance or from the job pipe, or by
+measuring it with finite differences) can hide autograd from it (remembering its inputs is not enough: when
+the rerun comes first, the answer it would hand in again is the scaled one); a call through
 the C++ engine itself (`Variable._execution_engine.run_backward`) is not scaled. The static scan
 (grader/scan.py) still flags such code for a person to read.
 

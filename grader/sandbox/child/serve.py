@@ -11,7 +11,8 @@ reached it; they are read one at a time, each when its call starts):
     {"kind": "call", "nonce", "call": {id, function, args, scratch, returns}, "arrays": [[name, shape, offset]],
      "factor": null | f}  then the raw float64 bytes of that call's arrays
     {"kind": "done", "nonce"}
-A call with a factor is a scratch call's rerun: it runs under bpg_provenance.scaled(factor). Each answer
+A call with a factor is a scratch call's rerun, asked for just before or just after the call itself (the
+grader draws which): it runs under bpg_provenance.scaled(factor). Each answer
 is the call's frame with the request's nonce and its raw values, written at once.
 """
 
