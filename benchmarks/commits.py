@@ -44,7 +44,7 @@ SUITES = {  # label: (rubric, samples folder inside a checkout, glob)
 PROVENANCE_OFF = {"BACKPROP_GRADER_PROVENANCE": "off"}
 
 
-def tree_cpu_ms(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, **kw) -> dict:
+def per_submission(label: str, samples: list[Path], n: int, rubric: str, work: Path, jobs: int, **kw) -> dict:
     """CPU per submission, start-up subtracted (see the module docstring): of the whole tree, and of the
     grader process and of the sandbox (everything else in the tree) apart, to show which side a change moved."""
     big, small = (grade_run(f"{label}-{count}", samples, count, rubric, work, jobs, **kw) for count in (n, 2))
@@ -73,7 +73,7 @@ def compare(base: str, n: int, rounds: int, jobs: int, work: Path, suites: list[
             for round_ in range(rounds):
                 for side, kw in sides.items():
                     label = f"{suite}-{side.replace(', ', '-').replace(' ', '-')}-{round_}"
-                    value = tree_cpu_ms(label, samples, n, rubric, work, jobs, **kw)
+                    value = per_submission(label, samples, n, rubric, work, jobs, **kw)
                     figures[suite][side].append(value)
                     log(
                         f"{suite}, {side}, round {round_ + 1}/{rounds}: {value['tree']} ms CPU per submission"

@@ -21,6 +21,7 @@ MAX_CELLS = 48
 LEVEL_LIMITS = (1.0, 2.0, 10.0, 1e2, 1e3, 1e4, 1e6)
 LEVEL_COLOURS = ("#cfe9d6", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#e34a33", "#b30000", "#5c0000")
 LEVEL_LABELS = ("ok", "≤2×", "≤10×", "≤10²×", "≤10³×", "≤10⁴×", "≤10⁶×", "more")
+SWATCH = 30  # the legend's swatch width
 
 
 def levels_of(excess: list) -> np.ndarray:
@@ -86,9 +87,6 @@ def heat_map(excess: list, where: list[int] | None, label: str) -> Markup:
         outline=outline,
         legend=_legend(legend_y),
     )
-
-
-SWATCH = 30
 
 
 @functools.lru_cache(maxsize=64)

@@ -102,10 +102,10 @@ class Exchange:
 
     def requests(self, phase: Literal["all", "public", "hidden"] = "all") -> bytes:
         """The frames of the requests of one phase of this attempt, each recorded in `asked`, nonces and
-                factors drawn now: each call in job order, a scratch call with its rerun (before or after it, drawn),
-        then "done". "all":
-                every call; "public": the calls before the hidden ones, and no "done" (the hidden phase follows);
-                "hidden": the hidden calls (sent once every public answer was accepted: drive.py)."""
+        factors drawn now: each call in job order, a scratch call with its rerun (before or after it, as
+        drawn), then "done". "all": every call; "public": the calls before the hidden ones, and no "done"
+        (the hidden phase follows); "hidden": the hidden calls (sent once every public answer was
+        accepted: drive.py)."""
         first, last = {
             "all": (0, len(self.calls)),
             "public": (0, self.public),
@@ -253,9 +253,7 @@ def parse_answers(
     earlier parse of the first `accepted.frames` of these frames found (see parse_results); parsing goes on
     after them."""
     if accepted is not None and accepted.frames <= len(frames):
-        results = ChildAnswers(
-            cells=accepted.cells, calls=dict(accepted.calls), reruns=dict(accepted.reruns), budget=accepted.budget
-        )
+        results = ChildAnswers(cells=accepted.cells, calls=dict(accepted.calls), reruns=dict(accepted.reruns))
         index, position, budget = accepted.frames, (accepted.frames - 1) // 2, accepted.budget
     else:
         results = ChildAnswers()
