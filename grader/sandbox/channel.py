@@ -93,7 +93,19 @@ class Exchange:
         self.asked: list[Asked] = []
 
     def start(self) -> None:
+        """Begin an attempt: draw the nonce and factor of every request now (one read of the OS's random
+        source) and encode each phase's requests, before the job is sent. So nothing but a write stands
+        between a child's "cells" frame (or its last public answer) and the grader's requests: every system
+        call on that path lets another grading thread take the GIL, which this one then waits for (up to a
+        switch interval) while the child sits idle."""
         self.asked = []
+        draws = _Draws(sum(1 + call.scratch for call in self.job.calls) + 1)
+        self._prepared = {
+            "public": self._segment(0, self.public, draws),
+            "hidden": self._segment(self.public, len(self.calls), draws),
+        }
+        nonce = draws.nonce()
+        self._prepared["done"] = ([Asked(None, nonce)], frame(json.dumps({"kind": "done", "nonce": nonce}).encode()))
 
     @property
     def public(self) -> int:
@@ -101,38 +113,36 @@ class Exchange:
         return len(self.calls) - self.job.hidden_calls
 
     def requests(self, phase: Literal["all", "public", "hidden"] = "all") -> bytes:
-        """The frames of the requests of one phase of this attempt, each recorded in `asked`, nonces and
-        factors drawn now: each call in job order, a scratch call with its rerun (before or after it, as
-        drawn), then "done". "all": every call; "public": the calls before the hidden ones, and no "done"
-        (the hidden phase follows); "hidden": the hidden calls (sent once every public answer was
-        accepted: drive.py)."""
-        first, last = {
-            "all": (0, len(self.calls)),
-            "public": (0, self.public),
-            "hidden": (self.public, len(self.calls)),
-        }[phase]
-        draws = _Draws(sum(1 + self.job.calls[index].scratch for index in range(first, last)) + 1)
+        """The frames of the requests of one phase of this attempt (drawn by `start`), now recorded in
+        `asked`: each call in job order, a scratch call with its rerun (before or after it, as drawn), then
+        "done". "all": every call; "public": the calls before the hidden ones, and no "done" (the hidden
+        phase follows); "hidden": the hidden calls (sent once every public answer was accepted: drive.py)."""
+        parts = {"all": ("public", "hidden", "done"), "public": ("public",), "hidden": ("hidden", "done")}[phase]
         frames = []
+        for part in parts:
+            asked, data = self._prepared[part]
+            self.asked.extend(asked)
+            frames.append(data)
+        return b"".join(frames)
+
+    def _segment(self, first: int, last: int, draws: "_Draws") -> tuple[list[Asked], bytes]:
+        """The requests for calls first..last-1, with what each answer must carry."""
+        asked, frames = [], []
         for index in range(first, last):
             factors: list[float | None] = [None]
             if self.job.calls[index].scratch:  # asked twice, the rerun first or second, as drawn for this call
                 factors = [draws.factor(), None] if draws.coin() else [None, draws.factor()]
             for factor in factors:
-                frames.append(self._request(index, factor, draws.nonce()))
-        if phase != "public":
-            nonce = draws.nonce()
-            self.asked.append(Asked(None, nonce))
-            frames.append(frame(json.dumps({"kind": "done", "nonce": nonce}).encode()))
-        return b"".join(frames)
-
-    def _request(self, index: int, factor: float | None, nonce: str) -> bytes:
-        self.asked.append(Asked(index, nonce, factor))
-        opening, raw = self.calls[index]  # the call's request as JSON, open before its nonce and factor
-        return frame(f'{opening}"nonce": "{nonce}", "factor": {json.dumps(factor)}}}'.encode()) + frame(raw)
+                nonce = draws.nonce()
+                asked.append(Asked(index, nonce, factor))
+                opening, raw = self.calls[index]  # the call's request as JSON, open before its nonce and factor
+                frames.append(frame(f'{opening}"nonce": "{nonce}", "factor": {json.dumps(factor)}}}'.encode()))
+                frames.append(frame(raw))
+        return asked, b"".join(frames)
 
 
 class _Draws:
-    """The nonces and rerun factors of one phase's requests, from one read of the OS's secure random
+    """The nonces and rerun factors of one attempt's requests, from one read of the OS's secure random
     source (secrets), not one per value: each read is a system call that lets another grading thread in."""
 
     def __init__(self, requests: int):

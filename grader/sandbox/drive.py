@@ -148,23 +148,23 @@ class _Loop:
         if self.phase == "asked":  # everything is said: the child reads "done" last, never waits on us
             self._finish()
 
-    def _read(self, name: str, fd: int) -> bool:
-        """Read what `fd` has now; False when it had nothing (or was closed by the child)."""
+    def _read(self, name: str, fd: int) -> int:
+        """Read what `fd` has now, up to CHUNK bytes; how many (0 when it had nothing or was closed)."""
         try:
             data = os.read(fd, CHUNK)
         except BlockingIOError:
-            return False
+            return 0
         if not data:
             self.sel.unregister(fd)
             os.close(fd)
             self.streams.discard(name)
-            return False
+            return 0
         if name != "res":
             self.total[name] += len(data)
             room = self.budget - len(self.kept["out"]) - len(self.kept["err"])
             self.kept[name] += data[: max(room, 0)]
         elif self.over:
-            return
+            return len(data)
         elif len(self.results) + len(data) > self.cap:
             self.over = True
             self.worker.ask_kill("result_over_size")
@@ -172,7 +172,7 @@ class _Loop:
         else:
             self.results += data
             self._frames()
-        return True
+        return len(data)
 
     def _frames(self) -> None:
         """Walk the complete frames that arrived until the "cells" frame: then ask for every call (when the
@@ -221,9 +221,9 @@ class _Loop:
             self.phase = "over"
             self._finish()
             return
-        for name in ("out", "err"):
+        for name in ("out", "err"):  # a read short of CHUNK emptied the pipe: no second system call to see it
             for _ in range(DRAIN_READS):
-                if name not in self.streams or not self._read(name, self.reads[name]):
+                if name not in self.streams or self._read(name, self.reads[name]) < CHUNK:
                     break
         now = time.monotonic()
         self.split = Split(
