@@ -9,15 +9,17 @@ counted here, not by the kernel's RLIMIT_CPU alone: the child's hard limit canno
 split by the worker (that needs CAP_SYS_RESOURCE, which no worker has) nor lowered for the public phase
 only (the child could raise a soft limit back, or catch SIGXCPU). So the child is confined with
 RLIMIT_CPU for both phases (2 cpu, 2 cpu + 1 hard: the total stays bounded by the kernel), and each
-phase is held to cpu seconds by `Clock.over_cpu`, looked at every CPU_POLL seconds at least; over it, the
-worker kills the child (SIGKILL with cpu_seconds used, which verdict.py reads as cpu_limit).
+phase is held to cpu seconds by `Clock.over_cpu`, looked at every CPU_POLL seconds at least and
+CPU_LOOK seconds at most (a job of a few milliseconds is not worth a read of /proc after each of its
+events); over it, the worker kills the child (SIGKILL with cpu_seconds used, which verdict.py reads as
+cpu_limit).
 """
 
 import math
 import os
 import time
 
-CPU_POLL = 0.5
+CPU_POLL, CPU_LOOK = 0.5, 0.1
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -34,7 +36,7 @@ def confined(limits: dict, hidden: bool) -> dict:
 def cpu_so_far(pid: int) -> tuple:
     """A running child's CPU seconds from /proc: its own (which RLIMIT_CPU counts), and with its
     waited-for children (as wait4 reports at the end); None for what cannot be read. One read of one
-    file: the worker looks at it after every event of a job with hidden calls."""
+    file: the worker looks at it at most every CPU_LOOK seconds in a job with hidden calls."""
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
         try:
@@ -50,8 +52,12 @@ def cpu_so_far(pid: int) -> tuple:
 def peak_so_far(pid: int) -> float | None:
     """A running child's peak resident KiB (VmHWM), from /proc; None when it cannot be read."""
     try:
-        with open(f"/proc/{pid}/status") as handle:
-            return next((float(line.split()[1]) for line in handle if line.startswith("VmHWM:")), None)
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        return float(status.split(b"\nVmHWM:", 1)[1].split(None, 1)[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -63,6 +69,7 @@ class Clock:
         self.limits, self.hidden, self.pid, self.start = limits, hidden, pid, start
         self.cpu, self.cpu_from = whole_seconds(limits), 0.0
         self.deadline = start + float(limits["wall_seconds"])
+        self.looked = start  # the last look at the CPU time (or the phase's start)
 
     def wait(self, seconds: float) -> float:
         """How long the worker may wait for an event before it looks at the CPU time again."""
@@ -70,8 +77,9 @@ class Clock:
 
     def over_cpu(self) -> bool:
         """A job with hidden calls whose running phase used its CPU time."""
-        if not self.hidden:
+        if not self.hidden or time.monotonic() - self.looked < CPU_LOOK:
             return False
+        self.looked = time.monotonic()
         own = cpu_so_far(self.pid)[0]
         return own is not None and own - self.cpu_from >= self.cpu
 
@@ -84,5 +92,6 @@ class Clock:
         if own is not None and own >= self.cpu:
             record["over_cpu"] = True
         else:
-            self.deadline, self.cpu_from = time.monotonic() + float(self.limits["wall_seconds"]), own or 0.0
+            self.looked = time.monotonic()
+            self.deadline, self.cpu_from = self.looked + float(self.limits["wall_seconds"]), own or 0.0
         return record
