@@ -18,6 +18,11 @@ child only (DESIGN §5, property 6; worker.py). Meanwhile this loop
 - keeps the first Limits.output_kb of stdout and stderr and counts the rest, so a flood never blocks the
   child; and keeps the result stream up to Limits.result_mb + 1 MiB, asking the worker to kill the job
   past it;
+- once everything is asked (the child reads "done" last and never waits on the grader), stops waking on
+  every write of the child: it looks at the pipes on a timer (LOOKS) and reads them out when the worker
+  reports, since each wake-up of a grading thread waits for the GIL. A contract job's answers (~30 KB)
+  fit in a pipe (64 KiB), so the child does not block meanwhile; a look that finds a pipe full (a flood,
+  large answers) goes back to reading on every write;
 - ends when the worker's report arrived (after the child and everything it started are gone) and the
   pipes are drained (at most DRAIN_SECONDS more).
 
@@ -38,6 +43,7 @@ from grader.sandbox.channel import Asked, ChildAnswers, Exchange, accept_public
 from grader.sandbox.process import HEADER, Worker, WorkerDied
 
 DRAIN_SECONDS = 2.0
+LOOKS = (0.02, 0.5)  # once everything is asked: the first look at the child's pipes, and the longest gap
 DRAIN_READS = 64  # per stream at the split: what a flood writes meanwhile is the hidden phase's
 CHUNK = 1 << 16
 _KIND = re.compile(rb'\{"kind": "([a-z]{1,20})"')
@@ -107,6 +113,7 @@ class _Loop:
         self.total = {"out": 0, "err": 0}
         self.results, self.cap, self.over = bytearray(), (limits.result_mb + 1) << 20, False
         self.offset, self.paired, self.phase = 0, False, "cells"  # frame reading: see _frames
+        self.look: float | None = None  # seconds to the next look at the pipes; None: read on every write
         self._send(exchange.opening)
 
     def run(self, timeout: float) -> dict:
@@ -118,16 +125,24 @@ class _Loop:
                 raise WorkerDied(f"no report from the worker in time; {self.worker.log_tail()}", timed_out=True)
             if end_by is not None and now >= end_by:
                 break
-            for key, _ in self.sel.select(max(0.0, (end_by or self.deadline) - now)):
+            wait = max(0.0, (end_by or self.deadline) - now)
+            events = self.sel.select(wait if self.look is None else min(wait, self.look))
+            for key, _ in events:
                 if key.data == "worker":
                     report = json.loads(self.worker.receive(self.deadline))
                     self.sel.unregister(key.fd)
                     self._finish()
                     end_by = time.monotonic() + DRAIN_SECONDS
+                    if self.look is not None:  # the child is gone: read its pipes out, then the rest on events
+                        self._look(out=True)
+                        if self.look is not None:
+                            self._eager()
                 elif key.data == "job":
                     self._write()
                 else:
                     self._read(key.data, key.fd)
+            if not events and self.look is not None:
+                self._look()
         if report is None:  # every pipe closed before the report: it comes once the child is reaped
             report = json.loads(self.worker.receive(self.deadline))
         return report
@@ -147,6 +162,7 @@ class _Loop:
             self.sel.unregister(self.job)
         if self.phase == "asked":  # everything is said: the child reads "done" last, never waits on us
             self._finish()
+            self._lazy()
 
     def _read(self, name: str, fd: int) -> int:
         """Read what `fd` has now, up to CHUNK bytes; how many (0 when it had nothing or was closed)."""
@@ -155,7 +171,8 @@ class _Loop:
         except BlockingIOError:
             return 0
         if not data:
-            self.sel.unregister(fd)
+            if fd in self.sel.get_map():  # not while the pipes are only looked at (_lazy)
+                self.sel.unregister(fd)
             os.close(fd)
             self.streams.discard(name)
             return 0
@@ -240,6 +257,36 @@ class _Loop:
         self.worker.begin_hidden()
         self._send(self.exchange.requests("hidden"))
 
+    def _lazy(self) -> None:
+        """Everything is asked: from now on the pipes are looked at every `look` seconds (and read out when
+        the worker reports), not on every write of the child (see the module docstring)."""
+        for name in self.streams:
+            self.sel.unregister(self.reads[name])
+        self.look = LOOKS[0]
+
+    def _eager(self) -> None:
+        """Back to reading each pipe whenever the child writes to it."""
+        for name in self.streams:
+            self.sel.register(self.reads[name], selectors.EVENT_READ, name)
+        self.look = None
+
+    def _look(self, out: bool = False) -> None:
+        """Read each pipe as far as the child has written it (`out`: until it is empty or closed). A pipe
+        that held a whole CHUNK is written fast (a flood, large answers): back to reading on every write.
+        A look that found nothing is followed by one twice as late (up to LOOKS[1])."""
+        found = full = False
+        for name in list(self.streams):
+            for _ in range(DRAIN_READS):
+                count = self._read(name, self.reads[name]) if name in self.streams else 0
+                found = found or count > 0
+                if count == 0 or (count < CHUNK and not out):
+                    break
+                full = full or count == CHUNK
+        if full:
+            self._eager()
+        elif not found:
+            self.look = min(2 * self.look, LOOKS[1])
+
     def _send(self, data: bytes) -> None:
         """Write `data` on the job pipe now; what the pipe does not take waits for it to be writable."""
         if self.job is None:
@@ -265,8 +312,9 @@ class _Loop:
         self._finish()
         for key in list(self.sel.get_map().values()):
             self.sel.unregister(key.fd)
-            if key.data in ("out", "err", "res"):
-                os.close(key.fd)
+        for name in self.streams:  # still open (registered or, while lazy, only looked at)
+            os.close(self.reads[name])
+        self.streams.clear()
         self.sel.close()
 
 
