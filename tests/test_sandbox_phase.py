@@ -2,11 +2,16 @@
 job's wall time and CPU time as a job of its own would (DESIGN §5 properties 4 and 8). Statuses only:
 no time is asserted."""
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
 from grader.limits import Limits
 from grader.sandbox import Call, Job, RunStatus
+from grader.sandbox.child.phase import cpu_so_far
 
 # f(seconds) waits or burns CPU for that many seconds, as the argument says.
 SOURCE = """\
@@ -77,3 +82,27 @@ def test_a_hidden_phase_over_the_limit_is_its_own_and_leaves_the_public_phase_ok
     public, hidden = bwrap_sandbox.run_phases(phased(function, 0.0, over), limits)
     assert public.status == RunStatus.ok and public.message == "" and public.calls["public"].status == "ok"
     assert hidden.status == status and hidden.calls["hidden"].status != "ok"
+
+
+def test_a_running_childs_cpu_time_is_read_to_well_under_a_clock_tick():
+    """What the worker reads at the split (the public phase's CPU in its report): a child that used 30 ms
+    of CPU, by its own clock, reads as at least that; /proc's 10 ms ticks, rounded down in two parts, read
+    less (0 s for a phase of 12 ms). The bound is the child's own CPU clock, not a time of this machine."""
+    ready, told = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the forked child
+        started = time.process_time()
+        while time.process_time() - started < 0.03:
+            pass
+        os.write(told, b"x")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        os.read(ready, 1)
+        own, total = cpu_so_far(pid)
+        assert own >= 0.03 and total >= own
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready)
+        os.close(told)

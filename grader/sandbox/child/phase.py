@@ -34,19 +34,31 @@ def confined(limits: dict, hidden: bool) -> dict:
 
 
 def cpu_so_far(pid: int) -> tuple:
-    """A running child's CPU seconds from /proc: its own (which RLIMIT_CPU counts), and with its
-    waited-for children (as wait4 reports at the end); None for what cannot be read. One read of one
-    file: the worker looks at it at most every CPU_LOOK seconds in a job with hidden calls."""
+    """A running child's CPU seconds: its own (which RLIMIT_CPU counts), and with its waited-for children
+    (as wait4 reports at the end); None for what cannot be read. Its own is read from its CPU clock, to the
+    nanosecond: /proc's clock ticks, rounded down in two parts, made a public phase of 12 ms read 0 s. The
+    worker looks at it at most every CPU_LOOK seconds in a job with hidden calls."""
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
         try:
             fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
         finally:
             os.close(fd)
-        own = (int(fields[11]) + int(fields[12])) / TICK
+        own = _own_cpu(pid)
+        if own is None:
+            own = (int(fields[11]) + int(fields[12])) / TICK
         return own, own + (int(fields[13]) + int(fields[14])) / TICK
     except (OSError, ValueError, IndexError):
         return None, None
+
+
+def _own_cpu(pid: int) -> float | None:
+    """The CPU time of process `pid` from its CPU clock (Linux's CPUCLOCK_SCHED clock id of a process, as
+    clock_getcpuclockid gives it); None where the kernel refuses it."""
+    try:
+        return time.clock_gettime((~pid << 3) | 2)
+    except (OSError, OverflowError, ValueError):
+        return None
 
 
 def peak_so_far(pid: int) -> float | None:
