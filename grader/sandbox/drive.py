@@ -238,10 +238,8 @@ class _Loop:
             self.phase = "over"
             self._finish()
             return
-        for name in ("out", "err"):  # a read short of CHUNK emptied the pipe: no second system call to see it
-            for _ in range(DRAIN_READS):
-                if name not in self.streams or self._read(name, self.reads[name]) < CHUNK:
-                    break
+        for name in ("out", "err"):
+            self._drain(name)
         now = time.monotonic()
         self.split = Split(
             answers,
@@ -274,18 +272,23 @@ class _Loop:
         """Read each pipe as far as the child has written it (`out`: until it is empty or closed). A pipe
         that held a whole CHUNK is written fast (a flood, large answers): back to reading on every write.
         A look that found nothing is followed by one twice as late (up to LOOKS[1])."""
-        found = full = False
-        for name in list(self.streams):
-            for _ in range(DRAIN_READS):
-                count = self._read(name, self.reads[name]) if name in self.streams else 0
-                found = found or count > 0
-                if count == 0 or (count < CHUNK and not out):
-                    break
-                full = full or count == CHUNK
-        if full:
+        drained = [self._drain(name, out) for name in list(self.streams)]
+        if any(full for _, full in drained):
             self._eager()
-        elif not found:
+        elif not any(count for count, _ in drained):
             self.look = min(2 * self.look, LOOKS[1])
+
+    def _drain(self, name: str, out: bool = False) -> tuple[int, bool]:
+        """Read stream `name` (if still open) as far as the child has written it, at most DRAIN_READS
+        chunks: a read short of CHUNK emptied the pipe, so no second system call looks (`out`: until a read
+        finds it empty or closed). The bytes read, and whether a read filled a whole CHUNK."""
+        total, full = 0, False
+        for _ in range(DRAIN_READS):
+            count = self._read(name, self.reads[name]) if name in self.streams else 0
+            total, full = total + count, full or count == CHUNK
+            if count == 0 or (count < CHUNK and not out):
+                break
+        return total, full
 
     def _send(self, data: bytes) -> None:
         """Write `data` on the job pipe now; what the pipe does not take waits for it to be writable."""

@@ -10,7 +10,8 @@ of its own from the grader: a header (cells, seed, limits, input files' layout) 
 no call and no array. Once the "cells" frame reached it, the grader sends the requests on the same pipe:
 per call its id, function, arguments and only its own arrays, with a fresh nonce; a scratch call twice,
 once with autograd's gradients scaled by a factor drawn for that request (bpg_provenance.scaled), that
-rerun just before or just after the graded call as the grader drew for the call; then "done". The child reads and answers them one at a time. Frames on fd 3:
+rerun just before or just after the graded call as the grader drew for the call; then "done". The child
+reads and answers them one at a time. Frames on fd 3:
     {"kind": "cells", ...}                       how executing the cells ended
     {"kind": "call", ..., "nonce"} raw           one answer per request, in order (raw: float64 values)
     {"kind": "done", "nonce"}                    answers the grader's last request
